@@ -1,0 +1,134 @@
+/**
+ * Typed errors. Every expected failure is one class carrying the fields a DBA needs and
+ * the exit code from SPEC.md; the CLI wrapper prints `message` (one line, with what to do
+ * next in `hint`) and exits with `exitCode`. Unexpected errors keep their stack.
+ */
+
+/** Exit codes promised by SPEC.md. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  invalid: 2,
+  verifyDiff: 3,
+  locked: 75,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export abstract class BluegreenError extends Error {
+  /** Process exit code the CLI uses for this failure. */
+  abstract readonly exitCode: ExitCode;
+  /** What the user should do next; printed after the message. */
+  readonly hint?: string;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.name = new.target.name;
+    this.hint = hint;
+  }
+}
+
+/** Bad input or usage: config, mapping, dump, version mismatch (exit 2). */
+export class InvalidInputError extends BluegreenError {
+  readonly exitCode = ExitCode.invalid;
+}
+
+/** One problem found while validating a file against its JSON Schema or its semantics. */
+export interface ValidationProblem {
+  /** File the problem is in. */
+  file: string;
+  /** JSON pointer (or dotted path) inside the file. */
+  path: string;
+  /** What is wrong. */
+  message: string;
+  /** How to fix it. */
+  hint?: string;
+}
+
+/** A file failed validation; carries every problem at once. */
+export class ValidationError extends InvalidInputError {
+  constructor(
+    readonly what: string,
+    readonly problems: ValidationProblem[],
+  ) {
+    super(
+      `${what}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n` +
+        problems
+          .map((p) => `  ${p.file}${p.path ? ` at ${p.path}` : ''}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ''}`)
+          .join('\n'),
+    );
+  }
+}
+
+export class ConfigError extends InvalidInputError {}
+
+export class UsageError extends InvalidInputError {}
+
+/** A dump file's sha256 differs from its manifest. */
+export class ChecksumMismatchError extends InvalidInputError {
+  constructor(
+    readonly file: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(
+      `dump file ${file} is corrupt: sha256 ${actual.slice(0, 12)}… but the manifest says ${expected.slice(0, 12)}…`,
+      'the dump was altered or truncated after export; export it again',
+    );
+  }
+}
+
+/** The dump is not readable as a bluegreen dump. */
+export class DumpError extends InvalidInputError {}
+
+/** A database's schema matches no known version, or not the version expected. */
+export class VersionMismatchError extends InvalidInputError {
+  constructor(
+    message: string,
+    hint?: string,
+    /** Human-readable drift report lines, when detection failed. */
+    readonly drift: string[] = [],
+  ) {
+    super(message, hint);
+  }
+}
+
+/** The target already holds data and the user did not ask to replace it. */
+export class TargetNotEmptyError extends InvalidInputError {
+  constructor(readonly tables: string[]) {
+    super(
+      `target is not empty: ${tables.join(', ')} already hold rows`,
+      'pass --truncate to replace its contents, or import into an empty database',
+    );
+  }
+}
+
+/** A table cannot be synced safely (no key, unmapped...). */
+export class TableError extends InvalidInputError {
+  constructor(
+    readonly table: string,
+    message: string,
+    hint?: string,
+  ) {
+    super(`table ${table}: ${message}`, hint);
+  }
+}
+
+/** Another run holds the lock for this pair (exit 75). */
+export class LockedError extends BluegreenError {
+  readonly exitCode = ExitCode.locked;
+  constructor(
+    readonly lockName: string,
+    readonly holder: string,
+  ) {
+    super(`another bluegreen run holds the lock for ${lockName} (${holder}); skipped`, 'this is normal under cron; the next run will catch up');
+  }
+}
+
+/** A database could not be reached or an operation failed at runtime (exit 1). */
+export class RuntimeFailure extends BluegreenError {
+  readonly exitCode = ExitCode.failure;
+}
+
+/** Verify found differences (exit 3). */
+export class VerifyDifferenceError extends BluegreenError {
+  readonly exitCode = ExitCode.verifyDiff;
+}
