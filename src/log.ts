@@ -38,7 +38,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     if (opts.format === 'json') {
       write(redactText(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })) + '\n');
     } else {
-      const extra = fields && Object.keys(fields).length ? ' ' + formatFields(fields) : '';
+      // Fields are for machines; a person reads the message (and sees fields with --verbose).
+      const extra = min <= order.debug && fields && Object.keys(fields).length ? ' ' + formatFields(fields) : '';
       const prefix = level === 'info' ? '' : `${level}: `;
       write(redactText(`${prefix}${msg}${extra}`) + '\n');
     }

@@ -1,0 +1,39 @@
+/**
+ * bluegreen's command line: thin yargs modules over the library in src/. Strict: unknown
+ * options and commands are usage errors (exit 2), never silently ignored.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ExitCode } from '../src/errors.ts';
+import { globalOptions } from './context.ts';
+import { envCommand } from './commands/env.ts';
+import { schemaCommand } from './commands/schema.ts';
+import { exportCommand } from './commands/export.ts';
+import { importCommand } from './commands/import.ts';
+
+const cli = globalOptions(yargs(hideBin(process.argv)))
+  .scriptName('bluegreen')
+  .usage(
+    '$0 <command> [options]\n\n' +
+      'Blue/green deployments for PostgreSQL apps whose schema changes between versions:\n' +
+      'export blue at vN, convert through mappings/, import into green at vN+1, verify.\n' +
+      'Environments come from --from-url/--to-url, bluegreen.config.json, BLUE_URL/GREEN_URL,\n' +
+      'or the local clusters started by `bluegreen env up`.',
+  )
+  .command(envCommand)
+  .command(schemaCommand)
+  .command(exportCommand)
+  .command(importCommand)
+  .version(false) // --version N names a schema version in several commands
+  .demandCommand(1, 'name a command; see the list above')
+  .strict()
+  .recommendCommands()
+  .epilogue('Exit codes: 0 ok, 1 failure, 2 invalid input, 3 verify found differences, 75 another run holds the lock.')
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`${y.help() && ''}error: ${msg}\n  next: see \`bluegreen --help\` or \`bluegreen <command> --help\`\n`);
+    process.exit(ExitCode.invalid);
+  });
+
+await cli.parseAsync();

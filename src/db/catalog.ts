@@ -1,0 +1,244 @@
+/**
+ * Reads a schema's catalog and detects which mappings/vN a database is at. A version's
+ * catalog is learnt by running its schema.sql inside a scratch schema in a transaction
+ * that is always rolled back: PostgreSQL itself parses the DDL, so types print exactly as
+ * they do in a live database (`format_type`), and nothing is left behind.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Catalog, TableInfo } from './catalog-types.ts';
+import { ident } from './connect.ts';
+import { InvalidInputError, VersionMismatchError } from '../errors.ts';
+
+export type { Catalog, TableInfo, ColumnInfo } from './catalog-types.ts';
+
+/** Schema holding bluegreen's own state in a target database; never part of a version. */
+export const STATE_SCHEMA = 'bluegreen';
+
+/** Reads every ordinary table of `schema` (default: the session's current schema). */
+export async function readCatalog(client: pg.Client, schema?: string): Promise<Catalog> {
+  const nsp = schema ?? (await client.query<{ s: string }>('select current_schema() as s')).rows[0]!.s;
+  const cols = await client.query<{
+    table: string;
+    name: string;
+    type: string;
+    notnull: boolean;
+    hasdef: boolean;
+    identity: boolean;
+    generated: boolean;
+  }>(
+    `select c.relname as table, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+            a.attnotnull as notnull, (a.atthasdef or a.attidentity <> '') as hasdef,
+            a.attidentity <> '' as identity, a.attgenerated <> '' as generated
+       from pg_class c
+       join pg_namespace n on n.oid = c.relnamespace
+       join pg_attribute a on a.attrelid = c.oid
+      where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
+        and a.attnum > 0 and not a.attisdropped
+      order by c.relname, a.attnum`,
+    [nsp],
+  );
+  const tables: Record<string, TableInfo> = {};
+  for (const r of cols.rows) {
+    const t = (tables[r.table] ??= { name: r.table, columns: [], primaryKey: [], uniqueKeys: [], foreignKeys: [] });
+    t.columns.push({
+      name: r.name,
+      type: r.type,
+      notNull: r.notnull,
+      hasDefault: r.hasdef,
+      identity: r.identity,
+      generated: r.generated,
+    });
+  }
+  // Keys: unique indexes over plain columns (no expressions, no predicates).
+  const keys = await client.query<{ table: string; primary: boolean; cols: string[] }>(
+    `select c.relname as table, i.indisprimary as primary,
+            array(select a.attname::text from unnest(i.indkey) with ordinality k(attnum, ord)
+                  join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+                  order by k.ord) as cols
+       from pg_index i
+       join pg_class c on c.oid = i.indrelid
+       join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and i.indisunique and i.indpred is null and i.indexprs is null
+      order by c.relname, i.indisprimary desc, i.indexrelid::regclass::text`,
+    [nsp],
+  );
+  for (const k of keys.rows) {
+    const t = tables[k.table];
+    if (!t) continue;
+    if (k.primary) t.primaryKey = k.cols;
+    else t.uniqueKeys.push(k.cols);
+  }
+  const fks = await client.query<{ table: string; cols: string[]; ref: string; refcols: string[] }>(
+    `select c.relname as table, r.relname as ref,
+            array(select a.attname::text from unnest(k.conkey) with ordinality x(attnum, ord)
+                  join pg_attribute a on a.attrelid = k.conrelid and a.attnum = x.attnum order by x.ord) as cols,
+            array(select a.attname::text from unnest(k.confkey) with ordinality x(attnum, ord)
+                  join pg_attribute a on a.attrelid = k.confrelid and a.attnum = x.attnum order by x.ord) as refcols
+       from pg_constraint k
+       join pg_class c on c.oid = k.conrelid
+       join pg_class r on r.oid = k.confrelid
+       join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and k.contype = 'f'
+      order by c.relname, k.conname`,
+    [nsp],
+  );
+  for (const f of fks.rows) {
+    tables[f.table]?.foreignKeys.push({ columns: f.cols, refTable: f.ref, refColumns: f.refcols });
+  }
+  return { tables };
+}
+
+/** Versions present in a mappings folder (`v1`, `v2`, …), ascending. */
+export async function listVersions(mappingsDir: string): Promise<number[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(mappingsDir);
+  } catch {
+    throw new InvalidInputError(
+      `mappings folder ${mappingsDir} does not exist`,
+      'pass --mappings DIR pointing at your versions (v1/schema.sql, v2/…), or run from the project folder',
+    );
+  }
+  const versions = entries
+    .map((e) => /^v(\d+)$/.exec(e)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+  if (versions.length === 0) {
+    throw new InvalidInputError(`no versions in ${mappingsDir}`, 'a version is a folder vN holding schema.sql');
+  }
+  return versions;
+}
+
+export function schemaFile(mappingsDir: string, version: number): string {
+  return path.join(mappingsDir, `v${version}`, 'schema.sql');
+}
+
+export async function readSchemaSql(mappingsDir: string, version: number): Promise<string> {
+  const file = schemaFile(mappingsDir, version);
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    throw new InvalidInputError(`version ${version} has no schema file ${file}`, `create ${file} with the DDL of version ${version}`);
+  }
+}
+
+/**
+ * The catalog a version's schema.sql produces, learnt on `client`'s server in a scratch
+ * schema inside a transaction that is rolled back. Needs only CREATE on the database.
+ */
+export async function loadVersionCatalog(client: pg.Client, mappingsDir: string, version: number): Promise<Catalog> {
+  const sql = await readSchemaSql(mappingsDir, version);
+  const scratch = `bluegreen_probe_${process.pid}_${Date.now() % 1e6}`;
+  await client.query('begin');
+  try {
+    await client.query(`create schema ${ident(scratch)}`);
+    await client.query(`set local search_path = ${ident(scratch)}`);
+    try {
+      await client.query(sql);
+    } catch (err) {
+      throw new InvalidInputError(
+        `${schemaFile(mappingsDir, version)} does not apply: ${(err as Error).message}`,
+        'fix the DDL; it must use unqualified names and run in an empty schema',
+      );
+    }
+    return await readCatalog(client, scratch);
+  } finally {
+    await client.query('rollback');
+  }
+}
+
+/** Catalogs of every version, learnt once per run. */
+export class VersionCatalogs {
+  private readonly cache = new Map<number, Promise<Catalog>>();
+  constructor(
+    readonly mappingsDir: string,
+    private readonly client: pg.Client,
+  ) {}
+  get(version: number): Promise<Catalog> {
+    let c = this.cache.get(version);
+    if (!c) {
+      c = loadVersionCatalog(this.client, this.mappingsDir, version);
+      this.cache.set(version, c);
+    }
+    return c;
+  }
+  async all(): Promise<Map<number, Catalog>> {
+    const out = new Map<number, Catalog>();
+    for (const v of await listVersions(this.mappingsDir)) out.set(v, await this.get(v));
+    return out;
+  }
+}
+
+/** Differences between a live catalog and a version's, one readable line each. */
+export function diffCatalogs(live: Catalog, expected: Catalog): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(expected.tables)) {
+    const e = expected.tables[name]!;
+    const l = live.tables[name];
+    if (!l) {
+      out.push(`table ${name} is missing`);
+      continue;
+    }
+    for (const ec of e.columns) {
+      const lc = l.columns.find((c) => c.name === ec.name);
+      if (!lc) out.push(`column ${name}.${ec.name} (${ec.type}) is missing`);
+      else if (lc.type !== ec.type) out.push(`column ${name}.${ec.name} is ${lc.type}, expected ${ec.type}`);
+      else if (lc.notNull !== ec.notNull)
+        out.push(`column ${name}.${ec.name} is ${lc.notNull ? 'NOT NULL' : 'nullable'}, expected ${ec.notNull ? 'NOT NULL' : 'nullable'}`);
+    }
+    for (const lc of l.columns) {
+      if (!e.columns.some((c) => c.name === lc.name)) out.push(`column ${name}.${lc.name} (${lc.type}) is not in the version`);
+    }
+    if (e.primaryKey.join(',') !== l.primaryKey.join(',')) {
+      out.push(`table ${name} has primary key (${l.primaryKey.join(', ') || 'none'}), expected (${e.primaryKey.join(', ') || 'none'})`);
+    }
+  }
+  for (const name of Object.keys(live.tables)) {
+    if (!expected.tables[name]) out.push(`table ${name} is not in the version`);
+  }
+  return out;
+}
+
+export type DetectedVersion = { version: number; catalog: Catalog } | { version: 'empty'; catalog: Catalog };
+
+/**
+ * The version whose schema.sql matches the database's current schema exactly (tables,
+ * columns, types, nullability, primary keys). An empty schema is reported as 'empty'; a
+ * schema matching no version is refused with a drift report against the closest one.
+ */
+export async function detectVersion(client: pg.Client, catalogs: VersionCatalogs, label = 'database'): Promise<DetectedVersion> {
+  const live = await readCatalog(client);
+  if (Object.keys(live.tables).length === 0) return { version: 'empty', catalog: live };
+  let best: { version: number; drift: string[] } | undefined;
+  for (const [version, catalog] of await catalogs.all()) {
+    const drift = diffCatalogs(live, catalog);
+    if (drift.length === 0) return { version, catalog: live };
+    if (!best || drift.length < best.drift.length) best = { version, drift };
+  }
+  const shown = best!.drift.slice(0, 12);
+  throw new VersionMismatchError(
+    `${label} matches no version in ${catalogs.mappingsDir}; closest is v${best!.version} with ${best!.drift.length} difference(s): ${shown.join('; ')}${best!.drift.length > shown.length ? '; …' : ''}`,
+    `bring the schema to a version (or add one: bluegreen new-version), or pass --version to say which it is`,
+    best!.drift,
+  );
+}
+
+/** Tables ordered so that every table comes after the tables it references (load order). */
+export function loadOrder(catalog: Catalog): string[] {
+  const names = Object.keys(catalog.tables).sort();
+  const done = new Set<string>();
+  const out: string[] = [];
+  const visit = (n: string, stack: Set<string>) => {
+    if (done.has(n) || stack.has(n)) return; // cycles: fall back to name order
+    stack.add(n);
+    for (const fk of catalog.tables[n]?.foreignKeys ?? []) if (fk.refTable !== n && catalog.tables[fk.refTable]) visit(fk.refTable, stack);
+    stack.delete(n);
+    done.add(n);
+    out.push(n);
+  };
+  for (const n of names) visit(n, new Set());
+  return out;
+}

@@ -1,0 +1,211 @@
+/**
+ * `export`: every table read in ONE snapshot (REPEATABLE READ; parallel workers join it
+ * with SET TRANSACTION SNAPSHOT), streamed from COPY TO STDOUT straight to files while
+ * being hashed: no row is parsed or held in memory.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, chmod } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { connect, ident } from '../db/connect.ts';
+import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo } from '../db/catalog.ts';
+import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
+import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+
+export interface ExportOptions {
+  /** Source connection URL. */
+  url: string;
+  /** Environment name, for messages and the manifest. */
+  environment: string;
+  mappingsDir: string;
+  /** Dump directory to create (must not exist or be empty). */
+  out: string;
+  /** Version of the source; detected from its catalog when omitted. */
+  version?: number;
+  /** Parallel table workers sharing the snapshot. */
+  jobs?: number;
+  logger: Logger;
+}
+
+export interface TableReport {
+  table: string;
+  rows: number;
+  bytes: number;
+  ms: number;
+}
+
+export interface ExportReport {
+  dir: string;
+  manifest: Manifest;
+  tables: TableReport[];
+  ms: number;
+}
+
+/** Columns COPY can read and write: everything but generated columns. */
+export function copyColumns(t: TableInfo): string[] {
+  return t.columns.filter((c) => !c.generated).map((c) => c.name);
+}
+
+const COLLATABLE = /^(text|character varying|character|citext|name)\b/;
+
+/**
+ * ORDER BY for a table's key in a byte-stable order: text keys compare by bytes (COLLATE
+ * "C") so offline merge joins in JS agree with the database's order.
+ */
+export function keyOrderBy(t: TableInfo, key: string[]): string {
+  return key
+    .map((k) => {
+      const type = t.columns.find((c) => c.name === k)?.type ?? '';
+      return COLLATABLE.test(type) ? `${ident(k)} collate "C"` : ident(k);
+    })
+    .join(', ');
+}
+
+/** A table's key: its primary key, else refused (SPEC: no silent guesses). */
+export function tableKey(t: TableInfo): string[] {
+  if (t.primaryKey.length > 0) return t.primaryKey;
+  throw new TableError(
+    t.name,
+    'has no primary key',
+    'add a primary key, or name a unique non-null key (or "reload": "full") for it in the mapping',
+  );
+}
+
+async function ensureEmptyDir(dir: string): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    /* does not exist yet */
+  }
+  if (entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the dump, or remove the old one');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+}
+
+/** A pass-through that hashes and counts what flows through it. */
+export function hashTap(): Transform & { digest(): { sha256: string; bytes: number } } {
+  const h = createHash('sha256');
+  let bytes = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  }) as Transform & { digest(): { sha256: string; bytes: number } };
+  t.digest = () => ({ sha256: h.digest('hex'), bytes });
+  return t;
+}
+
+/** Streams `COPY (sql) TO STDOUT` (CSV with header) into `file` (0600); returns its facts. */
+export async function copyQueryToFile(
+  client: pg.Client,
+  sql: string,
+  file: string,
+): Promise<{ rows: number; bytes: number; sha256: string }> {
+  const source = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT csv, HEADER true)`));
+  const tap = hashTap();
+  await pipeline(source, tap, createWriteStream(file, { mode: 0o600 }));
+  return { rows: source.rowCount, ...tap.digest() };
+}
+
+/** Opens a REPEATABLE READ READ ONLY transaction; returns its exported snapshot id. */
+export async function beginSnapshot(client: pg.Client): Promise<{ snapshot: string; now: string }> {
+  await client.query('begin isolation level repeatable read read only');
+  const r = await client.query<{ snapshot: string; now: string }>(
+    `select pg_export_snapshot() as snapshot, to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`,
+  );
+  return r.rows[0]!;
+}
+
+export async function joinSnapshot(client: pg.Client, snapshot: string): Promise<void> {
+  await client.query('begin isolation level repeatable read read only');
+  await client.query(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
+}
+
+/** Runs `work` over `items` with at most `jobs` in flight, each worker owning a client. */
+export async function runPool<T>(items: T[], clients: pg.Client[], work: (item: T, client: pg.Client) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  await Promise.all(
+    clients.map(async (client) => {
+      while (failed === undefined && next < items.length) {
+        const item = items[next++]!;
+        try {
+          await work(item, client);
+        } catch (err) {
+          failed ??= err;
+        }
+      }
+    }),
+  );
+  if (failed !== undefined) throw failed;
+}
+
+export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
+  const started = Date.now();
+  const { logger } = opts;
+  const main = await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen export' });
+  const extra: pg.Client[] = [];
+  try {
+    const catalogs = new VersionCatalogs(opts.mappingsDir, main);
+    let version: number;
+    let catalog: Catalog;
+    if (opts.version !== undefined) {
+      version = opts.version;
+      catalog = await catalogs.get(version);
+    } else {
+      const detected = await detectVersion(main, catalogs, opts.environment);
+      if (detected.version === 'empty') {
+        throw new VersionMismatchError(`${opts.environment} has no tables to export`, `apply a schema first: bluegreen schema apply --to ${opts.environment} --version N`);
+      }
+      version = detected.version;
+      catalog = await catalogs.get(version);
+    }
+    await ensureEmptyDir(opts.out);
+    const order = loadOrder(catalog);
+    const plans = order.map((name) => {
+      const t = catalog.tables[name]!;
+      return { t, key: tableKey(t), columns: copyColumns(t) };
+    });
+    const { snapshot, now } = await beginSnapshot(main);
+    const serverVersion = (await main.query<{ v: string }>('show server_version')).rows[0]!.v;
+    const jobs = Math.max(1, Math.min(opts.jobs ?? 1, plans.length));
+    for (let i = 1; i < jobs; i++) {
+      const c = await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen export' });
+      extra.push(c);
+      await joinSnapshot(c, snapshot);
+    }
+    logger.info(`exporting ${opts.environment} (v${version}, ${plans.length} tables) to ${opts.out}`);
+    const results = new Map<string, DumpTable>();
+    const reports: TableReport[] = [];
+    await runPool(plans, [main, ...extra], async (p, client) => {
+      const t0 = Date.now();
+      const file = `${p.t.name}.csv`;
+      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)} order by ${keyOrderBy(p.t, p.key)}`;
+      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
+      results.set(p.t.name, { name: p.t.name, file, columns: p.columns, key: p.key, ...facts });
+      reports.push({ table: p.t.name, rows: facts.rows, bytes: facts.bytes, ms: Date.now() - t0 });
+      logger.info(`  ${p.t.name}: ${facts.rows} rows`, { table: p.t.name, rows: facts.rows, bytes: facts.bytes });
+    });
+    for (const c of [main, ...extra]) await c.query('commit');
+    const manifest = newManifest({
+      schemaVersion: version,
+      mode: 'full',
+      source: { environment: opts.environment, url: redactUrl(opts.url), serverVersion, snapshotTime: now },
+      tables: order.map((n) => results.get(n)!),
+    });
+    // The manifest is written last: a directory without one is never taken for a dump.
+    await writeManifest(opts.out, manifest);
+    return { dir: opts.out, manifest, tables: reports, ms: Date.now() - started };
+  } finally {
+    for (const c of [main, ...extra]) await c.end().catch(() => {});
+  }
+}

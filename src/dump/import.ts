@@ -1,0 +1,198 @@
+/**
+ * `import`: load a dump into a target, all or nothing. Everything that can refuse the
+ * dump (manifest, checksums, version, non-empty target) runs before the first write. The
+ * load is one transaction: a failure or a SIGKILL at any point leaves the target as it
+ * was (PostgreSQL rolls back the open transaction when the session dies).
+ *
+ * Fast path for an initial load (FACTS.md: index maintenance dominates an indexed load):
+ * foreign keys, unique/primary constraints and secondary indexes of the loaded tables are
+ * dropped inside the transaction and rebuilt after the data, which is also atomic.
+ */
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { connect, ident } from '../db/connect.ts';
+import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
+import { ensureStateSchema, recordRun } from '../db/state.ts';
+import { alignSequences, type SequenceMove } from '../db/sequences.ts';
+import { DumpError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { openDump, type Manifest } from './manifest.ts';
+
+export interface ImportOptions {
+  /** Target connection URL. */
+  url: string;
+  /** Environment name, for messages. */
+  environment: string;
+  mappingsDir: string;
+  /** Dump directory. */
+  dir: string;
+  /** Replace the target's rows (TRUNCATE in the same transaction). */
+  truncate?: boolean;
+  /** Target version; detected when omitted. */
+  version?: number;
+  logger: Logger;
+}
+
+export interface ImportReport {
+  environment: string;
+  version: number;
+  tables: { table: string; rows: number; ms: number }[];
+  sequences: SequenceMove[];
+  ms: number;
+}
+
+/** Definitions dropped for a bulk load and recreated after it, in the same transaction. */
+interface DeferredDdl {
+  drop: string[];
+  create: string[];
+}
+
+/**
+ * Foreign keys touching the loaded tables, then their primary/unique constraints, then
+ * plain indexes: dropped in that order, recreated in reverse.
+ */
+async function deferrableDdl(client: pg.Client, tables: string[]): Promise<DeferredDdl> {
+  const rel = `array(select to_regclass(quote_ident(t)) from unnest($1::text[]) t)`;
+  const fks = await client.query<{ tbl: string; name: string; def: string }>(
+    `select conrelid::regclass::text as tbl, conname as name, pg_get_constraintdef(oid) as def
+       from pg_constraint where contype = 'f' and (conrelid = any(${rel}) or confrelid = any(${rel}))
+      order by 1, 2`,
+    [tables],
+  );
+  const keys = await client.query<{ tbl: string; name: string; def: string }>(
+    `select conrelid::regclass::text as tbl, conname as name, pg_get_constraintdef(oid) as def
+       from pg_constraint where contype in ('p', 'u') and conrelid = any(${rel})
+      order by contype, 1, 2`,
+    [tables],
+  );
+  const idx = await client.query<{ name: string; def: string }>(
+    `select i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as def
+       from pg_index i
+      where i.indrelid = any(${rel})
+        and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)
+      order by 1`,
+    [tables],
+  );
+  const drop = [
+    ...fks.rows.map((f) => `alter table ${f.tbl} drop constraint ${ident(f.name)}`),
+    ...keys.rows.map((k) => `alter table ${k.tbl} drop constraint ${ident(k.name)}`),
+    ...idx.rows.map((i) => `drop index ${i.name}`),
+  ];
+  const create = [
+    ...keys.rows.map((k) => `alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`),
+    ...idx.rows.map((i) => i.def),
+    ...fks.rows.map((f) => `alter table ${f.tbl} add constraint ${ident(f.name)} ${f.def}`),
+  ];
+  return { drop, create };
+}
+
+/** Tables among `tables` that hold at least one row. */
+export async function nonEmptyTables(client: pg.Client, tables: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const t of tables) {
+    const r = await client.query(`select 1 from ${ident(t)} limit 1`);
+    if (r.rowCount) out.push(t);
+  }
+  return out;
+}
+
+/** Checks that every table of the dump exists in the target with the dump's columns. */
+function checkDumpFitsTarget(manifest: Manifest, target: Catalog, dir: string): void {
+  for (const t of manifest.tables) {
+    const tt = target.tables[t.name];
+    if (!tt) throw new DumpError(`dump ${dir} holds table ${t.name}, which the target does not have`, 'the dump and target versions disagree; check the manifest');
+    for (const c of t.columns) {
+      if (!tt.columns.some((x) => x.name === c)) {
+        throw new DumpError(`dump ${dir}: column ${t.name}.${c} does not exist in the target`, 'the dump and target versions disagree; check the manifest');
+      }
+    }
+  }
+}
+
+export async function importDump(opts: ImportOptions): Promise<ImportReport> {
+  const started = Date.now();
+  const { logger } = opts;
+  // Refusals first: nothing is written before the dump is proven intact.
+  const manifest = await openDump(opts.dir);
+  const client = await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen import' });
+  try {
+    const catalogs = new VersionCatalogs(opts.mappingsDir, client);
+    let version: number;
+    if (opts.version !== undefined) version = opts.version;
+    else {
+      const d = await detectVersion(client, catalogs, opts.environment);
+      if (d.version === 'empty') {
+        throw new VersionMismatchError(
+          `${opts.environment} has no schema yet`,
+          `create it first: bluegreen schema apply --to ${opts.environment} --version ${manifest.schemaVersion}`,
+        );
+      }
+      version = d.version;
+    }
+    if (version !== manifest.schemaVersion) {
+      throw new VersionMismatchError(
+        `dump ${opts.dir} is at v${manifest.schemaVersion} but ${opts.environment} is at v${version}`,
+        `convert it first: bluegreen convert --in ${opts.dir} --to-version ${version} --out DIR`,
+      );
+    }
+    const target = await catalogs.get(version);
+    checkDumpFitsTarget(manifest, target, opts.dir);
+    const tables = manifest.tables.map((t) => t.name);
+    const occupied = await nonEmptyTables(client, tables);
+    if (occupied.length > 0 && !opts.truncate) throw new TargetNotEmptyError(occupied);
+
+    logger.info(`importing ${opts.dir} (v${version}, ${tables.length} tables) into ${opts.environment}`);
+    const report: ImportReport = { environment: opts.environment, version, tables: [], sequences: [], ms: 0 };
+    await client.query('begin');
+    try {
+      await ensureStateSchema(client);
+      if (opts.truncate && occupied.length > 0) {
+        await client.query(`truncate ${tables.map(ident).join(', ')}`);
+      }
+      // Replayed rows must keep their own updated_at and fire no application side
+      // effects: user triggers are off for this transaction only (FK triggers stay).
+      for (const t of tables) await client.query(`alter table ${ident(t)} disable trigger user`);
+      const ddl = await deferrableDdl(client, tables);
+      for (const stmt of ddl.drop) await client.query(stmt);
+      for (const t of manifest.tables) {
+        const t0 = Date.now();
+        const sink = client.query(
+          copyFrom(`COPY ${ident(t.name)} (${t.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
+        );
+        await pipeline(createReadStream(path.join(opts.dir, t.file), { highWaterMark: 256 * 1024 }), sink);
+        if (sink.rowCount !== t.rows) {
+          throw new DumpError(`table ${t.name}: loaded ${sink.rowCount} rows, the manifest says ${t.rows}`, 'the dump is inconsistent; export it again');
+        }
+        report.tables.push({ table: t.name, rows: sink.rowCount, ms: Date.now() - t0 });
+        logger.info(`  ${t.name}: ${sink.rowCount} rows`, { table: t.name, rows: sink.rowCount });
+      }
+      logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
+      for (const stmt of ddl.create) await client.query(stmt);
+      for (const t of tables) await client.query(`alter table ${ident(t)} enable trigger user`);
+      report.sequences = await alignSequences(client, tables);
+      await recordRun(client, {
+        kind: 'import',
+        source: manifest.source?.environment,
+        fromVersion: manifest.schemaVersion,
+        toVersion: version,
+        startedAt: new Date(started),
+        status: 'ok',
+        rows: report.tables.reduce((a, t) => a + t.rows, 0),
+        detail: { dump: path.resolve(opts.dir), createdAt: manifest.createdAt },
+      });
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    }
+    // Fresh statistics so the application's first queries on the new data plan well.
+    for (const t of tables) await client.query(`analyze ${ident(t)}`);
+    report.ms = Date.now() - started;
+    return report;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The dump directory: manifest.json plus one CSV per table (PostgreSQL's own CSV, header
+ * row, NULL unquoted-empty, '' quoted). Reading a dump validates the manifest against its
+ * JSON Schema and every file's sha256 before anything else touches the data.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, writeFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { ChecksumMismatchError, DumpError } from '../errors.ts';
+import { validateAgainst } from '../validate.ts';
+import { TOOL_VERSION } from '../version.ts';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const DUMP_FORMAT = 'bluegreen-dump/1';
+
+export interface DumpFileInfo {
+  /** File name inside the dump directory. */
+  file: string;
+  /** Data rows (header excluded). */
+  rows: number;
+  /** Size in bytes. */
+  bytes: number;
+  /** Hex sha256 of the file's bytes. */
+  sha256: string;
+}
+
+export interface DumpTable extends DumpFileInfo {
+  /** Table name in the dump's schema version. */
+  name: string;
+  /** Columns, in the CSV's order (matches its header). */
+  columns: string[];
+  /** Key columns; rows are ordered by them. */
+  key: string[];
+  /** Watermark column and the range this dump covers. */
+  watermark?: { column: string; from?: string | null; to?: string | null };
+  /** Incremental dumps: the full key set at the snapshot (deletes = target keys not in it). */
+  keysFile?: DumpFileInfo;
+}
+
+export interface Manifest {
+  format: typeof DUMP_FORMAT;
+  tool: { name: 'bluegreen'; version: string };
+  /** Version the data is in. */
+  schemaVersion: number;
+  /** Version of the original export, when this dump was converted. */
+  convertedFrom?: number;
+  mode: 'full' | 'incremental';
+  createdAt: string;
+  source?: { environment?: string; url?: string; serverVersion?: string; snapshotTime?: string };
+  /** Tables in load order. */
+  tables: DumpTable[];
+}
+
+export function newManifest(fields: Omit<Manifest, 'format' | 'tool' | 'createdAt'>): Manifest {
+  return { format: DUMP_FORMAT, tool: { name: 'bluegreen', version: TOOL_VERSION }, createdAt: new Date().toISOString(), ...fields };
+}
+
+export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
+  await writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** Reads and validates manifest.json (no checksum work). */
+export async function readManifest(dir: string): Promise<Manifest> {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new DumpError(`${dir} is not a bluegreen dump: ${MANIFEST_FILE} is missing`, 'pass the directory written by `bluegreen export --out DIR`');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new DumpError(`${file} is not valid JSON: ${(err as Error).message}`, 'the dump is damaged; export it again');
+  }
+  if (json && typeof json === 'object' && 'format' in json && (json as { format: unknown }).format !== DUMP_FORMAT) {
+    throw new DumpError(`${file}: dump format ${JSON.stringify((json as { format: unknown }).format)} is not supported (this bluegreen reads ${DUMP_FORMAT})`, 'use the bluegreen version that wrote it');
+  }
+  const manifest = validateAgainst<Manifest>('manifest.schema.json', json, file, `invalid dump manifest`);
+  const names = new Set<string>();
+  for (const t of manifest.tables) {
+    if (names.has(t.name)) throw new DumpError(`${file}: table ${t.name} is listed twice`);
+    names.add(t.name);
+  }
+  return manifest;
+}
+
+/** sha256 and size of a file, streamed. */
+export async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  await pipeline(createReadStream(file), async function* (src: AsyncIterable<Buffer>) {
+    for await (const chunk of src) {
+      h.update(chunk);
+      bytes += chunk.length;
+    }
+  });
+  return { sha256: h.digest('hex'), bytes };
+}
+
+/**
+ * Reads a dump and proves every file is the one the manifest describes. Throws
+ * ChecksumMismatchError naming the file; nothing is written anywhere before this passes.
+ */
+export async function openDump(dir: string): Promise<Manifest> {
+  const manifest = await readManifest(dir);
+  for (const t of manifest.tables) {
+    for (const f of [t, ...(t.keysFile ? [t.keysFile] : [])]) {
+      const file = path.join(dir, f.file);
+      try {
+        await stat(file);
+      } catch {
+        throw new DumpError(`dump file ${file} (table ${t.name}) is missing`, 'the dump is incomplete; export it again');
+      }
+      const actual = await hashFile(file);
+      if (actual.sha256 !== f.sha256) throw new ChecksumMismatchError(file, f.sha256, actual.sha256);
+      if (actual.bytes !== f.bytes) throw new ChecksumMismatchError(file, f.sha256, actual.sha256);
+    }
+  }
+  return manifest;
+}
