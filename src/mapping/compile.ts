@@ -1,0 +1,197 @@
+/**
+ * Compiles a validated mapping into, per target table, an SQL face (a SELECT over the
+ * source tables, for `COPY (SELECT ...) TO STDOUT` on a live database: the fast path) and
+ * a JS face (a row transform over text values, for offline convert and `check`).
+ *
+ * JS faces are index-based closures built once per table: the hot path allocates only the
+ * output row.
+ */
+import { UnsupportedFaceError } from './errors.ts';
+import type { Mapping } from './load.ts';
+import type { TablePlan } from './analyse.ts';
+import { fromClause } from './ops/merge-tables.ts';
+import { quoteIdent } from './sql.ts';
+import type { Row } from './types.ts';
+
+/** A source table as a compiled table reads it. */
+export interface SourceTable {
+  /** Table name in the source version. */
+  table: string;
+  /** Its columns as they appear in the input row (non-generated, catalog order): the COPY column list to export. */
+  columns: string[];
+  /** Key columns in this table ([] for a keyless full-reload table). Dumps are sorted by them. */
+  key: string[];
+  /** Watermark column in this table, or null when the table has none (full reload). */
+  watermark: string | null;
+}
+
+/** A source column a target column's value comes from. */
+export interface ColumnOrigin {
+  /** Index into `sources`. */
+  source: number;
+  /** Column of that source table. */
+  column: string;
+}
+
+/** How one target table is produced from the source version. The same shape for one step and for a chain. */
+export interface CompiledTable {
+  /** Target table name. */
+  table: string;
+  /** Version the source tables belong to. */
+  fromVersion: number;
+  /** Version of the target table. */
+  toVersion: number;
+  /**
+   * Source tables. The JS input row is their rows concatenated in this order; for more
+   * than one (a merge), rows are joined on the key, LEFT JOIN from the first (a missing
+   * partner is all NULLs). To export incrementally, take the union of the keys changed in
+   * any source and filter every source by that key set: filtering each source by its own
+   * watermark would lose a change made only to a later table.
+   */
+  sources: SourceTable[];
+  /** Target columns written, in target catalog order (generated columns and columns left to their DEFAULT are excluded). */
+  columns: string[];
+  /** Target key columns ([] only for a keyless full-reload table). */
+  key: string[];
+  /** `full`: copy the whole table on every run. */
+  reload: 'full' | 'incremental';
+  /**
+   * Target columns (possibly not in `columns`) whose value is not a function of the
+   * source: left to their DEFAULT here or derived from such a column earlier in a chain.
+   * Verify excludes them.
+   */
+  lossyColumns: string[];
+  /** Source columns each written target column depends on, by target column. */
+  origins: Record<string, ColumnOrigin[]>;
+  /** Why `selectSql` is unavailable (ops without an SQL face); empty when available. */
+  sqlUnsupported: string[];
+  /** Why `transformJs` is unavailable (ops without an exact JS face); empty when available. */
+  jsUnsupported: string[];
+  /**
+   * `SELECT <expr> AS "<column>", ... FROM ...` producing `columns` in order, with
+   * `sourceRel(table)` as the relation of each source table (a quoted name, or a
+   * parenthesised subquery). Throws UnsupportedFaceError when `sqlUnsupported` is not empty.
+   */
+  selectSql(sourceRel: (table: string) => string): string;
+  /**
+   * Maps one input row (source columns, see `sources`) to one target row (`columns`).
+   * Throws UnsupportedFaceError when `jsUnsupported` is not empty, MappingValueError for
+   * a value the mapping cannot convert.
+   */
+  transformJs(row: Row): Row;
+}
+
+/** The compiled form of one mapping file. */
+export interface CompiledStep {
+  /** Source version. */
+  from: number;
+  /** Target version. */
+  to: number;
+  /** Target tables by name. */
+  tables: Record<string, CompiledTable>;
+  /** Source tables (`t`) and columns (`t.c`) this step loses, as declared and checked. */
+  lost: string[];
+}
+
+/** Options for compileStep. */
+export interface CompileOptions {
+  /**
+   * Also output the columns left to their DEFAULT, as NULL. Used for the inner steps of a
+   * chain, whose rows feed a later step rather than a table.
+   */
+  fullWidth?: boolean;
+}
+
+/** Compiles every target table of a loaded mapping. */
+export function compileStep(mapping: Mapping, options: CompileOptions = {}): CompiledStep {
+  const tables: Record<string, CompiledTable> = {};
+  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false);
+  return { from: mapping.from, to: mapping.to, tables, lost: mapping.analysis.lost };
+}
+
+function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean): CompiledTable {
+  const outputs = plan.outputs.filter((o) => fullWidth || o.kind !== 'default');
+  const columns = outputs.map((o) => o.column);
+  const outIndex = new Map(columns.map((c, i) => [c, i]));
+  const sourceIndex = new Map(plan.inputs.map((inp, i) => [inp.table.name, i]));
+
+  const sqlUnsupported: string[] = [];
+  const jsUnsupported: string[] = [];
+  for (const op of plan.ops) {
+    if (op === undefined) continue;
+    if (!Array.isArray(op.sql)) sqlUnsupported.push(op.sql.unsupported);
+    if (typeof op.js !== 'function') jsUnsupported.push(op.js.unsupported);
+  }
+
+  // SQL face: one expression per output column.
+  const exprs = outputs.map((o) => {
+    if (o.kind === 'carry') return o.source.sql;
+    if (o.kind === 'default') return 'NULL';
+    const op = plan.ops[o.op]!;
+    return Array.isArray(op.sql) ? op.sql[op.writes.indexOf(o.column)]! : 'NULL';
+  });
+  const select = exprs.map((e, i) => `${e} AS ${quoteIdent(columns[i]!)}`).join(', ');
+  const table = plan.table;
+  const selectSql = (sourceRel: (t: string) => string): string => {
+    if (sqlUnsupported.length > 0) throw new UnsupportedFaceError(table, 'sql', sqlUnsupported);
+    return `SELECT ${select} ${fromClause(plan.inputs.map((i) => sourceRel(i.table.name)), plan.sourceKey)}`;
+  };
+
+  // JS face.
+  const width = columns.length;
+  const inWidth = plan.inputs.reduce((n, i) => n + i.columns.length, 0);
+  const carryFrom: number[] = [];
+  const carryTo: number[] = [];
+  const nullAt: number[] = [];
+  outputs.forEach((o, i) => {
+    if (o.kind === 'carry') {
+      carryFrom.push(o.source.index);
+      carryTo.push(i);
+    } else if (o.kind === 'default') nullAt.push(i);
+  });
+  const writers: ((src: Row, out: Row) => void)[] = [];
+  for (const op of plan.ops) {
+    if (op === undefined || typeof op.js !== 'function' || op.writes.length === 0) continue;
+    writers.push(op.js(op.writes.map((w) => outIndex.get(w)!)));
+  }
+  const nCarry = carryFrom.length;
+  const transformJs =
+    jsUnsupported.length > 0
+      ? (): Row => {
+          throw new UnsupportedFaceError(table, 'js', jsUnsupported);
+        }
+      : (row: Row): Row => {
+          if (row.length !== inWidth) throw new Error(`${table}: input row has ${row.length} values, expected ${inWidth}`);
+          const out: Row = new Array(width);
+          for (let k = 0; k < nCarry; k++) out[carryTo[k]!] = row[carryFrom[k]!]!;
+          for (let k = 0; k < nullAt.length; k++) out[nullAt[k]!] = null;
+          for (let k = 0; k < writers.length; k++) writers[k]!(row, out);
+          return out;
+        };
+
+  const origins: Record<string, ColumnOrigin[]> = {};
+  for (const o of outputs) {
+    const deps = o.kind === 'carry' ? [o.source] : o.kind === 'op' ? o.deps : [];
+    origins[o.column] = deps.map((d) => ({ source: sourceIndex.get(d.table)!, column: d.column.name }));
+  }
+  return {
+    table,
+    fromVersion,
+    toVersion,
+    sources: plan.inputs.map((inp) => ({
+      table: inp.table.name,
+      columns: inp.columns.map((c) => c.name),
+      key: plan.sourceKey,
+      watermark: plan.watermark,
+    })),
+    columns,
+    key: plan.key,
+    reload: plan.reload,
+    lossyColumns: plan.outputs.filter((o) => o.kind === 'default').map((o) => o.column),
+    origins,
+    sqlUnsupported,
+    jsUnsupported,
+    selectSql,
+    transformJs,
+  };
+}

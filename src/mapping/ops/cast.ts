@@ -1,0 +1,182 @@
+/**
+ * `cast`: converts a source column to the target column's type (the type comes from the
+ * target schema, so the mapping cannot disagree with it).
+ *
+ * The SQL face is PostgreSQL's own cast. The JS face exists only where the text result is
+ * known exactly without PostgreSQL: widening or narrowing integers, numeric precision and
+ * added scale, text <-> varchar, boolean <-> text, and types whose `::text` is their COPY
+ * output. Any other cast (numeric rounding, text -> integer, json -> jsonb...) is SQL-only:
+ * offline convert refuses the table naming this op, and it is treated as lossy.
+ */
+import type { ValidationProblem } from '../../errors.ts';
+import { MappingValueError } from '../errors.ts';
+import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
+import { castTo, quoteLiteral, sqlFail } from '../sql.ts';
+import type { CastOpSpec } from '../types.ts';
+
+/** How one type converts to another. */
+export interface CastRule {
+  /** Exact JS face over text values; throws a message for values the cast refuses. Undefined: SQL-only. */
+  js?: (value: string) => string;
+  /** The cast can lose information (several inputs give one output). */
+  lossy: boolean;
+  /** Output text equals input text for every accepted value (may carry a key). */
+  keySafe: boolean;
+  /** SQL expression converting `expr`. */
+  sql: (expr: string) => string;
+}
+
+const INT_BITS: Record<string, bigint> = { smallint: 15n, integer: 31n, bigint: 63n };
+const TEXT_LIKE = /^(text|character varying(?:\((\d+)\))?)$/;
+const NUMERIC = /^numeric(?:\((\d+),(\d+)\))?$/;
+// Types whose cast to text is their output function (I/O conversion), so the text is
+// exactly what COPY prints. Not boolean (prints true/false), character(n) (trims),
+// inet/cidr (always print the netmask), which have their own casts to text.
+const TEXT_IS_OUTPUT = /^(smallint|integer|bigint|numeric(\(\d+,\d+\))?|real|double precision|uuid|date|timestamp(\(\d\))? with(out)? time zone|time(\(\d\))? without time zone|interval|jsonb|json|bytea|money)$/;
+
+/** Exact range check for integer text; throws the message PostgreSQL would give. */
+function intInRange(type: string): (value: string) => string {
+  const bits = INT_BITS[type]!;
+  const min = -(1n << bits);
+  const max = (1n << bits) - 1n;
+  return (value) => {
+    const n = BigInt(value);
+    if (n < min || n > max) throw new Error(`out of range for type ${type}`);
+    return value;
+  };
+}
+
+/** Integer digits of a numeric text value (without sign and leading zero of "0.x"). */
+function integerDigits(value: string): number {
+  const unsigned = value.startsWith('-') ? value.slice(1) : value;
+  const intPart = unsigned.split('.')[0]!;
+  return intPart === '0' ? 0 : intPart.length;
+}
+
+/** JS face for a numeric(p,s) target receiving numeric text with `fromScale` decimals. */
+function toNumeric(precision: number, scale: number, fromScale: number): (value: string) => string {
+  const pad = '0'.repeat(scale - fromScale);
+  return (value) => {
+    if (value === 'NaN') return value;
+    if (value === 'Infinity' || value === '-Infinity') throw new Error(`${value} does not fit numeric(${precision},${scale})`);
+    if (integerDigits(value) > precision - scale) throw new Error(`numeric field overflow: does not fit numeric(${precision},${scale})`);
+    if (pad === '') return value;
+    return fromScale === 0 ? `${value}.${pad}` : value + pad;
+  };
+}
+
+/** PostgreSQL's boolin: trims, case-insensitive, unique prefixes of true/false/yes/no, on/off, 1/0. */
+export function parseBoolean(value: string): string {
+  const v = value.trim().toLowerCase();
+  const prefixOf = (word: string, min: number) => v.length >= min && word.startsWith(v);
+  if (prefixOf('true', 1) || prefixOf('yes', 1) || v === 'on' || v === '1') return 't';
+  if (prefixOf('false', 1) || prefixOf('no', 1) || prefixOf('off', 2) || v === '0') return 'f';
+  throw new Error(`invalid input syntax for type boolean`);
+}
+
+/** The rule for casting `from` to `to` (format_type spellings). */
+export function castRule(from: string, to: string): CastRule {
+  const plain = (expr: string) => castTo(expr, to);
+  const sqlOnly = (lossy: boolean): CastRule => ({ lossy, keySafe: false, sql: plain });
+  if (from === to) return { js: (v) => v, lossy: false, keySafe: true, sql: (e) => e };
+
+  if (INT_BITS[from] !== undefined && INT_BITS[to] !== undefined) {
+    const widening = INT_BITS[to]! >= INT_BITS[from]!;
+    return { js: widening ? (v) => v : intInRange(to), lossy: false, keySafe: true, sql: plain };
+  }
+  const nTo = NUMERIC.exec(to);
+  const nFrom = NUMERIC.exec(from);
+  if (INT_BITS[from] !== undefined && nTo) {
+    if (nTo[1] === undefined) return { js: (v) => v, lossy: false, keySafe: true, sql: plain };
+    const js = toNumeric(Number(nTo[1]), Number(nTo[2]), 0);
+    // The typmod matters here: it gives the output its scale, so cast with it.
+    return { js, lossy: false, keySafe: nTo[2] === '0', sql: (e) => `(${e})::${to}` };
+  }
+  if (nFrom && nTo) {
+    if (nTo[1] === undefined) return { js: (v) => v, lossy: false, keySafe: true, sql: plain };
+    if (nFrom[1] === undefined) return sqlOnly(true); // rounds to the target scale
+    const [p, s, ps] = [Number(nTo[1]), Number(nTo[2]), Number(nFrom[2])];
+    if (s < ps) return sqlOnly(true);
+    return { js: toNumeric(p, s, ps), lossy: false, keySafe: s === ps, sql: (e) => `(${e})::${to}` };
+  }
+  const tFrom = TEXT_LIKE.exec(from);
+  const tTo = TEXT_LIKE.exec(to);
+  if (tFrom && tTo) {
+    const limit = tTo[2] === undefined ? undefined : Number(tTo[2]);
+    if (limit === undefined) return { js: (v) => v, lossy: false, keySafe: true, sql: plain };
+    return {
+      js: (v) => {
+        // varchar(n) counts characters (code points), not UTF-16 units.
+        let n = 0;
+        for (const _ of v) if (++n > limit) throw new Error(`value too long for type ${to}`);
+        return v;
+      },
+      lossy: false,
+      keySafe: true,
+      sql: (e) => `CASE WHEN char_length(${e}) <= ${limit} THEN (${e})::character varying ELSE ${sqlFail(`${quoteLiteral(`value too long for type ${to}: `)} || ${e}`)}::character varying END`,
+    };
+  }
+  if (from === 'boolean' && tTo) return { js: (v) => (v === 't' ? 'true' : 'false'), lossy: false, keySafe: false, sql: (e) => `(${e})::text` };
+  if (tFrom && to === 'boolean') return { js: parseBoolean, lossy: true, keySafe: false, sql: plain };
+  if (tTo && TEXT_IS_OUTPUT.test(from)) {
+    const limit = tTo[2] === undefined ? undefined : Number(tTo[2]);
+    if (limit === undefined) return { js: (v) => v, lossy: false, keySafe: true, sql: (e) => `(${e})::text` };
+  }
+  if (from === 'jsonb' && to === 'json') return { js: (v) => v, lossy: false, keySafe: false, sql: plain };
+  // Exact only inside PostgreSQL (rounding, parsing, time zones): conservative.
+  const lossless = /^timestamp(\(\d\))? with(out)? time zone$/.test(from) && /^timestamp(\(\d\))? with(out)? time zone$/.test(to);
+  return sqlOnly(!lossless);
+}
+
+export const cast: ColumnOp<CastOpSpec> = {
+  validate(spec, env) {
+    const problems: ValidationProblem[] = [];
+    const src = needSource(env, spec.from, '/from', problems);
+    const to = spec.to ?? bareName(spec.from);
+    const dst = needTarget(env, to, spec.to === undefined ? '/from' : '/to', problems);
+    if (src && dst && src.column.type === dst.type) {
+      problems.push(problemAt(env, '', `cast does nothing: ${spec.from} and ${env.table}.${to} are both ${dst.type}`, spec.to === undefined || spec.to === bareName(spec.from) ? 'remove the op; the column is carried by name' : `use {"op": "rename"}`));
+    }
+    return problems;
+  },
+  plan(spec, env) {
+    const src = mustResolve(env, spec.from);
+    const to = spec.to ?? bareName(spec.from);
+    const toType = mustTarget(env, to).type;
+    const rule = castRule(src.column.type, toType);
+    const jsRule = rule.js;
+    const table = env.table;
+    return {
+      reads: [src],
+      writes: [to],
+      omits: [],
+      drops: [],
+      lossy: rule.lossy ? [src] : [],
+      keySafe: rule.keySafe,
+      sql: [rule.sql(src.sql)],
+      js:
+        jsRule === undefined
+          ? { unsupported: `cast ${spec.from} (${src.column.type}) -> ${to} (${toType}) at ${env.path} has no exact JS face` }
+          : ([o]) => {
+              const i = src.index;
+              const oi = o!;
+              return (row, out) => {
+                const v = row[i]!;
+                if (v === null) {
+                  out[oi] = null;
+                  return;
+                }
+                try {
+                  out[oi] = jsRule(v);
+                } catch (e) {
+                  throw new MappingValueError(table, to, v, `cast from ${src.column.type} to ${toType} failed: ${(e as Error).message}`);
+                }
+              };
+            },
+    };
+  },
+  invert(spec) {
+    const to = spec.to ?? bareName(spec.from);
+    return [{ op: 'cast', from: to, to: bareName(spec.from) }];
+  },
+};

@@ -1,0 +1,122 @@
+/**
+ * Types of a mapping file (they follow src/schemas/mapping.schema.json, the single source
+ * of truth for the format) and of the rows the JS face works on.
+ */
+
+/**
+ * One row as PostgreSQL prints it (COPY text values with DateStyle=ISO, TimeZone=UTC,
+ * extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres): one entry per column
+ * in table column order, `null` for SQL NULL. NULL and '' are different values.
+ */
+export type Row = (string | null)[];
+
+/** `up`: vN-1 -> vN (cutover); `down`: vN -> vN-1 (rollback). */
+export type Direction = 'up' | 'down';
+
+/** Target column `to` takes source column `from` unchanged. */
+export interface RenameOpSpec {
+  op: 'rename' | 'copy';
+  from: string;
+  to: string;
+}
+/** Target column gets the same value on every row. */
+export interface ConstantOpSpec {
+  op: 'constant';
+  column: string;
+  value: string | null;
+}
+/** Target column is left to its DEFAULT. */
+export interface DefaultOpSpec {
+  op: 'default';
+  column: string;
+}
+/** Source column deliberately not carried. */
+export interface DropOpSpec {
+  op: 'drop';
+  column: string;
+}
+/** One text column split at the first separator(s) into several. */
+export interface SplitOpSpec {
+  op: 'split';
+  from: string;
+  to: string[];
+  separator: string;
+}
+/** Several text columns joined with one separator (inverse of split). */
+export interface ConcatOpSpec {
+  op: 'concat';
+  from: string[];
+  to: string;
+  separator: string;
+}
+/** Value-by-value map (enum renames). */
+export interface MapOpSpec {
+  op: 'map';
+  from: string;
+  to?: string;
+  values: [string | null, string | null][];
+  else?: string | null;
+}
+/** Type change to the target column's type. */
+export interface CastOpSpec {
+  op: 'cast';
+  from: string;
+  to?: string;
+}
+/** Named TypeScript function from the version's functions.ts. */
+export interface FunctionOpSpec {
+  op: 'function';
+  name: string;
+  from: string[];
+  to: string[];
+  lossless?: boolean;
+}
+
+/** Any column operation of a table mapping. */
+export type ColumnOpSpec =
+  | RenameOpSpec
+  | ConstantOpSpec
+  | DefaultOpSpec
+  | DropOpSpec
+  | SplitOpSpec
+  | ConcatOpSpec
+  | MapOpSpec
+  | CastOpSpec
+  | FunctionOpSpec;
+
+/** How one target table is produced. */
+export interface TableMappingSpec {
+  /** Source table, or several joined on the key (LEFT JOIN from the first). */
+  from: string | { merge: string[] };
+  /** Target key columns; defaults to the target primary key. */
+  key?: string[];
+  /** Source column that grows on every write. */
+  watermark?: string;
+  /** `full`: copy the whole table on every run. */
+  reload?: 'full' | 'incremental';
+  /** What changed; everything else is carried by name. */
+  ops?: ColumnOpSpec[];
+}
+
+/** A declared loss: a whole source table (no column) or one source column. */
+export interface LossSpec {
+  table: string;
+  column?: string;
+  why: string;
+}
+
+/** A mapping file as validated by the JSON Schema. */
+export interface MappingFile {
+  $schema?: string;
+  description?: string;
+  from: number;
+  to: number;
+  tables?: Record<string, TableMappingSpec>;
+  loses?: LossSpec[];
+}
+
+/**
+ * Escape-hatch function exported from mappings/vN/functions.ts: receives the values of the
+ * op's `from` columns and returns the values of its `to` columns, all in text form.
+ */
+export type MappingFunction = (values: readonly (string | null)[]) => readonly (string | null)[];
