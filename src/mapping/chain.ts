@@ -1,0 +1,163 @@
+/**
+ * Composition of mapping steps: vA -> vC goes through every version between, up or down.
+ * A composed table has the same shape as one step's (CompiledTable), expressed in terms
+ * of the ORIGINAL version's tables: its SQL face nests (step 2's SELECT reads
+ * `(step 1's SELECT)`), its JS face calls the steps' transforms in turn.
+ */
+import { InvalidInputError } from '../errors.ts';
+import { compileStep, type ColumnOrigin, type CompiledStep, type CompiledTable, type SourceTable } from './compile.ts';
+import { loadMapping, parseMapping, type CatalogsByVersion, type Mapping } from './load.ts';
+import type { Row } from './types.ts';
+
+/** A compiled chain from one version to another. */
+export interface CompiledChain {
+  /** Version of the source rows. */
+  from: number;
+  /** Version of the produced rows. */
+  to: number;
+  /** Final target tables by name, each in terms of tables of version `from`. */
+  tables: Record<string, CompiledTable>;
+  /** The steps, in order (empty for from === to). */
+  steps: CompiledStep[];
+}
+
+/**
+ * Composes already loaded mappings (consecutive, in order) into final target tables.
+ * Pure: no files, no database.
+ */
+export function composeMappings(mappings: Mapping[]): Record<string, CompiledTable> {
+  let nodes: Record<string, CompiledTable> | undefined;
+  mappings.forEach((m, i) => {
+    if (i > 0 && m.from !== mappings[i - 1]!.to) throw new Error(`mapping ${m.file} does not follow ${mappings[i - 1]!.file}`);
+    // Inner steps keep columns left to DEFAULT (as NULL) so the next step finds every column.
+    const step = compileStep(m, { fullWidth: i < mappings.length - 1 });
+    nodes = nodes === undefined ? step.tables : composeStep(nodes, step);
+  });
+  if (nodes === undefined) throw new Error('composeMappings needs at least one mapping');
+  return nodes;
+}
+
+/** Tables of `step` rewritten over the original sources of `prev`. */
+function composeStep(prev: Record<string, CompiledTable>, step: CompiledStep): Record<string, CompiledTable> {
+  const out: Record<string, CompiledTable> = {};
+  for (const [name, t] of Object.entries(step.tables)) out[name] = composeTable(prev, t);
+  return out;
+}
+
+function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): CompiledTable {
+  const inner = t.sources.map((s) => {
+    const node = prev[s.table];
+    if (node === undefined) throw new Error(`chain: intermediate table ${s.table} is not produced by the previous step`);
+    return node;
+  });
+  // Original sources, deduplicated (a split followed by a merge reads one table twice).
+  const sources: SourceTable[] = [];
+  const offsets = new Map<string, number>();
+  let width = 0;
+  for (const node of inner) {
+    for (const s of node.sources) {
+      if (offsets.has(s.table)) continue;
+      offsets.set(s.table, width);
+      sources.push(s);
+      width += s.columns.length;
+    }
+  }
+  const sourcePos = new Map(sources.map((s, i) => [s.table, i]));
+  // Where each inner node's input row lives in the composed input row.
+  const gathers = inner.map((node) => node.sources.flatMap((s) => s.columns.map((_, k) => offsets.get(s.table)! + k)));
+  const identityGather = inner.length === 1 && gathers[0]!.every((g, k) => g === k) && gathers[0]!.length === width;
+  // A later partner of a merge is missing when its first source's key is all NULL (the
+  // LEFT JOIN filled it); its step output must then be NULLs, as the SQL face's join gives.
+  const missingKey = inner.map((node) => {
+    const first = node.sources[0]!;
+    return first.key.map((k) => offsets.get(first.table)! + first.columns.indexOf(k));
+  });
+
+  const jsUnsupported = [...inner.flatMap((n) => n.jsUnsupported), ...t.jsUnsupported];
+  const sqlUnsupported = [...inner.flatMap((n) => n.sqlUnsupported), ...t.sqlUnsupported];
+
+  let transformJs: (row: Row) => Row;
+  if (jsUnsupported.length > 0) {
+    transformJs = t.transformJs; // throws UnsupportedFaceError naming the step's ops...
+    if (t.jsUnsupported.length === 0) {
+      const failing = inner.find((n) => n.jsUnsupported.length > 0)!;
+      transformJs = failing.transformJs; // ...or an earlier step's
+    }
+  } else if (identityGather) {
+    const node = inner[0]!;
+    transformJs = (row) => t.transformJs(node.transformJs(row));
+  } else {
+    transformJs = (row) => {
+      const joined: Row = [];
+      for (let j = 0; j < inner.length; j++) {
+        const node = inner[j]!;
+        const keyAt = missingKey[j]!;
+        if (j > 0 && keyAt.length > 0 && keyAt.every((i) => row[i] === null)) {
+          for (let k = 0; k < node.columns.length; k++) joined.push(null);
+          continue;
+        }
+        const g = gathers[j]!;
+        const input: Row = new Array(g.length);
+        for (let k = 0; k < g.length; k++) input[k] = row[g[k]!]!;
+        for (const v of node.transformJs(input)) joined.push(v);
+      }
+      return t.transformJs(joined);
+    };
+  }
+
+  const origins: Record<string, ColumnOrigin[]> = {};
+  const lossy = new Set(t.lossyColumns);
+  for (const [col, deps] of Object.entries(t.origins)) {
+    const list: ColumnOrigin[] = [];
+    for (const d of deps) {
+      const node = inner[d.source]!;
+      if (node.lossyColumns.includes(d.column)) lossy.add(col);
+      for (const o of node.origins[d.column] ?? []) list.push({ source: sourcePos.get(node.sources[o.source]!.table)!, column: o.column });
+    }
+    origins[col] = list;
+  }
+
+  return {
+    table: t.table,
+    fromVersion: inner[0]!.fromVersion,
+    toVersion: t.toVersion,
+    sources,
+    columns: t.columns,
+    key: t.key,
+    reload: inner.some((n) => n.reload === 'full') ? 'full' : t.reload,
+    lossyColumns: [...lossy],
+    origins,
+    sqlUnsupported,
+    jsUnsupported,
+    selectSql: (sourceRel) => t.selectSql((table) => `(${prev[table]!.selectSql(sourceRel)})`),
+    transformJs,
+  };
+}
+
+/** The mappings from `from` to `to`, loaded and validated (up or down as needed). */
+export async function loadChain(mappingsDir: string, from: number, to: number, catalogs: CatalogsByVersion): Promise<Mapping[]> {
+  const mappings: Mapping[] = [];
+  if (from < to) for (let v = from + 1; v <= to; v++) mappings.push(await loadMapping(mappingsDir, v, 'up', catalogs));
+  else for (let v = from; v > to; v--) mappings.push(await loadMapping(mappingsDir, v, 'down', catalogs));
+  return mappings;
+}
+
+/**
+ * Compiles the chain of mappings from version `fromVersion` to `toVersion` (either
+ * direction; equal versions give the identity). `catalogs` must hold every version in
+ * between. Throws ValidationError for an invalid mapping on the way.
+ */
+export async function compileChain(mappingsDir: string, fromVersion: number, toVersion: number, catalogs: CatalogsByVersion): Promise<CompiledChain> {
+  if (fromVersion === toVersion) {
+    if (catalogs[fromVersion] === undefined) throw new InvalidInputError(`no catalog for v${fromVersion}`);
+    const identity = parseMapping({ from: fromVersion, to: toVersion }, { file: `identity v${fromVersion}`, sourceVersion: fromVersion, targetVersion: toVersion, catalogs });
+    return { from: fromVersion, to: toVersion, tables: compileStep(identity).tables, steps: [] };
+  }
+  const mappings = await loadChain(mappingsDir, fromVersion, toVersion, catalogs);
+  return {
+    from: fromVersion,
+    to: toVersion,
+    tables: composeMappings(mappings),
+    steps: mappings.map((m, i) => compileStep(m, { fullWidth: i < mappings.length - 1 })),
+  };
+}
