@@ -10,8 +10,10 @@
  * Dialect, as PostgreSQL writes it (CopyAttributeOutCSV):
  * - fields are separated by `,`, records end with `\n`, bytes are UTF-8;
  * - NULL is an empty unquoted field; an empty string is `""`;
- * - a field is quoted when it contains `"`, `,`, `\n` or `\r`, or equals `\.` (so it is not
- *   read as the end-of-data marker); inside quotes `"` is doubled and nothing else is escaped;
+ * - a field is quoted when it contains `"`, `,`, `\n` or `\r`, is '', or is `\.` alone on its
+ *   line (a single-column row), which would read as the end-of-data marker; inside quotes
+ *   `"` is doubled and nothing else is escaped. Re-encoding decoded COPY output therefore
+ *   reproduces it byte for byte.
  * - a record of a single-column table whose value is NULL is an empty line.
  *
  * The decoder is strict about everything PostgreSQL never writes (a quote inside an unquoted
@@ -43,17 +45,18 @@ const QUOTE_ALL = /"/g;
 // ---------------------------------------------------------------------------------------
 
 /**
- * Encodes one field the way PostgreSQL's COPY CSV does, so `COPY FROM` reads it back
- * bit-exactly: NULL is nothing, '' is `""` (the trap that turns '' into NULL otherwise),
- * and a value starting with `\.` is quoted so no line can be taken for the end marker.
+ * Encodes one field exactly as PostgreSQL's COPY CSV does, so `COPY FROM` reads it back
+ * bit-exactly: NULL is nothing, '' is `""` (the trap that turns '' into NULL otherwise).
+ *
+ * @param alone the field is the only one of its row: then `\.` is quoted, since a line
+ *   holding just `\.` is the end-of-data marker. Elsewhere `\.` is ordinary data to
+ *   COPY FROM and PostgreSQL leaves it unquoted; so does this, to stay byte-identical.
  */
-export function encodeField(value: string | null): string {
+export function encodeField(value: string | null, alone = false): string {
   if (value === null) return '';
   if (value.length === 0) return '""';
   if (NEEDS_QUOTE.test(value)) return '"' + value.replace(QUOTE_ALL, '""') + '"';
-  // PostgreSQL quotes a field equal to `\.`; quoting every field starting with it costs
-  // nothing and also protects tools that stop at `\.` followed by anything.
-  if (value.charCodeAt(0) === BACKSLASH && value.charCodeAt(1) === DOT) return '"' + value + '"';
+  if (alone && value.length === 2 && value.charCodeAt(0) === BACKSLASH && value.charCodeAt(1) === DOT) return '"\\."';
   return value;
 }
 
@@ -64,6 +67,7 @@ export function encodeField(value: string | null): string {
  * writes it; `COPY FROM` reads that back as NULL.
  */
 export function encodeRow(row: readonly (string | null)[]): string {
+  if (row.length === 1) return encodeField(row[0] ?? null, true) + '\n';
   let line = '';
   for (let i = 0; i < row.length; i++) {
     if (i > 0) line += ',';

@@ -82,8 +82,8 @@ describe('encodeField', () => {
     ['l1\nl2', '"l1\nl2"'],
     ['cr\r', '"cr\r"'],
     ['crlf\r\n', '"crlf\r\n"'],
-    ['\\.', '"\\."'],
-    ['\\.more', '"\\.more"'],
+    ['\\.', '\\.'],
+    ['\\.more', '\\.more'],
     ['\\N', '\\N'],
     ['back\\slash', 'back\\slash'],
     ['tab\there', 'tab\there'],
@@ -91,6 +91,17 @@ describe('encodeField', () => {
     ['🚀 ünï', '🚀 ünï'],
   ])('%j -> %j', (value, encoded) => {
     expect(encodeField(value)).toBe(encoded);
+  });
+
+  it('quotes \\. only alone on its line, like PostgreSQL (end-of-data marker)', () => {
+    expect(encodeField('\\.', true)).toBe('"\\."');
+    expect(encodeRow(['\\.'])).toBe('"\\."\n');
+    expect(encodeRow(['\\.x'])).toBe('\\.x\n');
+    expect(encodeRow(['\\.', '\\.'])).toBe('\\.,\\.\n');
+    expect(decodeCsv('\\.,\\.\n"\\.",x\n').rows).toEqual([
+      ['\\.', '\\.'],
+      ['\\.', 'x'],
+    ]);
   });
 
   it('keeps NULL and empty string apart in a row', () => {
