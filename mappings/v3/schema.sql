@@ -72,3 +72,10 @@ CREATE TRIGGER user_groups_touch BEFORE UPDATE ON user_groups
   FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
 CREATE TRIGGER user_settings_touch BEFORE UPDATE ON user_settings
   FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
+
+-- Incremental sync reads rows whose watermark moved since the last run.
+COMMENT ON COLUMN groups.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN users.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN user_profiles.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN user_groups.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN user_settings.updated_at IS 'bluegreen:watermark';
