@@ -59,3 +59,9 @@ CREATE TRIGGER user_roles_touch BEFORE UPDATE ON user_roles
   FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
 CREATE TRIGGER user_settings_touch BEFORE UPDATE ON user_settings
   FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
+
+-- Incremental sync reads rows whose watermark moved since the last run.
+COMMENT ON COLUMN roles.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN users.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN user_roles.updated_at IS 'bluegreen:watermark';
+COMMENT ON COLUMN user_settings.updated_at IS 'bluegreen:watermark';

@@ -39,6 +39,11 @@ export interface TableInfo {
   uniqueKeys: string[][];
   /** Foreign keys, for load order. */
   foreignKeys: ForeignKeyInfo[];
+  /**
+   * Watermark column for incremental sync, declared in schema.sql with
+   * `COMMENT ON COLUMN t.c IS 'bluegreen:watermark'`; absent when not declared.
+   */
+  watermark?: string;
 }
 
 export interface Catalog {

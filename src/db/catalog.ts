@@ -70,6 +70,19 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
     if (k.primary) t.primaryKey = k.cols;
     else t.uniqueKeys.push(k.cols);
   }
+  // Watermarks are declared in schema.sql as a column comment, so the version's DDL is
+  // the one place that says which column grows on every write.
+  const marks = await client.query<{ table: string; column: string }>(
+    `select c.relname as table, a.attname as column
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+      where n.nspname = $1 and col_description(c.oid, a.attnum) ~ 'bluegreen:watermark'`,
+    [nsp],
+  );
+  for (const m of marks.rows) {
+    const t = tables[m.table];
+    if (t) t.watermark = m.column;
+  }
   const fks = await client.query<{ table: string; cols: string[]; ref: string; refcols: string[] }>(
     `select c.relname as table, r.relname as ref,
             array(select a.attname::text from unnest(k.conkey) with ordinality x(attnum, ord)

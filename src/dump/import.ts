@@ -17,6 +17,7 @@ import { connect, ident } from '../db/connect.ts';
 import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema, recordRun } from '../db/state.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
+import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { DumpError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { openDump, type Manifest } from './manifest.ts';
@@ -42,51 +43,6 @@ export interface ImportReport {
   tables: { table: string; rows: number; ms: number }[];
   sequences: SequenceMove[];
   ms: number;
-}
-
-/** Definitions dropped for a bulk load and recreated after it, in the same transaction. */
-interface DeferredDdl {
-  drop: string[];
-  create: string[];
-}
-
-/**
- * Foreign keys touching the loaded tables, then their primary/unique constraints, then
- * plain indexes: dropped in that order, recreated in reverse.
- */
-async function deferrableDdl(client: pg.Client, tables: string[]): Promise<DeferredDdl> {
-  const rel = `array(select to_regclass(quote_ident(t)) from unnest($1::text[]) t)`;
-  const fks = await client.query<{ tbl: string; name: string; def: string }>(
-    `select conrelid::regclass::text as tbl, conname as name, pg_get_constraintdef(oid) as def
-       from pg_constraint where contype = 'f' and (conrelid = any(${rel}) or confrelid = any(${rel}))
-      order by 1, 2`,
-    [tables],
-  );
-  const keys = await client.query<{ tbl: string; name: string; def: string }>(
-    `select conrelid::regclass::text as tbl, conname as name, pg_get_constraintdef(oid) as def
-       from pg_constraint where contype in ('p', 'u') and conrelid = any(${rel})
-      order by contype, 1, 2`,
-    [tables],
-  );
-  const idx = await client.query<{ name: string; def: string }>(
-    `select i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as def
-       from pg_index i
-      where i.indrelid = any(${rel})
-        and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)
-      order by 1`,
-    [tables],
-  );
-  const drop = [
-    ...fks.rows.map((f) => `alter table ${f.tbl} drop constraint ${ident(f.name)}`),
-    ...keys.rows.map((k) => `alter table ${k.tbl} drop constraint ${ident(k.name)}`),
-    ...idx.rows.map((i) => `drop index ${i.name}`),
-  ];
-  const create = [
-    ...keys.rows.map((k) => `alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`),
-    ...idx.rows.map((i) => i.def),
-    ...fks.rows.map((f) => `alter table ${f.tbl} add constraint ${ident(f.name)} ${f.def}`),
-  ];
-  return { drop, create };
 }
 
 /** Tables among `tables` that hold at least one row. */
@@ -154,7 +110,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       }
       // Replayed rows must keep their own updated_at and fire no application side
       // effects: user triggers are off for this transaction only (FK triggers stay).
-      for (const t of tables) await client.query(`alter table ${ident(t)} disable trigger user`);
+      await setUserTriggers(client, tables, false);
       const ddl = await deferrableDdl(client, tables);
       for (const stmt of ddl.drop) await client.query(stmt);
       for (const t of manifest.tables) {
@@ -171,7 +127,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       }
       logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
       for (const stmt of ddl.create) await client.query(stmt);
-      for (const t of tables) await client.query(`alter table ${ident(t)} enable trigger user`);
+      await setUserTriggers(client, tables, true);
       report.sequences = await alignSequences(client, tables);
       await recordRun(client, {
         kind: 'import',

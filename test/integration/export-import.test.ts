@@ -128,7 +128,7 @@ describe('refusals change nothing', () => {
     await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', bad]);
     const file = path.join(bad, 'users.csv');
     const bytes = await readFile(file);
-    bytes[bytes.length - 10] ^= 0x01;
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0x01;
     await writeFile(file, bytes);
     const green = await emptyGreen();
     const r = await runCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--to-url', green, '--in', bad]);
