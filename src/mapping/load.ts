@@ -45,12 +45,21 @@ function schemaValidator(): ReturnType<Ajv['compile']> {
 
 /** Turns ajv errors into problems a person can act on. */
 function describe(file: string, errors: ErrorObject[]): ValidationProblem[] {
+  // A failed oneOf (`from`: name or merge) reports every branch. When a branch got far
+  // enough to report something deeper, that is the real problem; otherwise one sentence
+  // saying what the value may be beats each branch's "must be string" / "must be object".
+  const oneOfAt = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+  const deeper = (p: string) => errors.some((e) => e.instancePath.startsWith(p + '/'));
   const out: ValidationProblem[] = [];
   for (const e of errors) {
     const where = e.instancePath || '/';
+    if (e.keyword !== 'oneOf' && oneOfAt.has(e.instancePath) && e.schemaPath.includes('/oneOf/')) continue;
     switch (e.keyword) {
       // `if` only says a `then` failed; the `then` errors say what.
       case 'if':
+        break;
+      case 'oneOf':
+        if (!deeper(e.instancePath)) out.push({ file, path: where, message: where.endsWith('/from') ? 'must be a table name or {"merge": [table, table, ...]}' : 'matches none of the allowed shapes' });
         break;
       case 'additionalProperties': {
         const key = (e.params as { additionalProperty: string }).additionalProperty;
@@ -63,12 +72,7 @@ function describe(file: string, errors: ErrorObject[]): ValidationProblem[] {
       case 'enum':
         out.push({ file, path: where, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
         break;
-      case 'oneOf':
-        if (where.endsWith('/from')) out.push({ file, path: where, message: 'must be a table name or {"merge": [table, table, ...]}' });
-        break;
       default:
-        // oneOf branches report their own failures too; keep them only for non-`from` paths.
-        if (/\/from(\/|$)/.test(where) && (e.schemaPath.includes('oneOf'))) break;
         out.push({ file, path: where, message: e.message ?? 'is invalid' });
     }
   }

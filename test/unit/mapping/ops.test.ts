@@ -174,8 +174,8 @@ const cases: OpCase[] = [
     op: { op: 'function', name: 'toF', from: ['celsius'], to: ['fahrenheit'], lossless: true },
     down: [{ op: 'function', name: 'toC', from: ['fahrenheit'], to: ['celsius'], lossless: true }],
     functions: {
-      toF: ([c]: (string | null)[]) => [c === null ? null : `${c}C`],
-      toC: ([f]: (string | null)[]) => [f === null ? null : f.slice(0, -1)],
+      toF: ([c]: (string | null)[]) => [c == null ? null : `${c}C`],
+      toC: ([f]: (string | null)[]) => [f == null ? null : f.slice(0, -1)],
     },
     sqlOnlyJs: true,
     rows: [[['12.5'], ['12.5C']], [[null], [null]]],
