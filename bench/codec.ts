@@ -3,16 +3,21 @@
  * users-like rows (7 columns, ~10% of rows with a quoted field, NULLs, '' and non-ASCII),
  * streamed in 64 KiB chunks like COPY output.
  *
- *   npx tsx bench/codec.ts [rows=200000] [repeats=5]
+ *   npx tsx bench/codec.ts [rows=200000] [repeats=5] [synthetic|hostile]
+ *
+ * `hostile` uses the fixture generator's users rows instead (far more quoted fields,
+ * multi-line values and non-ASCII; one ~100 KB value per 250k rows).
  *
  * Prints one JSON line per phase with the best of `repeats` runs.
  */
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CsvDecoder, CsvEncoder, type CsvBatch, type CsvRow } from '../src/codec/pg-csv.ts';
+import { generateV1Rows } from '../fixtures/generate.ts';
 
 const rowCount = Number(process.argv[2] ?? 200_000);
 const repeats = Number(process.argv[3] ?? 5);
+const data = process.argv[4] ?? 'synthetic';
 
 function syntheticRows(n: number): CsvRow[] {
   const rows: CsvRow[] = [];
@@ -79,7 +84,7 @@ async function best(fn: () => Promise<unknown>): Promise<number> {
   return min;
 }
 
-const rows = syntheticRows(rowCount);
+const rows = data === 'hostile' ? [...generateV1Rows('users', { users: rowCount })] : syntheticRows(rowCount);
 const encoded = await encode(rows);
 // Re-chunk to 64 KiB, the size pg-copy-streams and file reads deliver.
 const whole = Buffer.concat(encoded);
@@ -91,7 +96,7 @@ const decodeSeconds = await best(() => decode(chunks));
 const encodeSeconds = await best(() => encode(rows));
 const report = (phase: string, s: number) =>
   process.stdout.write(
-    JSON.stringify({ phase, rows: rowCount, mb: Number(mb.toFixed(1)), seconds: Number(s.toFixed(3)), rowsPerSecond: Math.round(rowCount / s), mbPerSecond: Number((mb / s).toFixed(1)) }) + '\n',
+    JSON.stringify({ phase, data, rows: rowCount, mb: Number(mb.toFixed(1)), seconds: Number(s.toFixed(3)), rowsPerSecond: Math.round(rowCount / s), mbPerSecond: Number((mb / s).toFixed(1)) }) + '\n',
   );
 report('decode', decodeSeconds);
 report('encode', encodeSeconds);
