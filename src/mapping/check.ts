@@ -77,7 +77,7 @@ export async function listMappingVersions(mappingsDir: string): Promise<number[]
 const MAX_LISTED = 20;
 
 /** Runs one compiled step over in-memory rows (joining merged sources by key). */
-export function applyStep(step: CompiledStep, rows: Record<string, Row[]>): Record<string, Row[]> {
+export function applyStep(step: Pick<CompiledStep, 'tables'>, rows: Record<string, Row[]>): Record<string, Row[]> {
   const out: Record<string, Row[]> = {};
   for (const [name, t] of Object.entries(step.tables)) {
     const [first, ...later] = t.sources;
