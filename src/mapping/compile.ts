@@ -21,7 +21,7 @@ export interface SourceTable {
   columns: string[];
   /** Key columns in this table ([] for a keyless full-reload table). Dumps are sorted by them. */
   key: string[];
-  /** Watermark column in this table, or null when the table has none (full reload). */
+  /** Watermark column in this table (the mapping's, else schema.sql's), or null when it has none (full reload). */
   watermark: string | null;
 }
 
@@ -182,7 +182,8 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
       table: inp.table.name,
       columns: inp.columns.map((c) => c.name),
       key: plan.sourceKey,
-      watermark: plan.watermark,
+      // The mapping's watermark, else the one schema.sql declares (COMMENT 'bluegreen:watermark').
+      watermark: plan.watermark ?? inp.table.watermark ?? null,
     })),
     columns,
     key: plan.key,

@@ -1,0 +1,33 @@
+import { cp, mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkMappings } from '../../../src/mapping/check.ts';
+import { scaffoldVersion, tablesInSchemaSql } from '../../../src/mapping/scaffold.ts';
+import { sampleCatalogs } from './sample-catalogs.ts';
+
+describe('scaffoldVersion', () => {
+  it('creates v(N+1) with identity mappings that check passes', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bg-scaffold-'));
+    await cp(path.join(import.meta.dirname, '../../../mappings'), dir, { recursive: true });
+    const made = await scaffoldVersion(dir);
+    expect(made.version).toBe(4);
+    expect(await readFile(path.join(dir, 'v4/schema.sql'), 'utf8')).toBe(await readFile(path.join(dir, 'v3/schema.sql'), 'utf8'));
+    const up = JSON.parse(await readFile(path.join(dir, 'v4/up.json'), 'utf8'));
+    expect(up).toMatchObject({ from: 3, to: 4, loses: [] });
+    expect(up.tables.user_profiles).toEqual({ from: 'user_profiles', watermark: 'updated_at' });
+    // v4's catalog equals v3's: the schema was copied.
+    const catalogs = { ...sampleCatalogs, 4: sampleCatalogs[3] };
+    const report = await checkMappings(dir, catalogs, { version: 1, tables: {} });
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    await expect(scaffoldVersion(dir)).resolves.toMatchObject({ version: 5 });
+  });
+
+  it('reads table names and watermark comments from schema.sql', () => {
+    expect(tablesInSchemaSql(`CREATE TABLE "Odd ""Name"" " (id int); create unlogged table if not exists plain (x int);\nCOMMENT ON COLUMN plain.x IS 'bluegreen:watermark';`)).toEqual({
+      tables: ['Odd "Name" ', 'plain'],
+      watermarks: { plain: 'x' },
+    });
+  });
+});
