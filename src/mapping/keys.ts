@@ -27,6 +27,7 @@ export function compareIntText(a: string, b: string): number {
   if (na !== nb) return na ? -1 : 1;
   let c = a.length - b.length;
   if (c === 0) c = a < b ? -1 : a > b ? 1 : 0;
+  if (c === 0) return 0;
   return na ? -c : c;
 }
 
