@@ -10,6 +10,8 @@ import { envCommand } from './commands/env.ts';
 import { schemaCommand } from './commands/schema.ts';
 import { exportCommand } from './commands/export.ts';
 import { importCommand } from './commands/import.ts';
+import { syncCommand } from './commands/sync.ts';
+import { seedCommand } from './commands/seed.ts';
 
 const cli = globalOptions(yargs(hideBin(process.argv)))
   .scriptName('bluegreen')
@@ -24,6 +26,8 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .command(schemaCommand)
   .command(exportCommand)
   .command(importCommand)
+  .command(syncCommand)
+  .command(seedCommand)
   .version(false) // --version N names a schema version in several commands
   .demandCommand(1, 'name a command; see the list above')
   .strict()

@@ -79,6 +79,15 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
           process.stderr.write(redactText(`error: ${err.message}\n${err.hint ? `  next: ${err.hint}\n` : ''}`));
         }
         process.exitCode = err.exitCode;
+      } else if (err && typeof err === 'object' && 'severity' in err && 'code' in err && !(argv as GlobalArgs).verbose) {
+        // A server-side error we did not anticipate: say what the server said, not a JS stack.
+        const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
+        process.stderr.write(
+          redactText(
+            `error: the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: nothing was committed; rerun with --verbose for the full trace and report it if it persists\n`,
+          ),
+        );
+        process.exitCode = ExitCode.failure;
       } else {
         process.stderr.write(redactText(`bluegreen: unexpected failure (this is a bug, please report it):\n${(err as Error)?.stack ?? String(err)}\n`));
         process.exitCode = ExitCode.failure;

@@ -1,0 +1,405 @@
+/**
+ * `sync`: source -> target through the mapping chain, in one streaming pass per table
+ * (source `COPY (SELECT <mapping as SQL>) TO STDOUT` piped into target `COPY FROM STDIN`),
+ * all target writes in ONE transaction with the new watermarks.
+ *
+ * The no-lost-write rule. A row the snapshot cannot see was written by a transaction that
+ * was still open when the snapshot was taken, or began after it. Its watermark value is
+ * at least that transaction's start (`now()` is the transaction's START time). So the
+ * horizon is read from pg_stat_activity BEFORE the snapshot is taken: the next run's lower
+ * bound (inclusive) is the oldest start among transactions open at that moment, or that
+ * moment itself. Rows tied on the bound are re-read and resolved by key (upsert), which
+ * is also what makes a second identical run change nothing.
+ *
+ * Deletes: the source's key set (through the mapping) is compared with the target's by
+ * hash buckets; only keys in differing buckets travel, and target rows whose key is gone
+ * are deleted, children before parents.
+ */
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { connect, ident, literal } from '../db/connect.ts';
+import { detectVersion, loadOrder, VersionCatalogs } from '../db/catalog.ts';
+import { ensureStateSchema, recordRun } from '../db/state.ts';
+import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
+import { alignSequences, type SequenceMove } from '../db/sequences.ts';
+import { compileChain } from '../mapping/chain.ts';
+import type { CompiledTable } from '../mapping/compile.ts';
+import { TableError, VersionMismatchError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { acquireTargetLock, releaseTargetLock } from './lock.ts';
+
+export interface Endpoint {
+  /** Environment name (blue, green, …); the target keeps watermarks per source name. */
+  name: string;
+  url: string;
+  /** Version, when it should not be detected. */
+  version?: number;
+}
+
+export interface SyncOptions {
+  from: Endpoint;
+  to: Endpoint;
+  mappingsDir: string;
+  /** Ignore stored watermarks: re-read every row (and still delete what the source lacks). */
+  full?: boolean;
+  /** Extra margin subtracted from the next lower bound (PostgreSQL interval, e.g. '5 minutes') for application-side clocks. */
+  lookback?: string;
+  /** Give up waiting for table locks on the target after this long (PostgreSQL interval). */
+  lockTimeout?: string;
+  logger: Logger;
+  /** Called with the open target transaction just before COMMIT (cutover hooks in here). */
+  beforeCommit?: (target: pg.Client, report: SyncReport) => Promise<void>;
+  /** Called with the open source snapshot transaction (cutover reads there). */
+  kind?: 'sync' | 'cutover';
+}
+
+export interface TableSyncReport {
+  table: string;
+  mode: 'bulk' | 'full' | 'incremental';
+  /** Rows read from the source (after the watermark filter). */
+  read: number;
+  inserted: number;
+  updated: number;
+  deleted: number;
+  ms: number;
+}
+
+export interface SyncReport {
+  from: string;
+  to: string;
+  fromVersion: number;
+  toVersion: number;
+  mode: 'full' | 'incremental';
+  /** Lower bound the next run will use, per source table. */
+  watermarks: Record<string, string>;
+  /** Why the horizon was held back (open transactions), if it was. */
+  horizon: { at: string; heldBackBy?: string; hiddenSessions: number };
+  tables: TableSyncReport[];
+  /** Sequences moved on the target. */
+  sequences: SequenceMove[];
+  ms: number;
+}
+
+const BUCKETS = 1024;
+
+/** Types the time-horizon rule can bound. */
+const TIME_TYPES = /^(timestamp(\(\d\))? with(out)? time zone|date)$/;
+
+interface SourcePlan {
+  table: string;
+  column: string;
+  type: string;
+  lo: string | null;
+}
+
+export async function sync(opts: SyncOptions): Promise<SyncReport> {
+  const started = Date.now();
+  const { logger } = opts;
+  const kind = opts.kind ?? 'sync';
+  const pair = `${opts.from.name}->${opts.to.name}`;
+  const app = `bluegreen ${kind} ${pair}`.slice(0, 63);
+  const src = await connect(opts.from.url, { label: opts.from.name, applicationName: app });
+  let dst: pg.Client | undefined;
+  try {
+    dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
+    await acquireTargetLock(dst, `target ${opts.to.name}`);
+
+    // Versions, learnt on the target so the production source only sees reads.
+    const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
+    const fromVersion = opts.from.version ?? (await detectedVersion(src, catalogs, opts.from.name));
+    const toVersion = opts.to.version ?? (await detectedVersion(dst, catalogs, opts.to.name));
+    const all = Object.fromEntries(await catalogs.all());
+    const sourceCatalog = all[fromVersion]!;
+    const targetCatalog = all[toVersion]!;
+    const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
+    const order = loadOrder(targetCatalog).filter((t) => chain.tables[t]);
+    const unmapped = Object.keys(targetCatalog.tables).filter((t) => !chain.tables[t]);
+    if (unmapped.length) logger.warn(`target tables no mapping produces (left alone): ${unmapped.join(', ')}`);
+
+    await ensureStateSchema(dst);
+    const stored = await dst.query<{ table_name: string; value: string }>(
+      'select table_name, value from bluegreen.watermarks where source = $1',
+      [opts.from.name],
+    );
+    const lower = new Map(opts.full ? [] : stored.rows.map((r) => [r.table_name, r.value]));
+
+    // Horizon BEFORE the snapshot (see the header comment).
+    const h = await src.query<{ at: string; oldest: string | null; holder: string | null; hidden: number }>(
+      `select clock_timestamp()::text as at,
+              min(xact_start)::text as oldest,
+              (array_agg(pid::text || coalesce(' "' || nullif(application_name, '') || '"', '') order by xact_start))[1] as holder,
+              0 as hidden
+         from pg_stat_activity
+        where pid <> pg_backend_pid() and backend_type = 'client backend' and xact_start is not null`,
+    );
+    const hidden = await src.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+        where pid <> pg_backend_pid() and backend_type = 'client backend' and query = '<insufficient privilege>'`,
+    );
+    const horizonRow = h.rows[0]!;
+    let horizon = horizonRow.oldest && horizonRow.oldest < horizonRow.at ? horizonRow.oldest : horizonRow.at;
+    const hiddenSessions = hidden.rows[0]!.n;
+    let lookback = opts.lookback;
+    if (hiddenSessions > 0 && !lookback) {
+      lookback = '15 minutes';
+      logger.warn(
+        `${hiddenSessions} session(s) of other roles on ${opts.from.name} hide their transaction start; holding the watermark back by ${lookback}`,
+        { hint: 'GRANT pg_read_all_stats TO this role (not superuser) for an exact horizon, or pass --lookback' },
+      );
+    }
+    if (lookback) {
+      horizon = (await src.query<{ v: string }>(`select ($1::timestamptz - $2::interval)::text as v`, [horizon, lookback])).rows[0]!.v;
+    }
+
+    await src.query('begin isolation level repeatable read read only');
+    await src.query('select 1'); // the snapshot is taken here, after the horizon
+
+    const report: SyncReport = {
+      from: opts.from.name,
+      to: opts.to.name,
+      fromVersion,
+      toVersion,
+      mode: 'incremental',
+      watermarks: {},
+      horizon: {
+        at: horizonRow.at,
+        heldBackBy: horizonRow.oldest && horizonRow.oldest < horizonRow.at ? `transaction of pid ${horizonRow.holder} open since ${horizonRow.oldest}` : undefined,
+        hiddenSessions,
+      },
+      tables: [],
+      sequences: [],
+      ms: 0,
+    };
+
+    // Per source table: its watermark and the lower bound for this run.
+    const sourcePlans = new Map<string, SourcePlan | null>();
+    const planFor = (table: string): SourcePlan | null => {
+      if (sourcePlans.has(table)) return sourcePlans.get(table)!;
+      const info = sourceCatalog.tables[table];
+      const column = info?.watermark;
+      let plan: SourcePlan | null = null;
+      if (info && column) {
+        const type = info.columns.find((c) => c.name === column)!.type;
+        if (!TIME_TYPES.test(type)) {
+          throw new TableError(table, `watermark ${column} is ${type}; sync bounds watermarks by transaction start time`, 'use a timestamptz column kept current by a trigger, or no watermark (full reload)');
+        }
+        plan = { table, column, type, lo: lower.get(table) ?? null };
+      }
+      sourcePlans.set(table, plan);
+      return plan;
+    };
+
+    const tables = order.map((t) => chain.tables[t]!);
+    const incremental = (ct: CompiledTable) =>
+      ct.reload !== 'full' && ct.sources.every((s) => planFor(s.table)?.lo != null);
+    if (!tables.some(incremental)) report.mode = 'full';
+
+    await dst.query('begin');
+    try {
+      await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
+      const targetNames = tables.map((t) => t.table);
+      await setUserTriggers(dst, targetNames, false);
+      // An initial load into empty tables takes the bulk path (indexes after data).
+      let empty = true;
+      for (const t of targetNames) empty &&= await isEmpty(dst, t);
+      const bulk = empty && report.mode === 'full';
+      const ddl = bulk ? await deferrableDdl(dst, targetNames) : { drop: [], create: [] };
+      for (const stmt of ddl.drop) await dst.query(stmt);
+
+      for (const ct of tables) {
+        const t0 = Date.now();
+        const inc = incremental(ct);
+        const sql = ct.selectSql((table) => sourceRelation(ct, table, inc, planFor));
+        const r: TableSyncReport = { table: ct.table, mode: bulk ? 'bulk' : inc ? 'incremental' : 'full', read: 0, inserted: 0, updated: 0, deleted: 0, ms: 0 };
+        if (bulk) {
+          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns);
+        } else {
+          const stage = `bg_stage_${report.tables.length}`;
+          await dst.query(
+            `create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`,
+          );
+          r.read = await pipeCopy(src, dst, sql, stage, ct.columns);
+          Object.assign(r, await upsert(dst, ct, stage));
+        }
+        logger.debug(`  ${ct.table}: ${r.mode}, ${r.read} read, ${r.inserted} inserted, ${r.updated} updated`, { ...r });
+        r.ms = Date.now() - t0;
+        report.tables.push(r);
+      }
+      for (const stmt of ddl.create) await dst.query(stmt);
+
+      // Deletes, children first, once every upsert is in.
+      if (!bulk) {
+        for (const ct of [...tables].reverse()) {
+          const r = report.tables.find((x) => x.table === ct.table)!;
+          const t0 = Date.now();
+          r.deleted = await deleteMissing(src, dst, ct, r.mode === 'incremental');
+          r.ms += Date.now() - t0;
+          if (r.deleted) logger.debug(`  ${ct.table}: ${r.deleted} deleted`, { table: ct.table, deleted: r.deleted });
+        }
+      }
+      await setUserTriggers(dst, targetNames, true);
+      // Identity and serial columns past every imported value: an insert on the target
+      // (after cutover, or a test write) never collides with a synced key.
+      report.sequences = await alignSequences(dst, targetNames);
+
+      for (const [table, plan] of sourcePlans) {
+        if (!plan) continue;
+        // As text, in the column's own type: a JS Date would drop the microseconds.
+        const value = (await src.query<{ v: string }>(`select (${literal(horizon)}::timestamptz::${plan.type})::text as v`)).rows[0]!.v;
+        report.watermarks[table] = String(value);
+        await dst.query(
+          `insert into bluegreen.watermarks (source, table_name, column_name, value) values ($1, $2, $3, $4)
+           on conflict (source, table_name) do update set column_name = excluded.column_name, value = excluded.value, updated_at = clock_timestamp()`,
+          [opts.from.name, table, plan.column, String(value)],
+        );
+      }
+      report.ms = Date.now() - started;
+      await recordRun(dst, {
+        kind,
+        source: opts.from.name,
+        fromVersion,
+        toVersion,
+        startedAt: new Date(started),
+        status: 'ok',
+        rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
+        detail: { mode: report.mode, tables: report.tables, horizon: report.horizon },
+      });
+      if (opts.beforeCommit) await opts.beforeCommit(dst, report);
+      await dst.query('commit');
+    } catch (err) {
+      await dst.query('rollback').catch(() => {});
+      throw err;
+    }
+    await src.query('commit');
+    if (bulkAnalyze(report)) for (const t of report.tables) await dst.query(`analyze ${ident(t.table)}`);
+    report.ms = Date.now() - started;
+    return report;
+  } finally {
+    if (dst) {
+      await releaseTargetLock(dst);
+      await dst.end().catch(() => {});
+    }
+    await src.end().catch(() => {});
+  }
+}
+
+function bulkAnalyze(r: SyncReport): boolean {
+  return r.tables.some((t) => t.mode === 'bulk');
+}
+
+async function detectedVersion(client: pg.Client, catalogs: VersionCatalogs, name: string): Promise<number> {
+  const d = await detectVersion(client, catalogs, name);
+  if (d.version === 'empty') {
+    throw new VersionMismatchError(`${name} has no schema yet`, `create it first: bluegreen schema apply --to ${name} --version N`);
+  }
+  return d.version;
+}
+
+async function isEmpty(client: pg.Client, table: string): Promise<boolean> {
+  return (await client.query(`select 1 from ${ident(table)} limit 1`)).rowCount === 0;
+}
+
+/**
+ * The relation a compiled table reads a source table through. Incremental: rows whose
+ * watermark reached the lower bound; for a merge, every source restricted to the union of
+ * keys changed in ANY of them (a change to one side must bring its partner along).
+ */
+function sourceRelation(ct: CompiledTable, table: string, incremental: boolean, planFor: (t: string) => SourcePlan | null): string {
+  if (!incremental) return ident(table);
+  const changed = (s: { table: string; key: string[] }) => {
+    const p = planFor(s.table)!;
+    return `select ${s.key.map(ident).join(', ')} from ${ident(s.table)} where ${ident(p.column)} >= ${literal(p.lo!)}::${p.type}`;
+  };
+  if (ct.sources.length === 1) {
+    const p = planFor(table)!;
+    return `(select * from ${ident(table)} where ${ident(p.column)} >= ${literal(p.lo!)}::${p.type})`;
+  }
+  const me = ct.sources.find((s) => s.table === table)!;
+  const keys = ct.sources.map(changed).join(' union ');
+  return `(select * from ${ident(table)} where (${me.key.map(ident).join(', ')}) in (${keys}))`;
+}
+
+/** Streams `COPY (sql) TO STDOUT` on `src` into `COPY rel (columns) FROM STDIN` on `dst`. */
+async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[]): Promise<number> {
+  const out = src.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT csv)`));
+  const inn = dst.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv)`));
+  await pipeline(out, inn);
+  return inn.rowCount;
+}
+
+/**
+ * Applies staged rows. Only rows that really differ are updated (compared as text, which
+ * works for every type, json included), so a repeated sync writes nothing.
+ */
+async function upsert(dst: pg.Client, ct: CompiledTable, stage: string): Promise<{ inserted: number; updated: number }> {
+  const cols = ct.columns.map(ident).join(', ');
+  const nonKey = ct.columns.filter((c) => !ct.key.includes(c));
+  const conflict = nonKey.length
+    ? `do update set ${nonKey.map((c) => `${ident(c)} = excluded.${ident(c)}`).join(', ')}
+       where row(${nonKey.map((c) => `t.${ident(c)}`).join(', ')})::text is distinct from row(${nonKey.map((c) => `excluded.${ident(c)}`).join(', ')})::text`
+    : 'do nothing';
+  const r = await dst.query<{ inserted: number; updated: number }>(
+    `with w as (
+       insert into ${ident(ct.table)} as t (${cols}) select ${cols} from ${stage}
+       on conflict (${ct.key.map(ident).join(', ')}) ${conflict}
+       returning (xmax = 0) as inserted)
+     select count(*) filter (where inserted)::int as inserted, count(*) filter (where not inserted)::int as updated from w`,
+  );
+  return r.rows[0]!;
+}
+
+/** SQL for the text form of a key, identical on both sides for equal keys. */
+function keyText(alias: string, key: string[]): string {
+  return `row(${key.map((k) => `${alias}.${ident(k)}`).join(', ')})::text`;
+}
+
+function bucketSums(rel: string, key: string[]): string {
+  return `select (h & ${BUCKETS - 1})::int as b, count(*)::bigint as n, sum(h)::text as s
+            from (select hashtextextended(${keyText('q', key)}, 0) as h from ${rel} q) x group by 1`;
+}
+
+/**
+ * Deletes target rows whose key the source no longer has. Key sets are compared per hash
+ * bucket (count and sum of 64-bit hashes); keys travel only for buckets that differ.
+ */
+async function deleteMissing(src: pg.Client, dst: pg.Client, ct: CompiledTable, incremental: boolean): Promise<number> {
+  if (ct.key.length === 0) return 0;
+  const full = `(${ct.selectSql((t) => ident(t))})`;
+  if (incremental) {
+    // Every row inserted on the source since the last run has just been upserted (its
+    // watermark moved), so the target holds every source row: equal counts mean nothing
+    // was deleted. Only a difference pays for the key comparison. --full always compares.
+    const [a, b] = await Promise.all([
+      src.query<{ n: string }>(`select count(*)::text as n from ${full} q`),
+      dst.query<{ n: string }>(`select count(*)::text as n from ${ident(ct.table)}`),
+    ]);
+    if (a.rows[0]!.n === b.rows[0]!.n) return 0;
+  }
+  const [a, b] = await Promise.all([
+    src.query<{ b: number; n: string; s: string }>(bucketSums(full, ct.key)),
+    dst.query<{ b: number; n: string; s: string }>(bucketSums(ident(ct.table), ct.key)),
+  ]);
+  const source = new Map(a.rows.map((r) => [r.b, `${r.n}/${r.s}`]));
+  const differing = b.rows.filter((r) => source.get(r.b) !== `${r.n}/${r.s}`).map((r) => r.b);
+  if (differing.length === 0) return 0;
+  const keysTable = 'bg_keys';
+  await dst.query(`create temp table if not exists ${keysTable} (k text) on commit drop`);
+  await dst.query(`truncate ${keysTable}`);
+  const list = differing.join(', ');
+  await pipeCopy(
+    src,
+    dst,
+    `select k from (select ${keyText('q', ct.key)} as k from ${full} q) x where (hashtextextended(k, 0) & ${BUCKETS - 1}) in (${list})`,
+    keysTable,
+    ['k'],
+  );
+  await dst.query(`analyze ${keysTable}`);
+  const del = await dst.query(
+    `delete from ${ident(ct.table)} t
+      where (hashtextextended(${keyText('t', ct.key)}, 0) & ${BUCKETS - 1}) in (${list})
+        and not exists (select 1 from ${keysTable} k where k.k = ${keyText('t', ct.key)})`,
+  );
+  return del.rowCount ?? 0;
+}
+
