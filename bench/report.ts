@@ -1,0 +1,155 @@
+/**
+ * Turns the raw samples of bench/run.sh into the printed table and bench/results/latest.json.
+ *
+ *   npx tsx bench/report.ts SAMPLES.tsv OUT.json --rows N --total T --rounds R
+ *     [--seed-seconds S] [--pg MAJOR] [--rss-source TEXT] [--count table=n ...]
+ *
+ * SAMPLES.tsv has one line per measurement: round, method, seconds, peak RSS in KiB ('-'
+ * when not measured). The raw pipe is measured per table (raw_<table>); its round total is
+ * their sum. Ratios are median over median, the baseline being the raw pipe of the same
+ * tables measured in the same run (FACTS.md: compare ratios, not seconds across machines).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+
+interface Sample {
+  round: number;
+  method: string;
+  seconds: number;
+  rssKb: number | null;
+}
+
+const [samplesPath, outPath, ...rest] = process.argv.slice(2);
+if (!samplesPath || !outPath) {
+  process.stderr.write('usage: tsx bench/report.ts SAMPLES.tsv OUT.json --rows N --total T --rounds R ...\n');
+  process.exit(2);
+}
+const flags = new Map<string, string[]>();
+for (let i = 0; i < rest.length; i += 2) flags.set(rest[i]!.replace(/^--/, ''), [...(flags.get(rest[i]!.replace(/^--/, '')) ?? []), rest[i + 1]!]);
+const flag = (name: string) => flags.get(name)?.[0];
+const rows = Number(flag('rows'));
+const total = Number(flag('total'));
+const counts = Object.fromEntries((flags.get('count') ?? []).map((kv) => kv.split('=')).map(([k, v]) => [k!, Number(v)]));
+
+const samples: Sample[] = readFileSync(samplesPath, 'utf8')
+  .trim()
+  .split('\n')
+  .slice(1)
+  .map((line) => {
+    const [round, method, seconds, rss] = line.split('\t');
+    return { round: Number(round), method: method!, seconds: Number(seconds), rssKb: rss === '-' ? null : Number(rss) };
+  });
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Seconds per round of one method (raw_* summed per round into `raw`). */
+function perRound(method: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const s of samples) {
+    const m = s.method.startsWith('raw_') && method === 'raw' ? 'raw' : s.method;
+    if (m === method) out.set(s.round, (out.get(s.round) ?? 0) + s.seconds);
+  }
+  return out;
+}
+
+const raw = perRound('raw');
+const rawMedian = median([...raw.values()]);
+const rawUsers = perRound('raw_users');
+
+interface Line {
+  key: string;
+  label: string;
+  /** Rows this method moves or compares, for rows/s. */
+  rows: number;
+}
+const changed = Math.round(counts.users ? counts.users / 100 : rows / 100);
+const lines: Line[] = [
+  { key: 'raw', label: '(a) psql \\copy | psql \\copy, 4 tables', rows: total },
+  { key: 'raw_users', label: '    of which users alone', rows: counts.users ?? rows },
+  { key: 'bg_full_sync', label: '(b) bluegreen sync v1->v2, full', rows: total },
+  { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
+  { key: 'bg_verify', label: '(d) bluegreen verify', rows: total },
+  { key: 'pg_dump', label: '(e) pg_dump --data-only | psql', rows: total },
+];
+
+const results: Record<string, { seconds: number; rows_per_s: number; ratio: number; per_round: number[]; peak_rss_mb: number | null }> = {};
+for (const l of lines) {
+  const r = l.key === 'raw' ? raw : perRound(l.key);
+  if (r.size === 0) continue;
+  const secs = median([...r.values()]);
+  const rss = samples.filter((s) => s.method === l.key && s.rssKb !== null).map((s) => s.rssKb!);
+  results[l.key] = {
+    seconds: round3(secs),
+    rows_per_s: Math.round(l.rows / secs),
+    ratio: round3(secs / rawMedian),
+    per_round: [...r.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => round3(v)),
+    peak_rss_mb: rss.length ? round1(Math.max(...rss) / 1024) : null,
+  };
+}
+
+function round3(x: number) {
+  return Math.round(x * 1000) / 1000;
+}
+function round1(x: number) {
+  return Math.round(x * 10) / 10;
+}
+
+const full = results.bg_full_sync;
+const inc = results.bg_incremental;
+const bgRss = ['bg_full_sync', 'bg_incremental', 'bg_verify'].map((k) => results[k]?.peak_rss_mb ?? 0);
+const report = {
+  rows,
+  total_rows: total,
+  table_rows: counts,
+  rounds: Number(flag('rounds')),
+  postgres_major: flag('pg') ? Number(flag('pg')) : null,
+  machine: { cpus: os.cpus().length, node: process.version },
+  seed_seconds: flag('seed-seconds') ? round3(Number(flag('seed-seconds'))) : null,
+  ratios: {
+    full_sync: full?.ratio ?? null,
+    incremental: inc?.ratio ?? null,
+    verify: results.bg_verify?.ratio ?? null,
+    pg_dump: results.pg_dump?.ratio ?? null,
+    /** Issue 4's goal is incremental over full sync (≤ 0.03). */
+    incremental_over_full: full && inc ? round3(inc.seconds / full.seconds) : null,
+    /** Full sync over the users-only raw pipe: the FACTS.md / issue 7 shape. */
+    full_sync_over_raw_users: full && results.raw_users ? round3(full.seconds / results.raw_users.seconds) : null,
+  },
+  peak_rss_mb: Math.max(...bgRss),
+  peak_rss_source: flag('rss-source') ?? null,
+  medians_seconds: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.seconds])),
+  methods: results,
+  generated_at: new Date().toISOString(),
+};
+writeFileSync(outPath, JSON.stringify(report, null, 2) + '\n');
+
+const out: string[] = [];
+out.push(
+  `bluegreen bench: ${rows.toLocaleString('en')} users (${total.toLocaleString('en')} rows in 4 tables), PostgreSQL ${report.postgres_major ?? '?'}, ` +
+    `${report.machine.cpus} CPUs, medians of ${report.rounds} rounds`,
+);
+out.push('');
+out.push(`${'method'.padEnd(42)} ${'seconds'.padStart(8)} ${'rows/s'.padStart(10)} ${'ratio'.padStart(6)} ${'peak RSS'.padStart(9)}   per round`);
+for (const l of lines) {
+  const r = results[l.key];
+  if (!r) {
+    if (l.key === 'bg_verify') out.push(`${l.label.padEnd(42)} ${'skipped: no verify command in this build'}`);
+    continue;
+  }
+  out.push(
+    `${l.label.padEnd(42)} ${r.seconds.toFixed(2).padStart(8)} ${r.rows_per_s.toLocaleString('en').padStart(10)} ${r.ratio.toFixed(2).padStart(6)} ` +
+      `${(r.peak_rss_mb === null ? '' : `${r.peak_rss_mb} MB`).padStart(9)}   ${r.per_round.map((x) => x.toFixed(2)).join(' ')}`,
+  );
+}
+out.push('');
+out.push(`ratio = median seconds / median of (a). Goals: full sync ≤ 0.45 (issue 7), incremental ≤ 0.03 of full (issue 4), peak RSS ≤ 128 MB.`);
+out.push(
+  `full sync ${report.ratios.full_sync ?? '-'}x (a) [${report.ratios.full_sync_over_raw_users ?? '-'}x users-only pipe]; ` +
+    `incremental ${report.ratios.incremental_over_full ?? '-'}x full sync; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
+);
+out.push(`seed: ${report.seed_seconds ?? '?'} s (not in any ratio). Written: ${outPath}`);
+process.stdout.write(out.join('\n') + '\n');

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# make bench: bluegreen's sync against the plain tools a DBA would otherwise use, in one run.
+#
+#   bash bench/run.sh [ROWS]            ROWS users (default 1,000,000; user_roles ≈ 1.5x,
+#                                       user_settings ≈ 1x, roles 12)
+#   ROUNDS=5 bash bench/run.sh 200000   more rounds (default 3; medians are reported)
+#   PROFILE=1 bash bench/run.sh 200000  also one profiled full sync (see bench/README.md)
+#
+# Why it is built this way (details in bench/README.md):
+# - Two throwaway PostgreSQL clusters (blue, green) from the machine's newest installed
+#   PostgreSQL, in a temp directory, over TCP 127.0.0.1 (like FACTS.md). pg_dump must
+#   match the server's major version and embedded-postgres ships no pg_dump, so the
+#   benchmark cannot use the embedded PostgreSQL 18 for (e). Two clusters rather than two
+#   databases on one server, because blue and green are separate servers in production
+#   (separate WAL, buffers, checkpoints); the machine's own clusters are never touched.
+# - The data set is generated once (`bluegreen seed`) and reused by every round; each
+#   round then runs every method, the groups in a rotating order so slow drift (page
+#   cache, autovacuum, other load) does not always hit the same method. Medians reported.
+# - Every figure printed comes from this run; bench/report.ts turns the raw samples
+#   (bench/results/samples.tsv) into the table and bench/results/latest.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ROWS=${1:-${ROWS:-1000000}}
+ROUNDS=${ROUNDS:-3}
+PROFILE=${PROFILE:-0}
+[[ $ROWS =~ ^[0-9]+$ && $ROWS -gt 0 ]] || { echo "usage: bash bench/run.sh [ROWS] (a positive integer)" >&2; exit 2; }
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -gt 0 ]] || { echo "ROUNDS must be a positive integer" >&2; exit 2; }
+
+TABLES=(roles users user_roles user_settings) # v1 load order: parents first
+RESULTS=$ROOT/bench/results
+mkdir -p "$RESULTS"
+SAMPLES=$RESULTS/samples.tsv
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- PostgreSQL binaries ---------------------------------------------------------------
+# PG_BINDIR overrides; else the newest /usr/lib/postgresql/N/bin that has initdb AND
+# pg_dump (server and pg_dump from the same major version).
+if [[ -z ${PG_BINDIR:-} ]]; then
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+    if [[ -x $d/initdb && -x $d/pg_dump && -x $d/psql ]]; then PG_BINDIR=$d; break; fi
+  done
+fi
+[[ -n ${PG_BINDIR:-} && -x $PG_BINDIR/initdb ]] || {
+  echo "bench: no PostgreSQL server binaries with pg_dump found (set PG_BINDIR=/path/to/bin)" >&2
+  exit 1
+}
+PSQL=$PG_BINDIR/psql
+PG_DUMP=$PG_BINDIR/pg_dump
+PG_MAJOR=$("$PG_BINDIR/pg_config" --version 2>/dev/null | grep -o '[0-9]\+' | head -1 || true)
+
+# --- peak RSS ----------------------------------------------------------------------------
+# GNU time gives the child's peak RSS exactly. Without it (minimal images) we try to
+# install it, else sample VmHWM (the kernel's own high-water mark) from /proc while the
+# process runs: the last sample before exit is the peak, up to the sampling interval.
+TIME_BIN=/usr/bin/time
+if [[ ! -x $TIME_BIN ]] && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  log "/usr/bin/time missing: installing the 'time' package"
+  (apt-get install -y -qq time >/dev/null 2>&1 || true)
+fi
+[[ -x $TIME_BIN ]] || { TIME_BIN=""; log "/usr/bin/time unavailable: peak RSS sampled from /proc/PID/status (VmHWM)"; }
+
+# measure LABEL ROUND CMD...: runs CMD, appends "round method seconds rss_kb" to SAMPLES.
+# rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for pipelines).
+measure() {
+  local label=$1 round=$2; shift 2
+  local t0 t1 rss=- out=$WORK/time.out
+  t0=$(date +%s.%N)
+  if [[ $label == bg_* && -n $TIME_BIN ]]; then
+    "$TIME_BIN" -f '%M' -o "$out" "$@"
+    rss=$(tail -1 "$out")
+  elif [[ $label == bg_* ]]; then
+    "$@" &
+    local pid=$! hwm=0 v
+    while kill -0 "$pid" 2>/dev/null; do
+      v=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+      [[ -n $v && $v -gt $hwm ]] && hwm=$v
+      sleep 0.05
+    done
+    wait "$pid"
+    rss=$hwm
+  else
+    "$@"
+  fi
+  t1=$(date +%s.%N)
+  printf '%s\t%s\t%s\t%s\n' "$round" "$label" "$(echo "$t1 - $t0" | bc)" "$rss" >>"$SAMPLES"
+}
+
+# --- clusters ----------------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/bluegreen-bench.XXXXXX)
+chmod 755 "$WORK"
+STARTED=() # data directories whose server we started: the trap stops exactly these
+
+as_pg() {
+  # PostgreSQL refuses to run as root: use the postgres OS user then.
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+  local rc=$?
+  for dir in "${STARTED[@]}"; do
+    as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || log "could not stop the cluster in $dir"
+  done
+  [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
+# start_cluster NAME: initdb + start with the stock configuration (FACTS.md measured a stock
+# PostgreSQL 15), listening on 127.0.0.1 only, trust auth for this throwaway cluster only.
+start_cluster() {
+  local name=$1 dir=$WORK/$1 port
+  port=$(free_port)
+  mkdir -p "$dir" && chown postgres "$dir" 2>/dev/null || true
+  as_pg "$PG_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null
+  STARTED+=("$dir/data")
+  echo "$port"
+}
+
+log "PostgreSQL $PG_MAJOR from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS rounds"
+BLUE_PORT=$(start_cluster blue)
+GREEN_PORT=$(start_cluster green)
+admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
+# bluegreen runs as `app`, an owner and not a superuser (SPEC: least privilege).
+admin "$BLUE_PORT" -c "create role app login" -c "create database app owner app"
+admin "$GREEN_PORT" -c "create role app login" -c "create database app owner app" -c "create database raw owner app"
+BLUE_URL=postgresql://app@127.0.0.1:$BLUE_PORT/app
+GREEN_URL=postgresql://app@127.0.0.1:$GREEN_PORT/app
+RAW_URL=postgresql://app@127.0.0.1:$GREEN_PORT/raw # v1 tables for the psql and pg_dump baselines
+export BLUE_URL GREEN_URL
+q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# The CLI as a DBA runs it; BLUE_URL/GREEN_URL name the environments. --log-format json
+# because a benchmark is not a terminal (no progress bars).
+BG=(node "$ROOT/bin/bluegreen.js" --log-format json)
+
+# --- data set ----------------------------------------------------------------------------
+"${BG[@]}" -q schema apply --to blue --version 1 >/dev/null
+"${BG[@]}" -q schema apply --to-url "$RAW_URL" --to raw --version 1 >/dev/null
+# The baselines load into v1 tables with their primary keys, unique and secondary indexes
+# (FACTS.md's shape) but without the foreign keys: per-row RI checks would slow (a) and (e)
+# by a third or more, and bluegreen's bulk path validates foreign keys once after the
+# data, so keeping them would flatter bluegreen's ratio. Conservative on purpose.
+q "$RAW_URL" -Atc "select format('alter table %s drop constraint %I;', conrelid::regclass, conname)
+                     from pg_constraint where contype = 'f'" | q "$RAW_URL"
+log "seeding blue with $ROWS users (bluegreen seed, once for all rounds)"
+seed_t0=$(date +%s.%N)
+"${BG[@]}" -q seed --to blue --rows "$ROWS" >/dev/null
+SEED_S=$(echo "$(date +%s.%N) - $seed_t0" | bc)
+# Set hint bits and the visibility map now, so round 1's readers do not pay for it.
+q "$BLUE_URL" -c "vacuum analyze $(IFS=,; echo "${TABLES[*]}")"
+declare -A COUNT
+for t in "${TABLES[@]}"; do COUNT[$t]=$(q "$BLUE_URL" -Atc "select count(*) from $t"); done
+TOTAL=0; for t in "${TABLES[@]}"; do TOTAL=$((TOTAL + COUNT[$t])); done
+log "seeded in ${SEED_S}s: $(for t in "${TABLES[@]}"; do printf '%s %s, ' "$t" "${COUNT[$t]}"; done)total $TOTAL rows"
+
+HAS_VERIFY=0
+if "${BG[@]}" verify --help >/dev/null 2>&1; then HAS_VERIFY=1; else log "no 'verify' command in this build: (d) skipped"; fi
+
+printf 'round\tmethod\tseconds\trss_kb\n' >"$SAMPLES"
+
+# Before each measured method: empty targets and flush both clusters' dirty buffers, so
+# one method's checkpoint work does not land in the next one's time.
+settle() {
+  admin "$BLUE_PORT" -c checkpoint
+  admin "$GREEN_PORT" -c checkpoint
+}
+truncate_raw() {
+  q "$RAW_URL" -c "truncate $(IFS=,; echo "${TABLES[*]}")"
+  settle
+}
+
+# (a) psql \copy out of blue piped into psql \copy into green's indexed v1 tables, table
+# by table in load order (the real v1 schema: keys, indexes and foreign keys).
+raw_pipe() {
+  local round=$1
+  truncate_raw
+  for t in "${TABLES[@]}"; do
+    measure "raw_$t" "$round" bash -o pipefail -c \
+      "'$PSQL' -X -q -v ON_ERROR_STOP=1 '$BLUE_URL' -c '\\copy (select * from $t) to stdout' | '$PSQL' -X -q -v ON_ERROR_STOP=1 '$RAW_URL' -c '\\copy $t from stdin'"
+  done
+}
+
+# (e) pg_dump --data-only of the same tables piped into psql, into the same empty tables.
+pg_dump_pipe() {
+  local round=$1
+  truncate_raw
+  measure pg_dump "$round" bash -o pipefail -c \
+    "'$PG_DUMP' --data-only $(printf -- '-t %s ' "${TABLES[@]}") '$BLUE_URL' | '$PSQL' -X -q -v ON_ERROR_STOP=1 '$RAW_URL' >/dev/null"
+}
+
+# (b) full v1 -> v2 sync into an empty v2 green, (c) an incremental sync after 1% of users
+# changed, (d) verify of the now equal data.
+reset_green() {
+  admin "$GREEN_PORT" -c "drop database app (force)" -c "create database app owner app"
+  "${BG[@]}" -q schema apply --to green --version 2 >/dev/null
+  settle
+}
+bluegreen_syncs() {
+  local round=$1
+  reset_green
+  measure bg_full_sync "$round" "${BG[@]}" --json sync --from blue --to green >"$WORK/full-$round.json"
+  # 1% of users change on blue (a real column; the v1 trigger moves updated_at); a
+  # different 1% each round.
+  q "$BLUE_URL" -c "update users set email = coalesce(email, '') || '.r$round' where id % 100 = $round % 100"
+  settle
+  measure bg_incremental "$round" "${BG[@]}" --json sync --from blue --to green >"$WORK/inc-$round.json"
+  if [[ $HAS_VERIFY == 1 ]]; then
+    local rc=0
+    measure bg_verify "$round" "${BG[@]}" --json verify --from blue --to green >"$WORK/verify-$round.json" || rc=$?
+    [[ $rc == 0 ]] || { log "verify exited $rc on equal data (see $WORK/verify-$round.json)"; KEEP_WORK=1; exit 1; }
+  fi
+  # Keep blue steady across rounds: clean the 1% dead rows now, outside every timing.
+  q "$BLUE_URL" -c "vacuum analyze users"
+  check_green "$round"
+}
+
+# The full sync must have moved every row (else its time means nothing).
+check_green() {
+  local t n want
+  for t in "${TABLES[@]}"; do
+    want=${COUNT[$t]}
+    n=$(q "$GREEN_URL" -Atc "select count(*) from $t")
+    [[ $n == "$want" ]] || { log "round $1: green.$t has $n rows, blue has $want"; exit 1; }
+  done
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const users = r.tables.find((t) => t.table === "users");
+    if (r.mode !== "incremental" || users.updated !== Number(process.argv[2])) {
+      console.error(`incremental sync: mode ${r.mode}, users updated ${users && users.updated}, expected ${process.argv[2]}`);
+      process.exit(1);
+    }' "$WORK/inc-$1.json" "$(q "$BLUE_URL" -Atc "select count(*) from users where id % 100 = $1 % 100")"
+}
+
+GROUPS_=(raw_pipe bluegreen_syncs pg_dump_pipe)
+for ((round = 1; round <= ROUNDS; round++)); do
+  for ((g = 0; g < ${#GROUPS_[@]}; g++)); do
+    group=${GROUPS_[$(((g + round - 1) % ${#GROUPS_[@]}))]}
+    log "round $round/$ROUNDS: $group"
+    $group "$round"
+  done
+done
+cp "$WORK"/full-*.json "$WORK"/inc-*.json "$RESULTS/" 2>/dev/null || true
+
+if [[ $PROFILE == 1 ]]; then
+  log "profiling one more full sync (statement log on green, node --cpu-prof)"
+  source "$ROOT/bench/profile.sh"
+fi
+
+npx tsx bench/report.ts "$SAMPLES" "$RESULTS/latest.json" \
+  --rows "$ROWS" --total "$TOTAL" --rounds "$ROUNDS" --seed-seconds "$SEED_S" \
+  --pg "$PG_MAJOR" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
+  $(for t in "${TABLES[@]}"; do printf -- '--count %s=%s ' "$t" "${COUNT[$t]}"; done)
