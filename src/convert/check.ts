@@ -1,0 +1,161 @@
+/**
+ * `bluegreen check` around the mapping engine's checkMappings: finds the catalogs and the
+ * fixture rows of the lowest version, and decides what passing means.
+ *
+ * Fixture rows, in order of preference:
+ * 1. a sample data set given by the caller (the CLI passes the sample app's hostile
+ *    generator), used only when the lowest version has exactly its tables and columns, so
+ *    nothing here assumes the sample app;
+ * 2. `<mappings>/fixtures/v<lowest>/<table>.csv`: PostgreSQL CSV with a header (what
+ *    `COPY ... TO STDOUT (FORMAT csv, HEADER true)` or a bluegreen dump writes), columns in
+ *    any order, every non-generated column present; a table without a file has no rows;
+ * 3. none: the mappings are only validated.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeCsv } from '../codec/pg-csv.ts';
+import type { Catalog } from '../db/catalog-types.ts';
+import { BluegreenError, UsageError, type ValidationProblem } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { checkMappings, listMappingVersions, type CheckReport, type FixtureRows, type Row } from '../mapping/index.ts';
+import type { CatalogProvider } from './catalogs.ts';
+
+/** A built-in data set for one version of a known app. */
+export interface SampleFixtures {
+  /** Version the rows are in. */
+  version: number;
+  /** Its tables and their columns in row order; used only when the catalog matches exactly. */
+  columns: Readonly<Record<string, readonly string[]>>;
+  /** Rows of one table. */
+  rows(table: string): Iterable<Row>;
+}
+
+/** Where the fixture rows came from. */
+export interface FixtureSource {
+  /** `sample`: the built-in data set; `files`: mappings/fixtures; `none`: validation only. */
+  kind: 'sample' | 'files' | 'none';
+  /** Version of the rows. */
+  version: number;
+  /** Files read (kind `files`). */
+  files: string[];
+  /** Rows per table. */
+  rows: Record<string, number>;
+}
+
+/** Result of {@link runCheck}: the engine's report plus where fixtures came from. */
+export interface CheckRunReport extends CheckReport {
+  /** Fixture rows used for the round trips. */
+  fixtures: FixtureSource;
+  /** Mappings folder checked. */
+  mappingsDir: string;
+}
+
+/** Options of {@link runCheck}. */
+export interface RunCheckOptions {
+  mappingsDir: string;
+  catalogs: CatalogProvider;
+  /** Built-in data set to use when the lowest version matches it. */
+  sample?: SampleFixtures;
+  logger: Logger;
+}
+
+const copyColumns = (catalog: Catalog, table: string) => catalog.tables[table]!.columns.filter((c) => !c.generated).map((c) => c.name);
+
+function matchesSample(catalog: Catalog, sample: SampleFixtures): boolean {
+  const names = Object.keys(catalog.tables).sort();
+  const want = Object.keys(sample.columns).sort();
+  if (names.join('\n') !== want.join('\n')) return false;
+  return names.every((t) => copyColumns(catalog, t).join('\n') === sample.columns[t]!.join('\n'));
+}
+
+/** Fixture rows from `<mappings>/fixtures/v<version>/*.csv`; problems are collected, not thrown. */
+async function fixtureFiles(mappingsDir: string, version: number, catalog: Catalog, problems: ValidationProblem[]): Promise<{ rows: FixtureRows; files: string[] } | undefined> {
+  const dir = path.join(mappingsDir, 'fixtures', `v${version}`);
+  let entries: string[];
+  try {
+    entries = (await readdir(dir)).filter((f) => f.endsWith('.csv')).sort();
+  } catch {
+    return undefined;
+  }
+  if (entries.length === 0) return undefined;
+  const tables: Record<string, Row[]> = {};
+  const files: string[] = [];
+  for (const f of entries) {
+    const file = path.join(dir, f);
+    const table = f.slice(0, -'.csv'.length);
+    if (!catalog.tables[table]) {
+      problems.push({ file, path: '', message: `v${version} has no table ${table}`, hint: 'name fixture files <table>.csv after the tables of that version' });
+      continue;
+    }
+    const want = copyColumns(catalog, table);
+    try {
+      // Fixtures are small by nature (check holds them in memory anyway): decode whole.
+      const { columns, rows } = decodeCsv(await readFile(file), { header: true, file });
+      const at = want.map((c) => columns!.indexOf(c));
+      const missing = want.filter((_, i) => at[i] === -1);
+      const extra = columns!.filter((c) => !want.includes(c));
+      if (missing.length > 0 || extra.length > 0) {
+        problems.push({
+          file,
+          path: '',
+          message: [missing.length ? `missing column(s) ${missing.join(', ')}` : '', extra.length ? `unknown column(s) ${extra.join(', ')}` : ''].filter(Boolean).join('; '),
+          hint: `the header must name every column of ${table} in v${version}: ${want.join(', ')}`,
+        });
+        continue;
+      }
+      tables[table] = rows.map((r) => at.map((i) => r[i] ?? null));
+      files.push(file);
+    } catch (err) {
+      if (!(err instanceof BluegreenError)) throw err;
+      problems.push({ file, path: '', message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
+    }
+  }
+  return { rows: { version, tables }, files };
+}
+
+/**
+ * Validates every mapping in `mappingsDir` (all problems at once) and round-trips fixture
+ * rows of the lowest version through every pair. Never throws for invalid mappings or
+ * fixtures: they are in `problems`. Throws when the folder has no version or catalogs
+ * cannot be had.
+ */
+export async function runCheck(opts: RunCheckOptions): Promise<CheckRunReport> {
+  let versions: number[];
+  try {
+    versions = await listMappingVersions(opts.mappingsDir);
+  } catch {
+    versions = [];
+  }
+  if (versions.length === 0) throw new UsageError(`no versions (v1, v2, ...) in ${opts.mappingsDir}`, 'pass --mappings DIR pointing at your versions');
+  const catalogs = await opts.catalogs(versions);
+  const lowest = versions[0]!;
+  const problems: ValidationProblem[] = [];
+  let fixtures: FixtureRows = { version: lowest, tables: {} };
+  let source: FixtureSource = { kind: 'none', version: lowest, files: [], rows: {} };
+  if (opts.sample && opts.sample.version === lowest && matchesSample(catalogs[lowest]!, opts.sample)) {
+    const tables: Record<string, Row[]> = {};
+    for (const t of Object.keys(opts.sample.columns)) tables[t] = [...opts.sample.rows(t)];
+    fixtures = { version: lowest, tables };
+    source = { kind: 'sample', version: lowest, files: [], rows: {} };
+  } else {
+    const found = await fixtureFiles(opts.mappingsDir, lowest, catalogs[lowest]!, problems);
+    if (found) {
+      fixtures = found.rows;
+      source = { kind: 'files', version: lowest, files: found.files, rows: {} };
+    }
+  }
+  for (const [t, rows] of Object.entries(fixtures.tables)) source.rows[t] = rows.length;
+  opts.logger.debug(`check: ${versions.length} versions, fixtures: ${source.kind}`, { rows: source.rows });
+  const report = await checkMappings(opts.mappingsDir, catalogs, fixtures);
+  const allProblems = [...problems, ...report.problems];
+  // Without fixtures every round trip would pass on zero rows: report none rather than a false "ok".
+  const roundTrips = source.kind === 'none' ? [] : report.roundTrips;
+  return {
+    ...report,
+    problems: allProblems,
+    roundTrips,
+    ok: allProblems.length === 0 && roundTrips.every((r) => r.ok),
+    fixtures: source,
+    mappingsDir: opts.mappingsDir,
+  };
+}

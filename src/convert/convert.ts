@@ -1,0 +1,134 @@
+/**
+ * `convert`: a dump at vA becomes a dump at vB, offline, through the mapping chain's JS
+ * face. Refusals first (manifest and every checksum, mappings, unsupported faces, columns),
+ * then one streaming pass per target table into a new file hashed as it is written, and
+ * the manifest last: a directory without one is never taken for a dump, and a failed run
+ * removes what it wrote.
+ */
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { hashTap } from '../dump/export.ts';
+import { newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
+import { compileChain } from '../mapping/index.ts';
+import { versionsBetween, type CatalogProvider } from './catalogs.ts';
+import { convertTable, planConversion, type TableConversionStats } from './stream.ts';
+
+/** Options of {@link convertDump}. */
+export interface ConvertOptions {
+  /** Dump directory to read. */
+  dir: string;
+  /** New dump directory (must not exist, or be empty). */
+  out: string;
+  /** Version to convert to. */
+  toVersion: number;
+  /** Folder of versions. */
+  mappingsDir: string;
+  /** Catalogs of the versions of the chain. */
+  catalogs: CatalogProvider;
+  logger: Logger;
+}
+
+/** What a conversion did. */
+export interface ConvertReport {
+  /** Input dump. */
+  dir: string;
+  /** Output dump. */
+  out: string;
+  /** Version of the input. */
+  fromVersion: number;
+  /** Version of the output. */
+  toVersion: number;
+  /** The new manifest. */
+  manifest: Manifest;
+  /** Per target table, in load order. */
+  tables: TableConversionStats[];
+  /** Rows written, all tables. */
+  rows: number;
+  /** Wall time of the whole run, checks included. */
+  ms: number;
+  /** Rows written per second of the conversion passes (checksum checks excluded). */
+  rowsPerSecond: number;
+}
+
+/** Creates `dir` 0700 or accepts it empty; returns whether it was created (for cleanup). */
+async function prepareOutDir(dir: string): Promise<boolean> {
+  let entries: string[] | undefined;
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidInputError(`output ${dir} is not a usable directory: ${(err as Error).message}`);
+  }
+  if (entries && entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the converted dump, or remove the old one');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  return entries === undefined;
+}
+
+/**
+ * Converts the dump in `opts.dir` to `opts.toVersion` into `opts.out`. Throws, before
+ * creating anything: DumpError / ChecksumMismatchError for a damaged dump, ValidationError
+ * for an invalid mapping on the chain, OfflineConversionUnsupportedError for a table
+ * without a JS face. A value the mapping refuses (MappingValueError) fails the run after
+ * it started; what was written is then removed.
+ */
+export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> {
+  const started = Date.now();
+  const { logger } = opts;
+  const manifest = await openDump(opts.dir);
+  const from = manifest.schemaVersion;
+  const catalogs = await opts.catalogs(versionsBetween(from, opts.toVersion));
+  const chain = await compileChain(opts.mappingsDir, from, opts.toVersion, catalogs);
+  const plan = planConversion(opts.dir, manifest, chain, catalogs);
+  if (path.resolve(opts.out) === path.resolve(opts.dir)) throw new InvalidInputError('--out must be another directory than --in');
+
+  const created = await prepareOutDir(opts.out);
+  const written: string[] = [];
+  try {
+    logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);
+    const tables: DumpTable[] = [];
+    const stats: TableConversionStats[] = [];
+    const t0 = Date.now();
+    for (const p of plan.tables) {
+      const file = `${p.target.table}.csv`;
+      const full = path.join(opts.out, file);
+      written.push(full);
+      const tap = hashTap();
+      // `wx`: never overwrite; the directory was empty, so a clash is a bug worth seeing.
+      const s = await convertTable(p, { header: true, through: tap, into: createWriteStream(full, { mode: 0o600, flags: 'wx' }) });
+      stats.push(s);
+      tables.push({ name: p.target.table, file, columns: p.target.columns, key: p.target.key, rows: s.rows, ...tap.digest() });
+      if (s.orphans > 0) logger.warn(`  ${p.target.table}: ${s.orphans} rows of merged tables had no partner and were dropped`, { table: p.target.table, orphans: s.orphans });
+      logger.info(`  ${p.target.table}: ${s.rows} rows`, { table: p.target.table, rows: s.rows, ms: s.ms });
+    }
+    const convertMs = Date.now() - t0;
+    const out = newManifest({
+      schemaVersion: opts.toVersion,
+      convertedFrom: manifest.convertedFrom ?? from,
+      mode: 'full',
+      ...(manifest.source ? { source: manifest.source } : {}),
+      tables,
+    });
+    written.push(path.join(opts.out, 'manifest.json'));
+    await writeManifest(opts.out, out);
+    const rows = stats.reduce((n, s) => n + s.rows, 0);
+    return {
+      dir: opts.dir,
+      out: opts.out,
+      fromVersion: from,
+      toVersion: opts.toVersion,
+      manifest: out,
+      tables: stats,
+      rows,
+      ms: Date.now() - started,
+      rowsPerSecond: Math.round(rows / Math.max(convertMs / 1000, 0.001)),
+    };
+  } catch (err) {
+    // Leave the output as it was found (absent or empty) so a rerun just works.
+    for (const f of written) await rm(f, { force: true }).catch(() => {});
+    if (created) await rmdir(opts.out).catch(() => {});
+    throw err;
+  }
+}

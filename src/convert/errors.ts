@@ -1,0 +1,48 @@
+/**
+ * Failures specific to dump conversion (offline `convert` and `import` converting on the
+ * fly). Mapping validation failures stay ValidationError; these are about what a dump or
+ * a mapping's JS face cannot do.
+ */
+import { InvalidInputError, RuntimeFailure } from '../errors.ts';
+
+/**
+ * A target table's mapping chain has an operation without an exact JS face, so it cannot
+ * be converted in Node from dump files. It can still run as SQL on a live source.
+ */
+export class OfflineConversionUnsupportedError extends InvalidInputError {
+  constructor(
+    /** Target table. */
+    readonly table: string,
+    /** Source version of the chain. */
+    readonly fromVersion: number,
+    /** Target version of the chain. */
+    readonly toVersion: number,
+    /** One entry per operation without a JS face, naming it and where it is. */
+    readonly reasons: string[],
+  ) {
+    super(
+      `table ${table} cannot be converted from a dump (v${fromVersion} -> v${toVersion}): ${reasons.join('; ')}`,
+      'use `bluegreen sync --from ENV --to ENV` between the live databases instead: there the mapping runs as SQL',
+    );
+  }
+}
+
+/** No cached catalog for some versions and no database reachable to learn them on. */
+export class CatalogsUnavailableError extends RuntimeFailure {
+  constructor(
+    /** Versions whose catalog is missing. */
+    readonly versions: number[],
+    /** Each database tried and why it failed, one line each (URLs without passwords). */
+    readonly tried: string[],
+    /** Where catalogs are cached, if caching is on. */
+    readonly cacheDir: string | undefined,
+  ) {
+    super(
+      `cannot learn the catalogs of ${versions.map((v) => `v${v}`).join(', ')} from schema.sql: ` +
+        (tried.length === 0 ? 'no database is configured' : `no database reachable (${tried.join('; ')})`),
+      'pass --catalog-url URL (any PostgreSQL where you may create a schema; it is created in a rolled-back transaction, nothing stays), ' +
+        'or --via ENV, or start the local clusters with `bluegreen env up`' +
+        (cacheDir ? `; once learnt, catalogs are cached in ${cacheDir} (keyed by schema.sql's sha256) and later runs need no database` : ''),
+    );
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * The one streaming converter shared by `convert` (dump -> dump) and `import` (dump ->
+ * COPY FROM STDIN): per target table, the source CSV file(s) are decoded in batches
+ * (CsvDecoder), each row goes through the chain's JS face (transformJs), and the result is
+ * encoded in >= 64 KiB chunks (CsvEncoder) into whatever sink the caller gives. No table
+ * is ever held in memory: a merge is one forward pass over key-sorted files (mergeJoin).
+ *
+ * Planning is separate from running on purpose: `planConversion` does every check that can
+ * refuse (unsupported JS face, dump columns that do not fit the version, merge key types)
+ * so callers can refuse before their first write. Only a value the mapping cannot convert
+ * (MappingValueError) or a file that is not what the manifest says can still fail a run.
+ */
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { pipeline as pipelineCallback, type Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Catalog } from '../db/catalog-types.ts';
+import { loadOrder } from '../db/catalog.ts';
+import { CsvDecoder, CsvEncoder, type CsvBatch } from '../codec/pg-csv.ts';
+import { DumpError } from '../errors.ts';
+import type { Manifest } from '../dump/manifest.ts';
+import { keyKind, mergeJoin, type CompiledChain, type CompiledTable, type KeyKind, type Row } from '../mapping/index.ts';
+import { OfflineConversionUnsupportedError } from './errors.ts';
+
+/** Rows per batch handed to the encoder for merged tables (single-source tables keep the decoder's batches). */
+const MERGE_BATCH = 2000;
+
+/** One source table of a target table, as found in the dump. */
+export interface PlannedSource {
+  /** Source table name (in the dump's version). */
+  table: string;
+  /** Absolute path of its CSV file. */
+  file: string;
+  /** Columns of the file, in order (its header). */
+  dumpColumns: string[];
+  /** Data rows the manifest promises. */
+  rows: number;
+  /**
+   * For each column the compiled table expects (SourceTable.columns), its index in the
+   * file's rows, or -1 for a column the dump does not carry (read as NULL); null when the
+   * file already has exactly the expected columns in order.
+   */
+  gather: number[] | null;
+  /** Key column positions in the gathered row (for merges). */
+  keyPositions: number[];
+  /** Width of the gathered row. */
+  width: number;
+}
+
+/** How one target table is produced from the dump. */
+export interface TablePlan {
+  /** The compiled chain for this target table. */
+  target: CompiledTable;
+  /** Its sources, in `target.sources` order. */
+  inputs: PlannedSource[];
+  /** Key kinds of the merge key (empty for a single source). */
+  kinds: KeyKind[];
+}
+
+/** Everything needed to convert a dump, checked before any write. */
+export interface ConversionPlan {
+  /** Version of the dump. */
+  from: number;
+  /** Version produced. */
+  to: number;
+  /** Target tables in the target version's load order (parents first). */
+  tables: TablePlan[];
+}
+
+/** What converting one table did. */
+export interface TableConversionStats {
+  /** Target table. */
+  table: string;
+  /** Rows read from each source table, by name. */
+  read: Record<string, number>;
+  /** Rows written. */
+  rows: number;
+  /** Rows of later merged tables with no partner in the first (dropped, as by LEFT JOIN). */
+  orphans: number;
+  /** Wall time. */
+  ms: number;
+}
+
+/**
+ * Checks that the dump can be converted through `chain` with the JS face and works out how
+ * each file's columns feed each target table. Throws (before anything is written):
+ * OfflineConversionUnsupportedError for a table whose chain has no JS face, DumpError for
+ * an incremental dump, a missing source table, a column the version does not have, or a
+ * missing key column; InvalidInputError for a merge key type the offline join cannot order.
+ */
+export function planConversion(dir: string, manifest: Manifest, chain: CompiledChain, catalogs: Readonly<Record<number, Catalog>>): ConversionPlan {
+  if (manifest.schemaVersion !== chain.from) throw new Error(`chain starts at v${chain.from}, the dump is at v${manifest.schemaVersion}`);
+  if (manifest.mode !== 'full') {
+    throw new DumpError(
+      `dump ${dir} is incremental; only full dumps can be converted between versions (its key set for deletes is in v${manifest.schemaVersion} terms)`,
+      'export a full dump, or use `bluegreen sync` between the live databases',
+    );
+  }
+  const source = catalogs[chain.from];
+  const target = catalogs[chain.to];
+  if (!source || !target) throw new Error(`planConversion needs the catalogs of v${chain.from} and v${chain.to}`);
+  const byName = new Map(manifest.tables.map((t) => [t.name, t]));
+  const order = loadOrder(target).filter((n) => chain.tables[n] !== undefined);
+  // Tables the target catalog does not list (should not happen) still get converted, last.
+  for (const n of Object.keys(chain.tables).sort()) if (!order.includes(n)) order.push(n);
+
+  const tables: TablePlan[] = [];
+  for (const name of order) {
+    const t = chain.tables[name]!;
+    if (t.jsUnsupported.length > 0) throw new OfflineConversionUnsupportedError(name, chain.from, chain.to, t.jsUnsupported);
+    const inputs = t.sources.map((s): PlannedSource => {
+      const entry = byName.get(s.table);
+      if (!entry) throw new DumpError(`dump ${dir} has no table ${s.table}, which ${name} (v${chain.to}) is made from`, 'export a full dump of every table');
+      const info = source.tables[s.table];
+      for (const c of entry.columns) {
+        if (!s.columns.includes(c)) throw new DumpError(`dump ${dir}: column ${s.table}.${c} is not in v${chain.from}`, 'the dump and its manifest version disagree; export it again');
+      }
+      const gather = s.columns.map((c) => entry.columns.indexOf(c));
+      gather.forEach((g, i) => {
+        if (g !== -1) return;
+        const col = s.columns[i]!;
+        const meta = info?.columns.find((c) => c.name === col);
+        // A converted dump leaves out columns left to their DEFAULT; an inner chain step
+        // reads those as NULL too. A key or a NOT NULL column without a default cannot be
+        // missing: that is a damaged dump, not a conversion.
+        if (s.key.includes(col) || !meta || (meta.notNull && !meta.hasDefault)) {
+          throw new DumpError(`dump ${dir}: table ${s.table} lacks column ${col}`, 'the dump does not match its version; export it again');
+        }
+      });
+      const identity = gather.length === entry.columns.length && gather.every((g, i) => g === i);
+      return {
+        table: s.table,
+        file: path.join(dir, entry.file),
+        dumpColumns: entry.columns,
+        rows: entry.rows,
+        gather: identity ? null : gather,
+        keyPositions: s.key.map((k) => s.columns.indexOf(k)),
+        width: s.columns.length,
+      };
+    });
+    let kinds: KeyKind[] = [];
+    if (inputs.length > 1) {
+      const first = t.sources[0]!;
+      kinds = first.key.map((k) => keyKind(source.tables[first.table]?.columns.find((c) => c.name === k)?.type ?? 'unknown'));
+      for (let i = 1; i < inputs.length; i++) {
+        if (inputs[i]!.keyPositions.length !== kinds.length) throw new Error(`merge of ${name}: ${inputs[i]!.table} has a key of another width`);
+      }
+    }
+    tables.push({ target: t, inputs, kinds });
+  }
+  return { from: chain.from, to: chain.to, tables };
+}
+
+/** Decoded batches of one source file, columns rearranged to what the chain expects. */
+async function* sourceBatches(input: PlannedSource, read: Record<string, number>): AsyncGenerator<CsvBatch> {
+  const decoder = new CsvDecoder({ expectColumns: input.dumpColumns, file: input.file });
+  // The callback form returns at once and destroys both streams on any error, so the
+  // decoder's iterator below throws it; returning from the loop early destroys them too.
+  pipelineCallback(createReadStream(input.file, { highWaterMark: 256 * 1024 }), decoder, () => {});
+  const gather = input.gather;
+  for await (const batch of decoder as AsyncIterable<CsvBatch>) {
+    if (gather === null) yield batch;
+    else {
+      const out: CsvBatch = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const row = batch[i]!;
+        const g: Row = new Array(gather.length);
+        for (let k = 0; k < gather.length; k++) g[k] = gather[k] === -1 ? null : row[gather[k]!]!;
+        out[i] = g;
+      }
+      yield out;
+    }
+  }
+  read[input.table] = decoder.rowCount;
+  if (decoder.rowCount !== input.rows) {
+    throw new DumpError(`${input.file}: ${decoder.rowCount} rows, the manifest says ${input.rows}`, 'the dump is inconsistent; export it again');
+  }
+}
+
+async function* rowsOf(batches: AsyncIterable<CsvBatch>): AsyncGenerator<Row> {
+  for await (const batch of batches) yield* batch;
+}
+
+/**
+ * The converted rows of one target table, in batches, streamed: rows come out in the
+ * order of the first source file (its key order). Fills `stats` as it goes.
+ */
+export async function* convertedBatches(plan: TablePlan, stats: TableConversionStats): AsyncGenerator<CsvBatch> {
+  const transform = plan.target.transformJs;
+  const [first, ...later] = plan.inputs;
+  if (later.length === 0) {
+    for await (const batch of sourceBatches(first!, stats.read)) {
+      const out: CsvBatch = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) out[i] = transform(batch[i]!);
+      stats.rows += out.length;
+      yield out;
+    }
+    return;
+  }
+  // LEFT JOIN chain; left key positions stay valid as rows widen (see mergeJoin).
+  let joined: AsyncIterable<Row> = rowsOf(sourceBatches(first!, stats.read));
+  for (const input of later) {
+    joined = mergeJoin(joined, rowsOf(sourceBatches(input, stats.read)), {
+      kinds: plan.kinds,
+      leftKey: first!.keyPositions,
+      rightKey: input.keyPositions,
+      rightWidth: input.width,
+      onOrphan: () => void stats.orphans++,
+      leftName: first!.file,
+      rightName: input.file,
+    });
+  }
+  let out: CsvBatch = [];
+  for await (const row of joined) {
+    out.push(transform(row));
+    if (out.length >= MERGE_BATCH) {
+      stats.rows += out.length;
+      yield out;
+      out = [];
+    }
+  }
+  if (out.length > 0) {
+    stats.rows += out.length;
+    yield out;
+  }
+}
+
+/** Where {@link convertTable} writes a table's CSV. */
+export interface ConversionSink {
+  /** Write a header record first (a dump file), or not. */
+  header: boolean;
+  /** Optional stage between the encoder and the sink (a hash tap). */
+  through?: Transform;
+  /** The file or COPY FROM STDIN stream; it ends when the table is done. */
+  into: Writable;
+}
+
+/**
+ * Converts one target table into `sink.into` (CSV in PostgreSQL's dialect, chunks of at
+ * least 64 KiB) through `pipeline`, so a failure anywhere destroys every stage: a file is
+ * left incomplete (callers delete it), a COPY FROM is aborted and rolled back.
+ */
+export async function convertTable(plan: TablePlan, sink: ConversionSink): Promise<TableConversionStats> {
+  const t0 = Date.now();
+  const stats: TableConversionStats = { table: plan.target.table, read: {}, rows: 0, orphans: 0, ms: 0 };
+  const encoder = new CsvEncoder(sink.header ? { header: plan.target.columns } : {});
+  if (sink.through) await pipeline(convertedBatches(plan, stats), encoder, sink.through, sink.into);
+  else await pipeline(convertedBatches(plan, stats), encoder, sink.into);
+  stats.ms = Date.now() - t0;
+  return stats;
+}
