@@ -1,6 +1,10 @@
 /**
  * `import`: load a dump into a target, all or nothing. Everything that can refuse the
- * dump (manifest, checksums, version, non-empty target) runs before the first write. The
+ * dump (manifest, checksums, version, invalid mapping, a table without a JS face, non-empty
+ * target) runs before the first write. A dump at another version than the target is
+ * converted on the fly by the same streaming converter as `convert` (decode -> transformJs
+ * -> encode straight into COPY FROM STDIN); a dump at the target's version is copied byte
+ * for byte, without parsing. The
  * load is one transaction: a failure or a SIGKILL at any point leaves the target as it
  * was (PostgreSQL rolls back the open transaction when the session dies).
  *
@@ -20,6 +24,9 @@ import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { DumpError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { compileChain } from '../mapping/index.ts';
+import { versionsBetween } from '../convert/catalogs.ts';
+import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
 import { openDump, type Manifest } from './manifest.ts';
 
 export interface ImportOptions {
@@ -40,9 +47,23 @@ export interface ImportOptions {
 export interface ImportReport {
   environment: string;
   version: number;
+  /** Version of the dump; differs from `version` when it was converted on the fly. */
+  dumpVersion: number;
   tables: { table: string; rows: number; ms: number }[];
   sequences: SequenceMove[];
   ms: number;
+}
+
+/** One target table to load: the dump's file as is, or converted from the dump's tables. */
+interface LoadStep {
+  /** Target table. */
+  table: string;
+  /** Columns written, in CSV order. */
+  columns: string[];
+  /** Same version: the file and its row count. */
+  raw?: { file: string; rows: number };
+  /** Other version: the conversion plan. */
+  convert?: TablePlan;
 }
 
 /** Tables among `tables` that hold at least one row. */
@@ -88,20 +109,26 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       }
       version = d.version;
     }
-    if (version !== manifest.schemaVersion) {
-      throw new VersionMismatchError(
-        `dump ${opts.dir} is at v${manifest.schemaVersion} but ${opts.environment} is at v${version}`,
-        `convert it first: bluegreen convert --in ${opts.dir} --to-version ${version} --out DIR`,
-      );
+    // One load step per target table: raw bytes when versions match, else converted.
+    const loads: LoadStep[] = [];
+    if (version === manifest.schemaVersion) {
+      const target = await catalogs.get(version);
+      checkDumpFitsTarget(manifest, target, opts.dir);
+      for (const t of manifest.tables) loads.push({ table: t.name, columns: t.columns, raw: { file: path.join(opts.dir, t.file), rows: t.rows } });
+    } else {
+      const needed: Record<number, Catalog> = {};
+      for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
+      const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
+      const plan = planConversion(opts.dir, manifest, chain, needed);
+      for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
+      logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
     }
-    const target = await catalogs.get(version);
-    checkDumpFitsTarget(manifest, target, opts.dir);
-    const tables = manifest.tables.map((t) => t.name);
+    const tables = loads.map((l) => l.table);
     const occupied = await nonEmptyTables(client, tables);
     if (occupied.length > 0 && !opts.truncate) throw new TargetNotEmptyError(occupied);
 
-    logger.info(`importing ${opts.dir} (v${version}, ${tables.length} tables) into ${opts.environment}`);
-    const report: ImportReport = { environment: opts.environment, version, tables: [], sequences: [], ms: 0 };
+    logger.info(`importing ${opts.dir} (v${manifest.schemaVersion}${version !== manifest.schemaVersion ? ` -> v${version}` : ''}, ${tables.length} tables) into ${opts.environment}`);
+    const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
     await client.query('begin');
     try {
       await ensureStateSchema(client);
@@ -113,17 +140,27 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await setUserTriggers(client, tables, false);
       const ddl = await deferrableDdl(client, tables);
       for (const stmt of ddl.drop) await client.query(stmt);
-      for (const t of manifest.tables) {
+      for (const l of loads) {
         const t0 = Date.now();
         const sink = client.query(
-          copyFrom(`COPY ${ident(t.name)} (${t.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
+          copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
         );
-        await pipeline(createReadStream(path.join(opts.dir, t.file), { highWaterMark: 256 * 1024 }), sink);
-        if (sink.rowCount !== t.rows) {
-          throw new DumpError(`table ${t.name}: loaded ${sink.rowCount} rows, the manifest says ${t.rows}`, 'the dump is inconsistent; export it again');
+        let expected: number;
+        if (l.raw) {
+          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), sink);
+          expected = l.raw.rows;
+        } else {
+          // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
+          // the transaction then rolls back below.
+          const stats = await convertTable(l.convert!, { header: true, into: sink });
+          expected = stats.rows;
+          if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
         }
-        report.tables.push({ table: t.name, rows: sink.rowCount, ms: Date.now() - t0 });
-        logger.info(`  ${t.name}: ${sink.rowCount} rows`, { table: t.name, rows: sink.rowCount });
+        if (sink.rowCount !== expected) {
+          throw new DumpError(`table ${l.table}: loaded ${sink.rowCount} rows, expected ${expected}`, 'the dump is inconsistent; export it again');
+        }
+        report.tables.push({ table: l.table, rows: sink.rowCount, ms: Date.now() - t0 });
+        logger.info(`  ${l.table}: ${sink.rowCount} rows`, { table: l.table, rows: sink.rowCount });
       }
       logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
       for (const stmt of ddl.create) await client.query(stmt);
@@ -137,7 +174,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         startedAt: new Date(started),
         status: 'ok',
         rows: report.tables.reduce((a, t) => a + t.rows, 0),
-        detail: { dump: path.resolve(opts.dir), createdAt: manifest.createdAt },
+        detail: { dump: path.resolve(opts.dir), createdAt: manifest.createdAt, convertedOnTheFly: version !== manifest.schemaVersion },
       });
       await client.query('commit');
     } catch (err) {
