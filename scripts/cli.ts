@@ -12,6 +12,9 @@ import { exportCommand } from './commands/export.ts';
 import { importCommand } from './commands/import.ts';
 import { syncCommand } from './commands/sync.ts';
 import { seedCommand } from './commands/seed.ts';
+import { convertCommand } from './commands/convert.ts';
+import { checkCommand } from './commands/check.ts';
+import { newVersionCommand } from './commands/new-version.ts';
 
 const cli = globalOptions(yargs(hideBin(process.argv)))
   .scriptName('bluegreen')
@@ -28,6 +31,9 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .command(importCommand)
   .command(syncCommand)
   .command(seedCommand)
+  .command(convertCommand)
+  .command(checkCommand)
+  .command(newVersionCommand)
   .version(false) // --version N names a schema version in several commands
   .demandCommand(1, 'name a command; see the list above')
   .strict()
