@@ -15,6 +15,7 @@ import { seedCommand } from './commands/seed.ts';
 import { convertCommand } from './commands/convert.ts';
 import { checkCommand } from './commands/check.ts';
 import { newVersionCommand } from './commands/new-version.ts';
+import { verifyCommand } from './commands/verify.ts';
 
 const cli = globalOptions(yargs(hideBin(process.argv)))
   .scriptName('bluegreen')
@@ -34,6 +35,7 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .command(convertCommand)
   .command(checkCommand)
   .command(newVersionCommand)
+  .command(verifyCommand)
   .version(false) // --version N names a schema version in several commands
   .demandCommand(1, 'name a command; see the list above')
   .strict()

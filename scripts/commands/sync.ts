@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { sync, type SyncReport } from '../../src/sync/sync.ts';
+import { renderVerify } from '../../src/verify/verify.ts';
+import { ExitCode } from '../../src/errors.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 
 interface SyncArgs extends GlobalArgs {
@@ -10,6 +12,7 @@ interface SyncArgs extends GlobalArgs {
   full?: boolean;
   lookback?: string;
   'lock-timeout': string;
+  verify: boolean;
 }
 
 export function renderSync(r: SyncReport): string {
@@ -36,6 +39,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' })
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
       .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
+      .option('verify', { type: 'boolean', default: true, describe: 'Verify against the snapshot this run read (--no-verify skips)' })
       .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
@@ -50,8 +54,10 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       full: argv.full,
       lookback: argv.lookback,
       lockTimeout: argv['lock-timeout'],
+      verify: argv.verify,
       logger: ctx.logger,
     });
-    ctx.output(r, () => renderSync(r));
+    ctx.output(r, () => renderSync(r) + (r.verify ? '\n' + renderVerify(r.verify) : ''));
+    return r.verify && !r.verify.clean ? ExitCode.verifyDiff : ExitCode.ok;
   }),
 };

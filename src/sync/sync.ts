@@ -28,6 +28,7 @@ import type { CompiledTable } from '../mapping/compile.ts';
 import { TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
+import { verify, type VerifyReport } from '../verify/verify.ts';
 
 export interface Endpoint {
   /** Environment name (blue, green, …); the target keeps watermarks per source name. */
@@ -50,8 +51,10 @@ export interface SyncOptions {
   logger: Logger;
   /** Called with the open target transaction just before COMMIT (cutover hooks in here). */
   beforeCommit?: (target: pg.Client, report: SyncReport) => Promise<void>;
-  /** Called with the open source snapshot transaction (cutover reads there). */
+  /** Recorded in the run log. */
   kind?: 'sync' | 'cutover';
+  /** Verify the target against the source snapshot this sync read (default true). */
+  verify?: boolean;
 }
 
 export interface TableSyncReport {
@@ -76,6 +79,8 @@ export interface SyncReport {
   /** Why the horizon was held back (open transactions), if it was. */
   horizon: { at: string; heldBackBy?: string; hiddenSessions: number };
   tables: TableSyncReport[];
+  /** Verify against the same source snapshot, after commit (unless disabled). */
+  verify?: VerifyReport;
   /** Sequences moved on the target. */
   sequences: SequenceMove[];
   ms: number;
@@ -153,7 +158,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     }
 
     await src.query('begin isolation level repeatable read read only');
-    await src.query('select 1'); // the snapshot is taken here, after the horizon
+    // The snapshot is taken here, after the horizon; exported so verify can compare the
+    // target with exactly what this run read, with no false alarm from later writes.
+    const snapshot = (await src.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
 
     const report: SyncReport = {
       from: opts.from.name,
@@ -271,8 +278,17 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       await dst.query('rollback').catch(() => {});
       throw err;
     }
-    await src.query('commit');
     if (bulkAnalyze(report)) for (const t of report.tables) await dst.query(`analyze ${ident(t.table)}`);
+    if (opts.verify ?? true) {
+      report.verify = await verify({
+        from: { ...opts.from, version: fromVersion },
+        to: { ...opts.to, version: toVersion },
+        mappingsDir: opts.mappingsDir,
+        logger,
+        sourceSnapshot: snapshot,
+      });
+    }
+    await src.query('commit');
     report.ms = Date.now() - started;
     return report;
   } finally {

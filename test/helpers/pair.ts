@@ -14,11 +14,11 @@ export interface Pair {
   ok(args: string[]): Promise<CliResult>;
 }
 
-export async function makePair(blueVersion: number | null = 1, greenVersion: number | null = 1): Promise<Pair> {
+export async function makePair(blueVersion: number | null = 1, greenVersion: number | null = 1, mappings = MAPPINGS): Promise<Pair> {
   const blue = await freshDatabase('blue');
   const green = await freshDatabase('green');
   const run = (args: string[], env: Record<string, string> = {}) =>
-    runCli(['--mappings', MAPPINGS, ...args], { BLUE_URL: blue, GREEN_URL: green, ...env });
+    runCli(['--mappings', mappings, ...args], { BLUE_URL: blue, GREEN_URL: green, ...env });
   const ok = async (args: string[]) => {
     const r = await run(args);
     if (r.code !== 0) throw new Error(`bluegreen ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
