@@ -71,7 +71,9 @@ const lines: Line[] = [
   { key: 'raw', label: '(a) psql \\copy | psql \\copy, 4 tables', rows: total },
   { key: 'raw_users', label: '    of which users alone', rows: counts.users ?? rows },
   { key: 'bg_full_sync', label: '(b) bluegreen sync v1->v2, full', rows: total },
+  { key: 'bg_full_sync_noverify', label: '    the same with --no-verify', rows: total },
   { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
+  { key: 'bg_incremental_noverify', label: '    the same with --no-verify', rows: changed },
   { key: 'bg_verify', label: '(d) bluegreen verify', rows: total },
   { key: 'pg_dump', label: '(e) pg_dump --data-only | psql', rows: total },
 ];
@@ -100,24 +102,28 @@ function round1(x: number) {
 
 const full = results.bg_full_sync;
 const inc = results.bg_incremental;
-const bgRss = ['bg_full_sync', 'bg_incremental', 'bg_verify'].map((k) => results[k]?.peak_rss_mb ?? 0);
+const fullNv = results.bg_full_sync_noverify;
+const incNv = results.bg_incremental_noverify;
+const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental', 'bg_incremental_noverify', 'bg_verify'].map((k) => results[k]?.peak_rss_mb ?? 0);
 const report = {
   rows,
   total_rows: total,
   table_rows: counts,
   rounds: Number(flag('rounds')),
   postgres_major: flag('pg') ? Number(flag('pg')) : null,
-  machine: { cpus: os.cpus().length, node: process.version },
+  machine: { cpus: os.cpus().length, node: process.version, loadavg_start_end: flag('load') ?? null },
   seed_seconds: flag('seed-seconds') ? round3(Number(flag('seed-seconds'))) : null,
   ratios: {
     full_sync: full?.ratio ?? null,
     incremental: inc?.ratio ?? null,
     verify: results.bg_verify?.ratio ?? null,
     pg_dump: results.pg_dump?.ratio ?? null,
+    /** sync --no-verify: the transfer alone (when the build has the flag). */
+    full_sync_noverify: fullNv?.ratio ?? null,
+    incremental_noverify: incNv?.ratio ?? null,
     /** Issue 4's goal is incremental over full sync (≤ 0.03). */
     incremental_over_full: full && inc ? round3(inc.seconds / full.seconds) : null,
-    /** Full sync over the users-only raw pipe: the FACTS.md / issue 7 shape. */
-    full_sync_over_raw_users: full && results.raw_users ? round3(full.seconds / results.raw_users.seconds) : null,
+    incremental_over_full_noverify: fullNv && incNv ? round3(incNv.seconds / fullNv.seconds) : null,
   },
   peak_rss_mb: Math.max(...bgRss),
   peak_rss_source: flag('rss-source') ?? null,
@@ -132,6 +138,7 @@ out.push(
   `bluegreen bench: ${rows.toLocaleString('en')} users (${total.toLocaleString('en')} rows in 4 tables), PostgreSQL ${report.postgres_major ?? '?'}, ` +
     `${report.machine.cpus} CPUs, medians of ${report.rounds} rounds`,
 );
+out.push(`load average (1/5/15 min) at start / end: ${report.machine.loadavg_start_end ?? '?'}`);
 out.push('');
 out.push(`${'method'.padEnd(42)} ${'seconds'.padStart(8)} ${'rows/s'.padStart(10)} ${'ratio'.padStart(6)} ${'peak RSS'.padStart(9)}   per round`);
 for (const l of lines) {
@@ -146,10 +153,14 @@ for (const l of lines) {
   );
 }
 out.push('');
-out.push(`ratio = median seconds / median of (a). Goals: full sync ≤ 0.45 (issue 7), incremental ≤ 0.03 of full (issue 4), peak RSS ≤ 128 MB.`);
+out.push(`ratio = median seconds / median of (a); rows/s for (c) counts the changed rows. Goals: full sync ≤ 0.45 (issue 7), incremental ≤ 0.03 of full (issue 4), peak RSS ≤ 128 MB.`);
 out.push(
-  `full sync ${report.ratios.full_sync ?? '-'}x (a) [${report.ratios.full_sync_over_raw_users ?? '-'}x users-only pipe]; ` +
-    `incremental ${report.ratios.incremental_over_full ?? '-'}x full sync; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
+  `full sync ${report.ratios.full_sync ?? '-'}x (a)` +
+    (report.ratios.full_sync_noverify !== null ? ` (${report.ratios.full_sync_noverify}x with --no-verify)` : '') +
+    '; ' +
+    `incremental ${report.ratios.incremental_over_full ?? '-'}x full sync` +
+    (report.ratios.incremental_over_full_noverify !== null ? ` (${report.ratios.incremental_over_full_noverify}x with --no-verify)` : '') +
+    `; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
 );
 out.push(`seed: ${report.seed_seconds ?? '?'} s (not in any ratio). Written: ${outPath}`);
 process.stdout.write(out.join('\n') + '\n');

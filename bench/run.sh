@@ -161,10 +161,13 @@ for t in "${TABLES[@]}"; do COUNT[$t]=$(q "$BLUE_URL" -Atc "select count(*) from
 TOTAL=0; for t in "${TABLES[@]}"; do TOTAL=$((TOTAL + COUNT[$t])); done
 log "seeded in ${SEED_S}s: $(for t in "${TABLES[@]}"; do printf '%s %s, ' "$t" "${COUNT[$t]}"; done)total $TOTAL rows"
 
-HAS_VERIFY=0
+HAS_VERIFY=0 HAS_NO_VERIFY=0
 if "${BG[@]}" verify --help >/dev/null 2>&1; then HAS_VERIFY=1; else log "no 'verify' command in this build: (d) skipped"; fi
+if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--verify'; then HAS_NO_VERIFY=1; fi
 
 printf 'round\tmethod\tseconds\trss_kb\n' >"$SAMPLES"
+# Other work on the machine skews seconds (less so ratios): the load is reported.
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Before each measured method: empty targets and flush both clusters' dirty buffers, so
 # one method's checkpoint work does not land in the next one's time.
@@ -197,32 +200,51 @@ pg_dump_pipe() {
 }
 
 # (b) full v1 -> v2 sync into an empty v2 green, (c) an incremental sync after 1% of users
-# changed, (d) verify of the now equal data.
+# changed, (d) verify of the now equal data. `sync` verifies its own result by default
+# (SPEC: export+convert+import+verify); when the build has --no-verify, (b) and (c) are
+# also measured without it, so the transfer and the check can be told apart.
 reset_green() {
   admin "$GREEN_PORT" -c "drop database app (force)" -c "create database app owner app"
   "${BG[@]}" -q schema apply --to green --version 2 >/dev/null
   settle
 }
+# change_users RESIDUE: 1% of users change on blue (a real column; the v1 trigger moves
+# updated_at), a different 1% each time; prints how many rows changed.
+change_users() {
+  q "$BLUE_URL" -Atc "with u as (update users set email = coalesce(email, '') || '.c$1' where id % 100 = $1 returning 1) select count(*) from u"
+  settle
+}
+# incremental LABEL ROUND RESIDUE [sync options]
+incremental() {
+  local label=$1 round=$2 residue=$3 changed; shift 3
+  changed=$(change_users "$residue")
+  measure "$label" "$round" "${BG[@]}" --json sync --from blue --to green "$@" >"$WORK/$label-$round.json"
+  check_incremental "$WORK/$label-$round.json" "$changed"
+}
 bluegreen_syncs() {
   local round=$1
   reset_green
   measure bg_full_sync "$round" "${BG[@]}" --json sync --from blue --to green >"$WORK/full-$round.json"
-  # 1% of users change on blue (a real column; the v1 trigger moves updated_at); a
-  # different 1% each round.
-  q "$BLUE_URL" -c "update users set email = coalesce(email, '') || '.r$round' where id % 100 = $round % 100"
-  settle
-  measure bg_incremental "$round" "${BG[@]}" --json sync --from blue --to green >"$WORK/inc-$round.json"
+  check_green "$round"
+  incremental bg_incremental "$round" $(((2 * round) % 100))
+  if [[ $HAS_NO_VERIFY == 1 ]]; then
+    incremental bg_incremental_noverify "$round" $(((2 * round + 1) % 100)) --no-verify
+  fi
   if [[ $HAS_VERIFY == 1 ]]; then
     local rc=0
     measure bg_verify "$round" "${BG[@]}" --json verify --from blue --to green >"$WORK/verify-$round.json" || rc=$?
     [[ $rc == 0 ]] || { log "verify exited $rc on equal data (see $WORK/verify-$round.json)"; KEEP_WORK=1; exit 1; }
   fi
-  # Keep blue steady across rounds: clean the 1% dead rows now, outside every timing.
+  if [[ $HAS_NO_VERIFY == 1 ]]; then
+    reset_green
+    measure bg_full_sync_noverify "$round" "${BG[@]}" --json sync --from blue --to green --no-verify >"$WORK/full-noverify-$round.json"
+    check_green "$round"
+  fi
+  # Keep blue steady across rounds: clean the dead rows now, outside every timing.
   q "$BLUE_URL" -c "vacuum analyze users"
-  check_green "$round"
 }
 
-# The full sync must have moved every row (else its time means nothing).
+# A full sync must have moved every row, else its time means nothing.
 check_green() {
   local t n want
   for t in "${TABLES[@]}"; do
@@ -230,13 +252,16 @@ check_green() {
     n=$(q "$GREEN_URL" -Atc "select count(*) from $t")
     [[ $n == "$want" ]] || { log "round $1: green.$t has $n rows, blue has $want"; exit 1; }
   done
+}
+# An incremental sync must have been incremental and updated exactly the changed users.
+check_incremental() {
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const users = r.tables.find((t) => t.table === "users");
     if (r.mode !== "incremental" || users.updated !== Number(process.argv[2])) {
-      console.error(`incremental sync: mode ${r.mode}, users updated ${users && users.updated}, expected ${process.argv[2]}`);
+      console.error(`bench: ${process.argv[1]}: mode ${r.mode}, users updated ${users && users.updated}, expected ${process.argv[2]}`);
       process.exit(1);
-    }' "$WORK/inc-$1.json" "$(q "$BLUE_URL" -Atc "select count(*) from users where id % 100 = $1 % 100")"
+    }' "$1" "$2"
 }
 
 GROUPS_=(raw_pipe bluegreen_syncs pg_dump_pipe)
@@ -247,7 +272,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     $group "$round"
   done
 done
-cp "$WORK"/full-*.json "$WORK"/inc-*.json "$RESULTS/" 2>/dev/null || true
+cp "$WORK"/*.json "$RESULTS/" 2>/dev/null || true
 
 if [[ $PROFILE == 1 ]]; then
   log "profiling one more full sync (statement log on green, node --cpu-prof)"
@@ -256,5 +281,5 @@ fi
 
 npx tsx bench/report.ts "$SAMPLES" "$RESULTS/latest.json" \
   --rows "$ROWS" --total "$TOTAL" --rounds "$ROUNDS" --seed-seconds "$SEED_S" \
-  --pg "$PG_MAJOR" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
+  --pg "$PG_MAJOR" --load "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
   $(for t in "${TABLES[@]}"; do printf -- '--count %s=%s ' "$t" "${COUNT[$t]}"; done)
