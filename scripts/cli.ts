@@ -16,6 +16,7 @@ import { convertCommand } from './commands/convert.ts';
 import { checkCommand } from './commands/check.ts';
 import { newVersionCommand } from './commands/new-version.ts';
 import { verifyCommand } from './commands/verify.ts';
+import { statusCommand } from './commands/status.ts';
 
 const cli = globalOptions(yargs(hideBin(process.argv)))
   .scriptName('bluegreen')
@@ -36,6 +37,7 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .command(checkCommand)
   .command(newVersionCommand)
   .command(verifyCommand)
+  .command(statusCommand)
   .version(false) // --version N names a schema version in several commands
   .demandCommand(1, 'name a command; see the list above')
   .strict()
