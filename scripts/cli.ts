@@ -17,6 +17,8 @@ import { checkCommand } from './commands/check.ts';
 import { newVersionCommand } from './commands/new-version.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { statusCommand } from './commands/status.ts';
+import { cutoverCommand } from './commands/cutover.ts';
+import { unfreezeCommand } from './commands/unfreeze.ts';
 
 const cli = globalOptions(yargs(hideBin(process.argv)))
   .scriptName('bluegreen')
@@ -38,6 +40,8 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .command(newVersionCommand)
   .command(verifyCommand)
   .command(statusCommand)
+  .command(cutoverCommand)
+  .command(unfreezeCommand)
   .version(false) // --version N names a schema version in several commands
   .demandCommand(1, 'name a command; see the list above')
   .strict()

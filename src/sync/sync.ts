@@ -25,7 +25,8 @@ import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
-import { TableError, VersionMismatchError } from '../errors.ts';
+import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
+import { frozenBy } from '../cutover/freeze.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
@@ -109,6 +110,17 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
   try {
     dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
     await acquireTargetLock(dst, `target ${opts.to.name}`);
+
+    // After a cutover the old side is frozen and data flows the other way; syncing from
+    // it would delete the new side's fresh writes. The cutover's own final sync reads a
+    // source it has just frozen, on purpose.
+    const frozen = kind === 'cutover' ? undefined : await frozenBy(src);
+    if (frozen) {
+      throw new InvalidInputError(
+        `${opts.from.name} is frozen since ${frozen.since} (${frozen.by}): data now flows ${opts.to.name} -> ${opts.from.name}`,
+        `to keep ${opts.from.name} current run: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to write on ${opts.from.name} again: bluegreen unfreeze --env ${opts.from.name}`,
+      );
+    }
 
     // Versions, learnt on the target so the production source only sees reads.
     const catalogs = new VersionCatalogs(opts.mappingsDir, dst);

@@ -1,0 +1,65 @@
+import type { CommandModule } from 'yargs';
+import { cutover, CutoverRefusedError, type CutoverReport } from '../../src/cutover/cutover.ts';
+import { renderSync } from './sync.ts';
+import { renderVerify } from '../../src/verify/verify.ts';
+import { handle, type GlobalArgs } from '../context.ts';
+
+interface CutoverArgs extends GlobalArgs {
+  from: string;
+  to: string;
+  'from-url'?: string;
+  'to-url'?: string;
+  'max-lag': number;
+  timeout: number;
+  'switch-command'?: string;
+  force?: boolean;
+}
+
+function render(r: CutoverReport): string {
+  const lines = [`cutover ${r.from} -> ${r.to}: ${r.ok ? 'DONE' : 'NOT DONE'} (${(r.ms / 1000).toFixed(1)} s)`];
+  for (const g of r.guardrails) lines.push(`  [${g.ok ? 'ok' : 'FAIL'}] ${g.name}: ${g.detail}`);
+  if (r.sync) lines.push(renderSync(r.sync));
+  if (r.sync?.verify) lines.push(renderVerify(r.sync.verify));
+  for (const s of r.sync?.sequences ?? []) lines.push(`  sequence ${s.sequence} -> next ${s.next}`);
+  lines.push(`  ${r.outcome}`, `  next: ${r.next}`);
+  return lines.join('\n');
+}
+
+export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
+  command: 'cutover',
+  describe: 'Freeze the source, final sync, verify, align sequences: the target becomes current',
+  builder: (y) =>
+    y
+      .option('from', { type: 'string', default: 'blue', describe: 'Environment serving now (frozen by the cutover)' })
+      .option('to', { type: 'string', default: 'green', describe: 'Environment taking over' })
+      .option('from-url', { type: 'string', describe: 'Source URL, overriding the environment' })
+      .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' })
+      .option('max-lag', { type: 'number', default: 300, describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
+      .option('timeout', { type: 'number', default: 60, describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
+      .option('switch-command', { type: 'string', describe: 'Shell command run after success, e.g. to flip a load balancer' })
+      .option('force', { type: 'boolean', describe: 'Skip the lag and last-verify guardrails' })
+      .example('$0 cutover --from blue --to green', 'switch to green; blue stays read-only until rollback or unfreeze')
+      .example('$0 cutover --from green --to blue', 'roll back (green writes flow back through the down mappings)')
+      .example("$0 cutover --switch-command './flip-lb.sh green'", 'flip traffic once the data is there') as never,
+  handler: handle<CutoverArgs>(async (argv, ctx) => {
+    const from = ctx.env(argv.from, argv['from-url']);
+    const to = ctx.env(argv.to, argv['to-url']);
+    try {
+      const r = await cutover({
+        from: { name: from.name, url: from.url, version: from.version },
+        to: { name: to.name, url: to.url, version: to.version },
+        mappingsDir: ctx.settings.mappingsDir,
+        logger: ctx.logger,
+        maxLagSeconds: argv['max-lag'],
+        timeoutMs: argv.timeout * 1000,
+        switchCommand: argv['switch-command'],
+        force: argv.force,
+      });
+      ctx.output(r, () => render(r));
+    } catch (err) {
+      // The whole picture first (guardrails, what ran), then the one-line error.
+      if (err instanceof CutoverRefusedError) ctx.output(err.report, () => render(err.report));
+      throw err;
+    }
+  }),
+};
