@@ -37,9 +37,11 @@ export function renderCheck(r: CheckRunReport): string {
       continue;
     }
     const lossy = t.tables.reduce((n, x) => n + x.lossyChanged, 0);
+    const declared = t.lossyColumns.length === 0 ? '' : `lossy columns: ${t.lossyColumns.join(', ')}${lossy ? ` (${lossy} rows differ only there)` : ''}`;
     lines.push(
-      `${head} ${t.ok ? 'ok     ' : 'FAILED '} ` +
-        (t.lossyColumns.length === 0 ? 'lossless round trip' : `lossy columns: ${t.lossyColumns.join(', ')}${lossy ? ` (${lossy} rows differ only there)` : ''}`),
+      t.ok
+        ? `${head} ok      ${declared || 'lossless round trip'}`
+        : `${head} FAILED  rows did not come back as they were sent${declared ? `; ${declared}` : ''}`,
     );
     for (const x of t.tables) {
       if (x.ok) continue;
