@@ -112,6 +112,9 @@ const report = {
   rounds: Number(flag('rounds')),
   postgres_major: flag('pg') ? Number(flag('pg')) : null,
   machine: { cpus: os.cpus().length, node: process.version, loadavg_start_end: flag('load') ?? null },
+  cli: flag('cli') ?? null,
+  /** Median seconds of `bluegreen --help` per way of starting it (bench/startup.sh). */
+  startup_seconds: flag('startup') ? (JSON.parse(flag('startup')!) as Record<string, number>) : null,
   seed_seconds: flag('seed-seconds') ? round3(Number(flag('seed-seconds'))) : null,
   ratios: {
     full_sync: full?.ratio ?? null,
@@ -162,5 +165,12 @@ out.push(
     (report.ratios.incremental_over_full_noverify !== null ? ` (${report.ratios.incremental_over_full_noverify}x with --no-verify)` : '') +
     `; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
 );
+if (report.startup_seconds) {
+  const s = report.startup_seconds;
+  out.push(
+    `start-up (--help, median of ${s.runs}): node alone ${s.node} s, bundle ${s.dist ?? '-'} s, tsx from source ${s.tsx} s, ` +
+      `npx ${s.npx ?? '-'} s (npx from source ${s.npx_tsx} s); runs above used: ${report.cli}`,
+  );
+}
 out.push(`seed: ${report.seed_seconds ?? '?'} s (not in any ratio). Written: ${outPath}`);
 process.stdout.write(out.join('\n') + '\n');

@@ -125,6 +125,11 @@ start_cluster() {
 }
 
 log "PostgreSQL $PG_MAJOR from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS rounds"
+# The CLI's start-up cost, measured first (nothing else of ours running). It also builds
+# dist/ as `npm ci` does, so every run below is the CLI a DBA gets after installing.
+log "measuring the CLI's start-up (bench/startup.sh)"
+STARTUP=$(bash "$ROOT/bench/startup.sh" 5)
+CLI_MODE=$([[ -f $ROOT/dist/cli.js ]] && echo "bundle (dist/cli.js)" || echo "tsx from source")
 BLUE_PORT=$(start_cluster blue)
 GREEN_PORT=$(start_cluster green)
 admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
@@ -281,5 +286,5 @@ fi
 
 npx tsx bench/report.ts "$SAMPLES" "$RESULTS/latest.json" \
   --rows "$ROWS" --total "$TOTAL" --rounds "$ROUNDS" --seed-seconds "$SEED_S" \
-  --pg "$PG_MAJOR" --load "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
+  --pg "$PG_MAJOR" --startup "$STARTUP" --cli "$CLI_MODE" --load "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
   $(for t in "${TABLES[@]}"; do printf -- '--count %s=%s ' "$t" "${COUNT[$t]}"; done)

@@ -1,7 +1,33 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader: no build step, so `npx bluegreen` works
-// straight after `npm ci`.
-import { register } from 'tsx/esm/api';
+// Starts the CLI. From dist/cli.js (bundled by bin/build.mjs when `npm ci` runs the
+// `prepare` script) when that bundle is newer than every TypeScript source: no
+// TypeScript compilation at start-up. Otherwise (no dist/, a source edited or checked out
+// since the build, or BLUEGREEN_FROM_SOURCE=1) through tsx's loader straight from the
+// sources, so `npx bluegreen` always runs the code in the working tree.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { register } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-register();
-await import('../scripts/cli.ts');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bundle = path.join(root, 'dist', 'cli.js');
+
+/** True when some .ts file the bundle was built from changed after the build (a few ms). */
+function stale(builtAt) {
+  const newer = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).some((e) => {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) return e.name !== 'node_modules' && newer(p);
+      return e.name.endsWith('.ts') && statSync(p).mtimeMs > builtAt;
+    });
+  return ['src', 'scripts', 'fixtures'].some((d) => existsSync(path.join(root, d)) && newer(path.join(root, d)));
+}
+
+if (process.env.BLUEGREEN_FROM_SOURCE !== '1' && existsSync(bundle) && !stale(statSync(bundle).mtimeMs)) {
+  register('./ts-hooks.mjs', import.meta.url);
+  await import(pathToFileURL(bundle).href);
+} else {
+  const { register: registerTsx } = await import('tsx/esm/api');
+  registerTsx();
+  await import('../scripts/cli.ts');
+}
