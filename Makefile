@@ -21,7 +21,7 @@ help:
 	@echo "make bench       benchmark against a raw psql COPY pipe (ROWS=$(ROWS))"
 
 demo:
-	@bash scripts/demo.sh
+	@node --import tsx scripts/demo.ts
 
 test: typecheck
 	npx vitest run
