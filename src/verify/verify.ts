@@ -227,8 +227,10 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
       const ct = chain.tables[name]!;
       const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !ct.columns.includes(c) || ct.lossyColumns.includes(c));
       const columns = ct.columns.filter((c) => !excluded.includes(c));
-      const s = sourceSide(ct, columns, target, (t) => ident(t));
-      const t = targetSide(ct, columns);
+      // A keyless (full-reload) table is compared as a multiset: the whole row is its key.
+      const keyed = ct.key.length > 0 ? ct : { ...ct, key: columns };
+      const s = sourceSide(keyed, columns, target, (t) => ident(t));
+      const t = targetSide(keyed, columns);
       const est = await dst.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [ident(name)]);
       const buckets = bucketCount(est.rows[0]?.n ?? 0);
       const [a, b] = await Promise.all([bucketSums(src, s, buckets), bucketSums(dst, t, buckets)]);
@@ -247,8 +249,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
         ms: 0,
       };
       if (differing.length > 0) {
-        Object.assign(r, await descend(src, dst, s, t, buckets, differing, ct.key, sample));
-        flagged.push({ ct, r, s, t, buckets, differing });
+        Object.assign(r, await descend(src, dst, s, t, buckets, differing, keyed.key, sample));
+        flagged.push({ ct: keyed, r, s, t, buckets, differing });
       }
       r.ms = Date.now() - t0;
       report.tables.push(r);

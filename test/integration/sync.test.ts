@@ -173,6 +173,31 @@ describe('sync', () => {
     expect(marks).toEqual([{ source: 'green' }]);
   });
 
+  it('applies a unique value freed and taken again between two runs (rename, delete, reuse)', async () => {
+    const p = await makePair(1, 1);
+    await query(p.blue, `insert into users (id, username) values (1, 'alice'), (2, 'bob'), (3, 'carol')`);
+    await syncJson(p);
+    // alice renames herself, a newcomer takes 'alice'; bob leaves, another takes 'bob'.
+    await query(p.blue, `update users set username = 'alice.old' where id = 1; insert into users (id, username) values (4, 'alice')`);
+    await query(p.blue, `delete from users where id = 2; insert into users (id, username) values (5, 'bob')`);
+    await syncJson(p);
+    expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+  });
+
+  it('applies two rows swapping unique values between runs', async () => {
+    const p = await makePair(1, 1);
+    await query(p.blue, `insert into users (id, username) values (1, 'x'), (2, 'y'), (3, 'z')`);
+    await query(p.blue, `insert into user_settings (id, user_id) values ('00000000-0000-0000-0000-000000000001', 1)`);
+    await syncJson(p);
+    await query(p.blue, `update users set username = 'tmp' where id = 1; update users set username = 'x' where id = 2; update users set username = 'y' where id = 1`);
+    const r = await syncJson(p);
+    expect(r.tables.find((t: { table: string }) => t.table === 'users').updated).toBe(2);
+    expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+    // Indexes and constraints are all back.
+    expect(await query(p.green, `select count(*)::int as n from pg_indexes where tablename = 'users'`)).toEqual([{ n: 3 }]);
+    expect(await query(p.green, `select count(*)::int as n from pg_constraint where conrelid = 'user_settings'::regclass and contype = 'f'`)).toEqual([{ n: 1 }]);
+  });
+
   it('refuses a target that matches no version, and writes nothing', async () => {
     const p = await seeded(20);
     await query(p.green, `alter table users add column nickname text`);
