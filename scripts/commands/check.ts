@@ -19,6 +19,7 @@ function sampleFixtures(users: number): SampleFixtures {
   };
 }
 
+/** The per-pair text report (--json prints the CheckRunReport instead). */
 export function renderCheck(r: CheckRunReport): string {
   const rel = (f: string) => path.relative(process.cwd(), f) || f;
   const total = Object.values(r.fixtures.rows).reduce((a, b) => a + b, 0);

@@ -12,12 +12,14 @@ export interface CatalogArgs {
   'catalog-cache'?: string;
 }
 
+/** Help text shared by the commands that need catalogs offline. */
 export const CATALOG_HELP =
   "Catalogs: a version's tables, columns and types are what PostgreSQL makes of its schema.sql, " +
   'learnt once in a rolled-back transaction (nothing stays) and cached in .bluegreen/catalogs/ keyed by the ' +
   "file's sha256. With a warm cache no database is needed; otherwise the first of --catalog-url, --via ENV, " +
   'the configured environments, BLUE_URL/GREEN_URL and the local `bluegreen env up` clusters that accepts a connection is used.';
 
+/** Adds --catalog-url, --via and --catalog-cache to a command. */
 export function catalogOptions<T>(y: Argv<T>) {
   return y
     .option('catalog-url', { type: 'string', describe: 'PostgreSQL to learn version catalogs on (needs CREATE on the database only)' })
@@ -44,6 +46,7 @@ export function catalogDatabases(argv: CatalogArgs, ctx: Context): CatalogDataba
   return out;
 }
 
+/** The catalog provider an offline command uses: cache first, then the databases above. */
 export function catalogsFor(argv: CatalogArgs, ctx: Context): CatalogProvider {
   return catalogProvider({
     mappingsDir: ctx.settings.mappingsDir,
@@ -71,7 +74,7 @@ export const convertCommand: CommandModule<GlobalArgs, ConvertArgs> = {
       .example('$0 convert --in dumps/green-v3 --to-version 1 --out dumps/rollback --catalog-url postgres://me@localhost/scratch', 'down the chain, learning catalogs on a scratch database')
       .epilogue(
         CATALOG_HELP +
-          '\n\nTables whose mapping has no exact JS face (a cast without one, a function op without it) are refused before anything is written: use `bluegreen sync` between live databases for those.',
+          '\n\nTables whose mapping chain has an operation without an exact JS face (some casts) are refused before anything is written: use `bluegreen sync` between live databases for those.',
       ) as never,
   handler: handle<ConvertArgs>(async (argv, ctx) => {
     const r = await convertDump({

@@ -40,6 +40,7 @@ export interface ResolveCatalogsOptions {
   cacheDir?: string;
   /** Databases to learn missing catalogs on; the first that accepts a connection is used. */
   databases: CatalogDatabase[];
+  /** Says when catalogs are learnt rather than read from the cache. */
   logger: Logger;
 }
 

@@ -52,10 +52,13 @@ export interface CheckRunReport extends CheckReport {
 
 /** Options of {@link runCheck}. */
 export interface RunCheckOptions {
+  /** Folder of versions to check. */
   mappingsDir: string;
+  /** Catalogs of every version in it. */
   catalogs: CatalogProvider;
   /** Built-in data set to use when the lowest version matches it. */
   sample?: SampleFixtures;
+  /** Debug output only. */
   logger: Logger;
 }
 

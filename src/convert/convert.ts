@@ -28,6 +28,7 @@ export interface ConvertOptions {
   mappingsDir: string;
   /** Catalogs of the versions of the chain. */
   catalogs: CatalogProvider;
+  /** Where progress and warnings go (src/ never prints). */
   logger: Logger;
 }
 
