@@ -4,10 +4,10 @@
  * green v3 -> back to v1, by convert and by import on the fly; every lossless column equal
  * row for row to the original blue; the JS face equal to the SQL face of a live `sync`.
  */
-import { mkdtemp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, writeFile, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { runCli, ROOT } from '../helpers/cli.ts';
 
@@ -19,7 +19,15 @@ const V3 = ['groups', 'users', 'user_profiles', 'user_groups', 'user_settings'];
 let catalogUrl: string;
 let cache: string;
 
-const tmp = (p: string) => mkdtemp(path.join(os.tmpdir(), `bg-${p}-`));
+const temps: string[] = [];
+const tmp = async (p: string) => {
+  const d = await mkdtemp(path.join(os.tmpdir(), `bg-${p}-`));
+  temps.push(d);
+  return d;
+};
+afterAll(async () => {
+  for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true });
+});
 
 async function run(args: string[]) {
   return runCli(['--mappings', MAPPINGS, ...args]);

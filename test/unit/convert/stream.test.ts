@@ -4,11 +4,11 @@
  * v1 users), and each refusal or failure the converter promises.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { decodeCsv, encodeCsv } from '../../../src/codec/pg-csv.ts';
 import type { Catalog } from '../../../src/db/catalog-types.ts';
 import { convertDump } from '../../../src/convert/convert.ts';
@@ -27,7 +27,15 @@ const golden = async (v: number) => (JSON.parse(await readFile(path.join(ROOT, `
 const catalogs = sampleCatalogs as unknown as Record<number, Catalog>;
 const provider = async () => catalogs;
 
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'bg-convert-unit-'));
+const temps: string[] = [];
+const tmp = async () => {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'bg-convert-unit-'));
+  temps.push(d);
+  return d;
+};
+afterAll(async () => {
+  for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true });
+});
 const cols = (v: number, t: string) => catalogs[v]!.tables[t]!.columns.map((c) => c.name);
 const byKey = (a: (string | null)[], b: (string | null)[]) => JSON.stringify(a).localeCompare(JSON.stringify(b));
 
