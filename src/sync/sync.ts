@@ -3,13 +3,10 @@
  * (source `COPY (SELECT <mapping as SQL>) TO STDOUT` piped into target `COPY FROM STDIN`),
  * all target writes in ONE transaction with the new watermarks.
  *
- * The no-lost-write rule. A row the snapshot cannot see was written by a transaction that
- * was still open when the snapshot was taken, or began after it. Its watermark value is
- * at least that transaction's start (`now()` is the transaction's START time). So the
- * horizon is read from pg_stat_activity BEFORE the snapshot is taken: the next run's lower
- * bound (inclusive) is the oldest start among transactions open at that moment, or that
- * moment itself. Rows tied on the bound are re-read and resolved by key (upsert), which
- * is also what makes a second identical run change nothing.
+ * The no-lost-write rule (src/sync/horizon.ts): the next run's lower bound is the oldest
+ * start among transactions open just before this run's snapshot, inclusive. Rows tied on
+ * the bound are re-read and resolved by key, which is also what makes a second identical
+ * run change nothing.
  *
  * Deletes: the source's key set (through the mapping) is compared with the target's by
  * hash buckets; only keys in differing buckets travel, and target rows whose key is gone
@@ -29,6 +26,7 @@ import { InvalidInputError, TableError, VersionMismatchError } from '../errors.t
 import { frozenBy } from '../cutover/freeze.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
+import { readHorizon } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
 
 export interface Endpoint {
@@ -141,33 +139,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     );
     const lower = new Map(opts.full ? [] : stored.rows.map((r) => [r.table_name, r.value]));
 
-    // Horizon BEFORE the snapshot (see the header comment).
-    const h = await src.query<{ at: string; oldest: string | null; holder: string | null; hidden: number }>(
-      `select clock_timestamp()::text as at,
-              min(xact_start)::text as oldest,
-              (array_agg(pid::text || coalesce(' "' || nullif(application_name, '') || '"', '') order by xact_start))[1] as holder,
-              0 as hidden
-         from pg_stat_activity
-        where pid <> pg_backend_pid() and backend_type = 'client backend' and xact_start is not null`,
-    );
-    const hidden = await src.query<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity
-        where pid <> pg_backend_pid() and backend_type = 'client backend' and query = '<insufficient privilege>'`,
-    );
-    const horizonRow = h.rows[0]!;
-    let horizon = horizonRow.oldest && horizonRow.oldest < horizonRow.at ? horizonRow.oldest : horizonRow.at;
-    const hiddenSessions = hidden.rows[0]!.n;
-    let lookback = opts.lookback;
-    if (hiddenSessions > 0 && !lookback) {
-      lookback = '15 minutes';
-      logger.warn(
-        `${hiddenSessions} session(s) of other roles on ${opts.from.name} hide their transaction start; holding the watermark back by ${lookback}`,
-        { hint: 'GRANT pg_read_all_stats TO this role (not superuser) for an exact horizon, or pass --lookback' },
-      );
-    }
-    if (lookback) {
-      horizon = (await src.query<{ v: string }>(`select ($1::timestamptz - $2::interval)::text as v`, [horizon, lookback])).rows[0]!.v;
-    }
+    // Horizon BEFORE the snapshot (src/sync/horizon.ts says why).
+    const h = await readHorizon(src, opts.from.name, logger, opts.lookback);
+    const horizon = h.value;
 
     await src.query('begin isolation level repeatable read read only');
     // The snapshot is taken here, after the horizon; exported so verify can compare the
@@ -181,11 +155,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       toVersion,
       mode: 'incremental',
       watermarks: {},
-      horizon: {
-        at: horizonRow.at,
-        heldBackBy: horizonRow.oldest && horizonRow.oldest < horizonRow.at ? `transaction of pid ${horizonRow.holder} open since ${horizonRow.oldest}` : undefined,
-        hiddenSessions,
-      },
+      horizon: { at: h.at, heldBackBy: h.heldBackBy, hiddenSessions: h.hiddenSessions },
       tables: [],
       sequences: [],
       ms: 0,
