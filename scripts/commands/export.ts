@@ -8,6 +8,8 @@ interface ExportArgs extends GlobalArgs {
   'from-url'?: string;
   out: string;
   full?: boolean;
+  since?: string;
+  lookback?: string;
   version?: number;
   jobs: number;
 }
@@ -20,10 +22,13 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
       .option('from', { type: 'string', demandOption: true, describe: 'Environment to read' })
       .option('from-url', { type: 'string', describe: 'Connection URL, overriding the environment' })
       .option('out', { type: 'string', demandOption: true, describe: 'New directory for the dump (created 0700, files 0600)' })
-      .option('full', { type: 'boolean', default: true, describe: 'Every row (the default)' })
+      .option('full', { type: 'boolean', describe: 'Every row (the default)', conflicts: 'since' })
+      .option('since', { type: 'string', describe: "Incremental: rows whose watermark is at or after this timestamp, plus every table's key set (for deletes). Use the nextSince the previous export printed" })
+      .option('lookback', { type: 'string', describe: "Widen the next --since for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('version', { type: 'number', describe: 'Source version, when it should not be detected' })
       .option('jobs', { type: 'number', default: os.availableParallelism(), describe: 'Tables exported in parallel (same snapshot)' })
-      .example('$0 export --from blue --out dumps/blue-full', 'full dump of blue') as never,
+      .example('$0 export --from blue --out dumps/blue-full', 'full dump of blue')
+      .example("$0 export --from blue --since '2026-11-26 12:00:00+00' --out dumps/blue-inc", 'what changed since the previous export (it printed that timestamp)') as never,
   handler: handle<ExportArgs>(async (argv, ctx) => {
     const env = ctx.env(argv.from, argv['from-url']);
     const r = await exportDump({
@@ -33,14 +38,16 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
       out: argv.out,
       version: argv.version ?? env.version,
       jobs: argv.jobs,
+      since: argv.since,
+      lookback: argv.lookback,
       logger: ctx.logger,
     });
     ctx.output(
-      { dir: r.dir, schemaVersion: r.manifest.schemaVersion, tables: r.tables, ms: r.ms },
+      { dir: r.dir, schemaVersion: r.manifest.schemaVersion, mode: r.manifest.mode, nextSince: r.nextSince, tables: r.tables, ms: r.ms },
       () =>
-        `exported v${r.manifest.schemaVersion} to ${r.dir}: ` +
+        `exported v${r.manifest.schemaVersion} (${r.manifest.mode}) to ${r.dir}: ` +
         r.tables.map((t) => `${t.table} ${t.rows}`).join(', ') +
-        ` (${(r.ms / 1000).toFixed(1)} s)`,
+        ` (${(r.ms / 1000).toFixed(1)} s)\nnext incremental export: --since '${r.nextSince}'`,
     );
   }),
 };

@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, chmod } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { connect, ident } from '../db/connect.ts';
+import { connect, ident, literal } from '../db/connect.ts';
+import { readHorizon } from '../sync/horizon.ts';
 import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo } from '../db/catalog.ts';
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -30,6 +31,14 @@ export interface ExportOptions {
   version?: number;
   /** Parallel table workers sharing the snapshot. */
   jobs?: number;
+  /**
+   * Incremental: only rows whose watermark is at or after this value (inclusive), plus
+   * every table's full key set so the importer can detect deletes. Tables without a
+   * watermark are exported whole.
+   */
+  since?: string;
+  /** Extra margin for the next `since` (PostgreSQL interval), for application clocks. */
+  lookback?: string;
   logger: Logger;
 }
 
@@ -43,6 +52,8 @@ export interface TableReport {
 export interface ExportReport {
   dir: string;
   manifest: Manifest;
+  /** The `--since` value for the next incremental export: nothing committed later is missed. */
+  nextSince: string;
   tables: TableReport[];
   ms: number;
 }
@@ -116,6 +127,13 @@ export async function copyQueryToFile(
   return { rows: source.rowCount, ...tap.digest() };
 }
 
+/** sha256 and size of `COPY (sql) TO STDOUT` (CSV with header), without keeping it. */
+export async function hashQuery(client: pg.Client, sql: string): Promise<{ sha256: string; bytes: number }> {
+  const tap = hashTap();
+  await pipeline(client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT csv, HEADER true)`)), tap, new Writable({ write: (_c, _e, cb) => cb() }));
+  return tap.digest();
+}
+
 /** Opens a REPEATABLE READ READ ONLY transaction; returns its exported snapshot id. */
 export async function beginSnapshot(client: pg.Client): Promise<{ snapshot: string; now: string }> {
   await client.query('begin isolation level repeatable read read only');
@@ -175,6 +193,13 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const t = catalog.tables[name]!;
       return { t, key: tableKey(t), columns: copyColumns(t) };
     });
+    // The next --since must cover transactions still open when this snapshot is taken,
+    // so it is read first (src/sync/horizon.ts).
+    const horizon = await readHorizon(main, opts.environment, logger, opts.lookback);
+    if (opts.since !== undefined) {
+      const ok = await main.query<{ v: string | null }>(`select $1::timestamptz::text as v`, [opts.since]).catch(() => undefined);
+      if (!ok) throw new InvalidInputError(`--since ${JSON.stringify(opts.since)} is not a timestamp`, "pass the nextSince of the previous export, e.g. --since '2026-11-26 12:00:00+00'");
+    }
     const { snapshot, now } = await beginSnapshot(main);
     const serverVersion = (await main.query<{ v: string }>('show server_version')).rows[0]!.v;
     const jobs = Math.max(1, Math.min(opts.jobs ?? 1, plans.length));
@@ -189,22 +214,39 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     await runPool(plans, [main, ...extra], async (p, client) => {
       const t0 = Date.now();
       const file = `${p.t.name}.csv`;
-      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)} order by ${keyOrderBy(p.t, p.key)}`;
+      const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
+      const filter = opts.since !== undefined && wm ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
+      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key)}`;
       const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
-      results.set(p.t.name, { name: p.t.name, file, columns: p.columns, key: p.key, ...facts });
+      const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
+      if (opts.since !== undefined) {
+        // Every key at the snapshot: target rows whose key is not here were deleted.
+        const keysFile = `${p.t.name}.keys.csv`;
+        const keys = await copyQueryToFile(
+          client,
+          `select ${p.key.map(ident).join(', ')} from ${ident(p.t.name)} order by ${keyOrderBy(p.t, p.key)}`,
+          path.join(opts.out, keysFile),
+        );
+        entry.keysFile = { file: keysFile, ...keys };
+        if (wm) {
+          const to = (await client.query<{ v: string }>(`select ${literal(horizon.value)}::timestamptz::${wm.type}::text as v`)).rows[0]!.v;
+          entry.watermark = { column: wm.name, from: opts.since, to };
+        }
+      }
+      results.set(p.t.name, entry);
       reports.push({ table: p.t.name, rows: facts.rows, bytes: facts.bytes, ms: Date.now() - t0 });
       logger.info(`  ${p.t.name}: ${facts.rows} rows`, { table: p.t.name, rows: facts.rows, bytes: facts.bytes });
     });
     for (const c of [main, ...extra]) await c.query('commit');
     const manifest = newManifest({
       schemaVersion: version,
-      mode: 'full',
+      mode: opts.since !== undefined ? 'incremental' : 'full',
       source: { environment: opts.environment, url: redactUrl(opts.url), serverVersion, snapshotTime: now },
       tables: order.map((n) => results.get(n)!),
     });
     // The manifest is written last: a directory without one is never taken for a dump.
     await writeManifest(opts.out, manifest);
-    return { dir: opts.out, manifest, tables: reports, ms: Date.now() - started };
+    return { dir: opts.out, manifest, nextSince: horizon.value, tables: reports, ms: Date.now() - started };
   } finally {
     for (const c of [main, ...extra]) await c.end().catch(() => {});
   }

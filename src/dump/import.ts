@@ -22,12 +22,14 @@ import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema, recordRun } from '../db/state.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
+import { upsertOrRebuild } from '../db/apply.ts';
 import { DumpError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
 import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
 import { openDump, type Manifest } from './manifest.ts';
+import { hashQuery, keyOrderBy } from './export.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -41,6 +43,8 @@ export interface ImportOptions {
   truncate?: boolean;
   /** Target version; detected when omitted. */
   version?: number;
+  /** Re-read the loaded tables and compare with the dump (default true). */
+  verify?: boolean;
   logger: Logger;
 }
 
@@ -49,8 +53,15 @@ export interface ImportReport {
   version: number;
   /** Version of the dump; differs from `version` when it was converted on the fly. */
   dumpVersion: number;
-  tables: { table: string; rows: number; ms: number }[];
+  /** Per table: rows in the dump, and for incremental dumps what changed. */
+  tables: { table: string; rows: number; inserted?: number; updated?: number; deleted?: number; ms: number }[];
   sequences: SequenceMove[];
+  /**
+   * Verification of a same-version full import: each table re-read from the target in the
+   * dump's order and format must hash to the dump file's sha256 (bit-exact). Converted
+   * imports are checked by row counts.
+   */
+  verify?: { clean: boolean; method: 'sha256' | 'row counts'; differing: string[] };
   ms: number;
 }
 
@@ -108,6 +119,17 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         );
       }
       version = d.version;
+    }
+    if (manifest.mode === 'incremental') {
+      if (version !== manifest.schemaVersion) {
+        throw new VersionMismatchError(
+          `incremental dump ${opts.dir} is at v${manifest.schemaVersion} but ${opts.environment} is at v${version}; incremental dumps load only into their own version`,
+          `between live databases of different versions use: bluegreen sync --to ${opts.environment}`,
+        );
+      }
+      if (opts.truncate) throw new DumpError(`--truncate makes no sense with an incremental dump`, 'import a full dump with --truncate, then incremental ones on top');
+      checkDumpFitsTarget(manifest, await catalogs.get(version), opts.dir);
+      return await applyIncremental(client, manifest, opts, version, started);
     }
     // One load step per target table: raw bytes when versions match, else converted.
     const loads: LoadStep[] = [];
@@ -183,9 +205,96 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     }
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
+    if (opts.verify ?? true) {
+      if (version === manifest.schemaVersion) {
+        const target = await catalogs.get(version);
+        const differing: string[] = [];
+        for (const t of manifest.tables) {
+          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${keyOrderBy(target.tables[t.name]!, t.key)}`;
+          const again = await hashQuery(client, sql);
+          if (again.sha256 !== t.sha256) differing.push(t.name);
+        }
+        report.verify = { clean: differing.length === 0, method: 'sha256', differing };
+      } else {
+        const differing: string[] = [];
+        for (const t of report.tables) {
+          const n = await client.query<{ n: string }>(`select count(*)::text as n from ${ident(t.table)}`);
+          if (Number(n.rows[0]!.n) !== t.rows) differing.push(t.table);
+        }
+        report.verify = { clean: differing.length === 0, method: 'row counts', differing };
+      }
+    }
     report.ms = Date.now() - started;
     return report;
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * An incremental dump on top of a target at the same version, in one transaction:
+ * stage each table's changed rows and its full key set, delete target rows whose key is
+ * gone (children first), then update what differs and insert what is new (parents first).
+ * Re-applying the same dump changes nothing.
+ */
+async function applyIncremental(client: pg.Client, manifest: Manifest, opts: ImportOptions, version: number, started: number): Promise<ImportReport> {
+  const { logger } = opts;
+  const tables = manifest.tables.map((t) => t.name);
+  const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
+  logger.info(`applying incremental dump ${opts.dir} (v${version}, ${tables.length} tables) to ${opts.environment}`);
+  const copyInto = async (rel: string, columns: string[], file: string) => {
+    const sink = client.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
+    await pipeline(createReadStream(path.join(opts.dir, file), { highWaterMark: 256 * 1024 }), sink);
+    return sink.rowCount;
+  };
+  await client.query('begin');
+  try {
+    await ensureStateSchema(client);
+    await setUserTriggers(client, tables, false);
+    const staged = [];
+    for (const [i, t] of manifest.tables.entries()) {
+      const stage = `bg_stage_${i}`;
+      await client.query(`create temp table ${stage} on commit drop as select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} with no data`);
+      const rows = await copyInto(stage, t.columns, t.file);
+      if (rows !== t.rows) throw new DumpError(`table ${t.name}: read ${rows} rows, the manifest says ${t.rows}`, 'the dump is inconsistent; export it again');
+      let keys: string | undefined;
+      if (t.keysFile && t.key.length) {
+        keys = `bg_keys_${i}`;
+        await client.query(`create temp table ${keys} on commit drop as select ${t.key.map(ident).join(', ')} from ${ident(t.name)} with no data`);
+        await copyInto(keys, t.key, t.keysFile.file);
+        await client.query(`analyze ${keys}`);
+      }
+      staged.push({ t, stage, keys, deleted: 0 });
+    }
+    for (const x of [...staged].reverse()) {
+      if (!x.keys) continue;
+      const on = x.t.key.map((k) => `k.${ident(k)} = t.${ident(k)}`).join(' and ');
+      const del = await client.query(`delete from ${ident(x.t.name)} t where not exists (select 1 from ${x.keys} k where ${on})`);
+      x.deleted = del.rowCount ?? 0;
+    }
+    for (const x of staged) {
+      const t0 = Date.now();
+      const r = await upsertOrRebuild(client, { table: x.t.name, key: x.t.key, columns: x.t.columns }, x.stage, logger);
+      report.tables.push({ table: x.t.name, rows: x.t.rows, inserted: r.inserted, updated: r.updated, deleted: x.deleted + (r.deleted ?? 0), ms: Date.now() - t0 });
+      logger.info(`  ${x.t.name}: ${r.inserted} inserted, ${r.updated} updated, ${x.deleted} deleted`, { table: x.t.name, ...r, deleted: x.deleted });
+    }
+    await setUserTriggers(client, tables, true);
+    report.sequences = await alignSequences(client, tables);
+    await recordRun(client, {
+      kind: 'import',
+      source: manifest.source?.environment,
+      fromVersion: manifest.schemaVersion,
+      toVersion: version,
+      startedAt: new Date(started),
+      status: 'ok',
+      rows: report.tables.reduce((a, t) => a + (t.inserted ?? 0) + (t.updated ?? 0) + (t.deleted ?? 0), 0),
+      detail: { dump: path.resolve(opts.dir), createdAt: manifest.createdAt, mode: 'incremental', tables: report.tables },
+    });
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
+  report.ms = Date.now() - started;
+  return report;
 }

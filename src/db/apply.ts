@@ -1,0 +1,93 @@
+/**
+ * Applying staged rows to a target table, shared by sync and incremental import: only
+ * rows that really differ are written, updates before inserts, and a swap of unique
+ * values falls back to rebuilding the table's indexes, all inside the caller's
+ * transaction.
+ */
+import type pg from 'pg';
+import { ident } from './connect.ts';
+import { deferrableDdl } from './bulk.ts';
+import type { Logger } from '../log.ts';
+
+/** What applying needs to know of a target table. */
+export interface ApplyTable {
+  /** Target table. */
+  table: string;
+  /** Key columns ([] for a keyless table reloaded whole). */
+  key: string[];
+  /** Columns the stage holds, in order. */
+  columns: string[];
+}
+
+/** Staged rows whose key the target does not have yet. */
+export async function countNew(dst: pg.Client, ct: ApplyTable, stage: string): Promise<number> {
+  if (ct.key.length === 0) return 0;
+  const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
+  const r = await dst.query<{ n: number }>(`select count(*)::int as n from ${stage} s where not exists (select 1 from ${ident(ct.table)} t where ${on})`);
+  return r.rows[0]!.n;
+}
+
+/**
+ * Applies staged rows: UPDATE the rows that really differ (compared as text, which works
+ * for every type, json included, so a repeated sync writes nothing), then INSERT the new
+ * ones. Updates first: a unique value another row gave up is free before a new row takes
+ * it. (Two existing rows swapping unique values within one run still violate a
+ * non-deferrable unique constraint; the run then fails whole and says so.)
+ */
+export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Promise<{ inserted: number; updated: number; deleted?: number }> {
+  const cols = ct.columns.map(ident).join(', ');
+  if (ct.key.length === 0) {
+    // A keyless table the mapping marks for full reload: replace its rows wholesale
+    // (still inside the run's transaction, so readers never see it empty).
+    const del = await dst.query(`delete from ${ident(ct.table)}`);
+    const ins = await dst.query(`insert into ${ident(ct.table)} (${cols}) select ${cols} from ${stage}`);
+    return { inserted: ins.rowCount ?? 0, updated: 0, deleted: del.rowCount ?? 0 };
+  }
+  const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
+  const nonKey = ct.columns.filter((c) => !ct.key.includes(c));
+  let updated = 0;
+  if (nonKey.length) {
+    const u = await dst.query(
+      `update ${ident(ct.table)} t set ${nonKey.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
+         from ${stage} s
+        where ${on}
+          and row(${nonKey.map((c) => `t.${ident(c)}`).join(', ')})::text is distinct from row(${nonKey.map((c) => `s.${ident(c)}`).join(', ')})::text`,
+    );
+    updated = u.rowCount ?? 0;
+  }
+  const i = await dst.query(
+    `insert into ${ident(ct.table)} (${cols})
+     select ${ct.columns.map((c) => `s.${ident(c)}`).join(', ')} from ${stage} s
+      where not exists (select 1 from ${ident(ct.table)} t where ${on})`,
+  );
+  return { inserted: i.rowCount ?? 0, updated };
+}
+
+/**
+ * upsert, and when two rows swapped unique values since the last run (a non-deferrable
+ * unique constraint fails row by row even though the end state is valid): roll back to a
+ * savepoint, drop the table's keys and indexes, apply, and rebuild them, which checks
+ * uniqueness once against the final rows. Still one transaction; rare, so the rebuild
+ * cost is acceptable.
+ */
+export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: string, logger: Logger): ReturnType<typeof upsert> {
+  await dst.query('savepoint bg_upsert');
+  try {
+    const r = await upsert(dst, ct, stage);
+    await dst.query('release savepoint bg_upsert');
+    return r;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '23505') throw err;
+    await dst.query('rollback to savepoint bg_upsert');
+    logger.warn(`${ct.table}: rows swapped unique values since the last run; applying with its indexes rebuilt`, {
+      table: ct.table,
+      constraint: (err as { constraint?: string }).constraint,
+    });
+    const ddl = await deferrableDdl(dst, [ct.table]);
+    for (const stmt of ddl.drop) await dst.query(stmt);
+    const r = await upsert(dst, ct, stage);
+    for (const stmt of ddl.create) await dst.query(stmt);
+    return r;
+  }
+}
+
