@@ -67,6 +67,9 @@ fi
 measure() {
   local label=$1 round=$2; shift 2
   local t0 t1 rss=- out=$WORK/time.out
+  # Others may edit the working tree during a long run: rebuild the bundle (untimed) so
+  # every bluegreen run starts like an installed CLI, on the current code.
+  [[ $label == bg_* ]] && node "$ROOT/bin/build.mjs" 2>/dev/null
   t0=$(date +%s.%N)
   if [[ $label == bg_* && -n $TIME_BIN ]]; then
     "$TIME_BIN" -f '%M' -o "$out" "$@"
@@ -288,3 +291,4 @@ npx tsx bench/report.ts "$SAMPLES" "$RESULTS/latest.json" \
   --rows "$ROWS" --total "$TOTAL" --rounds "$ROUNDS" --seed-seconds "$SEED_S" \
   --pg "$PG_MAJOR" --startup "$STARTUP" --cli "$CLI_MODE" --load "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
   $(for t in "${TABLES[@]}"; do printf -- '--count %s=%s ' "$t" "${COUNT[$t]}"; done)
+cp "$RESULTS/latest.json" "$RESULTS/rows-$ROWS.json"
