@@ -27,21 +27,24 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
       'Blue/green deployments for PostgreSQL apps whose schema changes between versions:\n' +
       'export blue at vN, convert through mappings/, import into green at vN+1, verify.\n' +
       'Environments come from --from-url/--to-url, bluegreen.config.json, BLUE_URL/GREEN_URL,\n' +
-      'or the local clusters started by `bluegreen env up`.',
+      'or the local clusters started by `bluegreen env up`.\n\n' +
+      'A deployment: bluegreen sync (cron, every few minutes) -> bluegreen cutover -> if needed,\n' +
+      'bluegreen sync --from green --to blue and bluegreen cutover --from green --to blue.',
   )
+  // In the order a deployment uses them.
   .command(envCommand)
   .command(schemaCommand)
-  .command(exportCommand)
-  .command(importCommand)
-  .command(syncCommand)
   .command(seedCommand)
-  .command(convertCommand)
-  .command(checkCommand)
-  .command(newVersionCommand)
+  .command(syncCommand)
   .command(verifyCommand)
   .command(statusCommand)
   .command(cutoverCommand)
   .command(unfreezeCommand)
+  .command(exportCommand)
+  .command(importCommand)
+  .command(convertCommand)
+  .command(checkCommand)
+  .command(newVersionCommand)
   .version(false) // --version N names a schema version in several commands
   .demandCommand(1, 'name a command; see the list above')
   .strict()
@@ -50,7 +53,8 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err, y) => {
     if (err) throw err;
-    process.stderr.write(`${y.help() && ''}error: ${msg}\n  next: see \`bluegreen --help\` or \`bluegreen <command> --help\`\n`);
+    void y;
+    process.stderr.write(`error: ${msg}\n  next: see \`bluegreen --help\` or \`bluegreen <command> --help\`\n`);
     process.exit(ExitCode.invalid);
   });
 
