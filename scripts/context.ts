@@ -27,6 +27,32 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('json', { type: 'boolean', describe: 'Print the result as JSON on stdout' });
 }
 
+/** --from/--to and their URL overrides, shared by every command that reads one side and writes the other. */
+export interface PairArgs {
+  from: string;
+  to: string;
+  'from-url'?: string;
+  'to-url'?: string;
+}
+
+export function pairOptions<T>(y: Argv<T>, from = 'Source environment', to = 'Target environment') {
+  return y
+    .option('from', { type: 'string', default: 'blue', describe: from })
+    .option('to', { type: 'string', default: 'green', describe: to })
+    .option('from-url', { type: 'string', describe: 'Source URL, overriding the environment' })
+    .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' });
+}
+
+/** The two endpoints of a pair command, as the library takes them. */
+export function resolvePair(argv: PairArgs, ctx: Context) {
+  const from = ctx.env(argv.from, argv['from-url']);
+  const to = ctx.env(argv.to, argv['to-url']);
+  return {
+    from: { name: from.name, url: from.url, version: from.version },
+    to: { name: to.name, url: to.url, version: to.version },
+  };
+}
+
 export interface Context {
   settings: Settings;
   logger: Logger;

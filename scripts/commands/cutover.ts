@@ -2,13 +2,9 @@ import type { CommandModule } from 'yargs';
 import { cutover, CutoverRefusedError, type CutoverReport } from '../../src/cutover/cutover.ts';
 import { renderSync } from './sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
-import { handle, type GlobalArgs } from '../context.ts';
+import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
 
-interface CutoverArgs extends GlobalArgs {
-  from: string;
-  to: string;
-  'from-url'?: string;
-  'to-url'?: string;
+interface CutoverArgs extends GlobalArgs, PairArgs {
   'max-lag': number;
   timeout: number;
   'switch-command'?: string;
@@ -29,11 +25,7 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
   command: 'cutover',
   describe: 'Freeze the source, final sync, verify, align sequences: the target becomes current',
   builder: (y) =>
-    y
-      .option('from', { type: 'string', default: 'blue', describe: 'Environment serving now (frozen by the cutover)' })
-      .option('to', { type: 'string', default: 'green', describe: 'Environment taking over' })
-      .option('from-url', { type: 'string', describe: 'Source URL, overriding the environment' })
-      .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' })
+    pairOptions(y, 'Environment serving now (frozen by the cutover)', 'Environment taking over')
       .option('max-lag', { type: 'number', default: 300, describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
       .option('timeout', { type: 'number', default: 60, describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
       .option('switch-command', { type: 'string', describe: 'Shell command run after success, e.g. to flip a load balancer' })
@@ -42,12 +34,10 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       .example('$0 cutover --from green --to blue', 'roll back (green writes flow back through the down mappings)')
       .example("$0 cutover --switch-command './flip-lb.sh green'", 'flip traffic once the data is there') as never,
   handler: handle<CutoverArgs>(async (argv, ctx) => {
-    const from = ctx.env(argv.from, argv['from-url']);
-    const to = ctx.env(argv.to, argv['to-url']);
+    const pair = resolvePair(argv, ctx);
     try {
       const r = await cutover({
-        from: { name: from.name, url: from.url, version: from.version },
-        to: { name: to.name, url: to.url, version: to.version },
+        ...pair,
         mappingsDir: ctx.settings.mappingsDir,
         logger: ctx.logger,
         maxLagSeconds: argv['max-lag'],

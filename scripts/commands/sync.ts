@@ -2,13 +2,9 @@ import type { CommandModule } from 'yargs';
 import { sync, type SyncReport } from '../../src/sync/sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
-import { handle, type GlobalArgs } from '../context.ts';
+import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
 
-interface SyncArgs extends GlobalArgs {
-  from: string;
-  to: string;
-  'from-url'?: string;
-  'to-url'?: string;
+interface SyncArgs extends GlobalArgs, PairArgs {
   full?: boolean;
   lookback?: string;
   'lock-timeout': string;
@@ -32,11 +28,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
   command: 'sync',
   describe: 'Bring the target up to date with the source through the mappings (incremental after the first run)',
   builder: (y) =>
-    y
-      .option('from', { type: 'string', default: 'blue', describe: 'Source environment' })
-      .option('to', { type: 'string', default: 'green', describe: 'Target environment' })
-      .option('from-url', { type: 'string', describe: 'Source URL, overriding the environment' })
-      .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' })
+    pairOptions(y)
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
       .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('verify', { type: 'boolean', default: true, describe: 'Verify against the snapshot this run read (--no-verify skips)' })
@@ -45,11 +37,9 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
       .example('*/5 * * * * cd /srv/bluegreen && npx bluegreen sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
-    const from = ctx.env(argv.from, argv['from-url']);
-    const to = ctx.env(argv.to, argv['to-url']);
+    const pair = resolvePair(argv, ctx);
     const r = await sync({
-      from: { name: from.name, url: from.url, version: from.version },
-      to: { name: to.name, url: to.url, version: to.version },
+      ...pair,
       mappingsDir: ctx.settings.mappingsDir,
       full: argv.full,
       lookback: argv.lookback,
