@@ -15,6 +15,7 @@ reset_green
 green_log=$WORK/green/server.log
 from_line=$(($(wc -l <"$green_log") + 1))
 rm -rf "$WORK/cpuprof" && mkdir -p "$WORK/cpuprof"
+node "$ROOT/bin/build.mjs" 2>/dev/null # profile the bundle a DBA runs, not tsx
 t0=$(date +%s.%N)
 # The bundle and tsx start the same way; --cpu-prof must be a node flag, not NODE_OPTIONS.
 node --cpu-prof --cpu-prof-dir="$WORK/cpuprof" "${BG[@]:1}" --json sync --from blue --to green >"$WORK/profile-sync.json"
