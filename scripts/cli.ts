@@ -57,8 +57,10 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .epilogue('Exit codes: 0 ok, 1 failure, 2 invalid input, 3 verify found differences, 75 another run holds the lock.')
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err, y) => {
-    if (err) throw err;
     void y;
+    // yargs' own validation errors (including our coerce checks) are usage errors.
+    if (err && err.name !== 'YError') throw err;
+    if (err) msg = err.message;
     process.stderr.write(`error: ${msg}\n  next: see \`bluegreen --help\` or \`bluegreen <command> --help\`\n`);
     process.exit(ExitCode.invalid);
   });

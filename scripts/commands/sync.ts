@@ -8,7 +8,7 @@ interface SyncArgs extends GlobalArgs, PairArgs {
   full?: boolean;
   lookback?: string;
   'lock-timeout': string;
-  verify: boolean;
+  verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
 }
 
 export function renderSync(r: SyncReport): string {
@@ -20,6 +20,14 @@ export function renderSync(r: SyncReport): string {
         `  ${t.table.padEnd(18)} ${t.mode.padEnd(11)} ${String(t.read).padStart(9)} ${String(t.inserted).padStart(9)} ${String(t.updated).padStart(9)} ${String(t.deleted).padStart(9)}`,
     ),
   ];
+  if (r.check) {
+    const bad = r.check.tables.filter((t) => t.mismatched || t.sourceRows !== t.targetRows);
+    lines.push(
+      r.check.clean
+        ? `  verified (changed rows and row counts): clean — ${r.check.tables.reduce((a, t) => a + t.checked, 0)} rows checked`
+        : `  verify (changed rows and row counts): DIFFERENCES in ${bad.map((t) => `${t.table} (${t.mismatched} rows differ, ${t.sourceRows} vs ${t.targetRows} rows)`).join(', ')}; run bluegreen verify for the keys`,
+    );
+  }
   if (r.horizon.heldBackBy) lines.push(`  watermark held back by ${r.horizon.heldBackBy} (its rows are read again next run)`);
   return lines.join('\n');
 }
@@ -31,7 +39,19 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
     pairOptions(y)
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
       .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
-      .option('verify', { type: 'boolean', default: true, describe: 'Verify against the snapshot this run read (--no-verify skips)' })
+      .option('verify', {
+        type: 'string',
+        default: 'auto',
+        // --no-verify arrives as false; anything else must be one of the modes.
+        coerce: (v: unknown) => {
+          if (v === false || v === 'false') return 'none';
+          if (v === true || v === '' || v === 'true') return 'auto';
+          if (['auto', 'full', 'changed', 'none'].includes(String(v))) return String(v);
+          throw new Error(`--verify must be one of auto, full, changed, none (got ${String(v)})`);
+        },
+        describe:
+          'full: compare every row against the snapshot this run read; changed: check the rows this run read and the row counts (cheap); auto: full after a full run, changed after an incremental one; --no-verify skips',
+      })
       .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
@@ -48,6 +68,6 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       logger: ctx.logger,
     });
     ctx.output(r, () => renderSync(r) + (r.verify ? '\n' + renderVerify(r.verify) : ''));
-    return r.verify && !r.verify.clean ? ExitCode.verifyDiff : ExitCode.ok;
+    return (r.verify && !r.verify.clean) || (r.check && !r.check.clean) ? ExitCode.verifyDiff : ExitCode.ok;
   }),
 };

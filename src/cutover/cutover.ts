@@ -187,7 +187,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       mappingsDir: opts.mappingsDir,
       logger,
       kind: 'cutover',
-      verify: true,
+      verify: 'full', // the critical moment: compare every row, not just what changed
       lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
       // The target becomes the writable side in the same transaction as its final data.
       beforeCommit: async (target) => {

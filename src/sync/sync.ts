@@ -53,8 +53,20 @@ export interface SyncOptions {
   beforeCommit?: (target: pg.Client, report: SyncReport) => Promise<void>;
   /** Recorded in the run log. */
   kind?: 'sync' | 'cutover';
-  /** Verify the target against the source snapshot this sync read (default true). */
-  verify?: boolean;
+  /**
+   * After the run: `full` compares every row with verify (against the very snapshot this
+   * run read); `changed` checks, inside the run's transaction, that every row read is now
+   * on the target exactly and that both sides hold the same number of rows (cheap: what
+   * an incremental run touched); `none` skips. `auto` (default): full after a full run,
+   * changed after an incremental one.
+   */
+  verify?: 'auto' | 'full' | 'changed' | 'none' | boolean;
+}
+
+/** Result of the `changed` verification of an incremental run. */
+export interface ChangedCheck {
+  clean: boolean;
+  tables: { table: string; checked: number; mismatched: number; sourceRows: number; targetRows: number }[];
 }
 
 export interface TableSyncReport {
@@ -79,8 +91,10 @@ export interface SyncReport {
   /** Why the horizon was held back (open transactions), if it was. */
   horizon: { at: string; heldBackBy?: string; hiddenSessions: number };
   tables: TableSyncReport[];
-  /** Verify against the same source snapshot, after commit (unless disabled). */
+  /** Full verify against the same source snapshot, after commit. */
   verify?: VerifyReport;
+  /** The cheaper check of an incremental run (see SyncOptions.verify). */
+  check?: ChangedCheck;
   /** Sequences moved on the target. */
   sequences: SequenceMove[];
   ms: number;
@@ -239,6 +253,15 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       // (after cutover, or a test write) never collides with a synced key.
       report.sequences = await alignSequences(dst, targetNames);
 
+      if (effectiveVerify(opts.verify, report.mode) === 'changed') {
+        report.check = await checkChanged(src, dst, staged);
+        await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
+          opts.from.name,
+          report.check.clean,
+          JSON.stringify({ mode: 'changed', ...report.check }),
+        ]);
+      }
+
       for (const [table, plan] of sourcePlans) {
         if (!plan) continue;
         // As text, in the column's own type: a JS Date would drop the microseconds.
@@ -268,7 +291,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       throw err;
     }
     if (bulkAnalyze(report)) for (const t of report.tables) await dst.query(`analyze ${ident(t.table)}`);
-    if (opts.verify ?? true) {
+    if (effectiveVerify(opts.verify, report.mode) === 'full') {
       report.verify = await verify({
         from: { ...opts.from, version: fromVersion },
         to: { ...opts.to, version: toVersion },
@@ -287,6 +310,36 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     }
     await src.end().catch(() => {});
   }
+}
+
+function effectiveVerify(v: SyncOptions['verify'], mode: SyncReport['mode']): 'full' | 'changed' | 'none' {
+  const m = v === false ? 'none' : v === true || v === undefined ? 'auto' : v;
+  return m === 'auto' ? (mode === 'full' ? 'full' : 'changed') : m;
+}
+
+/**
+ * The `changed` check, in the run's transaction: every staged row (what this run read
+ * from the source snapshot) is on the target exactly, as text; and the projected source
+ * and the target hold the same number of rows, so no delete was missed.
+ */
+async function checkChanged(src: pg.Client, dst: pg.Client, staged: { ct: CompiledTable; stage: string }[]): Promise<ChangedCheck> {
+  const out: ChangedCheck = { clean: true, tables: [] };
+  for (const { ct, stage } of staged) {
+    const cols = (a: string) => `row(${ct.columns.map((c) => `${a}.${ident(c)}`).join(', ')})::text`;
+    const on = ct.key.length ? ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ') + ' and ' : '';
+    // Source and target are different servers: their queries run side by side.
+    const [m, a] = await Promise.all([
+      dst.query<{ checked: number; mismatched: number }>(
+        `select count(*)::int as checked, count(*) filter (where not exists (select 1 from ${ident(ct.table)} t where ${on}${cols('t')} = ${cols('s')}))::int as mismatched from ${stage} s`,
+      ),
+      src.query<{ n: string }>(`select count(*)::text as n from (${ct.selectSql((t) => ident(t))}) q`),
+    ]);
+    const b = await dst.query<{ n: string }>(`select count(*)::text as n from ${ident(ct.table)}`);
+    const t = { table: ct.table, ...m.rows[0]!, sourceRows: Number(a.rows[0]!.n), targetRows: Number(b.rows[0]!.n) };
+    if (t.mismatched > 0 || t.sourceRows !== t.targetRows) out.clean = false;
+    out.tables.push(t);
+  }
+  return out;
 }
 
 function bulkAnalyze(r: SyncReport): boolean {

@@ -207,6 +207,28 @@ describe('sync', () => {
     expect(await query(p.green, `select count(*)::int as n from pg_constraint where conrelid = 'user_settings'::regclass and contype = 'f'`)).toEqual([{ n: 1 }]);
   });
 
+  it('an incremental run checks what it read and the row counts, and exits 3 on drift of the target', async () => {
+    const p = await seeded(100);
+    await syncJson(p);
+    await query(p.blue, `update users set email = 'changed' where id = 3`);
+    const ok = await syncJson(p);
+    expect(ok.check.clean).toBe(true);
+    expect(ok.check.tables.find((t: { table: string }) => t.table === 'users').checked).toBe(1);
+    // Someone deletes a row on green directly: its watermark never moves, so only the
+    // row counts can tell. The run says so and exits 3.
+    await query(p.green, `delete from user_settings where ctid = (select ctid from user_settings limit 1)`);
+    const r = await p.run(['sync', '--json']);
+    expect(r.code).toBe(3);
+    const rep = report(r);
+    expect(rep.check.clean).toBe(false);
+    const us = rep.check.tables.find((t: { table: string }) => t.table === 'user_settings');
+    expect(us.targetRows).toBe(us.sourceRows - 1);
+    // A full verify names the key; --full repairs it.
+    expect((await p.run(['verify'])).code).toBe(3);
+    await syncJson(p, ['--full']);
+    expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+  });
+
   it('refuses a target that matches no version, and writes nothing', async () => {
     const p = await seeded(20);
     await query(p.green, `alter table users add column nickname text`);
