@@ -7,6 +7,7 @@ import { connect } from './db/connect.ts';
 import { detectVersion, VersionCatalogs } from './db/catalog.ts';
 import { BluegreenError } from './errors.ts';
 import { redactUrl } from './redact.ts';
+import { frozenBy, type FreezeInfo } from './cutover/freeze.ts';
 
 export interface EnvironmentStatus {
   name: string;
@@ -25,8 +26,11 @@ export interface EnvironmentStatus {
   }[];
   lastRun?: { kind: string; source: string | null; status: string; rows: number; finishedAt: string; fromVersion: number | null; toVersion: number | null };
   lastVerify?: { source: string; clean: boolean; at: string };
-  /** Set when a cutover froze this database's writes. */
-  frozen?: { since: string; by: string };
+  /**
+   * Set when a cutover froze this database's writes. `completed` false: that cutover was
+   * interrupted (killed); this database must be unfrozen to keep serving.
+   */
+  frozen?: FreezeInfo;
 }
 
 export async function environmentStatus(name: string, url: string, mappingsDir: string): Promise<EnvironmentStatus> {
@@ -67,10 +71,7 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
       const ver = await client.query(`select source, clean, at::text as at from bluegreen.verifies order by id desc limit 1`);
       if (ver.rows[0]) out.lastVerify = ver.rows[0];
     }
-    if (has.rows[0].freeze) {
-      const f = await client.query(`select since::text as since, by from bluegreen.freeze where active`);
-      if (f.rows[0]) out.frozen = f.rows[0];
-    }
+    if (has.rows[0].freeze) out.frozen = await frozenBy(client);
     return out;
   } finally {
     await client.end().catch(() => {});
@@ -88,7 +89,16 @@ export function renderStatus(list: EnvironmentStatus[]): string {
   const lines: string[] = [];
   for (const e of list) {
     const v = e.version === undefined ? '?' : e.version === 'empty' ? 'empty' : `v${e.version}`;
-    lines.push(`${e.name} ${e.reachable ? v : 'UNREACHABLE'}  ${e.url}${e.frozen ? `  FROZEN since ${e.frozen.since} (${e.frozen.by})` : ''}`);
+    const f = e.frozen;
+    const frozen = !f
+      ? ''
+      : f.completed
+        ? `  FROZEN since ${f.since} (${f.by})`
+        : `  FROZEN by an interrupted ${f.target ? `cutover to ${f.target}` : f.by}: run bluegreen unfreeze --env ${e.name}`;
+    lines.push(`${e.name} ${e.reachable ? v : 'UNREACHABLE'}  ${e.url}${frozen}`);
+    if (f && !f.completed) {
+      lines.push(`  frozen since ${f.since}; the cutover stopped before its final sync completed, so writes made here may be missing elsewhere: unfreeze, let the application write here, then cutover again`);
+    }
     if (e.error) lines.push(`  ${e.error}`);
     for (const s of e.sources) lines.push(`  synced from ${s.source}: watermark ${s.watermark ?? '-'} (lag ${ago(s.lagSeconds)})`);
     if (e.lastRun) {

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { cutover, CutoverRefusedError, type CutoverReport } from '../../src/cutover/cutover.ts';
 import { renderSync } from './sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
+import { UsageError } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
 
 interface CutoverArgs extends GlobalArgs, PairArgs {
@@ -34,7 +35,16 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       .example('$0 cutover --from green --to blue', 'roll back (green writes flow back through the down mappings)')
       .example("$0 cutover --switch-command './flip-lb.sh green'", 'flip traffic once the data is there') as never,
   handler: handle<CutoverArgs>(async (argv, ctx) => {
+    if (!Number.isFinite(argv.timeout) || argv.timeout <= 0) {
+      throw new UsageError(`--timeout must be a positive number of seconds, got ${argv.timeout}`, 'e.g. --timeout 60');
+    }
     const pair = resolvePair(argv, ctx);
+    // Ctrl-C or SIGTERM mid-cutover must not leave the source frozen: the cutover stops as
+    // on its timeout and unfreezes it. Default handling comes back once it has returned.
+    const abort = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => abort.abort(sig);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       const r = await cutover({
         ...pair,
@@ -44,12 +54,16 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
         timeoutMs: argv.timeout * 1000,
         switchCommand: argv['switch-command'],
         force: argv.force,
+        signal: abort.signal,
       });
       ctx.output(r, () => render(r));
     } catch (err) {
       // The whole picture first (guardrails, what ran), then the one-line error.
       if (err instanceof CutoverRefusedError) ctx.output(err.report, () => render(err.report));
       throw err;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   }),
 };

@@ -8,6 +8,7 @@ interface SyncArgs extends GlobalArgs, PairArgs {
   full?: boolean;
   lookback?: string;
   'lock-timeout': string;
+  force?: boolean;
   verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
 }
 
@@ -52,6 +53,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         describe:
           'full: compare every row against the snapshot this run read; changed: check the rows this run read and the row counts (cheap); auto: full after a full run, changed after an incremental one; --no-verify skips',
       })
+      .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
       .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
@@ -65,6 +67,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       lookback: argv.lookback,
       lockTimeout: argv['lock-timeout'],
       verify: argv.verify,
+      force: argv.force,
       logger: ctx.logger,
     });
     ctx.output(r, () => renderSync(r) + (r.verify ? '\n' + renderVerify(r.verify) : ''));

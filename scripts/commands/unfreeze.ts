@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { connect } from '../../src/db/connect.ts';
-import { unfreeze } from '../../src/cutover/freeze.ts';
+import { unfreezeNow } from '../../src/cutover/freeze.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 
 interface UnfreezeArgs extends GlobalArgs {
@@ -20,10 +20,14 @@ export const unfreezeCommand: CommandModule<GlobalArgs, UnfreezeArgs> = {
     const env = ctx.env(argv.env, argv.url);
     const client = await connect(env.url, { label: env.name, applicationName: 'bluegreen unfreeze' });
     try {
-      await client.query('begin');
-      const tables = await unfreeze(client);
-      await client.query('commit');
-      ctx.output({ environment: env.name, unfrozen: tables }, () => (tables.length ? `${env.name}: writes allowed again on ${tables.join(', ')}` : `${env.name} was not frozen`));
+      // Lifting the freeze is one UPDATE, which no reader holds up; dropping the then
+      // inert triggers is best effort and skips a table an open transaction is reading.
+      const r = await unfreezeNow(client);
+      ctx.output({ environment: env.name, lifted: r.lifted ?? null, triggersDropped: r.dropped, triggersLeftInert: r.inert }, () => {
+        const lines = [r.lifted ? `${env.name}: writes allowed again (frozen since ${r.lifted.since} by ${r.lifted.by})` : `${env.name} was not frozen`];
+        if (r.inert.length) lines.push(`  inert freeze triggers left on ${r.inert.join(', ')} (tables in use); they reject nothing, and the next unfreeze drops them`);
+        return lines.join('\n');
+      });
     } finally {
       await client.end().catch(() => {});
     }

@@ -1,9 +1,11 @@
 /**
  * The one streaming converter shared by `convert` (dump -> dump) and `import` (dump ->
- * COPY FROM STDIN): per target table, the source CSV file(s) are decoded in batches
- * (CsvDecoder), each row goes through the chain's JS face (transformJs), and the result is
- * encoded in >= 64 KiB chunks (CsvEncoder) into whatever sink the caller gives. No table
- * is ever held in memory: a merge is one forward pass over key-sorted files (mergeJoin).
+ * COPY FROM STDIN): per target table, the source CSV file(s) are decoded, each row goes
+ * through the chain's JS face (transformJs), and the result is encoded in >= 64 KiB chunks
+ * into whatever sink the caller gives. A table made from one file (the common case) is
+ * converted in a single byte-to-byte stage (SingleSourceConverter); a merge pairs rows of
+ * several key-sorted files in one forward pass (mergeJoin) between a CsvDecoder per file
+ * and a CsvEncoder. No table is ever held in memory.
  *
  * Planning is separate from running on purpose: `planConversion` does every check that can
  * refuse (unsupported JS face, dump columns that do not fit the version, merge key types)
@@ -12,11 +14,11 @@
  */
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { pipeline as pipelineCallback, type Transform, type Writable } from 'node:stream';
+import { pipeline as pipelineCallback, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog } from '../db/catalog-types.ts';
 import { loadOrder } from '../db/catalog.ts';
-import { CsvDecoder, CsvEncoder, type CsvBatch } from '../codec/pg-csv.ts';
+import { CsvChunkWriter, CsvDecoder, CsvEncoder, CsvParser, type CsvBatch } from '../codec/pg-csv.ts';
 import { DumpError } from '../errors.ts';
 import type { Manifest } from '../dump/manifest.ts';
 import { keyKind, mergeJoin, type CompiledChain, type CompiledTable, type KeyKind, type Row } from '../mapping/index.ts';
@@ -225,6 +227,73 @@ export async function* convertedBatches(plan: TablePlan, stats: TableConversionS
   }
 }
 
+/** Bytes read from a source file per chunk: one decode, one synchronous pass over its rows. */
+const READ_CHUNK = 256 * 1024;
+
+/**
+ * A single-source table in one stage: source CSV bytes in, converted CSV bytes out. Each
+ * chunk is decoded, its rows are transformed and encoded into the output buffer in one
+ * synchronous pass, so no row outlives the chunk it came in: nothing survives a young
+ * generation GC, no object-mode stream buffers thousands of rows between stages, and there
+ * is no await per batch. (The decoder -> generator -> encoder chain it replaces spent a
+ * quarter of its time in GC and peaked near 400 MB RSS on a 1M-user dump.)
+ */
+class SingleSourceConverter extends Transform {
+  private readonly parser: CsvParser;
+  private readonly writer = new CsvChunkWriter();
+
+  constructor(
+    private readonly input: PlannedSource,
+    private readonly transform: (row: Row) => Row,
+    header: readonly string[] | undefined,
+    private readonly stats: TableConversionStats,
+  ) {
+    super({ writableObjectMode: false, readableObjectMode: false });
+    this.parser = new CsvParser({ expectColumns: input.dumpColumns, file: input.file }, (batch) => this.convert(batch));
+    if (header) this.writer.writeRow(header);
+  }
+
+  private convert(batch: CsvBatch): void {
+    const { transform, writer } = this;
+    const gather = this.input.gather;
+    for (let i = 0; i < batch.length; i++) {
+      let row: Row = batch[i]!;
+      if (gather !== null) {
+        const g: Row = new Array(gather.length);
+        for (let k = 0; k < gather.length; k++) g[k] = gather[k] === -1 ? null : row[gather[k]!]!;
+        row = g;
+      }
+      writer.writeRow(transform(row));
+      if (writer.full) this.push(writer.take());
+    }
+    this.stats.rows += batch.length;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.parser.writeBytes(chunk);
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.parser.endBytes();
+      const { input, parser, stats } = this;
+      stats.read[input.table] = parser.rowCount;
+      if (parser.rowCount !== input.rows) {
+        throw new DumpError(`${input.file}: ${parser.rowCount} rows, the manifest says ${input.rows}`, 'the dump is inconsistent; export it again');
+      }
+      if (this.writer.length > 0) this.push(this.writer.take());
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+}
+
 /** Where {@link convertTable} writes a table's CSV. */
 export interface ConversionSink {
   /** Write a header record first (a dump file), or not. */
@@ -243,9 +312,20 @@ export interface ConversionSink {
 export async function convertTable(plan: TablePlan, sink: ConversionSink): Promise<TableConversionStats> {
   const t0 = Date.now();
   const stats: TableConversionStats = { table: plan.target.table, read: {}, rows: 0, orphans: 0, ms: 0 };
-  const encoder = new CsvEncoder(sink.header ? { header: plan.target.columns } : {});
-  if (sink.through) await pipeline(convertedBatches(plan, stats), encoder, sink.through, sink.into);
-  else await pipeline(convertedBatches(plan, stats), encoder, sink.into);
+  const header = sink.header ? plan.target.columns : undefined;
+  if (plan.inputs.length === 1) {
+    const input = plan.inputs[0]!;
+    const source = createReadStream(input.file, { highWaterMark: READ_CHUNK });
+    const converter = new SingleSourceConverter(input, plan.target.transformJs, header, stats);
+    if (sink.through) await pipeline(source, converter, sink.through, sink.into);
+    else await pipeline(source, converter, sink.into);
+  } else {
+    // Merges pair rows of several files through async iterators (mergeJoin); batches of
+    // converted rows go through the encoder stage.
+    const encoder = new CsvEncoder(header ? { header } : {});
+    if (sink.through) await pipeline(convertedBatches(plan, stats), encoder, sink.through, sink.into);
+    else await pipeline(convertedBatches(plan, stats), encoder, sink.into);
+  }
   stats.ms = Date.now() - t0;
   return stats;
 }

@@ -3,21 +3,25 @@
  * acknowledged write.
  *
  *   guardrails -> freeze source -> final sync (+ verify on its snapshot, sequences moved,
- *   target unfrozen in the same transaction) -> record -> optional switch command
+ *   target unfrozen in the same transaction) -> freeze marked complete -> optional switch
  *
- * Any failure or the --timeout before the final sync commits: the target transaction
- * rolls back, the source is unfrozen and keeps serving, exit non-zero. Rollback is the
- * same command the other way round (green -> blue, through the down mappings).
+ * The --timeout, or the caller's AbortSignal (Ctrl-C, SIGTERM), or any failure before the
+ * freeze is marked complete: the cutover's own statements are cancelled, the target rolls
+ * back (or, when it had already committed and the verify failed or was stopped, is frozen
+ * again so nobody writes to both sides), the source is unfrozen and keeps serving, exit
+ * non-zero. A process killed outright leaves the source frozen WITHOUT the completion mark;
+ * `status` and the next cutover report it as interrupted and say to unfreeze it.
+ * Rollback is the same command the other way round (green -> blue, down mappings).
  */
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { connect } from '../db/connect.ts';
 import { detectVersion, VersionCatalogs } from '../db/catalog.ts';
 import { compileChain } from '../mapping/index.ts';
-import { BluegreenError, ExitCode, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
+import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
-import { freeze, frozenBy, unfreeze } from './freeze.ts';
+import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
 
 export interface CutoverOptions {
   from: Endpoint;
@@ -32,6 +36,11 @@ export interface CutoverOptions {
   switchCommand?: string;
   /** Skip the lag and last-verify guardrails (versions and mappings are always checked). */
   force?: boolean;
+  /**
+   * Stops the cutover like the timeout does (Ctrl-C, SIGTERM): own statements cancelled,
+   * the target rolled back (or frozen again if it had committed), the source unfrozen.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Guardrail {
@@ -59,11 +68,12 @@ export interface CutoverReport {
 
 /** The cutover did not happen; the source serves as before. Carries the report. */
 export class CutoverRefusedError extends BluegreenError {
-  readonly exitCode = ExitCode.failure;
   constructor(
     message: string,
     readonly report: CutoverReport,
     hint?: string,
+    /** 1, or 3 when the final verify found differences (the target was frozen again). */
+    readonly exitCode: ExitCode = ExitCode.failure,
   ) {
     super(message, hint);
   }
@@ -94,7 +104,15 @@ async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, 
     }
   }
   const frozen = await frozenBy(src);
-  g('source serving', !frozen, frozen ? `already frozen since ${frozen.since} (${frozen.by})` : 'not frozen');
+  if (!frozen) g('source serving', true, 'not frozen');
+  else if (!frozen.completed) {
+    g(
+      'source serving',
+      false,
+      `frozen since ${frozen.since} by an interrupted ${frozen.by}: its writes since then may not be on ${frozen.target ?? 'the target'}; ` +
+        `run bluegreen unfreeze --env ${opts.from.name} and retry`,
+    );
+  } else g('source serving', false, `already frozen since ${frozen.since} (${frozen.by}): the application writes to ${frozen.target ?? 'the other side'}`);
   if (opts.force) return;
   const hasState = (await dst.query(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0].ok;
   if (!hasState) {
@@ -118,14 +136,43 @@ async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, 
   g('last verify', Boolean(last?.clean), last ? `${last.clean ? 'clean' : 'DIFFERENCES'} at ${last.at}` : 'none');
 }
 
-/** Cancels this cutover's own statements on a server (same role: no privilege needed). */
-async function cancelOwn(url: string, label: string, appName: string): Promise<void> {
+/**
+ * Cancels the statements of the sessions named `appNames` on a server (same role: no
+ * privilege needed): the final sync's and its verify's, or the control session's freeze.
+ */
+async function cancelOwn(url: string, label: string, appNames: string[], pids: number[] = []): Promise<void> {
   const c = await connect(url, { label, applicationName: 'bluegreen cutover-abort' }).catch(() => undefined);
   if (!c) return;
   try {
-    await c.query(`select pg_cancel_backend(pid) from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()`, [appName]);
+    await c.query(
+      `select pg_cancel_backend(pid) from pg_stat_activity
+        where (application_name = any($1) or pid = any($2)) and pid <> pg_backend_pid()`,
+      [appNames, pids],
+    );
+  } catch {
+    // Best effort: the caller waits a bounded time for what it tried to stop.
   } finally {
     await c.end().catch(() => {});
+  }
+}
+
+/** Settles `p` or gives up after `ms`; true when it settled. */
+function settled(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(() => true, () => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Whether the final sync committed on the target: its run record is there. */
+async function targetCommitted(dst: pg.Client, source: string, since: Date): Promise<boolean | 'unknown'> {
+  try {
+    if (!(await dst.query(`select to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) return false;
+    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and source = $1 and started_at >= $2`, [source, since]);
+    return (r.rowCount ?? 0) > 0;
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -142,91 +189,123 @@ function runShell(command: string, logger: Logger): Promise<number | null> {
 export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
   const started = Date.now();
   const { logger } = opts;
+  if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) {
+    throw new InvalidInputError(`cutover timeout must be positive, got ${opts.timeoutMs / 1000} s`, 'give the seconds freeze + final sync may take, e.g. --timeout 60');
+  }
   const report: CutoverReport = { from: opts.from.name, to: opts.to.name, guardrails: [], ok: false, outcome: '', next: '', ms: 0 };
-  const src = await connect(opts.from.url, { label: opts.from.name, applicationName: 'bluegreen cutover-control' });
+  const from = opts.from.name;
+  const to = opts.to.name;
+  const refused = (outcome: string, next: string, message = `cutover failed: ${outcome}`, exitCode: ExitCode = ExitCode.failure) => {
+    report.outcome = outcome;
+    report.next = next;
+    report.ms = Date.now() - started;
+    return new CutoverRefusedError(message, report, next, exitCode);
+  };
+  const src = await connect(opts.from.url, { label: from, applicationName: 'bluegreen cutover-control' });
   let dst: pg.Client | undefined;
+  // One way to stop, for the timeout and for the caller's signal (Ctrl-C, SIGTERM).
+  let stopped: string | undefined;
+  let rejectStop!: (err: Error) => void;
+  const stop = new Promise<never>((_, reject) => (rejectStop = reject));
+  stop.catch(() => {});
+  const halt = (why: string) => {
+    if (stopped) return;
+    stopped = why;
+    logger.warn(`${why}: stopping; ${from} will be unfrozen and keep serving`);
+    rejectStop(new RuntimeFailure(why));
+  };
+  const onAbort = () => halt(`cutover interrupted (${reasonText(opts.signal?.reason)})`);
+  let timer: NodeJS.Timeout | undefined;
   try {
-    dst = await connect(opts.to.url, { label: opts.to.name, applicationName: 'bluegreen cutover-control' });
+    dst = await connect(opts.to.url, { label: to, applicationName: 'bluegreen cutover-control' });
     await guardrails(opts, src, dst, report);
     const failed = report.guardrails.filter((g) => !g.ok);
     if (failed.length) {
-      report.outcome = 'refused by guardrails; nothing changed';
-      report.next = failed.some((g) => g.name === 'lag' || g.name === 'last verify')
-        ? `bluegreen sync --from ${opts.from.name} --to ${opts.to.name} (it verifies), then cutover again`
-        : 'fix what the failed guardrails name, then cutover again';
-      report.ms = Date.now() - started;
-      throw new CutoverRefusedError(
-        `cutover ${opts.from.name} -> ${opts.to.name} refused: ${failed.map((g) => `${g.name}: ${g.detail}`).join('; ')}`,
-        report,
-        report.next,
+      const interrupted = failed.find((g) => g.name === 'source serving' && /interrupted/.test(g.detail));
+      const next = interrupted
+        ? `bluegreen unfreeze --env ${from}, then cutover again`
+        : failed.some((g) => g.name === 'lag' || g.name === 'last verify')
+          ? `bluegreen sync --from ${from} --to ${to} (it verifies), then cutover again`
+          : 'fix what the failed guardrails name, then cutover again';
+      throw refused(
+        'refused by guardrails; nothing changed',
+        next,
+        `cutover ${from} -> ${to} refused: ${failed.map((g) => `${g.name}: ${g.detail}`).join('; ')}`,
       );
     }
+    if (opts.signal?.aborted) throw refused(`interrupted (${reasonText(opts.signal.reason)}) before freezing; nothing changed`, 'cutover again when ready');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    const deadline = started + timeoutMs;
+    const deadline = Date.now() + timeoutMs;
     const remaining = () => Math.max(1, deadline - Date.now());
+    timer = setTimeout(() => halt(`cutover timed out after ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
 
-    logger.info(`freezing writes on ${opts.from.name}`);
-    const by = `cutover to ${opts.to.name} (v${report.toVersion})`;
+    logger.info(`freezing writes on ${from}`);
+    const controlPid = (await src.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     const catalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.fromVersion!);
-    try {
-      await freeze(src, Object.keys(catalog.tables), by, `${Math.min(remaining(), 15_000)}ms`);
-    } catch (err) {
-      report.outcome = `could not freeze ${opts.from.name}: ${(err as Error).message}`;
-      report.next = `a long transaction on ${opts.from.name} holds its tables; find it in pg_stat_activity and retry`;
-      report.ms = Date.now() - started;
-      throw new CutoverRefusedError(`cutover failed: ${report.outcome}; nothing changed`, report, report.next);
-    }
-    report.frozenAt = new Date().toISOString();
-
-    const appName = `bluegreen cutover ${opts.from.name}->${opts.to.name}`.slice(0, 63);
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const final = sync({
-      from: { ...opts.from, version: report.fromVersion },
-      to: { ...opts.to, version: report.toVersion },
-      mappingsDir: opts.mappingsDir,
-      logger,
-      kind: 'cutover',
-      verify: 'full', // the critical moment: compare every row, not just what changed
+    const freezing = freeze(src, Object.keys(catalog.tables), {
+      by: `cutover to ${to} (v${report.toVersion})`,
+      target: to,
       lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
-      // The target becomes the writable side in the same transaction as its final data.
-      beforeCommit: async (target) => {
-        if (timedOut) throw new RuntimeFailure('cutover timed out');
-        await unfreeze(target);
-      },
-    });
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        reject(new RuntimeFailure(`cutover timed out after ${Math.round(timeoutMs / 1000)} s`));
-      }, remaining());
     });
     try {
-      report.sync = await Promise.race([final, timeout]);
-      if (report.sync.verify && !report.sync.verify.clean) {
-        throw new VerifyDifferenceError(`final verify found differences between ${opts.from.name} and ${opts.to.name}`);
-      }
+      await Promise.race([freezing, stop]);
     } catch (err) {
-      if (timedOut) {
-        await Promise.all([cancelOwn(opts.from.url, opts.from.name, appName), cancelOwn(opts.to.url, opts.to.name, appName)]);
-        await final.catch(() => {});
+      if (stopped) await cancelOwn(opts.from.url, from, [], [controlPid]);
+      // The freeze may have committed just as it was stopped: then unfreeze below.
+      const froze = await freezing.then(() => true, () => false);
+      if (!froze) {
+        throw stopped
+          ? refused(`${stopped} while freezing ${from}; nothing changed`, 'cutover again when ready')
+          : refused(
+              `could not freeze ${from}: ${(err as Error).message}; nothing changed`,
+              `a long transaction on ${from} holds its tables; find it in pg_stat_activity and retry`,
+            );
       }
-      // Leave the source serving, whatever happened.
-      await unfreeze(src);
-      report.outcome = `${(err as Error).message}; ${opts.from.name} unfrozen and serving`;
-      report.next = `the application stays on ${opts.from.name}; investigate, then bluegreen sync and cutover again`;
-      report.ms = Date.now() - started;
-      const e = new CutoverRefusedError(`cutover failed: ${report.outcome}`, report, report.next);
-      throw e;
-    } finally {
-      clearTimeout(timer);
+    }
+    const frozenAt = new Date();
+    report.frozenAt = frozenAt.toISOString();
+
+    const runApps = [`bluegreen cutover ${from}->${to}`.slice(0, 63), `bluegreen verify ${from}->${to}`.slice(0, 63)];
+    let final: Promise<SyncReport> | undefined;
+    try {
+      if (stopped) throw new RuntimeFailure(stopped);
+      final = sync({
+        from: { ...opts.from, version: report.fromVersion },
+        to: { ...opts.to, version: report.toVersion },
+        mappingsDir: opts.mappingsDir,
+        logger,
+        kind: 'cutover',
+        verify: 'full', // the critical moment: compare every row, not just what changed
+        lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
+        // The target becomes the writable side in the same transaction as its final data.
+        beforeCommit: async (target) => {
+          if (stopped) throw new RuntimeFailure(stopped);
+          await unfreeze(target);
+        },
+      });
+      report.sync = await Promise.race([final, stop]);
+      if (report.sync.verify && !report.sync.verify.clean) {
+        throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
+      }
+      // Only now is the freeze a finished cutover's: a source frozen without this mark was
+      // left by a killed run, and its writes may not be on the target.
+      await src.query('begin');
+      await src.query(`set local lock_timeout = '5s'`);
+      await markFreezeCompleted(src);
+      await src.query('commit');
+    } catch (err) {
+      await src.query('rollback').catch(() => {});
+      throw await abandon(err);
     }
 
+    // The triggers lifted on the target in the final sync's transaction are inert now.
+    await dropFreezeTriggers(dst).catch(() => {});
     report.ok = true;
-    report.outcome = `${opts.to.name} is current at v${report.toVersion}; ${opts.from.name} is frozen (read-only)`;
+    report.outcome = `${to} is current at v${report.toVersion}; ${from} is frozen (read-only)`;
     report.next =
-      `point the application at ${opts.to.name}. To keep ${opts.from.name} current for a rollback: ` +
-      `bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to roll back: bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}`;
+      `point the application at ${to}. To keep ${from} current for a rollback: ` +
+      `bluegreen sync --from ${to} --to ${from}; to roll back: bluegreen cutover --from ${to} --to ${from}`;
     if (opts.switchCommand) {
       logger.info(`running switch command`);
       const code = await runShell(opts.switchCommand, logger);
@@ -234,16 +313,70 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       if (code !== 0) {
         report.ms = Date.now() - started;
         throw new CutoverRefusedError(
-          `cutover done but the switch command exited ${code}: the data is on ${opts.to.name}, ${opts.from.name} is frozen, traffic was NOT switched`,
+          `cutover done but the switch command exited ${code}: the data is on ${to}, ${from} is frozen, traffic was NOT switched`,
           report,
-          'run the switch by hand now; or bluegreen unfreeze --env ' + opts.from.name + ' to let the application keep writing there',
+          'run the switch by hand now; or bluegreen unfreeze --env ' + from + ' to let the application keep writing there',
         );
       }
     }
     report.ms = Date.now() - started;
     return report;
+
+    /**
+     * The failure path after the freeze: stop what runs, put the target back the way the
+     * application must see it, unfreeze the source. Returns the error to throw.
+     */
+    async function abandon(err: unknown): Promise<CutoverRefusedError> {
+      const differences = err instanceof VerifyDifferenceError;
+      const why = stopped ?? (err as Error).message;
+      if (stopped && final) {
+        // Both the final sync's sessions and its verify's: the deadline holds throughout.
+        await Promise.all([cancelOwn(opts.from.url, from, runApps), cancelOwn(opts.to.url, to, runApps)]);
+        if (!(await settled(final, 15_000))) logger.warn('the final sync did not stop in 15 s; it cannot commit any more (stopped before commit)');
+      }
+      const notes: string[] = [];
+      // Once the target committed (the run ended in verify, or the stop came after the
+      // commit) it is current and writable: freeze it again so nobody writes to both.
+      const committed = final ? await targetCommitted(dst!, from, frozenAt) : false;
+      if (committed !== false) {
+        try {
+          const targetCatalog = await new VersionCatalogs(opts.mappingsDir, dst!).get(report.toVersion!);
+          await freeze(dst!, Object.keys(targetCatalog.tables), {
+            by: `failed cutover from ${from}: ${differences ? 'final verify found differences' : why}`,
+            target: from,
+            completed: true,
+            lockTimeout: '5s',
+          });
+          notes.push(`${to} had committed the final sync: frozen again`);
+        } catch (e) {
+          notes.push(`${to} may have committed the final sync and could NOT be frozen again (${(e as Error).message}): keep the application off ${to}`);
+        }
+      } else {
+        notes.push(`${to} rolled back`);
+      }
+      let next = `the application stays on ${from}; investigate, then bluegreen sync and cutover again`;
+      try {
+        await unfreezeNow(src);
+        notes.push(`${from} unfrozen and serving`);
+      } catch (e) {
+        notes.push(`${from} is STILL FROZEN (${(e as Error).message})`);
+        next = `run bluegreen unfreeze --env ${from} now so the application can write again; then investigate, sync and cutover again`;
+      }
+      if (differences) {
+        next = `the application stays on ${from}; bluegreen verify --from ${from} --to ${to} names the differing keys; fix, bluegreen sync, then cutover again`;
+      }
+      return refused(`${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure);
+    }
   } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
     await dst?.end().catch(() => {});
     await src.end().catch(() => {});
   }
+}
+
+function reasonText(reason: unknown): string {
+  if (typeof reason === 'string') return reason;
+  if (reason instanceof Error) return reason.message;
+  return 'aborted';
 }

@@ -19,14 +19,6 @@ export interface ApplyTable {
   columns: string[];
 }
 
-/** Staged rows whose key the target does not have yet. */
-export async function countNew(dst: pg.Client, ct: ApplyTable, stage: string): Promise<number> {
-  if (ct.key.length === 0) return 0;
-  const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
-  const r = await dst.query<{ n: number }>(`select count(*)::int as n from ${stage} s where not exists (select 1 from ${ident(ct.table)} t where ${on})`);
-  return r.rows[0]!.n;
-}
-
 /**
  * Applies staged rows: UPDATE the rows that really differ (compared as text, which works
  * for every type, json included, so a repeated sync writes nothing), then INSERT the new
@@ -40,7 +32,7 @@ export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Pro
     // A keyless table the mapping marks for full reload: replace its rows wholesale
     // (still inside the run's transaction, so readers never see it empty).
     const del = await dst.query(`delete from ${ident(ct.table)}`);
-    const ins = await dst.query(`insert into ${ident(ct.table)} (${cols}) select ${cols} from ${stage}`);
+    const ins = await dst.query(`insert into ${ident(ct.table)} (${cols}) overriding system value select ${cols} from ${stage}`);
     return { inserted: ins.rowCount ?? 0, updated: 0, deleted: del.rowCount ?? 0 };
   }
   const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
@@ -56,7 +48,8 @@ export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Pro
     updated = u.rowCount ?? 0;
   }
   const i = await dst.query(
-    `insert into ${ident(ct.table)} (${cols})
+    // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's key.
+    `insert into ${ident(ct.table)} (${cols}) overriding system value
      select ${ct.columns.map((c) => `s.${ident(c)}`).join(', ')} from ${stage} s
       where not exists (select 1 from ${ident(ct.table)} t where ${on})`,
   );

@@ -188,6 +188,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       for (const stmt of ddl.create) await client.query(stmt);
       await setUserTriggers(client, tables, true);
       report.sequences = await alignSequences(client, tables);
+      // The target's rows were replaced: watermarks from earlier syncs no longer describe
+      // them, so the next sync into it starts over with a full run.
+      await client.query(`delete from bluegreen.watermarks`);
       await recordRun(client, {
         kind: 'import',
         source: manifest.source?.environment,

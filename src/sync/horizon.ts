@@ -29,15 +29,22 @@ export interface Horizon {
  * and no lookback is given, 15 minutes is used and a warning says how to avoid it.
  */
 export async function readHorizon(client: pg.Client, label: string, logger: Logger, lookback?: string): Promise<Horizon> {
+  // Sessions of other roles show NULL for everything but `query` unless this role has
+  // pg_read_all_stats, so their transactions are found through pg_locks, which anyone can
+  // read: every open transaction holds a lock on its own virtual transaction id.
   const r = await client.query<{ at: string; value: string; oldest: string | null; holder: string | null; hidden: number }>(
-    `select clock_timestamp()::text as at,
-            least(clock_timestamp(), min(xact_start) filter (where xact_start is not null))::text as value,
+    `with open as (
+       select a.pid, a.xact_start, a.application_name
+         from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+        where l.locktype = 'virtualxid' and l.granted and l.pid <> pg_backend_pid()
+          and l.database is distinct from 0)
+     select statement_timestamp()::text as at,
+            least(statement_timestamp(), min(xact_start))::text as value,
             min(xact_start)::text as oldest,
             (array_agg(pid::text || coalesce(' "' || nullif(application_name, '') || '"', '') order by xact_start)
                filter (where xact_start is not null))[1] as holder,
-            count(*) filter (where xact_start is null and query = '<insufficient privilege>')::int as hidden
-       from pg_stat_activity
-      where pid <> pg_backend_pid() and backend_type = 'client backend'`,
+            count(*) filter (where xact_start is null)::int as hidden
+       from open`,
   );
   const row = r.rows[0]!;
   const h: Horizon = {

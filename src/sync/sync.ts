@@ -20,7 +20,7 @@ import { detectVersion, loadOrder, VersionCatalogs } from '../db/catalog.ts';
 import { ensureStateSchema, recordRun } from '../db/state.ts';
 import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
-import { countNew, upsertOrRebuild } from '../db/apply.ts';
+import { upsertOrRebuild } from '../db/apply.ts';
 import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
@@ -53,6 +53,8 @@ export interface SyncOptions {
   beforeCommit?: (target: pg.Client, report: SyncReport) => Promise<void>;
   /** Recorded in the run log. */
   kind?: 'sync' | 'cutover';
+  /** Sync against the usual direction (the source is normally fed from the target). */
+  force?: boolean;
   /**
    * After the run: `full` compares every row with verify (against the very snapshot this
    * run read); `changed` checks, inside the run's transaction, that every row read is now
@@ -102,8 +104,13 @@ export interface SyncReport {
 
 const BUCKETS = 1024;
 
-/** Types the time-horizon rule can bound. */
-const TIME_TYPES = /^(timestamp(\(\d\))? with(out)? time zone|date)$/;
+/**
+ * Types the time-horizon rule bounds exactly. `timestamp without time zone` and `date`
+ * hold the application session's LOCAL time, which the horizon (UTC) cannot be compared
+ * with; they are accepted only with an explicit --lookback covering the offset.
+ */
+const EXACT_TIME_TYPE = /^timestamp(\(\d\))? with time zone$/;
+const LOCAL_TIME_TYPE = /^(timestamp(\(\d\))? without time zone|date)$/;
 
 interface SourcePlan {
   table: string;
@@ -123,6 +130,26 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
   try {
     dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
     await acquireTargetLock(dst, `target ${opts.to.name}`);
+
+    // Never a database into itself (sync --to blue with the default --from blue).
+    const whoAmI = `select current_database() as db, pg_postmaster_start_time()::text as started, coalesce(inet_server_port(), 0) as port`;
+    const [me, them] = [(await src.query(whoAmI)).rows[0], (await dst.query(whoAmI)).rows[0]];
+    if (JSON.stringify(me) === JSON.stringify(them)) {
+      throw new InvalidInputError(`--from ${opts.from.name} and --to ${opts.to.name} are the same database`, 'name two different environments: bluegreen sync --from blue --to green');
+    }
+    // Wrong way round: the source is itself kept current from the target (its watermarks
+    // say so) and the target was not frozen by a cutover. Syncing now would overwrite the
+    // target's newer writes and delete rows the source lacks.
+    if (kind !== 'cutover' && !opts.force) {
+      const hasState = (await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0]!.ok;
+      const fed = hasState ? await src.query<{ ok: boolean }>(`select exists (select 1 from bluegreen.watermarks where source = $1) as ok`, [opts.to.name]) : undefined;
+      if (fed?.rows[0]?.ok && !(await frozenBy(dst))) {
+        throw new InvalidInputError(
+          `${opts.from.name} is kept current from ${opts.to.name} (its watermarks say so) and ${opts.to.name} is not frozen: syncing ${opts.from.name} -> ${opts.to.name} would overwrite ${opts.to.name}'s newer writes`,
+          `the usual direction is: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to switch directions, cut over first (bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}); or pass --force if you mean it`,
+        );
+      }
+    }
 
     // After a cutover the old side is frozen and data flows the other way; syncing from
     // it would delete the new side's fresh writes. The cutover's own final sync reads a
@@ -178,15 +205,25 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
 
     // Per source table: its watermark and the lower bound for this run.
     const sourcePlans = new Map<string, SourcePlan | null>();
+    // A mapping may name a source table's watermark; schema.sql's comment is the default.
+    const declared = new Map<string, string>();
+    for (const ct of Object.values(chain.tables)) for (const s of ct.sources) if (s.watermark) declared.set(s.table, s.watermark);
     const planFor = (table: string): SourcePlan | null => {
       if (sourcePlans.has(table)) return sourcePlans.get(table)!;
       const info = sourceCatalog.tables[table];
-      const column = info?.watermark;
+      const column = declared.get(table) ?? info?.watermark;
       let plan: SourcePlan | null = null;
       if (info && column) {
-        const type = info.columns.find((c) => c.name === column)!.type;
-        if (!TIME_TYPES.test(type)) {
-          throw new TableError(table, `watermark ${column} is ${type}; sync bounds watermarks by transaction start time`, 'use a timestamptz column kept current by a trigger, or no watermark (full reload)');
+        const type = info.columns.find((c) => c.name === column)?.type;
+        if (!type) throw new TableError(table, `watermark column ${column} does not exist`, 'fix the watermark in the mapping or the schema.sql comment');
+        if (!EXACT_TIME_TYPE.test(type) && !(LOCAL_TIME_TYPE.test(type) && opts.lookback)) {
+          throw new TableError(
+            table,
+            `watermark ${column} is ${type}; sync bounds watermarks by transaction start time in UTC`,
+            LOCAL_TIME_TYPE.test(type)
+              ? `use timestamptz, or pass --lookback at least the application's UTC offset (e.g. --lookback '14 hours')`
+              : 'use a timestamptz column kept current by a trigger, or no watermark (full reload)',
+          );
         }
         plan = { table, column, type, lo: lower.get(table) ?? null };
       }
@@ -195,8 +232,14 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     };
 
     const tables = order.map((t) => chain.tables[t]!);
+    // A target table emptied since the last run (truncated, restored) must be refilled
+    // whole: its watermark says nothing about what it lost.
+    const emptyTarget = new Set<string>();
+    for (const ct of tables) if (await isEmpty(dst, ct.table)) emptyTarget.add(ct.table);
+    // Every source table's plan, before anything decides: each one's new watermark is stored.
+    for (const ct of tables) for (const s of ct.sources) planFor(s.table);
     const incremental = (ct: CompiledTable) =>
-      ct.reload !== 'full' && ct.sources.every((s) => planFor(s.table)?.lo != null);
+      ct.reload !== 'full' && !emptyTarget.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
     if (!tables.some(incremental)) report.mode = 'full';
 
     await dst.query('begin');
@@ -205,16 +248,14 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       const targetNames = tables.map((t) => t.table);
       await setUserTriggers(dst, targetNames, false);
       // An initial load into empty tables takes the bulk path (indexes after data).
-      let empty = true;
-      for (const t of targetNames) empty &&= await isEmpty(dst, t);
-      const bulk = empty && report.mode === 'full';
+      const bulk = emptyTarget.size === targetNames.length && report.mode === 'full';
       const ddl = bulk ? await deferrableDdl(dst, targetNames) : { drop: [], create: [] };
       for (const stmt of ddl.drop) await dst.query(stmt);
 
       // Three phases, so unique values freed and taken again between two runs apply
       // cleanly: stage every table (parents first), delete what the source no longer
       // has (children first), then update changed rows before inserting new ones.
-      const staged: { ct: CompiledTable; r: TableSyncReport; stage: string; fresh: number }[] = [];
+      const staged: { ct: CompiledTable; r: TableSyncReport; stage: string }[] = [];
       for (const ct of tables) {
         const t0 = Date.now();
         const inc = incremental(ct);
@@ -229,14 +270,14 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
             `create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`,
           );
           r.read = await pipeCopy(src, dst, sql, stage, ct.columns);
-          staged.push({ ct, r, stage, fresh: await countNew(dst, ct, stage) });
+          staged.push({ ct, r, stage });
         }
         r.ms = Date.now() - t0;
       }
       for (const stmt of ddl.create) await dst.query(stmt);
-      for (const { ct, r, fresh } of [...staged].reverse()) {
+      for (const { ct, r } of [...staged].reverse()) {
         const t0 = Date.now();
-        r.deleted = await deleteMissing(src, dst, ct, r.mode === 'incremental' ? fresh : undefined);
+        r.deleted = await deleteMissing(src, dst, ct);
         r.ms += Date.now() - t0;
       }
       for (const { ct, r, stage } of staged) {
@@ -422,20 +463,11 @@ function bucketSums(rel: string, key: string[]): string {
  * Deletes target rows whose key the source no longer has. Key sets are compared per hash
  * bucket (count and sum of 64-bit hashes); keys travel only for buckets that differ.
  */
-async function deleteMissing(src: pg.Client, dst: pg.Client, ct: CompiledTable, freshRows: number | undefined): Promise<number> {
+async function deleteMissing(src: pg.Client, dst: pg.Client, ct: CompiledTable): Promise<number> {
   if (ct.key.length === 0) return 0;
   const full = `(${ct.selectSql((t) => ident(t))})`;
-  if (freshRows !== undefined) {
-    // Incremental: every row inserted on the source since the last run is staged (its
-    // watermark moved), so without deletes the target will hold exactly source-count
-    // rows once the `freshRows` new ones are in. Only a difference pays for the key
-    // comparison. --full always compares.
-    const [a, b] = await Promise.all([
-      src.query<{ n: string }>(`select count(*)::text as n from ${full} q`),
-      dst.query<{ n: string }>(`select count(*)::text as n from ${ident(ct.table)}`),
-    ]);
-    if (BigInt(a.rows[0]!.n) === BigInt(b.rows[0]!.n) + BigInt(freshRows)) return 0;
-  }
+  // Key buckets on both sides, every run: cheaper than rows, and unlike a row count it
+  // cannot be fooled by one missing row and one extra row cancelling out.
   const [a, b] = await Promise.all([
     src.query<{ b: number; n: string; s: string }>(bucketSums(full, ct.key)),
     dst.query<{ b: number; n: string; s: string }>(bucketSums(ident(ct.table), ct.key)),

@@ -80,6 +80,11 @@ export interface TableVerifyReport {
   excluded: string[];
   /** Differences seen at first and gone on recheck (writes in flight). */
   settled: number;
+  /**
+   * Buckets whose sums differ although no key differs: only possible for a keyless table
+   * whose identical rows occur a different number of times. Counts as a difference.
+   */
+  unexplainedBuckets: number;
   ms: number;
 }
 
@@ -246,10 +251,12 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
         columns,
         excluded,
         settled: 0,
+        unexplainedBuckets: 0,
         ms: 0,
       };
       if (differing.length > 0) {
         Object.assign(r, await descend(src, dst, s, t, buckets, differing, keyed.key, sample));
+        if (r.missing.count + r.extra.count + r.changed.count === 0) r.unexplainedBuckets = differing.length;
         flagged.push({ ct: keyed, r, s, t, buckets, differing });
       }
       r.ms = Date.now() - t0;
@@ -265,10 +272,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
         const first = f.r.missing.count + f.r.extra.count + f.r.changed.count;
         Object.assign(f.r, await descend(src, dst, f.s, f.t, f.buckets, f.differing, f.ct.key, sample));
         f.r.settled = Math.max(0, first - (f.r.missing.count + f.r.extra.count + f.r.changed.count));
+        if (f.r.missing.count + f.r.extra.count + f.r.changed.count > 0) f.r.unexplainedBuckets = 0;
       }
       await end();
     }
-    report.clean = report.tables.every((t) => t.missing.count + t.extra.count + t.changed.count === 0);
+    report.clean = report.tables.every((t) => t.missing.count + t.extra.count + t.changed.count + t.unexplainedBuckets === 0);
     report.ms = Date.now() - started;
     if (opts.record ?? true) {
       await ensureStateSchema(dst);
@@ -297,6 +305,7 @@ export function renderVerify(r: VerifyReport): string {
       const d = t[kind];
       if (d.count) lines.push(`  ${t.table} ${kind} (${d.count}): ${d.keys.join(', ')}${d.count > d.keys.length ? ', …' : ''}`);
     }
+    if (t.unexplainedBuckets) lines.push(`  ${t.table}: identical rows occur a different number of times on each side (${t.sourceRows} vs ${t.targetRows} rows)`);
     if (t.settled) lines.push(`  ${t.table}: ${t.settled} difference(s) settled on recheck (writes in flight)`);
   }
   if (r.notCompared.length) lines.push(`  not compared (no mapping produces them): ${r.notCompared.join(', ')}`);

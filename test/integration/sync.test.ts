@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { query } from '../helpers/pg.ts';
+import { adminQuery, query } from '../helpers/pg.ts';
 import { collect, startCli } from '../helpers/cli.ts';
 import { makePair, report, MAPPINGS, type Pair } from '../helpers/pair.ts';
 
@@ -67,6 +67,28 @@ describe('sync', () => {
     await syncJson(p);
     expect(await query(p.green, `select username from users where id = 7`)).toEqual([{ username: 'renamed-in-long-tx' }]);
     expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+  });
+
+  it('catches a long transaction of ANOTHER role it cannot see, by holding the watermark back', async () => {
+    const p = await seeded(30);
+    await syncJson(p);
+    // The application writes as its own role; bluegreen's owner role lacks pg_read_all_stats.
+    await adminQuery(`do $$ begin if not exists (select 1 from pg_roles where rolname = 'bg_app_writer') then create role bg_app_writer login password 'w'; end if; end $$`);
+    await query(p.blue, `grant usage on schema public to bg_app_writer; grant select, insert, update on users to bg_app_writer; grant usage on all sequences in schema public to bg_app_writer`);
+    const u = new URL(p.blue);
+    u.username = 'bg_app_writer';
+    u.password = 'w';
+    const app = new pg.Client({ connectionString: u.toString() });
+    await app.connect();
+    await app.query('begin');
+    await app.query(`insert into users (username) values ('hidden-writer')`);
+    const during = await p.run(['sync', '--json']);
+    expect(during.code).toBe(0);
+    expect(during.stderr).toContain('hide their transaction start');
+    await app.query('commit');
+    await app.end();
+    await syncJson(p);
+    expect(await query(p.green, `select username from users where username = 'hidden-writer'`)).toEqual([{ username: 'hidden-writer' }]);
   });
 
   it('brings every one of 1000 rows tied on the watermark across a run boundary', async () => {
@@ -175,7 +197,11 @@ describe('sync', () => {
     await syncJson(p);
     await query(p.green, `update users set username = 'written-on-green' where id = 2`);
     await query(p.green, `insert into roles (name) values ('green-only')`);
-    const back = report(await p.ok(['sync', '--from', 'green', '--to', 'blue', '--json']));
+    // Before any cutover green is fed from blue: the reverse direction needs --force.
+    const refused = await p.run(['sync', '--from', 'green', '--to', 'blue']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('is kept current from blue');
+    const back = report(await p.ok(['sync', '--from', 'green', '--to', 'blue', '--force', '--json']));
     expect(back.mode).toBe('full');
     expect(await v1Rows(p.blue)).toEqual(await v1Rows(p.green));
     const marks = await query<{ source: string }>(p.blue, `select distinct source from bluegreen.watermarks`);
@@ -227,6 +253,32 @@ describe('sync', () => {
     expect((await p.run(['verify'])).code).toBe(3);
     await syncJson(p, ['--full']);
     expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+  });
+
+  it('refuses to sync a database into itself', async () => {
+    const p = await makePair(1, 1);
+    const r = await p.run(['sync', '--from', 'blue', '--to', 'green', '--to-url', p.blue]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('are the same database');
+  });
+
+  it('refills a target table that was emptied since the last run', async () => {
+    const p = await seeded(40);
+    await syncJson(p);
+    await query(p.green, `truncate user_settings`);
+    const r = await syncJson(p);
+    expect(r.tables.find((t: { table: string }) => t.table === 'user_settings').mode).toBe('full');
+    expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+  });
+
+  it('keeps the source key of a GENERATED ALWAYS identity column on incremental runs', async () => {
+    const p = await makePair(1, 1);
+    for (const u of [p.blue, p.green]) await query(u, `alter table roles alter column id set generated always`);
+    await query(p.blue, `insert into roles (name) values ('a'), ('b')`);
+    await syncJson(p);
+    await query(p.blue, `insert into roles (name) values ('c')`);
+    await syncJson(p);
+    expect(await query(p.green, `select id, name from roles order by id`)).toEqual(await query(p.blue, `select id, name from roles order by id`));
   });
 
   it('refuses a target that matches no version, and writes nothing', async () => {

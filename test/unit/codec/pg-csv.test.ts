@@ -2,7 +2,9 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { HOSTILE_STRINGS, V1_COLUMNS, V1_TABLES, generateV1Rows } from '../../../fixtures/generate.ts';
 import {
+  CsvChunkWriter,
   CsvDecoder,
   CsvEncoder,
   decodeCsv,
@@ -233,6 +235,15 @@ describe('CsvDecoder streaming', () => {
     expect(got.batchSizes).toEqual([1000, 1000, 500]);
   });
 
+  it('decodes a single-column file (no comma anywhere) in linear time', () => {
+    // Regression: without the cached comma position each record would search the rest of
+    // the buffered text for a comma it will never find.
+    const text = 'v\n' + 'abcdefgh\n'.repeat(300_000);
+    const t0 = Date.now();
+    expect(decodeCsv(text, { header: true }).rows).toHaveLength(300_000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
   it('decodes a 1 MB quoted field arriving in small chunks in reasonable time', async () => {
     const big = 'a"b,\n'.repeat(200_000);
     const bytes = Buffer.from(encodeCsv([['1', big], ['2', 'x']]));
@@ -263,6 +274,32 @@ describe('CsvEncoder', () => {
     const rows: CsvBatch = Array.from({ length: 20_000 }, (_, i) => [String(i), 'some text']);
     const chunks = await encodeStream([rows]);
     for (const c of chunks.slice(0, -1)) expect(c.length).toBeGreaterThanOrEqual(64 * 1024);
+  });
+
+  it('writes bytes identical to the reference string encoder (encodeCsv) on hostile rows, at any chunk size', async () => {
+    const tables: { rows: CsvRow[]; header: string[] }[] = V1_TABLES.map((t) => ({ rows: [...generateV1Rows(t, { users: 300, seed: 3 })], header: [...V1_COLUMNS[t]] }));
+    // Single-column rows: `\.` alone on its line is quoted, NULL is an empty line.
+    tables.push({ rows: [...HOSTILE_STRINGS.map((v) => [v]), [null], ['\\.'], ['\\.x'], ['']], header: ['only'] });
+    // Lone surrogates: written as U+FFFD, like Buffer.from on the reference string.
+    tables.push({ rows: [['\ud800', 'a\udc00b', '\udc00\ud800,'], ['😀', null, '']], header: ['a', 'b', 'c'] });
+    for (const { rows, header } of tables) {
+      const want = Buffer.from(encodeCsv(rows, header), 'utf8');
+      for (const chunkSize of [1, 100, 64 * 1024]) {
+        const got = Buffer.concat(await encodeStream([rows.slice(0, 50), rows.slice(50)], header, chunkSize));
+        expect(got.equals(want), `${header.join(',')} at chunkSize ${chunkSize}`).toBe(true);
+      }
+    }
+  });
+
+  it('grows its buffer for a field larger than a chunk and starts small again', () => {
+    const writer = new CsvChunkWriter(1024);
+    const big = 'é"'.repeat(100_000);
+    writer.writeRow(['1', big]);
+    expect(writer.full).toBe(true);
+    expect(writer.take().toString('utf8')).toBe(encodeRow(['1', big]));
+    writer.writeRow(['2', null]);
+    expect(writer.full).toBe(false);
+    expect(writer.take().toString('utf8')).toBe('2,\n');
   });
 
   it('rejects a non-batch chunk', async () => {

@@ -19,6 +19,7 @@ import { DumpError } from '../../../src/errors.ts';
 import { silentLogger } from '../../../src/log.ts';
 import { compileChain } from '../../../src/mapping/index.ts';
 import { sampleCatalogs } from '../mapping/sample-catalogs.ts';
+import { V1_COLUMNS, V1_TABLES, generateV1Rows } from '../../../fixtures/generate.ts';
 
 type Obj = Record<string, string | null>;
 const ROOT = path.join(import.meta.dirname, '../../..');
@@ -110,6 +111,55 @@ describe('convertDump on the golden rows', () => {
     const { manifest } = await readDump(out);
     // The hand-written catalogs have no foreign keys, so load order is name order here.
     expect(manifest.tables.map((t) => t.name)).toEqual(['groups', 'user_groups', 'user_profiles', 'user_settings', 'users']);
+  });
+});
+
+describe('single-source tables (one decode -> transform -> encode pass per chunk)', () => {
+  /** A v1 dump of the fixture generator's hostile rows (NULL vs '', quotes, CR/LF, `\\.`, ~100 KB values). */
+  async function hostileDump(): Promise<string> {
+    const tables: Record<string, Obj[]> = {};
+    for (const t of V1_TABLES) {
+      tables[t] = [...generateV1Rows(t, { users: 300, seed: 7 })].map((r) => Object.fromEntries(V1_COLUMNS[t].map((c, i) => [c, r[i] ?? null])));
+    }
+    return writeDump(1, tables);
+  }
+
+  for (const to of [2, 3]) {
+    it(`v1 -> v${to}: every file is byte for byte decode -> transformJs -> the reference string encoder`, async () => {
+      const dir = await hostileDump();
+      const { openDump } = await import('../../../src/dump/manifest.ts');
+      const chain = await compileChain(MAPPINGS, 1, to, catalogs);
+      const plan = planConversion(dir, await openDump(dir), chain, catalogs);
+      for (const t of plan.tables) {
+        expect(t.inputs).toHaveLength(1);
+        const chunks: Buffer[] = [];
+        const into = new Writable({
+          write(chunk: Buffer, _e, cb) {
+            chunks.push(chunk);
+            cb();
+          },
+        });
+        const stats = await convertTable(t, { header: true, into });
+        const input = t.inputs[0]!;
+        const { rows } = decodeCsv(await readFile(input.file), { header: true });
+        const gathered = rows.map((r) => (input.gather ? input.gather.map((g) => (g === -1 ? null : r[g]!)) : r));
+        const want = Buffer.from(encodeCsv(gathered.map((r) => t.target.transformJs(r)), t.target.columns), 'utf8');
+        expect(Buffer.concat(chunks).equals(want), t.target.table).toBe(true);
+        expect(stats).toMatchObject({ rows: rows.length, read: { [input.table]: rows.length } });
+      }
+    });
+  }
+
+  it('fails when a file holds other than the rows its manifest promises', async () => {
+    const dir = await writeDump(1, await golden(1));
+    const mf = path.join(dir, 'manifest.json');
+    const m = JSON.parse(await readFile(mf, 'utf8')) as Manifest;
+    m.tables.find((t) => t.name === 'roles')!.rows += 1;
+    await writeFile(mf, JSON.stringify(m));
+    const chain = await compileChain(MAPPINGS, 1, 2, catalogs);
+    const plan = planConversion(dir, m, chain, catalogs).tables.find((t) => t.target.table === 'roles')!;
+    const into = new Writable({ write: (_c, _e, cb) => cb() });
+    await expect(convertTable(plan, { header: true, into })).rejects.toThrow(/roles\.csv: \d+ rows, the manifest says \d+/);
   });
 });
 
