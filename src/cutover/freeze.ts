@@ -100,8 +100,10 @@ async function ensureFreezeObjects(client: pg.Client): Promise<void> {
 /** Every member of each table's partition tree (the table itself included), as regclass text. */
 async function partitionTrees(client: pg.Client, tables: string[]): Promise<string[]> {
   const r = await client.query<{ rel: string }>(
-    `select distinct t.relid::regclass::text as rel
-       from unnest($1::text[]) as n(name), pg_partition_tree(n.name::regclass) as t`,
+    // pg_partition_tree returns nothing for a table outside any partition tree.
+    `select n.name::regclass::text as rel from unnest($1::text[]) as n(name)
+     union
+     select t.relid::regclass::text from unnest($1::text[]) as n(name), pg_partition_tree(n.name::regclass) as t`,
     [tables.map(ident)],
   );
   return r.rows.map((x) => x.rel);
