@@ -5,8 +5,10 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
 import { query } from '../helpers/pg.ts';
-import { makePair, report } from '../helpers/pair.ts';
+import { makePair, MAPPINGS, report, type Pair } from '../helpers/pair.ts';
+import { collect, startCli, type CliResult } from '../helpers/cli.ts';
 
 /** An application writer on blue: inserts and updates until told to stop, counting acks. */
 function writer(url: string, id: number) {
@@ -32,6 +34,62 @@ function writer(url: string, id: number) {
   })();
   return { acked, refused, stop: async () => ((stop = true), await done) };
 }
+
+
+/** Polls `check` until it returns true, failing after `ms`. */
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A cutover run in the background, so a test can interrupt it; killed after `killAfterMs` if it hangs. */
+function startCutover(p: Pair, args: string[], killAfterMs = 60_000): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = startCli(['--mappings', MAPPINGS, 'cutover', ...args], { BLUE_URL: p.blue, GREEN_URL: p.green });
+  const hang = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  const done = collect(child).finally(() => clearTimeout(hang));
+  return { child, done };
+}
+
+/** True once blue carries an active freeze. */
+async function blueFrozen(p: Pair): Promise<boolean> {
+  const [t] = await query<{ ok: boolean }>(p.blue, `select to_regclass('bluegreen.freeze') is not null as ok`);
+  if (!t!.ok) return false;
+  return (await query(p.blue, `select 1 from bluegreen.freeze where active`)).length > 0;
+}
+
+/** True once a session named like `app` waits for a lock on `url` (on `relation` if given). */
+async function waitingOnLock(url: string, app: string, relation?: string): Promise<boolean> {
+  const rows = await query(
+    url,
+    `select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where not l.granted and a.application_name like $1 and ($2::text is null or l.relation = to_regclass($2))`,
+    [app, relation ?? null],
+  );
+  return rows.length > 0;
+}
+
+/** A session holding a lock until released. */
+async function holdLock(url: string, sql: string): Promise<{ release: () => Promise<void>; granted: Promise<unknown> }> {
+  const c = new pg.Client({ connectionString: url, application_name: 'test blocker' });
+  c.on('error', () => {});
+  await c.connect();
+  await c.query('begin');
+  const granted = c.query(sql);
+  granted.catch(() => {});
+  return {
+    granted,
+    release: async () => {
+      await granted.catch(() => {});
+      await c.query('rollback').catch(() => {});
+      await c.end().catch(() => {});
+    },
+  };
+}
+
+const frozenOn = async (url: string) => (await query(url, `select 1 from bluegreen.freeze where active`).catch(() => [])).length > 0;
 
 describe('cutover', () => {
   it('loses no acknowledged write from several concurrent writers, and leaves blue read-only', async () => {
@@ -135,5 +193,163 @@ describe('cutover', () => {
     // Blue serves again, green is the frozen side now.
     await query(p.blue, `insert into users (username) values ('blue again')`);
     await expect(query(p.green, `insert into users (login) values ('nope')`)).rejects.toThrow(/frozen/);
+  });
+
+  it('C2: a cutover interrupted by SIGTERM or SIGINT unfreezes blue, leaves green unchanged and says so', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync']);
+    const before = await query(p.green, `select t::text from users t order by id`);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      // Green is held, so the final sync waits: the signal lands mid-cutover, blue frozen.
+      const blocker = await holdLock(p.green, 'lock table user_settings in access exclusive mode');
+      const run = startCutover(p, ['--timeout', '60']);
+      try {
+        await waitFor('blue frozen', () => blueFrozen(p));
+        await waitFor('the final sync waiting on green', () => waitingOnLock(p.green, 'bluegreen cutover%'));
+        const t0 = Date.now();
+        run.child.kill(signal);
+        const r = await run.done;
+        expect(Date.now() - t0).toBeLessThan(15_000);
+        expect(r.signal, r.stderr).toBeNull();
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(`cutover interrupted (${signal})`);
+        expect(r.stderr).toMatch(/unfrozen and serving/);
+      } finally {
+        await blocker.release();
+      }
+      expect(await frozenOn(p.blue)).toBe(false);
+      await query(p.blue, `insert into users (username) values ($1)`, [`after ${signal}`]);
+      expect(await query(p.green, `select t::text from users t order by id`)).toEqual(before);
+    }
+  });
+
+  it('C2: a cutover killed outright leaves blue frozen as interrupted: status and cutover say to unfreeze it, and the retry works', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync']);
+    const blocker = await holdLock(p.green, 'lock table user_settings in access exclusive mode');
+    const run = startCutover(p, ['--timeout', '60']);
+    try {
+      await waitFor('blue frozen', () => blueFrozen(p));
+      run.child.kill('SIGKILL');
+      expect((await run.done).signal).toBe('SIGKILL');
+    } finally {
+      await blocker.release();
+    }
+    await expect(query(p.blue, `insert into users (username) values ('frozen')`)).rejects.toThrow(/frozen by a cutover/);
+    const status = await p.ok(['status']);
+    expect(status.stdout).toContain('FROZEN by an interrupted cutover to green: run bluegreen unfreeze --env blue');
+    const statusJson = report(await p.ok(['status', '--json']));
+    expect(statusJson.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: false, target: 'green' });
+    const again = await p.run(['cutover', '--json']);
+    expect(again.code).toBe(1);
+    const g = report(again).guardrails.find((x: { name: string }) => x.name === 'source serving');
+    expect(g.ok).toBe(false);
+    expect(g.detail).toContain('interrupted');
+    expect(g.detail).toContain('run bluegreen unfreeze --env blue and retry');
+    expect(again.stderr).toContain('bluegreen unfreeze --env blue');
+    // What the guardrail says to do works: unfreeze, blue serves, cutover again.
+    await p.ok(['unfreeze', '--env', 'blue']);
+    await query(p.blue, `insert into users (username) values ('written after unfreeze')`);
+    await waitFor('the killed run gone from green', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name like 'bluegreen cutover blue%'`)).length === 0);
+    await p.ok(['sync']);
+    const cut = report(await p.ok(['cutover', '--json']));
+    expect(cut.ok).toBe(true);
+    expect(await query(p.green, `select count(*)::int as n from users where login = 'written after unfreeze'`)).toEqual([{ n: 1 }]);
+    const after = report(await p.ok(['status', '--json']));
+    expect(after.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: true, target: 'green' });
+  });
+
+  it('M5: a timed-out cutover unfreezes blue promptly while a long report reads it', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync']);
+    const report_ = new pg.Client({ connectionString: p.blue });
+    await report_.connect();
+    await report_.query('begin');
+    await report_.query('select count(*) from users');
+    const blocker = await holdLock(p.green, 'lock table user_settings in access exclusive mode');
+    try {
+      const t0 = Date.now();
+      const r = await startCutover(p, ['--timeout', '3'], 40_000).done;
+      expect(r.signal, 'the cutover hung').toBeNull();
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/unfrozen and serving/);
+      // Writable while the report is still open.
+      await query(p.blue, `insert into users (username) values ('during the report')`);
+    } finally {
+      await blocker.release();
+      await report_.query('rollback');
+      await report_.end();
+    }
+  });
+
+  it('the timeout also stops the final verify: green, already committed, is frozen again and blue serves', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync']);
+    // Hold the final sync just before it records its run (it has read blue by then)...
+    const hold = await holdLock(p.green, 'lock table bluegreen.runs in access exclusive mode');
+    let blueLock: Awaited<ReturnType<typeof holdLock>> | undefined;
+    const run = startCutover(p, ['--timeout', '8'], 45_000);
+    try {
+      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover%', 'bluegreen.runs'));
+      // ...queue an exclusive lock on blue behind its read, so the verify that follows the
+      // commit waits behind that queued lock until something cancels it.
+      blueLock = await holdLock(p.blue, 'lock table users in access exclusive mode');
+      await waitFor('the blue lock queued', () => waitingOnLock(p.blue, 'test blocker'));
+      await hold.release();
+      const r = await run.done;
+      expect(r.signal, 'the cutover hung in verify').toBeNull();
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/timed out/);
+      expect(r.stderr).toMatch(/green had committed the final sync: frozen again/);
+      expect(r.stderr).toMatch(/unfrozen and serving/);
+    } finally {
+      await hold.release();
+      await blueLock?.release();
+    }
+    await query(p.blue, `insert into users (username) values ('blue serves')`);
+    await expect(query(p.green, `insert into users (login) values ('nobody writes here')`)).rejects.toThrow(/frozen by a cutover/);
+  });
+
+  it('a final verify that finds differences after green committed exits 3, freezes green again and leaves blue serving', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync']);
+    const hold = await holdLock(p.green, 'lock table bluegreen.runs in access exclusive mode');
+    const run = startCutover(p, ['--json']);
+    let stray: Promise<unknown> | undefined;
+    try {
+      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover%', 'bluegreen.runs'));
+      // A write on green queued behind the final sync's locks lands right after its
+      // commit, before the verify reads green.
+      stray = query(p.green, `update users set email = 'stray write on green' where id = 3`);
+      await waitFor('the stray write queued', async () => (await query(p.green, `select 1 from pg_stat_activity where query like 'update users set email = %' and wait_event_type = 'Lock'`)).length > 0);
+      await hold.release();
+      await stray;
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(/final verify found differences/);
+      expect(r.stderr).toMatch(/frozen again/);
+      expect(r.stderr).toMatch(/blue unfrozen and serving/);
+      expect(report(r).ok).toBe(false);
+    } finally {
+      await hold.release();
+    }
+    await query(p.blue, `insert into users (username) values ('blue serves')`);
+    await expect(query(p.green, `insert into users (login) values ('nobody writes here')`)).rejects.toThrow(/frozen by a cutover/);
+  });
+
+  it('--timeout 0 or negative is a usage error', async () => {
+    const p = await makePair(1, 2);
+    for (const t of ['0', '-5']) {
+      const r = await p.run(['cutover', `--timeout=${t}`]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--timeout must be a positive number/);
+    }
+    expect(await frozenOn(p.blue)).toBe(false);
   });
 });
