@@ -74,6 +74,12 @@ async function writeDump(out: string, users: number, seed: number): Promise<void
 async function run(input: string, to: number, repeats: number): Promise<void> {
   const catalogs = catalogProvider({ mappingsDir: path.join(ROOT, 'mappings'), cacheDir: path.join(ROOT, '.bluegreen/catalogs'), databases: [], logger: silentLogger });
   const rates: number[] = [];
+  // Peak memory by kind, sampled: RSS alone does not say whether the heap or Buffers grew.
+  const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], Math.round(m[k] / 1e6));
+  }, 50);
   for (let i = 0; i < repeats; i++) {
     const tmp = await mkdtemp(path.join(os.tmpdir(), 'bg-bench-convert-'));
     try {
@@ -84,12 +90,13 @@ async function run(input: string, to: number, repeats: number): Promise<void> {
       const used = process.cpuUsage(cpu);
       rates.push(r.rowsPerSecond);
       process.stdout.write(
-        JSON.stringify({ run: i + 1, rows: r.rows, convertRowsPerSecond: r.rowsPerSecond, wallSeconds: Number(s.toFixed(2)), cpuSeconds: Number(((used.user + used.system) / 1e6).toFixed(2)), rssMb: Math.round(process.memoryUsage().rss / 1e6) }) + '\n',
+        JSON.stringify({ run: i + 1, rows: r.rows, convertRowsPerSecond: r.rowsPerSecond, wallSeconds: Number(s.toFixed(2)), cpuSeconds: Number(((used.user + used.system) / 1e6).toFixed(2)), peakMb: { ...peak } }) + '\n',
       );
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
   }
+  clearInterval(sampler);
   const sorted = [...rates].sort((a, b) => a - b);
   process.stdout.write(JSON.stringify({ medianRowsPerSecond: sorted[Math.floor(sorted.length / 2)], runs: rates }) + '\n');
 }

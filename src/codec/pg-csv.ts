@@ -581,6 +581,11 @@ export class CsvParser {
     this.onHeader?.(names);
   }
 
+  /** Hands the records parsed so far to `onBatch` now, even if the batch is not full. */
+  flush(): void {
+    this.flushBatch();
+  }
+
   private flushBatch(): void {
     if (this.batch.length === 0) return;
     const batch = this.batch;

@@ -228,7 +228,7 @@ export async function* convertedBatches(plan: TablePlan, stats: TableConversionS
 }
 
 /** Bytes read from a source file per chunk: one decode, one synchronous pass over its rows. */
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 64 * 1024;
 
 /**
  * A single-source table in one stage: source CSV bytes in, converted CSV bytes out. Each
@@ -272,6 +272,8 @@ class SingleSourceConverter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       this.parser.writeBytes(chunk);
+      // Convert what this chunk completed now: rows then never outlive their chunk.
+      this.parser.flush();
       callback();
     } catch (err) {
       callback(err as Error);
