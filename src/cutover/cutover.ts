@@ -120,8 +120,18 @@ async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, 
     g('last verify', false, 'none');
     return;
   }
+  // Behind by the time since the last sync's horizon was read (its snapshot followed),
+  // not by the watermarks' age: a lookback (other roles' hidden transactions, --lookback)
+  // sets those minutes earlier on purpose, though the data is just as current. Runs
+  // recorded before the horizon was stored fall back to the watermarks.
   const lag = await dst.query<{ lag: number | null; n: number }>(
-    `select max(extract(epoch from now() - value::timestamptz))::float8 as lag, count(*)::int as n from bluegreen.watermarks where source = $1`,
+    `select coalesce(
+              (select extract(epoch from now() - (detail->'horizon'->>'at')::timestamptz)::float8
+                 from bluegreen.runs
+                where source = $1 and status = 'ok' and kind in ('sync', 'cutover') and detail->'horizon'->>'at' is not null
+                order by id desc limit 1),
+              (select max(extract(epoch from now() - value::timestamptz))::float8 from bluegreen.watermarks where source = $1)) as lag,
+            (select count(*)::int from bluegreen.watermarks where source = $1) as n`,
     [opts.from.name],
   );
   const l = lag.rows[0]!;
@@ -248,10 +258,13 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       target: to,
       lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
     });
+    let freezeSettled = false;
+    void freezing.then(() => (freezeSettled = true), () => (freezeSettled = true));
     try {
       await Promise.race([freezing, stop]);
     } catch (err) {
-      if (stopped) await cancelOwn(opts.from.url, from, [], [controlPid]);
+      // Cancel only a freeze still waiting: the control session runs the unfreeze next.
+      if (stopped && !freezeSettled) await cancelOwn(opts.from.url, from, [], [controlPid]);
       // The freeze may have committed just as it was stopped: then unfreeze below.
       const froze = await freezing.then(() => true, () => false);
       if (!froze) {
@@ -298,6 +311,10 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       await src.query('rollback').catch(() => {});
       throw await abandon(err);
     }
+    // Done: neither the deadline nor a signal may undo it from here (the switch command
+    // below is reported on its own).
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
 
     // The triggers lifted on the target in the final sync's transaction are inert now.
     await dropFreezeTriggers(dst).catch(() => {});
