@@ -290,12 +290,13 @@ describe('cutover', () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '200']);
     await p.ok(['sync']);
-    // Hold the final sync just before it records its run (it has read blue by then)...
-    const hold = await holdLock(p.green, 'lock table bluegreen.runs in access exclusive mode');
+    // Hold the final sync just before it records its run (it has read blue by then);
+    // SHARE blocks that INSERT but not the guardrails' reads of the same table...
+    const hold = await holdLock(p.green, 'lock table bluegreen.runs in share mode');
     let blueLock: Awaited<ReturnType<typeof holdLock>> | undefined;
     const run = startCutover(p, ['--timeout', '8'], 45_000);
     try {
-      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover%', 'bluegreen.runs'));
+      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover blue->green', 'bluegreen.runs'));
       // ...queue an exclusive lock on blue behind its read, so the verify that follows the
       // commit waits behind that queued lock until something cancels it.
       blueLock = await holdLock(p.blue, 'lock table users in access exclusive mode');
@@ -319,11 +320,11 @@ describe('cutover', () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '200']);
     await p.ok(['sync']);
-    const hold = await holdLock(p.green, 'lock table bluegreen.runs in access exclusive mode');
+    const hold = await holdLock(p.green, 'lock table bluegreen.runs in share mode');
     const run = startCutover(p, ['--json']);
     let stray: Promise<unknown> | undefined;
     try {
-      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover%', 'bluegreen.runs'));
+      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover blue->green', 'bluegreen.runs'));
       // A write on green queued behind the final sync's locks lands right after its
       // commit, before the verify reads green.
       stray = query(p.green, `update users set email = 'stray write on green' where id = 3`);
@@ -341,6 +342,16 @@ describe('cutover', () => {
     }
     await query(p.blue, `insert into users (username) values ('blue serves')`);
     await expect(query(p.green, `insert into users (login) values ('nobody writes here')`)).rejects.toThrow(/frozen by a cutover/);
+  });
+
+  it('the lag guardrail measures time since the last sync, not the watermarks a lookback set back', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '50']);
+    // A 20-minute lookback (what sync picks itself when other roles' transactions are hidden).
+    await p.ok(['sync', '--lookback', '20 minutes']);
+    const r = await p.run(['cutover', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(report(r).guardrails.find((g: { name: string }) => g.name === 'lag').ok).toBe(true);
   });
 
   it('--timeout 0 or negative is a usage error', async () => {
