@@ -63,6 +63,17 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
           s.watermark = m.value;
         }
       }
+      // Lag = time since the last successful run read its horizon: the watermark itself
+      // may be held back on purpose (open transactions, --lookback) though data is current.
+      for (const s of out.sources) {
+        const h = await client.query<{ lag: number | null }>(
+          `select extract(epoch from now() - (detail->'horizon'->>'at')::timestamptz)::float8 as lag
+             from bluegreen.runs where source = $1 and status = 'ok' and kind in ('sync', 'cutover') and detail->'horizon'->>'at' is not null
+            order by id desc limit 1`,
+          [s.source],
+        );
+        if (h.rows[0]?.lag != null) s.lagSeconds = Math.round(h.rows[0].lag);
+      }
       const run = await client.query(
         `select kind, source, status, rows::int as rows, finished_at::text as "finishedAt", from_version as "fromVersion", to_version as "toVersion"
            from bluegreen.runs order by id desc limit 1`,

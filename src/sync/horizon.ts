@@ -37,7 +37,9 @@ export async function readHorizon(client: pg.Client, label: string, logger: Logg
        select a.pid, a.xact_start, a.application_name
          from pg_locks l left join pg_stat_activity a on a.pid = l.pid
         where l.locktype = 'virtualxid' and l.granted and l.pid <> pg_backend_pid()
-          and l.database is distinct from 0)
+          -- A visible session in another database cannot write ours; a hidden one might
+          -- be in ours, so it counts.
+          and (a.datname is null or a.datname = current_database()))
      select statement_timestamp()::text as at,
             least(statement_timestamp(), min(xact_start))::text as value,
             min(xact_start)::text as oldest,

@@ -31,7 +31,8 @@ function ensureOwnerRole(): Promise<void> {
       await adminQuery(`create role ${OWNER_ROLE} login nosuperuser nocreaterole password '${OWNER_PASSWORD}'`);
     } catch (err) {
       // Another test file (or an earlier run on a shared server) made it already.
-      if (!/already exists/.test((err as Error).message)) throw err;
+      // (Two files creating it at once lose the race with a unique violation instead.)
+      if (!/already exists|duplicate key value/.test((err as Error).message)) throw err;
     }
   })();
   return roleReady;
