@@ -75,6 +75,7 @@ const lines: Line[] = [
   { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
   { key: 'bg_incremental_noverify', label: '    the same with --no-verify', rows: changed },
   { key: 'bg_verify', label: '(d) bluegreen verify', rows: total },
+  { key: 'bg_verify_diff', label: '    the same with 10 rows differing', rows: total },
   { key: 'pg_dump', label: '(e) pg_dump --data-only | psql', rows: total },
 ];
 
@@ -104,7 +105,7 @@ const full = results.bg_full_sync;
 const inc = results.bg_incremental;
 const fullNv = results.bg_full_sync_noverify;
 const incNv = results.bg_incremental_noverify;
-const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental', 'bg_incremental_noverify', 'bg_verify'].map((k) => results[k]?.peak_rss_mb ?? 0);
+const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental', 'bg_incremental_noverify', 'bg_verify', 'bg_verify_diff'].map((k) => results[k]?.peak_rss_mb ?? 0);
 const report = {
   rows,
   total_rows: total,
@@ -120,6 +121,8 @@ const report = {
     full_sync: full?.ratio ?? null,
     incremental: inc?.ratio ?? null,
     verify: results.bg_verify?.ratio ?? null,
+    /** verify naming 10 planted differences (issue 5). */
+    verify_10_differences: results.bg_verify_diff?.ratio ?? null,
     pg_dump: results.pg_dump?.ratio ?? null,
     /** sync --no-verify: the transfer alone (when the build has the flag). */
     full_sync_noverify: fullNv?.ratio ?? null,

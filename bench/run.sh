@@ -66,13 +66,13 @@ fi
 # rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for pipelines).
 measure() {
   local label=$1 round=$2; shift 2
-  local t0 t1 rss=- out=$WORK/time.out
+  local t0 t1 rss=- out=$WORK/time.out status=0
   # Others may edit the working tree during a long run: rebuild the bundle (untimed) so
   # every bluegreen run starts like an installed CLI, on the current code.
   [[ $label == bg_* ]] && node "$ROOT/bin/build.mjs" 2>/dev/null
   t0=$(date +%s.%N)
   if [[ $label == bg_* && -n $TIME_BIN ]]; then
-    "$TIME_BIN" -f '%M' -o "$out" "$@"
+    "$TIME_BIN" -f '%M' -o "$out" "$@" || status=$?
     rss=$(tail -1 "$out")
   elif [[ $label == bg_* ]]; then
     "$@" &
@@ -82,13 +82,15 @@ measure() {
       [[ -n $v && $v -gt $hwm ]] && hwm=$v
       sleep 0.05
     done
-    wait "$pid"
+    wait "$pid" || status=$?
     rss=$hwm
   else
-    "$@"
+    "$@" || status=$?
   fi
   t1=$(date +%s.%N)
   printf '%s\t%s\t%s\t%s\n' "$round" "$label" "$(echo "$t1 - $t0" | bc)" "$rss" >>"$SAMPLES"
+  # The command's own status, so callers can insist on it (verify's 0 or 3).
+  return "$status"
 }
 
 # --- clusters ----------------------------------------------------------------------------
@@ -242,6 +244,20 @@ bluegreen_syncs() {
     local rc=0
     measure bg_verify "$round" "${BG[@]}" --json verify --from blue --to green >"$WORK/verify-$round.json" || rc=$?
     [[ $rc == 0 ]] || { log "verify exited $rc on equal data (see $WORK/verify-$round.json)"; KEEP_WORK=1; exit 1; }
+    # (d2) the same with 10 planted differences: verify must exit 3 and name all 10.
+    q "$GREEN_URL" -c "update users set email = coalesce(email, '') || '.planted' where id in (select id from users order by id offset $((round * 7)) limit 10)" >/dev/null
+    settle
+    rc=0
+    measure bg_verify_diff "$round" "${BG[@]}" --json verify --from blue --to green --keys 10 >"$WORK/verify-diff-$round.json" || rc=$?
+    [[ $rc == 3 ]] || { log "verify exited $rc with 10 planted differences (see $WORK/verify-diff-$round.json)"; KEEP_WORK=1; exit 1; }
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const u = r.tables.find((t) => t.table === "users");
+      const others = r.tables.filter((t) => t.table !== "users").reduce((a, t) => a + t.missing.count + t.extra.count + t.changed.count, 0);
+      if (u.changed.count !== 10 || u.changed.keys.length !== 10 || others !== 0) {
+        console.error(`bench: verify did not name exactly the 10 planted rows: ${JSON.stringify(u.changed)}, others ${others}`);
+        process.exit(1);
+      }' "$WORK/verify-diff-$round.json"
   fi
   if [[ $HAS_NO_VERIFY == 1 ]]; then
     reset_green
