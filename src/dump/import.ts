@@ -191,15 +191,8 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       // The target's rows were replaced: watermarks from earlier syncs no longer describe
       // them, so the next sync into it starts over with a full run.
       await client.query(`delete from bluegreen.watermarks`);
-      await recordRun(client, {
-        kind: 'import',
-        source: manifest.source?.environment,
-        fromVersion: manifest.schemaVersion,
-        toVersion: version,
-        startedAt: new Date(started),
-        status: 'ok',
-        rows: report.tables.reduce((a, t) => a + t.rows, 0),
-        detail: { dump: path.resolve(opts.dir), createdAt: manifest.createdAt, convertedOnTheFly: version !== manifest.schemaVersion },
+      await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + t.rows, 0), {
+        convertedOnTheFly: version !== manifest.schemaVersion,
       });
       await client.query('commit');
     } catch (err) {
@@ -283,15 +276,9 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
     }
     await setUserTriggers(client, tables, true);
     report.sequences = await alignSequences(client, tables);
-    await recordRun(client, {
-      kind: 'import',
-      source: manifest.source?.environment,
-      fromVersion: manifest.schemaVersion,
-      toVersion: version,
-      startedAt: new Date(started),
-      status: 'ok',
-      rows: report.tables.reduce((a, t) => a + (t.inserted ?? 0) + (t.updated ?? 0) + (t.deleted ?? 0), 0),
-      detail: { dump: path.resolve(opts.dir), createdAt: manifest.createdAt, mode: 'incremental', tables: report.tables },
+    await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + (t.inserted ?? 0) + (t.updated ?? 0) + (t.deleted ?? 0), 0), {
+      mode: 'incremental',
+      tables: report.tables,
     });
     await client.query('commit');
   } catch (err) {
@@ -300,4 +287,18 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
   }
   report.ms = Date.now() - started;
   return report;
+}
+
+/** The run record of an import, in the import's transaction. */
+async function recordImport(client: pg.Client, manifest: Manifest, dir: string, version: number, started: number, rows: number, detail: Record<string, unknown>): Promise<void> {
+  await recordRun(client, {
+    kind: 'import',
+    source: manifest.source?.environment,
+    fromVersion: manifest.schemaVersion,
+    toVersion: version,
+    startedAt: new Date(started),
+    status: 'ok',
+    rows,
+    detail: { dump: path.resolve(dir), createdAt: manifest.createdAt, ...detail },
+  });
 }
