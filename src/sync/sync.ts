@@ -353,6 +353,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         mappingsDir: opts.mappingsDir,
         logger,
         sourceSnapshot: snapshot,
+        catalogs: all,
       });
     }
     await src.query('commit');

@@ -54,6 +54,8 @@ export interface VerifyOptions {
   record?: boolean;
   /** Only these target tables. */
   tables?: string[];
+  /** Version catalogs already learnt (sync passes its own: no second probe). */
+  catalogs?: Record<number, Catalog>;
 }
 
 export interface KeyDiff {
@@ -208,7 +210,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
     const fromVersion = opts.from.version ?? (await detected(src, catalogs, opts.from.name));
     const toVersion = opts.to.version ?? (await detected(dst, catalogs, opts.to.name));
-    const all = Object.fromEntries(await catalogs.all());
+    const all = opts.catalogs ?? Object.fromEntries(await catalogs.all());
     const target = all[toVersion]!;
     const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
     const names = Object.keys(chain.tables).filter((t) => !opts.tables || opts.tables.includes(t)).sort();
