@@ -58,7 +58,6 @@ function perRound(method: string): Map<number, number> {
 
 const raw = perRound('raw');
 const rawMedian = median([...raw.values()]);
-const rawUsers = perRound('raw_users');
 
 interface Line {
   key: string;

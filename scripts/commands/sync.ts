@@ -57,7 +57,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
-      .example('*/5 * * * * cd /srv/bluegreen && npx bluegreen sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
+      .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
     const pair = resolvePair(argv, ctx);
     const r = await sync({

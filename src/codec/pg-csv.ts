@@ -36,7 +36,6 @@ export type CsvBatch = CsvRow[];
 const QUOTE = 0x22; // "
 const COMMA = 0x2c; // ,
 const LF = 0x0a;
-const CR = 0x0d;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
 

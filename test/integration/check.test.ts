@@ -3,25 +3,17 @@
  * copy exits 2 naming file and JSON path; a round trip that does not come back exits 1;
  * a fresh scaffold passes (offline, from the catalog cache) and converts a dump.
  */
-import { cp, mkdtemp, readFile, readdir, writeFile, mkdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../helpers/pg.ts';
 import { runCli, ROOT } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const MAPPINGS = path.join(ROOT, 'mappings');
 let catalogUrl: string;
 let cache: string;
-const temps: string[] = [];
-const tmp = async (p: string) => {
-  const d = await mkdtemp(path.join(os.tmpdir(), `bg-${p}-`));
-  temps.push(d);
-  return d;
-};
-afterAll(async () => {
-  for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tmp = tempDir;
 
 async function copyOfMappings(): Promise<string> {
   const dir = path.join(await tmp('mappings'), 'mappings');

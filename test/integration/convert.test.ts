@@ -4,12 +4,12 @@
  * green v3 -> back to v1, by convert and by import on the fly; every lossless column equal
  * row for row to the original blue; the JS face equal to the SQL face of a live `sync`.
  */
-import { mkdtemp, readFile, readdir, writeFile, mkdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { runCli, ROOT } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const MAPPINGS = path.join(ROOT, 'mappings');
 const V1 = ['roles', 'users', 'user_roles', 'user_settings'];
@@ -19,15 +19,7 @@ const V3 = ['groups', 'users', 'user_profiles', 'user_groups', 'user_settings'];
 let catalogUrl: string;
 let cache: string;
 
-const temps: string[] = [];
-const tmp = async (p: string) => {
-  const d = await mkdtemp(path.join(os.tmpdir(), `bg-${p}-`));
-  temps.push(d);
-  return d;
-};
-afterAll(async () => {
-  for (const d of temps.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tmp = tempDir;
 
 async function run(args: string[]) {
   return runCli(['--mappings', MAPPINGS, ...args]);

@@ -2,18 +2,17 @@
  * Export then import on real PostgreSQL, as a non-superuser owner: every hostile value
  * survives; every refusal happens before the first write and changes nothing.
  */
-import { mkdtemp, readFile, writeFile, readdir, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { collect, runCli, startCli, ROOT } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const MAPPINGS = path.join(ROOT, 'mappings');
 
-async function tmp(prefix: string) {
-  return mkdtemp(path.join(os.tmpdir(), `bg-${prefix}-`));
-}
+// Dumps here reach tens of MB: removed when the file ends.
+const tmp = tempDir;
 
 /** Hostile rows written with plain SQL, independent of the fixture generator. */
 const HOSTILE_SQL = `
