@@ -29,6 +29,10 @@ import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { readHorizon } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
+import { checkChanged, type ChangedCheck } from './check.ts';
+import { applyDeletes, type DeleteResult } from './deletes.ts';
+
+export type { ChangedCheck } from './check.ts';
 
 export interface Endpoint {
   /** Environment name (blue, green, …); the target keeps watermarks per source name. */
@@ -63,12 +67,12 @@ export interface SyncOptions {
    * changed after an incremental one.
    */
   verify?: 'auto' | 'full' | 'changed' | 'none' | boolean;
-}
-
-/** Result of the `changed` verification of an incremental run. */
-export interface ChangedCheck {
-  clean: boolean;
-  tables: { table: string; checked: number; mismatched: number; sourceRows: number; targetRows: number }[];
+  /**
+   * Find deletes by comparing key buckets of the whole tables even where captured deletes
+   * would do (src/sync/deletes.ts): the periodic reconciliation. Tables without usable
+   * capture are always reconciled.
+   */
+  reconcile?: boolean;
 }
 
 export interface TableSyncReport {
@@ -79,6 +83,8 @@ export interface TableSyncReport {
   inserted: number;
   updated: number;
   deleted: number;
+  /** How deletes were found: from the source's capture trigger, or by comparing key buckets. */
+  deletes?: DeleteResult['method'];
   ms: number;
 }
 
@@ -101,8 +107,6 @@ export interface SyncReport {
   sequences: SequenceMove[];
   ms: number;
 }
-
-const BUCKETS = 1024;
 
 /**
  * Types the time-horizon rule bounds exactly. `timestamp without time zone` and `date`
@@ -289,9 +293,13 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         r.ms = Date.now() - t0;
       }
       for (const stmt of ddl.create) await dst.query(stmt);
+      const deletes = new Map<string, DeleteResult>();
       for (const { ct, r } of [...staged].reverse()) {
         const t0 = Date.now();
-        r.deleted = await deleteMissing(src, dst, ct);
+        const d = await applyDeletes(src, dst, ct, { reconcile: Boolean(opts.reconcile) || !incremental(ct), lowerBound: planFor });
+        deletes.set(ct.table, d);
+        r.deleted = d.deleted;
+        r.deletes = d.method;
         r.ms += Date.now() - t0;
       }
       for (const { ct, r, stage } of staged) {
@@ -309,7 +317,13 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       report.sequences = await alignSequences(dst, targetNames);
 
       if (effectiveVerify(opts.verify, report.mode) === 'changed') {
-        report.check = await checkChanged(src, dst, staged);
+        report.check = await checkChanged(
+          dst,
+          staged.map(({ ct, r, stage }) => {
+            const c = deletes.get(ct.table)?.counts;
+            return { ct, stage, whole: r.mode === 'full', counts: c && { sourceRows: c.sourceRows, targetRows: c.targetRowsAfterDeletes + r.inserted } };
+          }),
+        );
         await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
           opts.from.name,
           report.check.clean,
@@ -371,31 +385,6 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
 function effectiveVerify(v: SyncOptions['verify'], mode: SyncReport['mode']): 'full' | 'changed' | 'none' {
   const m = v === false ? 'none' : v === true || v === undefined ? 'auto' : v;
   return m === 'auto' ? (mode === 'full' ? 'full' : 'changed') : m;
-}
-
-/**
- * The `changed` check, in the run's transaction: every staged row (what this run read
- * from the source snapshot) is on the target exactly, as text; and the projected source
- * and the target hold the same number of rows, so no delete was missed.
- */
-async function checkChanged(src: pg.Client, dst: pg.Client, staged: { ct: CompiledTable; stage: string }[]): Promise<ChangedCheck> {
-  const out: ChangedCheck = { clean: true, tables: [] };
-  for (const { ct, stage } of staged) {
-    const cols = (a: string) => `row(${ct.columns.map((c) => `${a}.${ident(c)}`).join(', ')})::text`;
-    const on = ct.key.length ? ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ') + ' and ' : '';
-    // Source and target are different servers: their queries run side by side.
-    const [m, a] = await Promise.all([
-      dst.query<{ checked: number; mismatched: number }>(
-        `select count(*)::int as checked, count(*) filter (where not exists (select 1 from ${ident(ct.table)} t where ${on}${cols('t')} = ${cols('s')}))::int as mismatched from ${stage} s`,
-      ),
-      src.query<{ n: string }>(`select count(*)::text as n from (${ct.selectSql((t) => ident(t))}) q`),
-    ]);
-    const b = await dst.query<{ n: string }>(`select count(*)::text as n from ${ident(ct.table)}`);
-    const t = { table: ct.table, ...m.rows[0]!, sourceRows: Number(a.rows[0]!.n), targetRows: Number(b.rows[0]!.n) };
-    if (t.mismatched > 0 || t.sourceRows !== t.targetRows) out.clean = false;
-    out.tables.push(t);
-  }
-  return out;
 }
 
 function bulkAnalyze(r: SyncReport): boolean {
@@ -463,50 +452,3 @@ async function binaryIsExact(src: pg.Client, dst: pg.Client, sql: string, rel: s
   const typeOf = new Map(target.rows.map((r) => [r.name, r.type]));
   return produced.length === columns.length && columns.every((c, i) => typeOf.get(c) === produced[i] && produced[i]! < FIRST_USER_OID);
 }
-
-/** SQL for the text form of a key, identical on both sides for equal keys. */
-function keyText(alias: string, key: string[]): string {
-  return `row(${key.map((k) => `${alias}.${ident(k)}`).join(', ')})::text`;
-}
-
-function bucketSums(rel: string, key: string[]): string {
-  return `select (h & ${BUCKETS - 1})::int as b, count(*)::bigint as n, sum(h)::text as s
-            from (select hashtextextended(${keyText('q', key)}, 0) as h from ${rel} q) x group by 1`;
-}
-
-/**
- * Deletes target rows whose key the source no longer has. Key sets are compared per hash
- * bucket (count and sum of 64-bit hashes); keys travel only for buckets that differ.
- */
-async function deleteMissing(src: pg.Client, dst: pg.Client, ct: CompiledTable): Promise<number> {
-  if (ct.key.length === 0) return 0;
-  const full = `(${ct.selectSql((t) => ident(t))})`;
-  // Key buckets on both sides, every run: cheaper than rows, and unlike a row count it
-  // cannot be fooled by one missing row and one extra row cancelling out.
-  const [a, b] = await Promise.all([
-    src.query<{ b: number; n: string; s: string }>(bucketSums(full, ct.key)),
-    dst.query<{ b: number; n: string; s: string }>(bucketSums(ident(ct.table), ct.key)),
-  ]);
-  const source = new Map(a.rows.map((r) => [r.b, `${r.n}/${r.s}`]));
-  const differing = b.rows.filter((r) => source.get(r.b) !== `${r.n}/${r.s}`).map((r) => r.b);
-  if (differing.length === 0) return 0;
-  const keysTable = 'bg_keys';
-  await dst.query(`create temp table if not exists ${keysTable} (k text) on commit drop`);
-  await dst.query(`truncate ${keysTable}`);
-  const list = differing.join(', ');
-  await pipeCopy(
-    src,
-    dst,
-    `select k from (select ${keyText('q', ct.key)} as k from ${full} q) x where (hashtextextended(k, 0) & ${BUCKETS - 1}) in (${list})`,
-    keysTable,
-    ['k'],
-  );
-  await dst.query(`analyze ${keysTable}`);
-  const del = await dst.query(
-    `delete from ${ident(ct.table)} t
-      where (hashtextextended(${keyText('t', ct.key)}, 0) & ${BUCKETS - 1}) in (${list})
-        and not exists (select 1 from ${keysTable} k where k.k = ${keyText('t', ct.key)})`,
-  );
-  return del.rowCount ?? 0;
-}
-

@@ -1,0 +1,235 @@
+/**
+ * Deletes: which target rows must go because the source no longer has them. Two ways,
+ * chosen per table on every run:
+ *
+ * 1. Captured (cost follows the change). `bluegreen capture enable --env blue` puts a row
+ *    trigger on each source table that records every deleted row in
+ *    `bluegreen.deleted_rows` on the source, stamped with the deleting transaction's START
+ *    time (`now()`), exactly like a watermark column. So the watermark rule applies
+ *    unchanged: a run consumes the deletions stamped at or after the table's lower bound,
+ *    projects the deleted rows through the mapping (the same SQL face as for rows) to get
+ *    the target keys, drops those the source has again (a key deleted and re-inserted),
+ *    and deletes the rest on the target by key. Needs: ownership of the source tables (or
+ *    the TRIGGER privilege) and CREATE on the source database, once, at enable time.
+ *    Usable for a table only when its capture was enabled before the table's lower bound
+ *    (a delete before that was never recorded), the table has one source and a timestamptz
+ *    watermark, and no TRUNCATE was recorded since (a truncate names no keys).
+ * 2. Reconciled (cost follows the table). The source's key set (through the mapping) and
+ *    the target's are compared by hash buckets (count and sum of 64-bit key hashes per
+ *    bucket, both servers at once); only keys of differing buckets travel. Used whenever
+ *    capture is not usable, on `sync --reconcile`, and for tables read whole. As a bonus
+ *    the bucket counts give both row counts for the run's check, at no extra cost.
+ *
+ * Captured deletes trust the trigger: a row removed while the trigger was disabled, or
+ * by a replica-mode session, is not seen until the next reconciliation, which is why a
+ * periodic `sync --reconcile` (for instance nightly) stays part of the design.
+ */
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { ident, literal } from '../db/connect.ts';
+import type { CompiledTable } from '../mapping/compile.ts';
+
+const BUCKETS = 1024;
+/** Name of the row trigger that records deletes on a source table. */
+export const CAPTURE_TRIGGER = 'bluegreen_capture';
+
+/** How a run's deletes were found for one table. */
+export interface DeleteResult {
+  deleted: number;
+  method: 'captured' | 'reconciled' | 'none';
+  /** Known from reconciliation: projected source rows, and target rows after the deletes. */
+  counts?: { sourceRows: number; targetRowsAfterDeletes: number };
+}
+
+export interface DeleteOptions {
+  /** Compare key buckets even when capture is usable. */
+  reconcile: boolean;
+  /** This run's lower bound and watermark type per source table (null: read whole). */
+  lowerBound: (table: string) => { lo: string | null; type: string } | null;
+}
+
+/** Deletes on the target, in the caller's transaction, what the source no longer has. */
+export async function applyDeletes(src: pg.Client, dst: pg.Client, ct: CompiledTable, opts: DeleteOptions): Promise<DeleteResult> {
+  if (ct.key.length === 0) return { deleted: 0, method: 'none' };
+  if (!opts.reconcile) {
+    const lo = await capturedSince(src, ct, opts.lowerBound);
+    if (lo !== undefined) return { deleted: await deleteCaptured(src, dst, ct, lo), method: 'captured' };
+  }
+  return reconcile(src, dst, ct);
+}
+
+/**
+ * The lower bound from which captured deletes cover the table, or undefined when capture
+ * cannot be trusted for it this run (see the module comment).
+ */
+async function capturedSince(src: pg.Client, ct: CompiledTable, lowerBound: DeleteOptions['lowerBound']): Promise<string | undefined> {
+  if (ct.sources.length !== 1) return undefined;
+  const s = ct.sources[0]!;
+  const plan = lowerBound(s.table);
+  if (!plan?.lo || !/^timestamp(\(\d\))? with time zone$/.test(plan.type) || s.key.length === 0) return undefined;
+  if (!(await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) return undefined;
+  const r = await src.query<{ ok: boolean }>(
+    `select c.enabled_at <= $2::timestamptz
+            and exists (select 1 from pg_trigger g where g.tgrelid = to_regclass($3) and g.tgname = $4 and g.tgenabled <> 'D')
+            and not exists (select 1 from bluegreen.deleted_rows d where d.table_name = $1 and d.truncated and d.deleted_at >= $2::timestamptz) as ok
+       from bluegreen.capture c where c.table_name = $1`,
+    [s.table, plan.lo, ident(s.table), CAPTURE_TRIGGER],
+  );
+  return r.rows[0]?.ok ? plan.lo : undefined;
+}
+
+/** Target keys of rows deleted on the source since `lo`, through the mapping; deletes them. */
+async function deleteCaptured(src: pg.Client, dst: pg.Client, ct: CompiledTable, lo: string): Promise<number> {
+  const s = ct.sources[0]!;
+  const gone = `(select r.* from bluegreen.deleted_rows d cross join lateral jsonb_populate_record(null::${ident(s.table)}, d.old) r
+                  where d.table_name = ${literal(s.table)} and not d.truncated and d.deleted_at >= ${literal(lo)}::timestamptz
+                    and not exists (select 1 from ${ident(s.table)} x where ${s.key.map((k) => `x.${ident(k)} = r.${ident(k)}`).join(' and ')}))`;
+  const keys = ct.key.map((k) => `q.${ident(k)}`).join(', ');
+  const sql = `select distinct ${keys} from (${ct.selectSql((t) => (t === s.table ? gone : ident(t)))}) q`;
+  await dst.query(`drop table if exists bg_deleted`);
+  await dst.query(`create temp table bg_deleted on commit drop as select ${ct.key.map(ident).join(', ')} from ${ident(ct.table)} with no data`);
+  const n = await copyRows(src, dst, sql, 'bg_deleted');
+  if (n === 0) return 0;
+  await dst.query(`analyze bg_deleted`);
+  const del = await dst.query(
+    `delete from ${ident(ct.table)} t using bg_deleted d where ${ct.key.map((k) => `t.${ident(k)} = d.${ident(k)}`).join(' and ')}`,
+  );
+  return del.rowCount ?? 0;
+}
+
+async function copyRows(src: pg.Client, dst: pg.Client, sql: string, rel: string): Promise<number> {
+  const out = src.query(copyTo(`COPY (${sql}) TO STDOUT`));
+  const inn = dst.query(copyFrom(`COPY ${rel} FROM STDIN`));
+  await pipeline(out, inn);
+  return inn.rowCount;
+}
+
+/** SQL for the text form of a key, identical on both sides for equal keys. */
+function keyText(alias: string, key: string[]): string {
+  return `row(${key.map((k) => `${alias}.${ident(k)}`).join(', ')})::text`;
+}
+
+function bucketSums(rel: string, key: string[]): string {
+  return `select (h & ${BUCKETS - 1})::int as b, count(*)::bigint as n, sum(h)::text as s
+            from (select hashtextextended(${keyText('q', key)}, 0) as h from ${rel} q) x group by 1`;
+}
+
+/**
+ * Deletes target rows whose key the source no longer has. Key sets are compared per hash
+ * bucket (count and sum of 64-bit hashes); keys travel only for buckets that differ.
+ */
+async function reconcile(src: pg.Client, dst: pg.Client, ct: CompiledTable): Promise<DeleteResult> {
+  const full = `(${ct.selectSql((t) => ident(t))})`;
+  // Key buckets on both sides: cheaper than rows, and unlike a row count it cannot be
+  // fooled by one missing row and one extra row cancelling out.
+  const [a, b] = await Promise.all([
+    src.query<{ b: number; n: string; s: string }>(bucketSums(full, ct.key)),
+    dst.query<{ b: number; n: string; s: string }>(bucketSums(ident(ct.table), ct.key)),
+  ]);
+  const sourceRows = a.rows.reduce((x, r) => x + Number(r.n), 0);
+  const targetRows = b.rows.reduce((x, r) => x + Number(r.n), 0);
+  const source = new Map(a.rows.map((r) => [r.b, `${r.n}/${r.s}`]));
+  const differing = b.rows.filter((r) => source.get(r.b) !== `${r.n}/${r.s}`).map((r) => r.b);
+  if (differing.length === 0) return { deleted: 0, method: 'reconciled', counts: { sourceRows, targetRowsAfterDeletes: targetRows } };
+  await dst.query(`create temp table if not exists bg_keys (k text) on commit drop`);
+  await dst.query(`truncate bg_keys`);
+  const list = differing.join(', ');
+  await copyRows(src, dst, `select k from (select ${keyText('q', ct.key)} as k from ${full} q) x where (hashtextextended(k, 0) & ${BUCKETS - 1}) in (${list})`, 'bg_keys');
+  await dst.query(`analyze bg_keys`);
+  const del = await dst.query(
+    `delete from ${ident(ct.table)} t
+      where (hashtextextended(${keyText('t', ct.key)}, 0) & ${BUCKETS - 1}) in (${list})
+        and not exists (select 1 from bg_keys k where k.k = ${keyText('t', ct.key)})`,
+  );
+  const deleted = del.rowCount ?? 0;
+  return { deleted, method: 'reconciled', counts: { sourceRows, targetRowsAfterDeletes: targetRows - deleted } };
+}
+
+/** Result of enabling or disabling capture. */
+export interface CaptureChange {
+  tables: string[];
+}
+
+/**
+ * Arms delete capture on `tables` of the source (idempotent). A row trigger (also cloned
+ * onto every partition) and a TRUNCATE statement trigger, both SECURITY DEFINER so an
+ * application role that cannot see the `bluegreen` schema still records. Creating the
+ * triggers takes SHARE ROW EXCLUSIVE on each table: it waits for writers in flight, so
+ * every delete committed after this returns is recorded.
+ */
+export async function enableCapture(client: pg.Client, tables: string[]): Promise<CaptureChange> {
+  await client.query('begin');
+  try {
+    await client.query(`create schema if not exists bluegreen`);
+    await client.query(`create table if not exists bluegreen.deleted_rows (
+      id          bigint generated always as identity primary key,
+      table_name  text not null,
+      deleted_at  timestamptz not null default now(),
+      truncated   boolean not null default false,
+      old         jsonb)`);
+    await client.query(`create index if not exists deleted_rows_table_at on bluegreen.deleted_rows (table_name, deleted_at)`);
+    await client.query(`create table if not exists bluegreen.capture (
+      table_name  text primary key,
+      enabled_at  timestamptz not null default clock_timestamp())`);
+    await client.query(`create or replace function bluegreen.capture_delete() returns trigger
+      language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+        begin
+          if tg_op = 'TRUNCATE' then
+            insert into bluegreen.deleted_rows (table_name, truncated) values (tg_argv[0], true);
+          else
+            insert into bluegreen.deleted_rows (table_name, old) values (tg_argv[0], to_jsonb(old));
+          end if;
+          return null;
+        end $$`);
+    for (const t of tables) {
+      const armed = await client.query(`select 1 from pg_trigger where tgrelid = $1::regclass and tgname = $2`, [ident(t), CAPTURE_TRIGGER]);
+      if (armed.rowCount) continue;
+      await client.query(
+        `create trigger ${CAPTURE_TRIGGER} after delete on ${ident(t)} for each row execute function bluegreen.capture_delete(${literal(t)})`,
+      );
+      await client.query(
+        `create trigger ${CAPTURE_TRIGGER}_truncate after truncate on ${ident(t)} for each statement execute function bluegreen.capture_delete(${literal(t)})`,
+      );
+      // After the trigger exists (and its lock is held): deletes stamped from here on are recorded.
+      await client.query(
+        `insert into bluegreen.capture (table_name) values ($1) on conflict (table_name) do update set enabled_at = clock_timestamp()`,
+        [t],
+      );
+    }
+    await client.query('commit');
+    return { tables };
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
+}
+
+/** Removes the capture triggers and recorded deletes of `tables` (sync falls back to reconciliation). */
+export async function disableCapture(client: pg.Client, tables: string[]): Promise<CaptureChange> {
+  await client.query('begin');
+  try {
+    for (const t of tables) {
+      await client.query(`drop trigger if exists ${CAPTURE_TRIGGER} on ${ident(t)}`);
+      await client.query(`drop trigger if exists ${CAPTURE_TRIGGER}_truncate on ${ident(t)}`);
+    }
+    if ((await client.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) {
+      await client.query(`delete from bluegreen.capture where table_name = any($1)`, [tables]);
+      await client.query(`delete from bluegreen.deleted_rows where table_name = any($1)`, [tables]);
+    }
+    await client.query('commit');
+    return { tables };
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Forgets recorded deletes stamped before `before` (a timestamptz): run it with a bound
+ * older than every consumer's watermark (`bluegreen status` shows them).
+ */
+export async function pruneCapture(client: pg.Client, before: string): Promise<number> {
+  if (!(await client.query<{ ok: boolean }>(`select to_regclass('bluegreen.deleted_rows') is not null as ok`)).rows[0]!.ok) return 0;
+  return (await client.query(`delete from bluegreen.deleted_rows where deleted_at < $1::timestamptz`, [before])).rowCount ?? 0;
+}
