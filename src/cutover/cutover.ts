@@ -2,8 +2,14 @@
  * `cutover`: switch the application from one environment to the other without losing an
  * acknowledged write.
  *
- *   guardrails -> freeze source -> final sync (+ verify on its snapshot, sequences moved,
- *   target unfrozen in the same transaction) -> freeze marked complete -> optional switch
+ *   guardrails -> full verify unless a clean one is newer than the last sync (a sync
+ *   verifying every row against its own snapshot, source still serving) -> freeze source
+ *   -> final sync (+ the `changed` check of what it read, sequences moved, target
+ *   unfrozen, all in one transaction) -> freeze marked complete and the reverse
+ *   direction's watermarks seeded -> optional switch
+ *
+ * The freeze therefore costs what changed since the last sync, not the database's size
+ * (src/cutover/before-freeze.ts); the report says how long writes were refused.
  *
  * The --timeout, or the caller's AbortSignal (Ctrl-C, SIGTERM), or any failure before the
  * freeze is marked complete: the cutover's own statements are cancelled, the target rolls
@@ -22,6 +28,7 @@ import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDiff
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
+import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
 
 export interface CutoverOptions {
   from: Endpoint;
@@ -59,6 +66,16 @@ export interface CutoverReport {
   /** What happened, in one line. */
   outcome: string;
   frozenAt?: string;
+  /**
+   * How long application writes on the source were refused or held: from the freeze
+   * taking its locks to the target committing the final sync (it is writable from then),
+   * or to the source being unfrozen again when the cutover failed.
+   */
+  freezeMs?: number;
+  /** The sync with a full verify run before the freeze, when the last clean one was older than the last sync. */
+  verifiedBeforeFreeze?: SyncReport;
+  /** Watermarks of the reverse direction (target -> source) seeded at cutover, per table. */
+  reverseWatermarks?: Record<string, string>;
   sync?: SyncReport;
   switchCommand?: { command: string; code: number | null };
   /** What the DBA does next. */
@@ -138,12 +155,10 @@ async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, 
   const max = opts.maxLagSeconds ?? 300;
   if (l.n === 0) g('lag', false, `${opts.to.name} was never synced from ${opts.from.name}`);
   else g('lag', (l.lag ?? 0) <= max, `${Math.round(l.lag ?? 0)} s behind (max ${max} s)`);
-  const v = await dst.query<{ clean: boolean; at: string }>(
-    `select clean, at::text as at from bluegreen.verifies where source = $1 order by id desc limit 1`,
-    [opts.from.name],
-  );
-  const last = v.rows[0];
-  g('last verify', Boolean(last?.clean), last ? `${last.clean ? 'clean' : 'DIFFERENCES'} at ${last.at}` : 'none');
+  // A clean full verify newer than the last sync passes; otherwise one runs before the
+  // freeze (see cutover()), and that one decides.
+  const v = await lastFullVerify(dst, opts.from.name);
+  g('last verify', true, v.fresh ? v.detail : `${v.detail}: verifying every row before freezing`);
 }
 
 /**
@@ -243,6 +258,29 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         `cutover ${from} -> ${to} refused: ${failed.map((g) => `${g.name}: ${g.detail}`).join('; ')}`,
       );
     }
+    if (!opts.force && !(await lastFullVerify(dst, from)).fresh) {
+      // Every row compared while the source still serves, against the snapshot this sync
+      // read; the frozen part then checks only what changed since.
+      logger.info(`verifying every row before freezing ${from} (sync with a full verify)`);
+      const pre = await sync({
+        from: { ...opts.from, version: report.fromVersion },
+        to: { ...opts.to, version: report.toVersion },
+        mappingsDir: opts.mappingsDir,
+        logger,
+        verify: 'full',
+      });
+      report.verifiedBeforeFreeze = pre;
+      const clean = Boolean(pre.verify?.clean);
+      report.guardrails.push({ name: 'verify before freeze', ok: clean, detail: clean ? `clean (${pre.mode} sync + full verify in ${pre.ms} ms)` : 'DIFFERENCES' });
+      if (!clean) {
+        throw refused(
+          'refused: the verify before freezing found differences; nothing frozen',
+          `bluegreen sync --repair --from ${from} --to ${to} (re-copies the keys the verify named), then cutover again`,
+          `cutover ${from} -> ${to} refused: the full verify before the freeze found differences`,
+          ExitCode.verifyDiff,
+        );
+      }
+    }
     if (opts.signal?.aborted) throw refused(`interrupted (${reasonText(opts.signal.reason)}) before freezing; nothing changed`, 'cutover again when ready');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -253,6 +291,8 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
     logger.info(`freezing writes on ${from}`);
     const controlPid = (await src.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     const catalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.fromVersion!);
+    // Writers queue behind the freeze's locks from here: the refused time starts now.
+    const freezeStarted = Date.now();
     const freezing = freeze(src, Object.keys(catalog.tables), {
       by: `cutover to ${to} (v${report.toVersion})`,
       target: to,
@@ -281,6 +321,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
 
     const runApps = [`bluegreen cutover ${from}->${to}`.slice(0, 63), `bluegreen verify ${from}->${to}`.slice(0, 63)];
     let final: Promise<SyncReport> | undefined;
+    let reverseHorizon: string | undefined;
     try {
       if (stopped) throw new RuntimeFailure(stopped);
       final = sync({
@@ -289,23 +330,43 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         mappingsDir: opts.mappingsDir,
         logger,
         kind: 'cutover',
-        verify: 'full', // the critical moment: compare every row, not just what changed
+        // Every row was compared before the freeze; frozen, only what the final sync read
+        // is checked, inside its transaction: a difference rolls the target back.
+        verify: 'changed',
         lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
         // The target becomes the writable side in the same transaction as its final data.
-        beforeCommit: async (target) => {
+        beforeCommit: async (target, r) => {
           if (stopped) throw new RuntimeFailure(stopped);
+          if (r.check && !r.check.clean) {
+            const bad = r.check.tables.filter((t) => t.mismatched || t.sourceRows !== t.targetRows).map((t) => t.table);
+            throw new VerifyDifferenceError(`the final check found differences between ${from} and ${to} in ${bad.join(', ')}`);
+          }
+          reverseHorizon = await targetHorizon(opts.to.url, to, logger);
           await unfreeze(target);
         },
       });
       report.sync = await Promise.race([final, stop]);
+      report.freezeMs = Date.now() - freezeStarted;
       if (report.sync.verify && !report.sync.verify.clean) {
         throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
       }
       // Only now is the freeze a finished cutover's: a source frozen without this mark was
-      // left by a killed run, and its writes may not be on the target.
+      // left by a killed run, and its writes may not be on the target. The reverse
+      // direction's watermarks commit with it.
       await src.query('begin');
       await src.query(`set local lock_timeout = '5s'`);
       await markFreezeCompleted(src);
+      if (reverseHorizon) {
+        const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, dst).all());
+        report.reverseWatermarks = await seedReverseWatermarks(src, {
+          source: to,
+          fromVersion: report.toVersion!,
+          toVersion: report.fromVersion!,
+          mappingsDir: opts.mappingsDir,
+          catalogs: all,
+          horizon: reverseHorizon,
+        });
+      }
       await src.query('commit');
     } catch (err) {
       await src.query('rollback').catch(() => {});
@@ -374,13 +435,14 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       let next = `the application stays on ${from}; investigate, then bluegreen sync and cutover again`;
       try {
         await unfreezeNow(src);
+        report.freezeMs = Date.now() - freezeStarted;
         notes.push(`${from} unfrozen and serving`);
       } catch (e) {
         notes.push(`${from} is STILL FROZEN (${(e as Error).message})`);
         next = `run bluegreen unfreeze --env ${from} now so the application can write again; then investigate, sync and cutover again`;
       }
       if (differences) {
-        next = `the application stays on ${from}; bluegreen verify --from ${from} --to ${to} names the differing keys; fix, bluegreen sync, then cutover again`;
+        next = `the application stays on ${from}; bluegreen verify --from ${from} --to ${to} names the differing keys, bluegreen sync --repair re-copies them; then cutover again`;
       }
       return refused(`${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure);
     }

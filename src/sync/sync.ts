@@ -162,7 +162,8 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     if (kind !== 'cutover' && !opts.force) {
       const hasState = (await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0]!.ok;
       const fed = hasState ? await src.query<{ ok: boolean }>(`select exists (select 1 from bluegreen.watermarks where source = $1) as ok`, [opts.to.name]) : undefined;
-      if (fed?.rows[0]?.ok && !dstFrozen) {
+      // (A source frozen by a finished cutover is reported below, naming the new direction.)
+      if (fed?.rows[0]?.ok && !dstFrozen && !srcFrozen) {
         throw new InvalidInputError(
           `${opts.from.name} is kept current from ${opts.to.name} (its watermarks say so) and ${opts.to.name} is not frozen: syncing ${opts.from.name} -> ${opts.to.name} would overwrite ${opts.to.name}'s newer writes`,
           `the usual direction is: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to switch directions, cut over first (bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}); or pass --force if you mean it`,

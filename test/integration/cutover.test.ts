@@ -103,7 +103,10 @@ describe('cutover', () => {
     expect(r.code, r.stderr).toBe(0);
     const rep = report(r);
     expect(rep.ok).toBe(true);
-    expect(rep.sync.verify.clean).toBe(true);
+    // Every row was verified before the freeze (against that sync's own snapshot, under
+    // live writes), and what the final sync read was checked while frozen.
+    expect(rep.verifiedBeforeFreeze.verify.clean).toBe(true);
+    expect(rep.sync.check.clean).toBe(true);
     // Writers keep trying for a while after the cutover: all refused now.
     await new Promise((res) => setTimeout(res, 300));
     for (const w of writers) await w.stop();
@@ -181,10 +184,15 @@ describe('cutover', () => {
     await query(p.green, `update users set first_name = 'Renamed', last_name = 'On Green' where id = 5`);
     await query(p.green, `delete from user_settings where user_id = 6`);
     await query(p.green, `update user_settings set status = 'disabled' where user_id = 7`);
-    await p.ok(['sync', '--from', 'green', '--to', 'blue']);
+    // The cutover seeded the reverse watermarks: the first rollback sync reads only what
+    // was written on green since, and still carries the delete.
+    const back = report(await p.ok(['sync', '--from', 'green', '--to', 'blue', '--json']));
+    expect(back.mode).toBe('incremental');
+    expect(back.tables.find((t: { table: string }) => t.table === 'users').read).toBe(2);
+    expect(back.tables.find((t: { table: string }) => t.table === 'user_settings').deleted).toBeGreaterThan(0);
     const cut = report(await p.ok(['cutover', '--from', 'green', '--to', 'blue', '--json']));
     expect(cut.ok).toBe(true);
-    expect(cut.sync.verify.clean).toBe(true);
+    expect(cut.sync.check.clean).toBe(true);
     expect(await query(p.blue, `select full_name from users where username = 'green-user'`)).toEqual([{ full_name: 'Grace Hopper' }]);
     expect(await query(p.blue, `select full_name from users where id = 5`)).toEqual([{ full_name: 'Renamed On Green' }]);
     expect(await query(p.blue, `select count(*)::int as n from user_settings where user_id = 6`)).toEqual([{ n: 0 }]);
@@ -286,62 +294,52 @@ describe('cutover', () => {
     }
   });
 
-  it('the timeout also stops the final verify: green, already committed, is frozen again and blue serves', async () => {
+  it('verifies every row before the freeze, checks only what changed while frozen, and reports how long writes were refused', async () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '200']);
-    await p.ok(['sync']);
-    // Hold the final sync just before it records its run (it has read blue by then);
-    // SHARE blocks that INSERT but not the guardrails' reads of the same table...
-    const hold = await holdLock(p.green, 'lock table bluegreen.runs in share mode');
-    let blueLock: Awaited<ReturnType<typeof holdLock>> | undefined;
-    const run = startCutover(p, ['--timeout', '8'], 45_000);
-    try {
-      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover blue->green', 'bluegreen.runs'));
-      // ...queue an exclusive lock on blue behind its read, so the verify that follows the
-      // commit waits behind that queued lock until something cancels it.
-      blueLock = await holdLock(p.blue, 'lock table users in access exclusive mode');
-      await waitFor('the blue lock queued', () => waitingOnLock(p.blue, 'test blocker'));
-      await hold.release();
-      const r = await run.done;
-      expect(r.signal, 'the cutover hung in verify').toBeNull();
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/timed out/);
-      expect(r.stderr).toMatch(/green had committed the final sync: frozen again/);
-      expect(r.stderr).toMatch(/unfrozen and serving/);
-    } finally {
-      await hold.release();
-      await blueLock?.release();
-    }
-    await query(p.blue, `insert into users (username) values ('blue serves')`);
-    await expect(query(p.green, `insert into users (login) values ('nobody writes here')`)).rejects.toThrow(/frozen by a cutover/);
+    await p.ok(['sync']); // full, verified: a clean full verify newer than the last sync
+    await query(p.blue, `update users set email = 'before cutover ' || id where id <= 5`);
+    const fresh = report(await p.ok(['cutover', '--json']));
+    expect(fresh.verifiedBeforeFreeze).toBeUndefined();
+    expect(fresh.sync.verify).toBeUndefined(); // no whole-database verify while frozen
+    expect(fresh.sync.check.clean).toBe(true);
+    expect(fresh.sync.check.tables.find((t: { table: string }) => t.table === 'users').checked).toBe(5);
+    expect(typeof fresh.freezeMs).toBe('number');
+    expect(fresh.freezeMs).toBeGreaterThan(0);
+    expect(fresh.freezeMs).toBeLessThanOrEqual(fresh.ms);
+    expect(fresh.reverseWatermarks.users).toBeDefined();
+
+    // An incremental sync since the last full verify: the cutover verifies every row first.
+    const q = await makePair(1, 2);
+    await q.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await q.ok(['sync']);
+    await query(q.blue, `update users set email = 'later' where id = 9`);
+    await q.ok(['sync']); // incremental: checks only what it read
+    const stale = report(await q.ok(['cutover', '--json']));
+    expect(stale.verifiedBeforeFreeze.verify.clean).toBe(true);
+    expect(stale.guardrails.find((g: { name: string }) => g.name === 'verify before freeze').ok).toBe(true);
+    expect(stale.verifiedBeforeFreeze.mode).toBe('incremental');
+    expect(stale.sync.verify).toBeUndefined();
   });
 
-  it('a final verify that finds differences after green committed exits 3, freezes green again and leaves blue serving', async () => {
+  it('a final check that finds differences rolls green back, exits 3 and leaves blue serving', async () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '200']);
     await p.ok(['sync']);
-    const hold = await holdLock(p.green, 'lock table bluegreen.runs in share mode');
-    const run = startCutover(p, ['--json']);
-    let stray: Promise<unknown> | undefined;
-    try {
-      await waitFor('the final sync waiting to record its run', () => waitingOnLock(p.green, 'bluegreen cutover blue->green', 'bluegreen.runs'));
-      // A write on green queued behind the final sync's locks lands right after its
-      // commit, before the verify reads green.
-      stray = query(p.green, `update users set email = 'stray write on green' where id = 3`);
-      await waitFor('the stray write queued', async () => (await query(p.green, `select 1 from pg_stat_activity where query like 'update users set email = %' and wait_event_type = 'Lock'`)).length > 0);
-      await hold.release();
-      await stray;
-      const r = await run.done;
-      expect(r.code, r.stderr).toBe(3);
-      expect(r.stderr).toMatch(/final verify found differences/);
-      expect(r.stderr).toMatch(/frozen again/);
-      expect(r.stderr).toMatch(/blue unfrozen and serving/);
-      expect(report(r).ok).toBe(false);
-    } finally {
-      await hold.release();
-    }
+    const [before] = await query(p.green, `select email from users where id = 3`);
+    await query(p.blue, `update users set email = 'changed before cutover' where id = 3`);
+    // Something on green silently swallows that update (a rule: sync turns user triggers off).
+    await query(p.green, `create rule swallow as on update to users where old.id = 3 do instead nothing`);
+    const r = await p.run(['cutover', '--json']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/final check found differences between blue and green in users/);
+    expect(r.stderr).toMatch(/green rolled back/);
+    expect(r.stderr).toMatch(/blue unfrozen and serving/);
+    const rep = report(r);
+    expect(rep.ok).toBe(false);
+    expect(typeof rep.freezeMs).toBe('number');
+    expect(await query(p.green, `select email from users where id = 3`)).toEqual([before]);
     await query(p.blue, `insert into users (username) values ('blue serves')`);
-    await expect(query(p.green, `insert into users (login) values ('nobody writes here')`)).rejects.toThrow(/frozen by a cutover/);
   });
 
   it('the lag guardrail measures time since the last sync, not the watermarks a lookback set back', async () => {

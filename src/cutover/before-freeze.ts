@@ -1,0 +1,94 @@
+/**
+ * What keeps a cutover's freeze short, whatever the database's size:
+ *
+ * - Whole-database verification happens BEFORE the freeze, while the source still serves:
+ *   a cutover wants a clean full verify newer than the last sync. When the last one is
+ *   older (cron's incremental runs check only what they read), it runs a sync with a full
+ *   verify first, compared against exactly the snapshot that sync read (a verify of a live
+ *   source between syncs would flag every write since the last run). The frozen part then
+ *   checks only what the final sync read (the `changed` check, src/sync/check.ts).
+ * - The reverse direction's watermarks are seeded at cutover, so the first rollback sync
+ *   (target -> source) reads only what was written on the target since, not everything.
+ */
+import type pg from 'pg';
+import { connect, ident, literal } from '../db/connect.ts';
+import type { Catalog } from '../db/catalog.ts';
+import { ensureStateSchema } from '../db/state.ts';
+import { compileChain } from '../mapping/index.ts';
+import type { Logger } from '../log.ts';
+import { readHorizon } from '../sync/horizon.ts';
+
+/** The last clean full verify and the last sync of `source` into the target `dst`. */
+export async function lastFullVerify(dst: pg.Client, source: string): Promise<{ fresh: boolean; detail: string }> {
+  if (!(await dst.query(`select to_regclass('bluegreen.verifies') is not null and to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) {
+    return { fresh: false, detail: 'never verified' };
+  }
+  // `changed` (a sync's own check) and `repair` records cover only some rows.
+  const r = await dst.query<{ verified: string | null; clean: boolean | null; synced: string | null; fresh: boolean }>(
+    `with v as (select at, clean from bluegreen.verifies
+                 where source = $1 and coalesce(report->>'mode', 'full') = 'full' order by id desc limit 1),
+          s as (select max(finished_at) as at from bluegreen.runs where source = $1 and status = 'ok' and kind in ('sync', 'cutover'))
+     select (select at::text from v) as verified, (select clean from v) as clean, (select at::text from s) as synced,
+            coalesce((select clean from v) and (select at from v) >= coalesce((select at from s), '-infinity'), false) as fresh`,
+    [source],
+  );
+  const x = r.rows[0]!;
+  const detail = !x.verified
+    ? 'no full verify yet'
+    : `last full verify ${x.clean ? 'clean' : 'found DIFFERENCES'} at ${x.verified}${x.synced && !x.fresh && x.clean ? `, older than the last sync (${x.synced})` : ''}`;
+  return { fresh: x.fresh, detail };
+}
+
+/**
+ * Reads the target's horizon from a fresh session (pg_stat_activity is sampled once per
+ * transaction): the oldest start of an open transaction there, or now. Read just before
+ * the target becomes writable, every application write on it afterwards carries a
+ * watermark at least this (its transaction started after, or was open and counted).
+ */
+export async function targetHorizon(url: string, label: string, logger: Logger): Promise<string> {
+  const c = await connect(url, { label, applicationName: 'bluegreen cutover-horizon' });
+  try {
+    return (await readHorizon(c, label, logger)).value;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+export interface ReverseSeed {
+  /** Source of the reverse direction (the cutover's target), as the watermarks name it. */
+  source: string;
+  /** Version on the cutover's target (the reverse source) and on its source. */
+  fromVersion: number;
+  toVersion: number;
+  mappingsDir: string;
+  catalogs: Record<number, Catalog>;
+  /** Horizon read on the cutover's target just before it became writable (timestamptz text). */
+  horizon: string;
+}
+
+/**
+ * Writes the reverse direction's watermarks into the cutover source's `bluegreen` state,
+ * in the caller's transaction on `client` (the cutover source). Per table of the reverse
+ * chain's sources that has a watermark: the horizon, in the column's own type.
+ */
+export async function seedReverseWatermarks(client: pg.Client, seed: ReverseSeed): Promise<Record<string, string>> {
+  const chain = await compileChain(seed.mappingsDir, seed.fromVersion, seed.toVersion, seed.catalogs);
+  const marks = new Map<string, string>();
+  for (const ct of Object.values(chain.tables)) for (const s of ct.sources) if (s.watermark) marks.set(s.table, s.watermark);
+  const source = seed.catalogs[seed.fromVersion]!;
+  await ensureStateSchema(client);
+  const out: Record<string, string> = {};
+  for (const [table, column] of marks) {
+    const type = source.tables[table]?.columns.find((c) => c.name === column)?.type;
+    if (!type) continue;
+    const value = (await client.query<{ v: string }>(`select (${literal(seed.horizon)}::timestamptz::${type})::text as v`)).rows[0]!.v;
+    out[table] = value;
+    await client.query(
+      `insert into bluegreen.watermarks (source, table_name, column_name, value) values ($1, $2, $3, $4)
+       on conflict (source, table_name) do update set column_name = excluded.column_name, value = excluded.value, updated_at = clock_timestamp()`,
+      [seed.source, table, column, value],
+    );
+  }
+  void ident;
+  return out;
+}
