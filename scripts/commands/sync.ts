@@ -10,6 +10,7 @@ interface SyncArgs extends GlobalArgs, PairArgs {
   'lock-timeout': string;
   force?: boolean;
   verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
+  reconcile?: boolean;
 }
 
 export function renderSync(r: SyncReport): string {
@@ -53,10 +54,15 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         describe:
           'full: compare every row against the snapshot this run read; changed: check the rows this run read and the row counts (cheap); auto: full after a full run, changed after an incremental one; --no-verify skips',
       })
+      .option('reconcile', {
+        type: 'boolean',
+        describe: 'Find deletes by comparing the whole key sets even where captured deletes would do (the periodic check; automatic without bluegreen capture)',
+      })
       .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
       .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
+      .example('$0 sync --reconcile', 'nightly: compare whole key sets for deletes (when bluegreen capture is enabled)')
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
     const pair = resolvePair(argv, ctx);
@@ -68,6 +74,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       lockTimeout: argv['lock-timeout'],
       verify: argv.verify,
       force: argv.force,
+      reconcile: argv.reconcile,
       logger: ctx.logger,
     });
     ctx.output(r, () => renderSync(r) + (r.verify ? '\n' + renderVerify(r.verify) : ''));

@@ -10,6 +10,7 @@ import type pg from 'pg';
 import type { Catalog, TableInfo } from './catalog-types.ts';
 import { ident } from './connect.ts';
 import { InvalidInputError, VersionMismatchError } from '../errors.ts';
+import { cachedCatalog } from './catalog-cache.ts';
 
 export type { Catalog, TableInfo, ColumnInfo } from './catalog-types.ts';
 
@@ -173,7 +174,10 @@ export class VersionCatalogs {
   get(version: number): Promise<Catalog> {
     let c = this.cache.get(version);
     if (!c) {
-      c = loadVersionCatalog(this.client, this.mappingsDir, version);
+      // Cached in the target's state by schema.sql's hash (src/db/catalog-cache.ts).
+      c = readSchemaSql(this.mappingsDir, version).then((sql) =>
+        cachedCatalog(this.client, sql, () => loadVersionCatalog(this.client, this.mappingsDir, version)),
+      );
       this.cache.set(version, c);
     }
     return c;
