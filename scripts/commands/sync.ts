@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { sync, type SyncReport } from '../../src/sync/sync.ts';
+import { repair, type RepairReport } from '../../src/sync/repair.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
@@ -11,6 +12,7 @@ interface SyncArgs extends GlobalArgs, PairArgs {
   force?: boolean;
   verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
   reconcile?: boolean;
+  repair?: boolean;
 }
 
 export function renderSync(r: SyncReport): string {
@@ -31,6 +33,19 @@ export function renderSync(r: SyncReport): string {
     );
   }
   if (r.horizon.heldBackBy) lines.push(`  watermark held back by ${r.horizon.heldBackBy} (its rows are read again next run)`);
+  return lines.join('\n');
+}
+
+export function renderRepair(r: RepairReport): string {
+  if (!r.verifiedAt || r.tables.length === 0) return `repair ${r.from} -> ${r.to}: nothing to repair (the last verify${r.verifiedAt ? ` at ${r.verifiedAt}` : ''} was clean)`;
+  const lines = [
+    `repair ${r.from} (v${r.fromVersion}) -> ${r.to} (v${r.toVersion}) of the keys the verify at ${r.verifiedAt} named, in ${(r.ms / 1000).toFixed(1)} s: ${r.clean ? 'CLEAN' : 'STILL DIFFERENT'}`,
+    `  ${'table'.padEnd(18)} ${'keys'.padStart(7)} ${'copied'.padStart(7)} ${'inserted'.padStart(9)} ${'updated'.padStart(9)} ${'deleted'.padStart(9)}`,
+    ...r.tables.map(
+      (t) =>
+        `  ${t.table.padEnd(18)} ${String(t.keys).padStart(7)} ${String(t.copied).padStart(7)} ${String(t.inserted).padStart(9)} ${String(t.updated).padStart(9)} ${String(t.deleted).padStart(9)}`,
+    ),
+  ];
   return lines.join('\n');
 }
 
@@ -58,6 +73,10 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         type: 'boolean',
         describe: 'Find deletes by comparing the whole key sets even where captured deletes would do (the periodic check; automatic without bluegreen capture)',
       })
+      .option('repair', {
+        type: 'boolean',
+        describe: 'Re-copy exactly the keys the last verify named (missing, extra, changed) in one transaction, and check them again',
+      })
       .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
       .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
@@ -66,6 +85,11 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
     const pair = resolvePair(argv, ctx);
+    if (argv.repair) {
+      const fixed = await repair({ ...pair, mappingsDir: ctx.settings.mappingsDir, lockTimeout: argv['lock-timeout'], logger: ctx.logger });
+      ctx.output(fixed, () => renderRepair(fixed));
+      return fixed.clean ? ExitCode.ok : ExitCode.verifyDiff;
+    }
     const r = await sync({
       ...pair,
       mappingsDir: ctx.settings.mappingsDir,

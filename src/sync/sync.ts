@@ -425,7 +425,7 @@ function sourceRelation(ct: CompiledTable, table: string, incremental: boolean, 
 }
 
 /** Streams `COPY (sql) TO STDOUT` on `src` into `COPY rel (columns) FROM STDIN` on `dst`. */
-async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[]): Promise<number> {
+export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[]): Promise<number> {
   const format = (await binaryIsExact(src, dst, sql, rel, columns)) ? 'binary' : 'csv';
   const out = src.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT ${format})`));
   const inn = dst.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT ${format})`));

@@ -102,6 +102,21 @@ export interface VerifyReport {
   ms: number;
 }
 
+/**
+ * Differing keys of one table as recorded in `bluegreen.verifies` for `sync --repair`:
+ * the target key's `row(...)::text`, every one up to REPAIR_KEYS per kind.
+ */
+export interface RepairKeys {
+  missing: string[];
+  extra: string[];
+  changed: string[];
+  /** True when some kind had more than REPAIR_KEYS keys (repair then refuses: use sync --full). */
+  truncated: boolean;
+}
+
+/** Most keys of one kind a verify records for repair; beyond it a full sync is cheaper anyway. */
+export const REPAIR_KEYS = 100_000;
+
 /** Buckets per table: about 1000 rows each, within [64, 16384], a power of two. */
 function bucketCount(rows: number): number {
   let n = 64;
@@ -166,7 +181,7 @@ async function descend(
   differing: number[],
   key: string[],
   sample: number,
-): Promise<{ missing: KeyDiff; extra: KeyDiff; changed: KeyDiff }> {
+): Promise<{ missing: KeyDiff; extra: KeyDiff; changed: KeyDiff; repair: RepairKeys }> {
   const list = differing.join(', ');
   await dst.query(`create temp table if not exists bg_verify_src (k text, h bigint)`);
   await dst.query(`truncate bg_verify_src`);
@@ -182,13 +197,22 @@ async function descend(
     extra: `from bg_verify_dst d where not exists (select 1 from bg_verify_src s where s.k = d.k)`,
     changed: `from bg_verify_src s join bg_verify_dst d on d.k = s.k where d.h <> s.h`,
   };
-  const res = {} as { missing: KeyDiff; extra: KeyDiff; changed: KeyDiff };
+  const res = { repair: { missing: [], extra: [], changed: [], truncated: false } } as unknown as {
+    missing: KeyDiff;
+    extra: KeyDiff;
+    changed: KeyDiff;
+    repair: RepairKeys;
+  };
   for (const [kind, from] of Object.entries(kinds) as [keyof typeof kinds, string][]) {
     const alias = kind === 'extra' ? 'd' : 's';
     const r = await dst.query<{ n: string; keys: string[] | null }>(
-      `select count(*)::text as n, (array_agg(${alias}.k order by ${alias}.k))[1:${sample}] as keys ${from}`,
+      `select count(*)::text as n, (array_agg(${alias}.k order by ${alias}.k))[1:${Math.max(sample, REPAIR_KEYS)}] as keys ${from}`,
     );
-    res[kind] = { count: Number(r.rows[0]!.n), keys: (r.rows[0]!.keys ?? []).map((k) => showKey(key, k)) };
+    const all = r.rows[0]!.keys ?? [];
+    const count = Number(r.rows[0]!.n);
+    res[kind] = { count, keys: all.slice(0, sample).map((k) => showKey(key, k)) };
+    res.repair[kind] = all.slice(0, REPAIR_KEYS);
+    if (count > REPAIR_KEYS) res.repair.truncated = true;
   }
   return res;
 }
@@ -229,6 +253,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     const report: VerifyReport = { from: opts.from.name, to: opts.to.name, fromVersion, toVersion, clean: true, tables: [], notCompared, ms: 0 };
     await begin();
     const flagged: { ct: CompiledTable; r: TableVerifyReport; s: Side; t: Side; buckets: number; differing: number[] }[] = [];
+    // Every differing key (up to REPAIR_KEYS per kind), recorded for `sync --repair` only.
+    const repair: Record<string, RepairKeys> = {};
     for (const name of names) {
       const t0 = Date.now();
       const ct = chain.tables[name]!;
@@ -257,7 +283,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
         ms: 0,
       };
       if (differing.length > 0) {
-        Object.assign(r, await descend(src, dst, s, t, buckets, differing, keyed.key, sample));
+        const { repair: keys, ...found } = await descend(src, dst, s, t, buckets, differing, keyed.key, sample);
+        Object.assign(r, found);
+        if (ct.key.length > 0) repair[name] = keys;
         if (r.missing.count + r.extra.count + r.changed.count === 0) r.unexplainedBuckets = differing.length;
         flagged.push({ ct: keyed, r, s, t, buckets, differing });
       }
@@ -272,7 +300,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
       await begin();
       for (const f of flagged) {
         const first = f.r.missing.count + f.r.extra.count + f.r.changed.count;
-        Object.assign(f.r, await descend(src, dst, f.s, f.t, f.buckets, f.differing, f.ct.key, sample));
+        const { repair: keys, ...found } = await descend(src, dst, f.s, f.t, f.buckets, f.differing, f.ct.key, sample);
+        Object.assign(f.r, found);
+        if (repair[f.r.table]) repair[f.r.table] = keys;
         f.r.settled = Math.max(0, first - (f.r.missing.count + f.r.extra.count + f.r.changed.count));
         if (f.r.missing.count + f.r.extra.count + f.r.changed.count > 0) f.r.unexplainedBuckets = 0;
       }
@@ -282,7 +312,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     report.ms = Date.now() - started;
     if (opts.record ?? true) {
       await ensureStateSchema(dst);
-      await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [opts.from.name, report.clean, JSON.stringify(report)]);
+      await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
+        opts.from.name,
+        report.clean,
+        JSON.stringify({ ...report, repair }),
+      ]);
     }
     return report;
   } finally {
