@@ -73,8 +73,11 @@ const lines: Line[] = [
   { key: 'bg_full_sync_noverify', label: '    the same with --no-verify', rows: total },
   { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
   { key: 'bg_incremental_noverify', label: '    the same with --no-verify', rows: changed },
+  { key: 'bg_incremental_reconcile', label: '    the same with --reconcile (no capture)', rows: changed },
   { key: 'bg_verify', label: '(d) bluegreen verify', rows: total },
   { key: 'bg_verify_diff', label: '    the same with 10 rows differing', rows: total },
+  { key: 'bg_repair', label: '    sync --repair of those 10 rows', rows: 10 },
+  { key: 'bg_cutover', label: '(f) cutover, 1% users changed since sync', rows: changed },
   { key: 'pg_dump', label: '(e) pg_dump --data-only | psql', rows: total },
 ];
 
@@ -104,7 +107,10 @@ const full = results.bg_full_sync;
 const inc = results.bg_incremental;
 const fullNv = results.bg_full_sync_noverify;
 const incNv = results.bg_incremental_noverify;
-const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental', 'bg_incremental_noverify', 'bg_verify', 'bg_verify_diff'].map((k) => results[k]?.peak_rss_mb ?? 0);
+const incRec = results.bg_incremental_reconcile;
+/** Writes refused on blue during each round's cutover (the report's freezeMs), in ms. */
+const freezeRounds = [...perRound('cutover_freeze').entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => Math.round(v * 1000));
+const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental', 'bg_incremental_noverify', 'bg_incremental_reconcile', 'bg_verify', 'bg_verify_diff', 'bg_repair', 'bg_cutover'].map((k) => results[k]?.peak_rss_mb ?? 0);
 const report = {
   rows,
   total_rows: total,
@@ -129,7 +135,17 @@ const report = {
     /** Issue 4's goal is incremental over full sync (≤ 0.03). */
     incremental_over_full: full && inc ? round3(inc.seconds / full.seconds) : null,
     incremental_over_full_noverify: fullNv && incNv ? round3(incNv.seconds / fullNv.seconds) : null,
+    /** Incremental with deletes found by comparing key buckets (what runs without capture). */
+    incremental_reconcile: incRec?.ratio ?? null,
+    incremental_over_full_reconcile: full && incRec ? round3(incRec.seconds / full.seconds) : null,
+    /** sync --repair of the 10 planted differences. */
+    repair: results.bg_repair?.ratio ?? null,
+    /** The whole cutover command (guardrails, freeze, final sync, check). */
+    cutover: results.bg_cutover?.ratio ?? null,
   },
+  /** Median of the cutover reports' freezeMs: how long writes on blue were refused (goal ≤ 2000). */
+  cutover_freeze_ms: freezeRounds.length ? median(freezeRounds) : null,
+  cutover_freeze_ms_per_round: freezeRounds,
   peak_rss_mb: Math.max(...bgRss),
   peak_rss_source: flag('rss-source') ?? null,
   medians_seconds: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.seconds])),
@@ -167,6 +183,12 @@ out.push(
     (report.ratios.incremental_over_full_noverify !== null ? ` (${report.ratios.incremental_over_full_noverify}x with --no-verify)` : '') +
     `; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
 );
+if (report.cutover_freeze_ms !== null) {
+  out.push(
+    `cutover freeze (writes refused on blue): ${report.cutover_freeze_ms} ms median (${freezeRounds.join(', ')} ms); ` +
+      `incremental with --reconcile ${report.ratios.incremental_over_full_reconcile ?? '-'}x full sync`,
+  );
+}
 if (report.startup_seconds) {
   const s = report.startup_seconds;
   out.push(

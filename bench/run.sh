@@ -171,6 +171,15 @@ for t in "${TABLES[@]}"; do COUNT[$t]=$(q "$BLUE_URL" -Atc "select count(*) from
 TOTAL=0; for t in "${TABLES[@]}"; do TOTAL=$((TOTAL + COUNT[$t])); done
 log "seeded in ${SEED_S}s: $(for t in "${TABLES[@]}"; do printf '%s %s, ' "$t" "${COUNT[$t]}"; done)total $TOTAL rows"
 
+# Delete capture (opt-in, needs table ownership) is what makes an incremental run's delete
+# detection follow the change; the bench runs with it, as a large deployment would, and
+# measures the key-bucket reconciliation (`--reconcile`, the path without capture) apart.
+HAS_CAPTURE=0
+if "${BG[@]}" capture --help >/dev/null 2>&1; then
+  HAS_CAPTURE=1
+  "${BG[@]}" -q capture enable --env blue >/dev/null
+fi
+
 HAS_VERIFY=0 HAS_NO_VERIFY=0
 if "${BG[@]}" verify --help >/dev/null 2>&1; then HAS_VERIFY=1; else log "no 'verify' command in this build: (d) skipped"; fi
 if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--verify'; then HAS_NO_VERIFY=1; fi
@@ -240,6 +249,9 @@ bluegreen_syncs() {
   if [[ $HAS_NO_VERIFY == 1 ]]; then
     incremental bg_incremental_noverify "$round" $(((2 * round + 1) % 100)) --no-verify
   fi
+  if [[ $HAS_CAPTURE == 1 ]]; then
+    incremental bg_incremental_reconcile "$round" $(((2 * round + 20) % 100)) --reconcile
+  fi
   if [[ $HAS_VERIFY == 1 ]]; then
     local rc=0
     measure bg_verify "$round" "${BG[@]}" --json verify --from blue --to green >"$WORK/verify-$round.json" || rc=$?
@@ -258,14 +270,45 @@ bluegreen_syncs() {
         console.error(`bench: verify did not name exactly the 10 planted rows: ${JSON.stringify(u.changed)}, others ${others}`);
         process.exit(1);
       }' "$WORK/verify-diff-$round.json"
+    # (d3) sync --repair re-copies exactly those 10 keys.
+    if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--repair'; then
+      measure bg_repair "$round" "${BG[@]}" --json sync --from blue --to green --repair >"$WORK/repair-$round.json"
+      node -e '
+        const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        const u = r.tables.find((t) => t.table === "users");
+        if (!r.clean || !u || u.updated !== 10) { console.error(`bench: repair did not fix the 10 planted rows: ${JSON.stringify(r.tables)}`); process.exit(1); }' "$WORK/repair-$round.json"
+    fi
   fi
   if [[ $HAS_NO_VERIFY == 1 ]]; then
     reset_green
     measure bg_full_sync_noverify "$round" "${BG[@]}" --json sync --from blue --to green --no-verify >"$WORK/full-noverify-$round.json"
     check_green "$round"
   fi
+  if "${BG[@]}" cutover --help 2>/dev/null | grep -q -- '--timeout'; then cutover_freeze "$round"; fi
   # Keep blue steady across rounds: clean the dead rows now, outside every timing.
   q "$BLUE_URL" -c "vacuum analyze users"
+}
+
+# (f) cutover with 1% of users changed since the last (verified) sync: the freeze must
+# cost that 1%, not the database. The report's freezeMs (writes refused on blue) is
+# recorded as its own sample; afterwards blue is unfrozen and the reverse watermarks the
+# cutover seeded are removed, so the next round starts as this one did.
+cutover_freeze() {
+  local round=$1 changed
+  "${BG[@]}" -q sync --from blue --to green --verify full >/dev/null # a clean full verify newer than the last sync
+  changed=$(change_users $(((2 * round + 50) % 100)))
+  measure bg_cutover "$round" "${BG[@]}" --json cutover --from blue --to green >"$WORK/cutover-$round.json"
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const u = r.sync && r.sync.tables.find((t) => t.table === "users");
+    if (!r.ok || r.verifiedBeforeFreeze || r.sync.mode !== "incremental" || !u || u.updated !== Number(process.argv[2]) || typeof r.freezeMs !== "number") {
+      console.error(`bench: cutover ${process.argv[1]}: ok ${r.ok}, users updated ${u && u.updated} (expected ${process.argv[2]}), freezeMs ${r.freezeMs}`);
+      process.exit(1);
+    }
+    process.stdout.write(`${process.argv[3]}\tcutover_freeze\t${r.freezeMs / 1000}\t-\n`);' "$WORK/cutover-$round.json" "$changed" "$round" >>"$SAMPLES"
+  "${BG[@]}" -q unfreeze --env blue >/dev/null
+  q "$BLUE_URL" -c "delete from bluegreen.watermarks where source = 'green'" >/dev/null
+  settle
 }
 
 # A full sync must have moved every row, else its time means nothing.
