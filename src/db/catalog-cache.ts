@@ -32,25 +32,44 @@ export async function cachedCatalog(client: pg.Client, schemaSql: string, learn:
     if (hit.rows[0]) return hit.rows[0].catalog;
   }
   const catalog = await learn();
-  if (schema) {
-    try {
-      await client.query(`create table if not exists bluegreen.catalogs (
-        schema_sha256  text not null,
-        server_version text not null,
-        format         text not null,
-        catalog        jsonb not null,
-        learnt_at      timestamptz not null default clock_timestamp(),
-        primary key (schema_sha256, server_version, format))`);
-      await client.query(`insert into bluegreen.catalogs (schema_sha256, server_version, format, catalog) values ($1, $2, $3, $4) on conflict do nothing`, [
-        sha,
-        server,
-        FORMAT,
-        JSON.stringify(catalog),
-      ]);
-    } catch {
-      // A concurrent first run created it, or this role may not write here: the catalog
-      // is learnt again next time, nothing else changes.
-    }
-  }
+  if (schema) await store(client, sha, server, catalog);
   return catalog;
+}
+
+async function store(client: pg.Client, sha: string, server: string, catalog: Catalog): Promise<void> {
+  try {
+    await client.query(`create table if not exists bluegreen.catalogs (
+      schema_sha256  text not null,
+      server_version text not null,
+      format         text not null,
+      catalog        jsonb not null,
+      learnt_at      timestamptz not null default clock_timestamp(),
+      primary key (schema_sha256, server_version, format))`);
+    await client.query(`insert into bluegreen.catalogs (schema_sha256, server_version, format, catalog) values ($1, $2, $3, $4) on conflict do nothing`, [
+      sha,
+      server,
+      FORMAT,
+      JSON.stringify(catalog),
+    ]);
+  } catch {
+    // A concurrent first run created it, or this role may not write here: the catalog
+    // is learnt again next time, nothing else changes.
+  }
+}
+
+/**
+ * Stores catalogs learnt before the `bluegreen` schema existed (a target's first sync
+ * creates it after detecting versions), so the second run already reads them. Outside a
+ * transaction; `schemaSql` by version.
+ */
+export async function rememberCatalogs(client: pg.Client, catalogs: Record<number, Catalog>, schemaSql: (version: number) => Promise<string>): Promise<void> {
+  const have = await client.query<{ table: boolean; server: string }>(
+    `select to_regclass('bluegreen.catalogs') is not null as table, current_setting('server_version_num') as server`,
+  );
+  const { table, server } = have.rows[0]!;
+  const known = new Set(table ? (await client.query<{ s: string }>(`select schema_sha256 as s from bluegreen.catalogs where server_version = $1 and format = $2`, [server, FORMAT])).rows.map((r) => r.s) : []);
+  for (const [version, catalog] of Object.entries(catalogs)) {
+    const sha = createHash('sha256').update(await schemaSql(Number(version))).digest('hex');
+    if (!known.has(sha)) await store(client, sha, server, catalog);
+  }
 }

@@ -94,6 +94,9 @@ export function checkSql(s: StagedForCheck): string {
 export async function checkChanged(dst: pg.Client, staged: StagedForCheck[]): Promise<ChangedCheck> {
   const out: ChangedCheck = { clean: true, tables: [] };
   for (const s of staged) {
+    // A fresh temp table has no statistics: without them a small stage may be joined by
+    // scanning the whole target instead of probing its key index.
+    await dst.query(`analyze ${s.stage}`);
     const r = (
       await dst.query<{ checked: string; mismatched: string; source_rows?: string; target_rows?: string; differing?: string }>(checkSql(s))
     ).rows[0]!;

@@ -16,7 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, ident, literal } from '../db/connect.ts';
-import { detectVersion, loadOrder, VersionCatalogs } from '../db/catalog.ts';
+import { detectVersion, loadOrder, readSchemaSql, VersionCatalogs } from '../db/catalog.ts';
+import { rememberCatalogs } from '../db/catalog-cache.ts';
 import { ensureStateSchema, recordRun } from '../db/state.ts';
 import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
@@ -194,6 +195,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     if (unmapped.length) logger.warn(`target tables no mapping produces (left alone): ${unmapped.join(', ')}`);
 
     await ensureStateSchema(dst);
+    await rememberCatalogs(dst, all, (v) => readSchemaSql(opts.mappingsDir, v));
     const stored = await dst.query<{ table_name: string; value: string }>(
       'select table_name, value from bluegreen.watermarks where source = $1',
       [opts.from.name],
