@@ -26,10 +26,13 @@ export function renderSync(r: SyncReport): string {
   ];
   if (r.check) {
     const bad = r.check.tables.filter((t) => t.mismatched || t.sourceRows !== t.targetRows);
+    // Row counts are compared only where they cost nothing (src/sync/check.ts).
+    const counted = r.check.tables.some((t) => t.sourceRows !== null);
+    const what = counted ? 'changed rows and row counts' : 'changed rows; deletes captured, row counts at the next --reconcile';
     lines.push(
       r.check.clean
-        ? `  verified (changed rows and row counts): clean — ${r.check.tables.reduce((a, t) => a + t.checked, 0)} rows checked`
-        : `  verify (changed rows and row counts): DIFFERENCES in ${bad.map((t) => `${t.table} (${t.mismatched} rows differ, ${t.sourceRows} vs ${t.targetRows} rows)`).join(', ')}; run bluegreen verify for the keys`,
+        ? `  verified (${what}): clean — ${r.check.tables.reduce((a, t) => a + t.checked, 0)} rows checked`
+        : `  verify (${what}): DIFFERENCES in ${bad.map((t) => `${t.table} (${t.mismatched} rows differ${t.sourceRows !== null ? `, ${t.sourceRows} vs ${t.targetRows} rows` : ''})`).join(', ')}; run bluegreen verify for the keys, then bluegreen sync --repair`,
     );
   }
   if (r.horizon.heldBackBy) lines.push(`  watermark held back by ${r.horizon.heldBackBy} (its rows are read again next run)`);

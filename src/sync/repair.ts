@@ -133,7 +133,7 @@ export async function repair(opts: RepairOptions): Promise<RepairReport> {
         await dst.query(`insert into ${keys} select (k::${keys}).* from unnest($1::text[]) k`, [named]);
         await dst.query(`create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(name)} with no data`);
         const r: TableRepairReport = { table: name, keys: named.length, copied: 0, inserted: 0, updated: 0, deleted: 0 };
-        r.copied = await pipeCopy(src, dst, await byKeys(dst, ct, keys, all[toVersion]!.tables[name]!.columns), stage, ct.columns);
+        r.copied = await pipeCopy(src, dst, selectByKeys(ct, await keyRows(dst, ct, keys), all[toVersion]!.tables[name]!.columns), stage, ct.columns);
         await dst.query(`analyze ${keys}; analyze ${stage}`);
         staged.push({ ct, r, stage, keys });
         report.tables.push(r);
@@ -188,15 +188,22 @@ export async function repair(opts: RepairOptions): Promise<RepairReport> {
   }
 }
 
+/** The keys in the target's temp table `keys`, each column as text (exact for every type). */
+async function keyRows(dst: pg.Client, ct: CompiledTable, keys: string): Promise<string[][]> {
+  const r = await dst.query({ text: `select ${ct.key.map((k) => `${ident(k)}::text`).join(', ')} from ${keys}`, rowMode: 'array' });
+  return r.rows as string[][];
+}
+
 /**
- * The mapping's SELECT restricted to the keys in the target's temp table `keys`, which
- * travel inline as JSON typed by the target's key columns.
+ * The mapping's SELECT restricted to `rows` (target key values as text), typed by the
+ * target's key column types. A VALUES list, whose length the planner knows: a few keys
+ * are probed through the source's key index, many are hashed. Exported so a test can
+ * EXPLAIN it.
  */
-async function byKeys(dst: pg.Client, ct: CompiledTable, keys: string, columns: { name: string; type: string }[]): Promise<string> {
-  const json = (await dst.query<{ j: string }>(`select coalesce(jsonb_agg(to_jsonb(k)), '[]')::text as j from ${keys} k`)).rows[0]!.j;
-  const types = new Map(columns.map((c) => [c.name, c.type]));
-  const list = ct.key.map((k) => `${ident(k)} ${types.get(k)}`).join(', ');
-  const cols = ct.key.map(ident).join(', ');
-  return `select q.* from (${ct.selectSql((t) => ident(t))}) q
-           where (${ct.key.map((k) => `q.${ident(k)}`).join(', ')}) in (select ${cols} from jsonb_to_recordset(${literal(json)}::jsonb) as x(${list}))`;
+export function selectByKeys(ct: CompiledTable, rows: string[][], columns: { name: string; type: string }[]): string {
+  const types = ct.key.map((k) => columns.find((c) => c.name === k)!.type);
+  const select = `select q.* from (${ct.selectSql((t) => ident(t))}) q`;
+  if (rows.length === 0) return `${select} where false`;
+  const values = rows.map((r) => `(${r.map((v, i) => `${literal(v)}::${types[i]}`).join(', ')})`).join(', ');
+  return `${select} where (${ct.key.map((k) => `q.${ident(k)}`).join(', ')}) in (values ${values})`;
 }

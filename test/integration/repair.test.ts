@@ -3,9 +3,20 @@
  * in one transaction, and checks them again. Before it, only `sync --full` mended a
  * difference an incremental run had found.
  */
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
-import { makePair, report } from '../helpers/pair.ts';
+import { makePair, MAPPINGS, report } from '../helpers/pair.ts';
+import { VersionCatalogs } from '../../src/db/catalog.ts';
+import { compileChain } from '../../src/mapping/index.ts';
+import { selectByKeys } from '../../src/sync/repair.ts';
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  Plans?: PlanNode[];
+}
+const seqScans = (n: PlanNode): string[] => [...(n['Node Type'] === 'Seq Scan' ? [n['Relation Name']!] : []), ...(n.Plans ?? []).flatMap(seqScans)];
 
 describe('sync --repair', () => {
   it('fixes exactly the 3 planted differences (changed, missing, extra), and verify is clean again', async () => {
@@ -46,6 +57,30 @@ describe('sync --repair', () => {
     // A second repair after a clean verify has nothing to do.
     const again = report(await p.ok(['sync', '--repair', '--json']));
     expect(again.tables).toEqual([]);
+  });
+
+  it('reads the source by key through the mapping: no sequential scan of a source table', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '5000']);
+    await query(p.blue, 'analyze');
+    const c = new pg.Client({ connectionString: p.blue });
+    await c.connect();
+    try {
+      const catalogs = Object.fromEntries(await new VersionCatalogs(MAPPINGS, c).all());
+      const chain = await compileChain(MAPPINGS, 1, 2, catalogs);
+      const keys = {
+        users: `select id::text from users order by id limit 3`,
+        user_settings: `select id::text from user_settings order by id limit 3`,
+        user_roles: `select user_id::text, role_id::text from user_roles order by 1, 2 limit 3`,
+      };
+      for (const [table, sql] of Object.entries(keys)) {
+        const rows = (await c.query({ text: sql, rowMode: 'array' })).rows as string[][];
+        const plan = (await c.query(`explain (format json) ${selectByKeys(chain.tables[table]!, rows, catalogs[2]!.tables[table]!.columns)}`)).rows[0]['QUERY PLAN'][0].Plan;
+        expect([table, seqScans(plan)]).toEqual([table, []]);
+      }
+    } finally {
+      await c.end();
+    }
   });
 
   it('refuses without a verify to repair from', async () => {
