@@ -84,7 +84,7 @@ export async function repair(opts: RepairOptions): Promise<RepairReport> {
     const last = (
       await dst.query<{ at: string; clean: boolean; from_version: number; to_version: number; repair: Record<string, RepairKeys> | null }>(
         `select at::text as at, clean, (report->>'fromVersion')::int as from_version, (report->>'toVersion')::int as to_version, report->'repair' as repair
-           from bluegreen.verifies where source = $1 and coalesce(report->>'mode', 'full') = 'full' order by id desc limit 1`,
+           from bluegreen.verifies where source = $1 and coalesce(report->>'mode', 'full') in ('full', 'partial') order by id desc limit 1`,
         [opts.from.name],
       )
     ).rows[0];

@@ -315,7 +315,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
       await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
         opts.from.name,
         report.clean,
-        JSON.stringify({ ...report, repair }),
+        // `partial` (some tables only) never counts as the full verify a cutover wants.
+        JSON.stringify({ mode: opts.tables ? 'partial' : 'full', ...report, repair }),
       ]);
     }
     return report;
