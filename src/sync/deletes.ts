@@ -188,9 +188,11 @@ export async function enableCapture(client: pg.Client, tables: string[]): Promis
       await client.query(
         `create trigger ${CAPTURE_TRIGGER} after delete on ${ident(t)} for each row execute function bluegreen.capture_delete(${literal(t)})`,
       );
-      await client.query(
-        `create trigger ${CAPTURE_TRIGGER}_truncate after truncate on ${ident(t)} for each statement execute function bluegreen.capture_delete(${literal(t)})`,
-      );
+      // Row triggers are cloned onto partitions; statement triggers are not, and a TRUNCATE
+      // of one partition fires only that partition's: arm every member of the tree.
+      for (const rel of [ident(t), ...(await partitions(client, t))]) {
+        await client.query(`create trigger ${CAPTURE_TRIGGER}_truncate after truncate on ${rel} for each statement execute function bluegreen.capture_delete(${literal(t)})`);
+      }
       // After the trigger exists (and its lock is held): deletes stamped from here on are recorded.
       await client.query(
         `insert into bluegreen.capture (table_name) values ($1) on conflict (table_name) do update set enabled_at = clock_timestamp()`,
@@ -211,7 +213,7 @@ export async function disableCapture(client: pg.Client, tables: string[]): Promi
   try {
     for (const t of tables) {
       await client.query(`drop trigger if exists ${CAPTURE_TRIGGER} on ${ident(t)}`);
-      await client.query(`drop trigger if exists ${CAPTURE_TRIGGER}_truncate on ${ident(t)}`);
+      for (const rel of [ident(t), ...(await partitions(client, t))]) await client.query(`drop trigger if exists ${CAPTURE_TRIGGER}_truncate on ${rel}`);
     }
     if ((await client.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) {
       await client.query(`delete from bluegreen.capture where table_name = any($1)`, [tables]);
@@ -223,6 +225,15 @@ export async function disableCapture(client: pg.Client, tables: string[]): Promi
     await client.query('rollback').catch(() => {});
     throw err;
   }
+}
+
+/** Partitions of `table` at every level (none for a plain table), as regclass text. */
+async function partitions(client: pg.Client, table: string): Promise<string[]> {
+  const r = await client.query<{ rel: string }>(
+    `select relid::regclass::text as rel from pg_partition_tree($1::regclass) where relid <> $1::regclass`,
+    [ident(table)],
+  );
+  return r.rows.map((x) => x.rel);
 }
 
 /**

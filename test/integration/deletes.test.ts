@@ -4,7 +4,9 @@
  * cannot be trusted, and version catalogs cached in the target's state.
  */
 import { describe, expect, it } from 'vitest';
-import { query } from '../helpers/pg.ts';
+import pg from 'pg';
+import { freshDatabase, query } from '../helpers/pg.ts';
+import { disableCapture, enableCapture } from '../../src/sync/deletes.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
 
 async function v1Rows(url: string) {
@@ -78,6 +80,29 @@ describe('deletes and fixed costs', () => {
     n = await del(p.blue, 'user_settings', 'user_id = 6');
     r = await syncJson(p);
     expect(table(r, 'user_settings')).toMatchObject({ deletes: 'reconciled', deleted: n });
+  });
+
+  it('capture on a partitioned table records deletes and TRUNCATEs made through a partition', async () => {
+    const url = await freshDatabase('capture');
+    await query(url, `create table events (id int primary key, at date not null) partition by range (id);
+                      create table events_1 partition of events for values from (0) to (100);
+                      create table events_2 partition of events for values from (100) to (200);
+                      insert into events select g, '2026-01-01' from generate_series(1, 150) g`);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await enableCapture(c, ['events']);
+      await query(url, `delete from events_1 where id = 5; delete from events where id = 120; truncate events_2`);
+      expect(await query(url, `select table_name, (old->>'id')::int as id, truncated from bluegreen.deleted_rows order by id`)).toEqual([
+        { table_name: 'events', id: 5, truncated: false },
+        { table_name: 'events', id: 120, truncated: false },
+        { table_name: 'events', id: null, truncated: true },
+      ]);
+      await disableCapture(c, ['events']);
+      expect(await query(url, `select count(*)::int as n from pg_trigger where tgname like 'bluegreen_capture%' and not tgisinternal`)).toEqual([{ n: 0 }]);
+    } finally {
+      await c.end();
+    }
   });
 
   it('version catalogs are learnt once and then read from the target state, keyed by the schema.sql hash', async () => {
