@@ -11,7 +11,7 @@
  *   (target -> source) reads only what was written on the target since, not everything.
  */
 import type pg from 'pg';
-import { connect, ident, literal } from '../db/connect.ts';
+import { connect, literal } from '../db/connect.ts';
 import type { Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain } from '../mapping/index.ts';
@@ -89,6 +89,5 @@ export async function seedReverseWatermarks(client: pg.Client, seed: ReverseSeed
       [seed.source, table, column, value],
     );
   }
-  void ident;
   return out;
 }
