@@ -12,6 +12,7 @@ interface SyncArgs extends GlobalArgs, PairArgs {
   force?: boolean;
   verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
   reconcile?: boolean;
+  'reconcile-every'?: string;
   repair?: boolean;
 }
 
@@ -76,6 +77,10 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         type: 'boolean',
         describe: 'Find deletes by comparing the whole key sets even where captured deletes would do (the periodic check; automatic without bluegreen capture)',
       })
+      .option('reconcile-every', {
+        type: 'string',
+        describe: "Reconcile by itself when the last reconciled run is older than this (PostgreSQL interval, default '24 hours'; 'never' turns it off)",
+      })
       .option('repair', {
         type: 'boolean',
         describe: 'Re-copy exactly the keys the last verify named (missing, extra, changed) in one transaction, and check them again',
@@ -102,6 +107,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       verify: argv.verify,
       force: argv.force,
       reconcile: argv.reconcile,
+      reconcileEvery: argv['reconcile-every'],
       logger: ctx.logger,
     });
     ctx.output(r, () => renderSync(r) + (r.verify ? '\n' + renderVerify(r.verify) : ''));

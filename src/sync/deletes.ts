@@ -17,12 +17,13 @@
  * 2. Reconciled (cost follows the table). The source's key set (through the mapping) and
  *    the target's are compared by hash buckets (count and sum of 64-bit key hashes per
  *    bucket, both servers at once); only keys of differing buckets travel. Used whenever
- *    capture is not usable, on `sync --reconcile`, and for tables read whole. As a bonus
+ *    capture is not usable, on `sync --reconcile`, once the last reconciled run is older
+ *    than --reconcile-every (reconcileDue), and for tables read whole. As a bonus
  *    the bucket counts give both row counts for the run's check, at no extra cost.
  *
  * Captured deletes trust the trigger: a row removed while the trigger was disabled, or
  * by a replica-mode session, is not seen until the next reconciliation, which is why a
- * periodic `sync --reconcile` (for instance nightly) stays part of the design.
+ * periodic reconciliation (reconcileDue, or `sync --reconcile`) stays part of the design.
  */
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -144,6 +145,22 @@ async function reconcile(src: pg.Client, dst: pg.Client, ct: CompiledTable): Pro
   );
   const deleted = del.rowCount ?? 0;
   return { deleted, method: 'reconciled', counts: { sourceRows, targetRowsAfterDeletes: targetRows - deleted } };
+}
+
+/**
+ * Whether this run should reconcile although capture is usable: the last run of the pair
+ * that compared key sets (a `--reconcile` or a full run) is older than `every`, so a
+ * delete the trigger could not see (a session that disabled triggers) is found within
+ * that period even if nobody schedules `sync --reconcile`. Reads the target's run log.
+ */
+export async function reconcileDue(dst: pg.Client, source: string, every = '24 hours'): Promise<boolean> {
+  if (every === 'never') return false;
+  const r = await dst.query<{ due: boolean }>(
+    `select coalesce(max(finished_at) < now() - $2::interval, true) as due
+       from bluegreen.runs where source = $1 and status = 'ok' and (detail->>'reconciled')::boolean`,
+    [source, every],
+  );
+  return r.rows[0]!.due;
 }
 
 /** Result of enabling or disabling capture. */

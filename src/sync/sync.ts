@@ -31,7 +31,7 @@ import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { readHorizon } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
 import { checkChanged, type ChangedCheck } from './check.ts';
-import { applyDeletes, type DeleteResult } from './deletes.ts';
+import { applyDeletes, reconcileDue, type DeleteResult } from './deletes.ts';
 
 export type { ChangedCheck } from './check.ts';
 
@@ -74,6 +74,11 @@ export interface SyncOptions {
    * capture are always reconciled.
    */
   reconcile?: boolean;
+  /**
+   * Reconcile automatically when the last reconciled run of this pair is older than this
+   * (PostgreSQL interval; default '24 hours'; 'never' turns it off). Not in a cutover.
+   */
+  reconcileEvery?: string;
 }
 
 export interface TableSyncReport {
@@ -297,9 +302,10 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       }
       for (const stmt of ddl.create) await dst.query(stmt);
       const deletes = new Map<string, DeleteResult>();
+      const reconcile = Boolean(opts.reconcile) || (kind !== 'cutover' && (await reconcileDue(dst, opts.from.name, opts.reconcileEvery)));
       for (const { ct, r } of [...staged].reverse()) {
         const t0 = Date.now();
-        const d = await applyDeletes(src, dst, ct, { reconcile: Boolean(opts.reconcile) || !incremental(ct), lowerBound: planFor });
+        const d = await applyDeletes(src, dst, ct, { reconcile: reconcile || !incremental(ct), lowerBound: planFor });
         deletes.set(ct.table, d);
         r.deleted = d.deleted;
         r.deletes = d.method;
@@ -354,7 +360,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         startedAt: new Date(started),
         status: 'ok',
         rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
-        detail: { mode: report.mode, tables: report.tables, horizon: report.horizon },
+        detail: { mode: report.mode, tables: report.tables, horizon: report.horizon, reconciled: reconcile || report.mode === 'full' },
       });
       if (opts.beforeCommit) await opts.beforeCommit(dst, report);
       await dst.query('commit');

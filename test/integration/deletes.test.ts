@@ -51,6 +51,9 @@ describe('deletes and fixed costs', () => {
     const users = rec.check.tables.find((t: { table: string }) => t.table === 'users');
     expect(users.sourceRows).toBe(users.targetRows);
     expect(users.sourceRows).toBeGreaterThan(0);
+    // Without anyone asking, a run reconciles once the last reconciled run is old enough.
+    expect(table(await syncJson(p), 'users')).toMatchObject({ deletes: 'captured' });
+    expect(table(await syncJson(p, ['--reconcile-every', '0 seconds']), 'users')).toMatchObject({ deletes: 'reconciled' });
   });
 
   it('without capture deletes are reconciled; a TRUNCATE or a capture newer than the lower bound falls back to reconciling', async () => {
