@@ -179,7 +179,7 @@ function settled(p: Promise<unknown>, ms: number): Promise<boolean> {
 async function targetCommitted(dst: pg.Client, source: string, since: Date): Promise<boolean | 'unknown'> {
   try {
     if (!(await dst.query(`select to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) return false;
-    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and source = $1 and started_at >= $2`, [source, since]);
+    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and status = 'ok' and source = $1 and started_at >= $2`, [source, since]);
     return (r.rowCount ?? 0) > 0;
   } catch {
     return 'unknown';
