@@ -77,7 +77,6 @@ function cancelOnSignal(argv: GlobalArgs): void {
   process.on('SIGTERM', onSignal);
 }
 
-
 /** --from/--to and their URL overrides, shared by every command that reads one side and writes the other. */
 export interface PairArgs {
   from: string;
