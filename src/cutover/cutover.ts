@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { connect } from '../db/connect.ts';
+import { recordFailedRun } from '../db/state.ts';
 import { detectVersion, VersionCatalogs } from '../db/catalog.ts';
 import { compileChain } from '../mapping/index.ts';
 import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
@@ -384,6 +385,11 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       }
       return refused(`${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure);
     }
+  } catch (err) {
+    // Refused or failed before the final sync ran (guardrails, the freeze): recorded on the
+    // target like any failed run; the final sync records its own failures.
+    if (dst && !report.frozenAt) await recordFailedRun(dst, { kind: 'cutover', source: from, startedAt: new Date(started), error: err });
+    throw err;
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);

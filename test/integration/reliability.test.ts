@@ -470,6 +470,21 @@ describe('11. failures are recorded; a finished cutover shows no growing lag', (
     expect(text.stdout).toMatch(/last failure: sync from blue at .*lock timeout/);
   });
 
+  it('a cutover refused by its guardrails is recorded as a failure too; nothing else changed', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '30']);
+    await p.ok(['sync']);
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await p.run(['cutover', '--max-lag', '0']);
+    expect(r.code, r.stderr).toBe(1);
+    const st = report(await p.ok(['status', '--json', '--env', 'green']));
+    const green = (Array.isArray(st) ? st : st.report)[0];
+    expect(green.lastFailure.kind).toBe('cutover');
+    expect(green.lastFailure.error).toMatch(/refused: lag: \d+ s behind \(max 0 s\)/);
+    expect(green.frozen ?? null).toBeNull();
+    expect(await query(p.blue, `select count(*)::int as n from pg_trigger where tgname = 'bluegreen_freeze'`)).toEqual([{ n: 0 }]);
+  });
+
   it('after a cutover, status shows no lag growing for the frozen side', async () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '50']);
