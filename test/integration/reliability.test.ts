@@ -286,6 +286,29 @@ describe('4. a killed run leaves no server work or lock behind', () => {
     expect(next.code, next.stderr).toBe(0);
   });
 
+  it('SIGINT on import waiting on the server: its backend ends, the lock is free, the target unchanged', async () => {
+    const p = await seeded(300);
+    const dir = path.join(await tempDir('rel-dump'), 'd');
+    await p.ok(['export', '--from', 'blue', '--out', dir]);
+    await p.ok(['sync']);
+    const before = await v1Rows(p.green);
+    const blocker = await holdLock(p.green, 'lock table user_settings in access share mode');
+    const child = startCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--in', dir, '--truncate'], { BLUE_URL: p.blue, GREEN_URL: p.green });
+    const done = collect(child);
+    try {
+      await waitFor('the import waiting on green', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = 'bluegreen import' and wait_event_type = 'Lock'`)).length > 0);
+      child.kill('SIGINT');
+      const r = await done;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/interrupted by SIGINT/);
+      expect(await backends(p.green, 'bluegreen import')).toEqual([]);
+      expect(await lockHolders(p.green)).toEqual([]);
+    } finally {
+      await blocker.release();
+    }
+    expect(await v1Rows(p.green)).toEqual(before);
+  });
+
   it('exit 75 names the holder, since when and its state, and for a holder whose client is gone the statement that clears it', async () => {
     const p = await seeded(20);
     // A client that takes the lock, starts a long statement and dies (SIGKILL): its
