@@ -77,6 +77,13 @@ function cancelOnSignal(argv: GlobalArgs): void {
   process.on('SIGTERM', onSignal);
 }
 
+/** What to do about a lock or statement timeout (the flags' defaults were too short, or something blocks). */
+function timeoutHint(e: { code: string; message: string }): string | undefined {
+  if (e.code === '55P03') return 'something held a table lock longer than --lock-timeout (default 30s): find it in pg_stat_activity, or raise --lock-timeout';
+  if (e.code === '57014' && /statement timeout/.test(e.message)) return 'a statement ran longer than --statement-timeout (default 6h): raise it for tables this large, or find what blocks it';
+  return undefined;
+}
+
 /** --from/--to and their URL overrides, shared by every command that reads one side and writes the other. */
 export interface PairArgs {
   from: string;
@@ -164,7 +171,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
         const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
         process.stderr.write(
           redactText(
-            `error: the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: nothing was committed; rerun with --verbose for the full trace and report it if it persists\n`,
+            `error: the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: nothing was committed; ${timeoutHint(e) ?? 'rerun with --verbose for the full trace and report it if it persists'}\n`,
           ),
         );
         process.exitCode = ExitCode.failure;

@@ -449,6 +449,7 @@ describe('8. timeouts', () => {
       ]);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/lock timeout/);
+      expect(r.stderr).toMatch(/next: nothing was committed; something held a table lock longer than --lock-timeout/);
       expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       await blocker.release();
@@ -464,6 +465,7 @@ describe('8. timeouts', () => {
       const r = await p.run(['sync', '--statement-timeout', '1s', '--lock-timeout', '0']);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/statement timeout/);
+      expect(r.stderr).toMatch(/raise it for tables this large/);
     } finally {
       await blocker.release();
     }
