@@ -130,6 +130,11 @@ describe('local-time watermarks with the writers zone declared', () => {
       // The naive bound (local time of H) loses row 1.
       const naive = await c.query(`select id from orders where updated_at >= ('2026-10-25 00:45:00+00'::timestamptz at time zone 'Europe/Berlin') order by id`);
       expect(naive.rows.map((r) => Number(r.id))).toEqual([3]);
+      // A date watermark in the same zone reads back to the local date of H minus the margin.
+      const datePlan: SourcePlan = { ...plan, kind: 'date', type: 'date', lo: '2026-10-24 22:30:00+00' };
+      const dates = await c.query(`select d::text from (values ('2026-10-23'::date), ('2026-10-24'), ('2026-10-25')) v(d) where ${lowerBoundSql({ ...datePlan, column: 'd' })}`);
+      // 22:30 UTC is 00:30 CEST on the 25th; minus the 1-hour margin it is the 24th.
+      expect(dates.rows.map((r) => r.d)).toEqual(['2026-10-24', '2026-10-25']);
       // The predicate can use the index on the bare column.
       await c.query('set enable_seqscan = off');
       const plan2 = await c.query(`explain select id from orders where ${lowerBoundSql(plan)}`);
@@ -206,18 +211,22 @@ describe('append-only keyless tables', () => {
       }
       return i;
     })();
-    await sync(p);
-    await sync(p);
-    // The long transaction's id is below ids already on green: a bound at max(seq) would skip it.
-    const greenMax = (await query<{ m: string }>(p.green, `select max(seq)::text as m from events`))[0]!.m;
-    const longSeq = (await long.query<{ s: string }>(`select seq::text as s from events where payload = 'long-tx'`)).rows[0]!.s;
-    expect(BigInt(longSeq)).toBeLessThan(BigInt(greenMax));
-    await long.query('commit');
-    await long.end();
-    await sync(p);
-    stop = true;
-    const n = await inserting;
-    await app.end();
+    let n: number;
+    try {
+      await sync(p);
+      await sync(p);
+      // The long transaction's id is below ids already on green: a bound at max(seq) would skip it.
+      const greenMax = (await query<{ m: string }>(p.green, `select max(seq)::text as m from events`))[0]!.m;
+      const longSeq = (await long.query<{ s: string }>(`select seq::text as s from events where payload = 'long-tx'`)).rows[0]!.s;
+      expect(BigInt(longSeq)).toBeLessThan(BigInt(greenMax));
+      await long.query('commit');
+      await sync(p);
+    } finally {
+      stop = true;
+      n = await inserting.catch(() => 0);
+      await app.end().catch(() => {});
+      await long.end().catch(() => {});
+    }
     expect(n).toBeGreaterThan(3);
     const last = await sync(p);
     expect(last.check?.clean ?? true).toBe(true);
