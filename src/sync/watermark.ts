@@ -48,7 +48,7 @@ import { TableError } from '../errors.ts';
  */
 const EXACT_TIME_TYPE = /^timestamp(\(\d\))? with time zone$/;
 const LOCAL_TIME_TYPE = /^(timestamp(\(\d\))? without time zone|date)$/;
-const INTEGER_TYPE = /^(smallint|integer|bigint)$/;
+const INTEGER_TYPE = /^(smallint|integer|bigint|numeric(\(\d+,0\))?)$/;
 
 /** How a watermark column bounds the next read. */
 export type WatermarkKind = 'exact' | 'local' | 'date' | 'integer';
