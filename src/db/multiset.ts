@@ -64,25 +64,10 @@ async function insertSurplus(dst: pg.Client, t: MultisetTable, stage: string, co
   return r.rowCount ?? 0;
 }
 
-const BUCKETS = 1024;
-
 /** count and sum of 64-bit row-text hashes of a relation: equal for equal multisets. */
 async function multisetHash(dst: pg.Client, rel: string, columns: string[]): Promise<string> {
   const r = await dst.query<{ h: string }>(`select count(*)::text || ':' || coalesce(sum(hashtextextended(${rowText('x', columns)}, 0)), 0)::text as h from ${rel} x`);
   return r.rows[0]!.h;
-}
-
-/** The hash buckets of row texts whose count or sum of 64-bit hashes differ between two relations. */
-async function differingBuckets(dst: pg.Client, a: string, b: string, columns: string[]): Promise<number[]> {
-  const sums = (rel: string) =>
-    dst.query<{ b: number; v: string }>(
-      `select (h & ${BUCKETS - 1})::int as b, count(*)::text || ':' || sum(h)::text as v
-         from (select hashtextextended(${rowText('x', columns)}, 0) as h from ${rel} x) y group by 1`,
-    );
-  const [x, y] = [await sums(a), await sums(b)];
-  const left = new Map(x.rows.map((r) => [r.b, r.v]));
-  const right = new Map(y.rows.map((r) => [r.b, r.v]));
-  return [...new Set([...left.keys(), ...right.keys()])].filter((k) => left.get(k) !== right.get(k));
 }
 
 /**
@@ -111,28 +96,41 @@ export async function applyAppend(dst: pg.Client, t: MultisetTable, stage: strin
 /**
  * A keyless full reload: makes the target the stage's multiset with the fewest writes.
  * Both sides are first hashed whole (count and sum of 64-bit row-text hashes, one scan
- * each, no sort): equal, and nothing is written. Otherwise they are summed per hash bucket
- * and only the rows of differing buckets are counted by text: extra target copies deleted by
- * ctid, missing ones inserted.
+ * each, no sort): equal, and nothing is written. Otherwise each row's hash is kept with its
+ * ctid (one scan per side), the hashes whose counts differ are found by grouping those
+ * integers, and only the rows holding them are compared by text: extra target copies
+ * deleted by ctid, missing ones inserted.
  */
 export async function applyFullReload(dst: pg.Client, t: MultisetTable, stage: string): Promise<{ inserted: number; updated: number; deleted?: number }> {
   // The common case, an unchanged table, costs one hashing scan per side (no grouping).
   if ((await multisetHash(dst, stage, t.columns)) === (await multisetHash(dst, ident(t.table), t.columns))) return { inserted: 0, updated: 0, deleted: 0 };
-  const differing = await differingBuckets(dst, stage, ident(t.table), t.columns);
-  if (differing.length === 0) return { inserted: 0, updated: 0, deleted: 0 };
-  const inBuckets = `where (hashtextextended(${rowText('x', t.columns)}, 0) & ${BUCKETS - 1}) in (${differing.join(', ')})`;
+  const hashes = async (name: string, rel: string) => {
+    await dst.query(`drop table if exists ${name}`);
+    await dst.query(`create temp table ${name} on commit drop as select x.ctid as c, hashtextextended(${rowText('x', t.columns)}, 0) as h from ${rel} x`);
+  };
+  const [sh, th, d] = [`${stage}_ms_sh`, `${stage}_ms_th`, `${stage}_ms_d`];
+  await hashes(sh, stage);
+  await hashes(th, ident(t.table));
+  await dst.query(`drop table if exists ${d}`);
+  await dst.query(
+    `create temp table ${d} on commit drop as
+     select h from (select h, count(*) as n from ${sh} group by h) s full join (select h, count(*) as n from ${th} group by h) t using (h)
+      where s.n is distinct from t.n`,
+  );
+  // Only the rows whose hash differs, found by ctid.
+  const only = (rel: string, hashTable: string) => `(select x.ctid as bg_ctid, x.* from ${rel} x where x.ctid = any (array(select c from ${hashTable} where h in (select h from ${d}))))`;
+  const [stageRows, targetRows] = [only(stage, sh), only(ident(t.table), th)];
   const s = `${stage}_ms_s`;
   const c = `${stage}_ms_t`;
-  await countRows(dst, s, stage, t.columns, inBuckets);
-  await countRows(dst, c, ident(t.table), t.columns, inBuckets);
+  await countRows(dst, s, stageRows, t.columns);
+  await countRows(dst, c, targetRows, t.columns);
   const extra = `(select c.r, c.n - coalesce(s.n, 0) as k from ${c} c left join ${s} s on s.r = c.r where c.n > coalesce(s.n, 0))`;
   // The extra copies of each row text, by ctid (any copy will do: they are equal).
   const del = await dst.query(
     `delete from ${ident(t.table)} where ctid = any (array(
-       select y.ctid from (select x.ctid, ${rowText('x', t.columns)} as r, row_number() over (partition by ${rowText('x', t.columns)}) as rn
-                             from ${ident(t.table)} x where ${rowText('x', t.columns)} in (select r from ${extra} e)) y
+       select y.bg_ctid from (select x.bg_ctid, ${rowText('x', t.columns)} as r, row_number() over (partition by ${rowText('x', t.columns)}) as rn from ${targetRows} x) y
          join ${extra} e on e.r = y.r
         where y.rn <= e.k))`,
   );
-  return { inserted: await insertSurplus(dst, t, stage, c, s), updated: 0, deleted: del.rowCount ?? 0 };
+  return { inserted: await insertSurplus(dst, t, stageRows, c, s), updated: 0, deleted: del.rowCount ?? 0 };
 }
