@@ -326,15 +326,22 @@ describe('keyless full reloads', () => {
     const dir = await mappings();
     const p = await makePair(1, 1, dir);
     await query(p.blue, `insert into settings values ('a', '1'), ('a', '1'); insert into history (aid, delta) values (1, 1), (1, 1); insert into events (payload) values ('x')`);
+    await query(p.blue, `insert into orders (id, note, updated_at) values (1, 'old', '2000-01-01'); insert into visits values (1, 'old', '2000-01-01')`);
     const out = await tempDir('kinds-dump');
     const full = await p.run(['export', '--from', 'blue', '--out', path.join(out, 'full'), '--json']);
     expect(full.code, full.stderr).toBe(0);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'full')]);
     for (const t of ['settings', 'history', 'events']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
     await query(p.blue, `insert into settings values ('b', '2'); delete from settings where ctid = (select min(ctid) from settings where name = 'a'); insert into history (aid, delta) values (2, 2)`);
+    // Berlin and New York writers change a row each after the full export.
+    for (const [zone, sql] of [['Europe/Berlin', `update orders set note = 'new', updated_at = localtimestamp`], ['America/New_York', `update visits set page = 'new', seen_at = localtimestamp`]]) {
+      const w = await writer(p.blue, zone);
+      await w.query(sql!);
+      await w.end();
+    }
     const since = JSON.parse(full.stdout).nextSince ?? JSON.parse(full.stdout).report?.nextSince;
     await p.ok(['export', '--from', 'blue', '--since', since, '--out', path.join(out, 'inc')]);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'inc')]);
-    for (const t of ['settings', 'history', 'events']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
+    for (const t of ['settings', 'history', 'events', 'orders', 'visits']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
   });
 });
