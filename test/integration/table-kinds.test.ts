@@ -38,6 +38,8 @@ const tables = (from: number, to: number, settingsFrom: string, settingsTo: stri
   tables: {
     app_events: { from: 'app_events', watermark: { column: 'changed_at', skew: '30 seconds' } },
     visits: { from: 'visits', watermark: { column: 'seen_at', zone: 'America/New_York' } },
+    // Names schema.sql's watermark column without a zone: the comment's zone still holds.
+    orders: { from: 'orders', watermark: 'updated_at' },
     history: { from: 'history', reload: 'append', watermark: 'mtime' },
     events: { from: 'events', reload: 'append', watermark: 'seq' },
     [settingsTo]: { from: settingsFrom, reload: 'full' },
