@@ -5,7 +5,7 @@
  * a concurrent inserter, a long transaction holding a low id), keyless full reloads that
  * write nothing when unchanged, and a cutover that refuses before it freezes anything.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -339,6 +339,11 @@ describe('keyless full reloads', () => {
     const full = await p.run(['export', '--from', 'blue', '--out', path.join(out, 'full'), '--json']);
     expect(full.code, full.stderr).toBe(0);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'full')]);
+    // Offline convert to v2 carries the keyless tables too (settings becomes app_settings).
+    const conv = await p.run(['convert', '--in', path.join(out, 'full'), '--to-version', '2', '--out', path.join(out, 'v2'), '--json']);
+    expect(conv.code, conv.stderr).toBe(0);
+    const converted = JSON.parse(await readFile(path.join(out, 'v2', 'manifest.json'), 'utf8'));
+    expect(converted.tables.find((t: { name: string }) => t.name === 'app_settings')).toMatchObject({ rows: 2, key: [] });
     for (const t of ['settings', 'history', 'events']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
     await query(p.blue, `insert into settings values ('b', '2'); delete from settings where ctid = (select min(ctid) from settings where name = 'a'); insert into history (aid, delta) values (2, 2)`);
     // Berlin and New York writers change a row each after the full export.
