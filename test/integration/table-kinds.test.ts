@@ -286,6 +286,14 @@ describe('append-only keyless tables', () => {
     expect(v.tables.find((t: { table: string }) => t.table === 'history').comparedAs).toBe('multiset');
   });
 
+  it('refuses an integer watermark whose sequence caches values per session', async () => {
+    const p = await pair();
+    await query(p.blue, `alter sequence events_seq_seq cache 20`);
+    const r = await p.run(['sync', '--from', 'blue', '--to', 'green']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/events.*CACHE 20.*ALTER SEQUENCE/s);
+  });
+
   it('exit 3 naming what it saw when a row of an append table changed on the source', async () => {
     const p = await pair();
     await query(p.blue, `insert into history (aid, delta) select g, g from generate_series(1, 20) g`);
