@@ -29,7 +29,7 @@ CREATE TABLE history (aid integer NOT NULL, delta integer NOT NULL, mtime timest
 CREATE INDEX history_mtime ON history (mtime);
 CREATE TABLE events (seq bigserial NOT NULL, payload text);
 CREATE INDEX events_seq ON events (seq);
-CREATE TABLE ${settings} (name text NOT NULL, value text);
+CREATE TABLE ${settings} (name text NOT NULL, value text, meta json);
 `;
 
 const tables = (from: number, to: number, settingsFrom: string, settingsTo: string) => ({
@@ -341,7 +341,7 @@ describe('keyless full reloads', () => {
   it('export and import carry keyless full-reload and append tables, full and incremental', async () => {
     const dir = await mappings();
     const p = await makePair(1, 1, dir);
-    await query(p.blue, `insert into settings values ('a', '1'), ('a', '1'); insert into history (aid, delta) values (1, 1), (1, 1); insert into events (payload) values ('x')`);
+    await query(p.blue, `insert into settings values ('a', '1', '{"b": 1, "a": [2]}'), ('a', '1', '{"b": 1, "a": [2]}'); insert into history (aid, delta) values (1, 1), (1, 1); insert into events (payload) values ('x')`);
     await query(p.blue, `insert into orders (id, note, updated_at) values (1, 'old', '2000-01-01'); insert into visits values (1, 'old', '2000-01-01')`);
     const out = await tempDir('kinds-dump');
     const full = await p.run(['export', '--from', 'blue', '--out', path.join(out, 'full'), '--json']);
