@@ -38,6 +38,12 @@ export interface StagedForCheck {
   whole: boolean;
   /** Row counts known without a scan (from delete reconciliation), when they are. */
   counts?: { sourceRows: number; targetRows: number };
+  /**
+   * Keyless append table read incrementally: a target column (its watermark, indexed)
+   * that finds a staged row's twins, so the target side is the rows sharing a staged
+   * value of it rather than the whole table.
+   */
+  lookup?: string;
 }
 
 /** Result of the `changed` verification of a run. */
@@ -84,10 +90,14 @@ export function checkSql(s: StagedForCheck): string {
                    coalesce(sum(abs(coalesce(s.n, 0) - coalesce(t.n, 0))), 0)::bigint as differing
               from (${groups(stage)}) s full join (${groups(target)}) t on t.h = s.h`;
   }
-  // Only new rows staged (append-only): each staged row occurs on the target at least as often.
+  // Only new rows staged (append-only): each staged row occurs on the target at least as
+  // often. With a lookup column only the target rows sharing a staged value are hashed.
+  const candidates = s.lookup
+    ? `(select * from ${target} y where y.${ident(s.lookup)} in (select z.${ident(s.lookup)} from ${stage} z))`
+    : target;
   return `select coalesce(sum(s.n), 0)::bigint as checked,
                  coalesce(sum(greatest(s.n - coalesce(t.n, 0), 0)), 0)::bigint as mismatched
-            from (${groups(stage)}) s left join (${groups(target)}) t on t.h = s.h`;
+            from (${groups(stage)}) s left join (${groups(candidates)}) t on t.h = s.h`;
 }
 
 /** Runs the check on the target, in the caller's (the run's) transaction. */
