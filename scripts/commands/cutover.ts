@@ -41,13 +41,13 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes'), as for sync" })
       .option('verify', {
         type: 'string',
-        default: 'full',
+        default: 'changed',
         coerce: (v: unknown) => {
-          if (v === true || v === '' || v === 'true' || v === 'auto' || v === 'full') return 'full';
-          if (v === 'changed') return 'changed';
+          if (v === 'full') return 'full';
+          if (v === true || v === '' || v === 'true' || v === 'auto' || v === 'changed') return 'changed';
           throw new Error(`cutover --verify must be full or changed (got ${String(v)}): a cutover never skips its final verify`);
         },
-        describe: 'full: compare every row against the final snapshot; changed: the rows the final sync read and the row counts (shorter freeze). --no-verify is refused',
+        describe: 'changed (default): check the rows the final sync read, inside its transaction (every row was verified before the freeze); full: also compare every row against the final snapshot while frozen (a freeze as long as the database is large). --no-verify is refused',
       })
       .example('$0 cutover --from blue --to green', 'switch to green; blue stays read-only until rollback or unfreeze')
       .example('$0 cutover --from green --to blue', 'roll back (green writes flow back through the down mappings)')

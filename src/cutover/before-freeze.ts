@@ -69,7 +69,7 @@ export interface ReverseSeed {
 /**
  * Writes the reverse direction's watermarks into the cutover source's `bluegreen` state,
  * in the caller's transaction on `client` (the cutover source). Per table of the reverse
- * chain's sources that has a watermark: the horizon, in the column's own type.
+ * chain's sources that has a timestamptz watermark: the horizon.
  */
 export async function seedReverseWatermarks(client: pg.Client, seed: ReverseSeed): Promise<Record<string, string>> {
   const chain = await compileChain(seed.mappingsDir, seed.fromVersion, seed.toVersion, seed.catalogs);
@@ -80,7 +80,10 @@ export async function seedReverseWatermarks(client: pg.Client, seed: ReverseSeed
   const out: Record<string, string> = {};
   for (const [table, column] of marks) {
     const type = source.tables[table]?.columns.find((c) => c.name === column)?.type;
-    if (!type) continue;
+    // Only watermarks the horizon bounds directly (timestamptz set by now()); the others
+    // (local times, dates, integers) have their own rules, and their tables are read
+    // whole by the first rollback sync, which then stores their bounds.
+    if (!type || !/^timestamp(\(\d\))? with time zone$/.test(type)) continue;
     const value = (await client.query<{ v: string }>(`select (${literal(seed.horizon)}::timestamptz::${type})::text as v`)).rows[0]!.v;
     out[table] = value;
     await client.query(
