@@ -112,7 +112,9 @@ export function parseMapping(json: unknown, ctx: ParseContext): Mapping {
     throw new InvalidInputError(`no catalog for v${source === undefined ? ctx.sourceVersion : ctx.targetVersion}`, 'load the catalogs of both versions of the mapping');
   }
   const analysis = analyseMapping(spec, { file: ctx.file, sourceVersion: ctx.sourceVersion, targetVersion: ctx.targetVersion, source, target, functions: ctx.functions });
-  if (analysis.problems.length > 0) throw new ValidationError(`invalid mapping ${ctx.file}`, analysis.problems);
+  // A drafted mapping (new-version --from) is not a mapping until its open decisions are made.
+  const todo = (spec._todo ?? []).map((t, i): ValidationProblem => ({ file: ctx.file, path: `/_todo/${i}`, message: `open decision: ${t}`, hint: 'decide, edit the mapping, then delete the line from "_todo"' }));
+  if (analysis.problems.length > 0 || todo.length > 0) throw new ValidationError(`invalid mapping ${ctx.file}`, [...analysis.problems, ...todo]);
   return { file: ctx.file, from: ctx.sourceVersion, to: ctx.targetVersion, spec, analysis };
 }
 
