@@ -17,6 +17,7 @@ import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
+import { keylessTables } from './keyless.ts';
 import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 
 export interface ExportOptions {
@@ -189,9 +190,12 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     }
     await ensureEmptyDir(opts.out);
     const order = loadOrder(catalog);
+    // Keyless tables a mapping reloads whole or appends to: dumped whole (src/dump/keyless.ts).
+    const keyless = await keylessTables(opts.mappingsDir, version);
     const plans = order.map((name) => {
       const t = catalog.tables[name]!;
-      return { t, key: tableKey(t), columns: copyColumns(t) };
+      const whole = t.primaryKey.length === 0 && keyless.has(name);
+      return { t, key: whole ? [] : tableKey(t), columns: copyColumns(t) };
     });
     // The next --since must cover transactions still open when this snapshot is taken,
     // so it is read first (src/sync/horizon.ts).
@@ -215,11 +219,11 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const t0 = Date.now();
       const file = `${p.t.name}.csv`;
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
-      const filter = opts.since !== undefined && wm ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
-      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key)}`;
+      const filter = opts.since !== undefined && wm && p.key.length ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
+      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key.length ? p.key : p.columns)}`;
       const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
-      if (opts.since !== undefined) {
+      if (opts.since !== undefined && p.key.length) {
         // Every key at the snapshot: target rows whose key is not here were deleted.
         const keysFile = `${p.t.name}.keys.csv`;
         const keys = await copyQueryToFile(

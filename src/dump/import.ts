@@ -206,7 +206,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         const target = await catalogs.get(version);
         const differing: string[] = [];
         for (const t of manifest.tables) {
-          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${keyOrderBy(target.tables[t.name]!, t.key)}`;
+          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${keyOrderBy(target.tables[t.name]!, t.key.length ? t.key : t.columns)}`;
           const again = await hashQuery(client, sql);
           if (again.sha256 !== t.sha256) differing.push(t.name);
         }

@@ -62,6 +62,11 @@ export interface CastOpSpec {
   op: 'cast';
   from: string;
   to?: string;
+  /**
+   * For `timestamp` <-> `timestamptz`: the zone the local times are in (IANA name, e.g.
+   * `Europe/Berlin`). Without it, UTC.
+   */
+  zone?: string;
 }
 /** Named TypeScript function from the version's functions.ts. */
 export interface FunctionOpSpec {
@@ -70,6 +75,29 @@ export interface FunctionOpSpec {
   from: string[];
   to: string[];
   lossless?: boolean;
+  /** SQL face: per `to` column, an expression over the `from` columns (by bare name). */
+  sql?: Record<string, string>;
+}
+/** An SQL expression over source columns (by bare name), with an optional JS twin. */
+export interface SqlOpSpec {
+  op: 'sql';
+  /** Source columns the expression reads. */
+  from: string[];
+  /** Target column. */
+  to: string;
+  /** SQL expression over the `from` columns. */
+  expr: string;
+  /** Name of a twin in functions.ts, proven equal to `expr` on fixtures by `check`. */
+  js?: string;
+}
+/** Target = source × factor, exact decimal arithmetic (integer cents <-> numeric). */
+export interface ScaleOpSpec {
+  op: 'scale';
+  from: string;
+  /** Target column; defaults to `from`. */
+  to?: string;
+  /** Decimal factor in text, e.g. `0.01` or `100`. */
+  factor: string;
 }
 
 /** Any column operation of a table mapping. */
@@ -82,7 +110,19 @@ export type ColumnOpSpec =
   | ConcatOpSpec
   | MapOpSpec
   | CastOpSpec
-  | FunctionOpSpec;
+  | FunctionOpSpec
+  | SqlOpSpec
+  | ScaleOpSpec;
+
+/** A watermark column and how its values are set (see src/sync/watermark.ts). */
+export interface WatermarkSpec {
+  /** Source column. */
+  column: string;
+  /** The writers' zone (IANA name) for a `timestamp without time zone` or `date` watermark. */
+  zone?: string;
+  /** Clock-skew allowance (PostgreSQL interval) for a watermark the application sets itself. */
+  skew?: string;
+}
 
 /** How one target table is produced. */
 export interface TableMappingSpec {
@@ -90,10 +130,10 @@ export interface TableMappingSpec {
   from: string | { merge: string[] };
   /** Target key columns; defaults to the target primary key. */
   key?: string[];
-  /** Source column that grows on every write. */
-  watermark?: string;
-  /** `full`: copy the whole table on every run. */
-  reload?: 'full' | 'incremental';
+  /** Source column that grows on every write, or that column with how its values are set. */
+  watermark?: string | WatermarkSpec;
+  /** `full`: copy the whole table on every run; `append`: keyless, insert-only, synced by its watermark. */
+  reload?: 'full' | 'incremental' | 'append';
   /** What changed; everything else is carried by name. */
   ops?: ColumnOpSpec[];
 }

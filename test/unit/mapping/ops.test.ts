@@ -16,6 +16,8 @@ interface OpCase extends OpScenario {
   sqlOnlyJs?: boolean;
   /** The down ops have no JS face (SQL-only cast). */
   downSqlOnly?: boolean;
+  /** The up op has no JS face (runs in PostgreSQL even offline). */
+  sqlOnlyUp?: boolean;
   /** A substring of the up SELECT. */
   sql?: string;
 }
@@ -180,12 +182,101 @@ const cases: OpCase[] = [
     sqlOnlyJs: true,
     rows: [[['12.5'], ['12.5C']], [[null], [null]]],
   },
+  {
+    name: 'function with an SQL face',
+    source: ['celsius numeric'],
+    target: ['fahrenheit text'],
+    op: { op: 'function', name: 'toF', from: ['celsius'], to: ['fahrenheit'], lossless: true, sql: { fahrenheit: "celsius::text || 'C'" } },
+    down: [{ op: 'function', name: 'toC', from: ['fahrenheit'], to: ['celsius'], lossless: true, sql: { celsius: "rtrim(fahrenheit, 'C')::numeric" } }],
+    functions: {
+      toF: ([c]: (string | null)[]) => [c == null ? null : `${c}C`],
+      toC: ([f]: (string | null)[]) => [f == null ? null : f.slice(0, -1)],
+    },
+    rows: [[['12.5'], ['12.5C']], [[null], [null]]],
+    sql: `(SELECT (celsius::text || 'C') FROM (VALUES ("s0"."celsius")) AS bg_in("celsius"))`,
+  },
+  {
+    name: 'sql with a JS twin',
+    source: ['total_cents bigint'],
+    target: ['total numeric(12,2)'],
+    op: { op: 'sql', from: ['total_cents'], to: 'total', expr: 'round(total_cents / 100.0, 2)', js: 'up' },
+    down: [{ op: 'sql', from: ['total'], to: 'total_cents', expr: '(total * 100)::bigint', js: 'down' }],
+    functions: {
+      up: ([c]: (string | null)[]) => [c === null ? null : (Number(c) / 100).toFixed(2)],
+      down: ([t]: (string | null)[]) => [t === null ? null : String(Math.round(Number(t) * 100))],
+    },
+    rows: [[['1999'], ['19.99']], [['-1'], ['-0.01']], [[null], [null]]],
+    sql: 'AS bg_in("total_cents"))',
+  },
+  {
+    name: 'scale cents -> numeric(12,2)',
+    source: ['total_cents bigint'],
+    target: ['total numeric(12,2)'],
+    op: { op: 'scale', from: 'total_cents', to: 'total', factor: '0.01' },
+    rows: [[['1999'], ['19.99']], [['0'], ['0.00']], [['-9223372036854775808'], ['-92233720368547758.08']], [[null], [null]]],
+    sql: `::numeric * 0.01::numeric`,
+  },
+  {
+    name: 'scale numeric(12,2) -> cents',
+    source: ['total numeric(12,2)'],
+    target: ['total_cents bigint'],
+    op: { op: 'scale', from: 'total', to: 'total_cents', factor: '100' },
+    rows: [[['19.99'], ['1999']], [['-0.01'], ['-1']], [[null], [null]]],
+  },
+  {
+    name: 'cast timestamp -> timestamptz (UTC)',
+    source: ['created_at timestamp without time zone'],
+    target: ['created_at timestamp with time zone'],
+    op: { op: 'cast', from: 'created_at' },
+    rows: [[['2024-03-31 02:30:00'], ['2024-03-31 02:30:00+00']], [['infinity'], ['infinity']], [[null], [null]]],
+    sql: `AT TIME ZONE E'UTC'`,
+  },
+  {
+    name: 'cast timestamp -> timestamptz in Europe/Berlin (SQL-only both ways)',
+    source: ['created_at timestamp without time zone'],
+    target: ['created_at timestamp with time zone'],
+    op: { op: 'cast', from: 'created_at', zone: 'Europe/Berlin' },
+    sqlOnlyUp: true,
+    rows: [],
+    sql: `AT TIME ZONE E'Europe/Berlin'`,
+  },
+  {
+    name: 'cast character(2) -> text',
+    source: ['country character(2)'],
+    target: ['country text'],
+    op: { op: 'cast', from: 'country' },
+    downLoses: ['country'],
+    rows: [[['DE'], ['DE']], [['D '], ['D']], [[null], [null]]],
+  },
+  {
+    name: 'cast jsonb -> json',
+    source: ['doc jsonb'],
+    target: ['doc json'],
+    op: { op: 'cast', from: 'doc' },
+    upLoses: [],
+    downLoses: ['doc'],
+    downSqlOnly: true,
+    rows: [[['{"a": 1}'], ['{"a": 1}']]],
+  },
+  {
+    name: 'cast text -> enum of the target only',
+    source: ['status text'],
+    target: ['status order_status'],
+    op: { op: 'cast', from: 'status' },
+    rows: [[['paid'], ['paid']], [[null], [null]]],
+    sql: `("s0"."status")::text AS "status"`,
+  },
 ];
 
 describe('every op, forward and back', () => {
   for (const c of cases) {
     it(c.name, () => {
       const run = runOp(c);
+      if (c.sqlOnlyUp) {
+        expect(run.up.jsUnsupported).not.toEqual([]);
+        expect(run.up.selectSql((t) => `"public"."${t}"`)).toContain(c.sql!);
+        return;
+      }
       c.rows.forEach(([src, expected]) => expect(run.forward(src)).toEqual(expected));
       if (c.sqlOnlyJs) expect(run.up.sqlUnsupported).not.toEqual([]);
       else {
