@@ -163,7 +163,10 @@ async function readDdl(client: pg.Client, nsp: string): Promise<SchemaDdl> {
       order by c.relname, ic.relname`,
     nsp,
   );
-  if (indexes.length > 0) out.push(indexes.map((i) => `${i.def};`).join('\n'));
+  // pg_get_indexdef and pg_get_triggerdef qualify the table whatever the search_path.
+  const q = `${(await client.query<{ q: string }>('select quote_ident($1) as q', [nsp])).rows[0]!.q}.`;
+  const unqualify = (def: string) => def.replaceAll(` ON ${q}`, ' ON ').replaceAll(` ON ONLY ${q}`, ' ON ONLY ');
+  if (indexes.length > 0) out.push(indexes.map((i) => `${unqualify(i.def)};`).join('\n'));
 
   const triggers = await rows<{ def: string }>(
     client,
@@ -175,7 +178,7 @@ async function readDdl(client: pg.Client, nsp: string): Promise<SchemaDdl> {
       order by c.relname, g.tgname`,
     nsp,
   );
-  if (triggers.length > 0) out.push(triggers.map((g) => `${g.def};`).join('\n'));
+  if (triggers.length > 0) out.push(triggers.map((g) => `${unqualify(g.def)};`).join('\n'));
 
   const owned = sequences.filter((s) => s.owner !== null);
   if (owned.length > 0) out.push(owned.map((s) => `ALTER SEQUENCE ${s.name} OWNED BY ${s.owner};`).join('\n'));

@@ -137,21 +137,38 @@ function retypeOp(from: string, to: string, a: string, b: string, todo: string[]
   const target = from === to ? {} : { to };
   if (TIMESTAMP.test(a) && TIMESTAMPTZ.test(b)) {
     todo.push(`${where}: ${a} -> ${b}: in which zone were the local times written? Set "zone" on the cast (drafted as UTC)`);
-    return { op: 'cast', from, ...target, zone: 'UTC' } as ColumnOpSpec;
+    return { op: 'cast', from, ...target, zone: 'UTC' };
   }
   if (TIMESTAMPTZ.test(a) && TIMESTAMP.test(b)) {
     todo.push(`${where}: ${a} -> ${b}: local time of which zone? Set "zone" on the cast (drafted as UTC)`);
-    return { op: 'cast', from, ...target, zone: 'UTC' } as ColumnOpSpec;
+    return { op: 'cast', from, ...target, zone: 'UTC' };
   }
   if (INTEGER.test(a) && NUMERIC.test(b) && /cents/.test(from) && !/cents/.test(to)) {
     todo.push(`${where}: ${a} -> ${b}: GUESS integer cents become units ("scale" by 0.01); confirm the factor`);
-    return { op: 'scale', from, to, factor: '0.01' } as ColumnOpSpec;
+    return { op: 'scale', from, to, factor: '0.01' };
   }
   if (NUMERIC.test(a) && INTEGER.test(b) && /cents/.test(to) && !/cents/.test(from)) {
     todo.push(`${where}: ${a} -> ${b}: GUESS units become integer cents ("scale" by 100); confirm the factor`);
-    return { op: 'scale', from, to, factor: '100' } as ColumnOpSpec;
+    return { op: 'scale', from, to, factor: '100' };
   }
   return { op: 'cast', from, ...target };
+}
+
+/**
+ * What a table without a primary key needs: a unique non-null key when it has one, else
+ * (a guess, listed in `todo`) `append` when the source declares a watermark, `full` otherwise.
+ */
+function keylessSettings(target: TableInfo, source: TableInfo, todo: string[]): Pick<TableMappingSpec, 'key' | 'reload'> {
+  if (target.primaryKey.length > 0) return {};
+  const notNull = (c: string) => target.columns.find((x) => x.name === c)?.notNull === true;
+  const key = target.uniqueKeys.find((k) => k.every(notNull));
+  if (key) return { key };
+  if (source.watermark !== undefined) {
+    todo.push(`table ${target.name} has no key: GUESS "reload": "append" (rows only ever inserted, read by the watermark ${source.watermark}); use "full" if rows change or vanish`);
+    return { reload: 'append' } as Pick<TableMappingSpec, 'reload'>;
+  }
+  todo.push(`table ${target.name} has no key and no watermark: drafted "reload": "full" (copied whole on every run); name a unique non-null "key" if it has one`);
+  return { reload: 'full' };
 }
 
 /**
@@ -179,7 +196,7 @@ export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, to
     const sourceName = from.tables[name] ? name : sourceOf.get(name);
     if (sourceName === undefined) {
       changes.push({ kind: 'table added', table: name, detail: `new in v${toVersion}` });
-      todo.push(`table ${name} is new in v${toVersion}: say which v${fromVersion} table its rows come from ("from", with ops), or leave it out if it starts empty`);
+      todo.push(`table ${name} is new in v${toVersion}: say which v${fromVersion} table its rows come from ("from", with ops for its columns)`);
       continue;
     }
     const source = from.tables[sourceName]!;
@@ -218,7 +235,7 @@ export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, to
       loses.push({ table: sourceName, column: d.name, why: `TODO: v${toVersion} has no ${d.name}; say what is lost for the people running this direction` });
       todo.push(`${sourceName}.${d.name} is not in v${toVersion}: confirm it is dropped and say why in "loses" (or carry it into a new column)`);
     }
-    const spec: TableMappingSpec = { from: sourceName };
+    const spec: TableMappingSpec = { from: sourceName, ...keylessSettings(target, source, todo) };
     if (ops.length > 0) spec.ops = ops;
     tables[name] = spec;
   }
