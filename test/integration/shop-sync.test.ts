@@ -72,6 +72,7 @@ describe('shop example: sync v1 -> v2', () => {
       // The first sync could not see those rows; they carry a time older than its start.
       expect(await query(p.green, `select count(*)::int as n from customers where id = md5('long-tx')::uuid`)).toEqual([{ n: 0 }]);
       expect(during.mode).toBe('incremental');
+      expect(during.horizon.heldBackBy).toMatch(/open since/);
       await sleep(400);
       await syncJson(p);
     } finally {
