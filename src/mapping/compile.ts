@@ -65,6 +65,12 @@ export interface CompiledTable {
   lossyColumns: string[];
   /** Source columns each written target column depends on, by target column. */
   origins: Record<string, ColumnOrigin[]>;
+  /**
+   * Target columns an op computes (in this step or an earlier one of a chain), each with
+   * where that op is (`<file> at <JSON pointer>`): the columns a row-level conversion
+   * failure can be in, and what an error tells the DBA to change.
+   */
+  converted: Record<string, string>;
   /** Why `selectSql` is unavailable (ops without an SQL face); empty when available. */
   sqlUnsupported: string[];
   /** Why `transformJs` is unavailable (ops without an exact JS face); empty when available. */
@@ -107,11 +113,11 @@ export interface CompileOptions {
 /** Compiles every target table of a loaded mapping. */
 export function compileStep(mapping: Mapping, options: CompileOptions = {}): CompiledStep {
   const tables: Record<string, CompiledTable> = {};
-  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false);
+  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false, mapping.file);
   return { from: mapping.from, to: mapping.to, tables, lost: mapping.analysis.lost };
 }
 
-function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean): CompiledTable {
+function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean, file: string): CompiledTable {
   const outputs = plan.outputs.filter((o) => fullWidth || o.kind !== 'default');
   const columns = outputs.map((o) => o.column);
   const outIndex = new Map(columns.map((c, i) => [c, i]));
@@ -171,6 +177,8 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
           return out;
         };
 
+  const converted: Record<string, string> = {};
+  for (const o of outputs) if (o.kind === 'op') converted[o.column] = `${file} at ${plan.path}/ops/${o.op}`;
   const origins: Record<string, ColumnOrigin[]> = {};
   for (const o of outputs) {
     const deps = o.kind === 'carry' ? [o.source] : o.kind === 'op' ? o.deps : [];
@@ -193,6 +201,7 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     reload: plan.reload,
     lossyColumns: plan.outputs.filter((o) => o.kind === 'default').map((o) => o.column),
     origins,
+    converted,
     sqlUnsupported,
     jsUnsupported,
     selectSql,

@@ -37,3 +37,45 @@ export class MappingValueError extends InvalidInputError {
     super(`${table}.${column}: ${message} (value ${value === null ? 'NULL' : JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`, hint);
   }
 }
+
+/** A value cut to 80 characters for messages. */
+export function shownValue(value: string | null | undefined): string {
+  if (value === undefined) return '';
+  if (value === null) return ' (value NULL)';
+  return ` (value ${JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`;
+}
+
+/** `id=7`, `(a, b)=(1,x)`: a key for messages. */
+export function shownKey(columns: readonly string[], values: readonly (string | null)[]): string {
+  const v = values.map((x) => (x === null ? 'NULL' : x));
+  return columns.length === 1 ? `${columns[0]}=${v[0]}` : `(${columns.join(', ')})=(${v.join(',')})`;
+}
+
+/**
+ * A row the mapping could not convert, located: the target table and column, the
+ * source key of the row and its value, and what to change. Raised by sync, import,
+ * convert and cutover alike, before anything is committed.
+ */
+export class RowConversionError extends InvalidInputError {
+  constructor(
+    /** Target table. */
+    readonly table: string,
+    /** Target column. */
+    readonly column: string,
+    /** The row's source key (`id=7`), when found. */
+    readonly key: string | undefined,
+    /** The offending value (text form), when known. */
+    readonly value: string | null | undefined,
+    /** What went wrong (PostgreSQL's or the op's message). */
+    readonly reason: string,
+    /** Where the op producing the column is (`<file> at <JSON pointer>`); undefined when carried by name. */
+    readonly op: string | undefined,
+  ) {
+    super(
+      `table ${table}, column ${column}${key === undefined ? '' : `, key ${key}`}: ${reason}${shownValue(value)}`,
+      op === undefined
+        ? `the value does not fit ${table}.${column}: widen the column in schema.sql, or convert it with an op (map, sql) and declare in "loses" what that drops`
+        : `change the op at ${op} so every value fits ${table}.${column} (or widen the column), and declare in "loses" what the new op drops`,
+    );
+  }
+}

@@ -30,6 +30,7 @@ import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { readHorizon } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
 import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
+import { locateOnFreshSession } from '../convert/locate.ts';
 
 export interface Endpoint {
   /** Environment name (blue, green, …); the target keeps watermarks per source name. */
@@ -240,13 +241,18 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         const r: TableSyncReport = { table: ct.table, mode: bulk ? 'bulk' : inc ? 'incremental' : 'full', read: 0, inserted: 0, updated: 0, deleted: 0, ms: 0 };
         report.tables.push(r);
         if (bulk) {
-          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns);
+          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns).catch(async (e) => {
+            throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
+          });
         } else {
           const stage = `bg_stage_${staged.length}`;
           await dst.query(
             `create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`,
           );
-          r.read = await pipeCopy(src, dst, sql, stage, ct.columns);
+          r.read = await pipeCopy(src, dst, sql, stage, ct.columns).catch(async (e) => {
+            // A row the mapping cannot convert: name its table, column and key.
+            throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
+          });
           staged.push({ ct, r, stage });
         }
         r.ms = Date.now() - t0;

@@ -213,7 +213,7 @@ const cases: OpCase[] = [
     source: ['total_cents bigint'],
     target: ['total numeric(12,2)'],
     op: { op: 'scale', from: 'total_cents', to: 'total', factor: '0.01' },
-    rows: [[['1999'], ['19.99']], [['0'], ['0.00']], [['-9223372036854775808'], ['-92233720368547758.08']], [[null], [null]]],
+    rows: [[['1999'], ['19.99']], [['0'], ['0.00']], [['-99999999999'], ['-999999999.99']], [[null], [null]]],
     sql: `::numeric * 0.01::numeric`,
   },
   {
