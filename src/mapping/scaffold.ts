@@ -42,10 +42,33 @@ export function tablesInSchemaSql(sql: string): { tables: string[]; watermarks: 
   return { tables, watermarks };
 }
 
-function identity(from: number, to: number, tables: string[], watermarks: Record<string, string>): MappingFile {
+type TableKind = Pick<TableMappingSpec, 'key' | 'reload'>;
+
+function identity(from: number, to: number, tables: string[], watermarks: Record<string, string>, kinds: Record<string, TableKind>): MappingFile {
   const entries: Record<string, TableMappingSpec> = {};
-  for (const t of tables) entries[t] = watermarks[t] === undefined ? { from: t } : { from: t, watermark: watermarks[t] };
+  for (const t of tables) entries[t] = { from: t, ...(watermarks[t] === undefined ? {} : { watermark: watermarks[t] }), ...kinds[t] };
   return { $schema: '../../src/schemas/mapping.schema.json', from, to, tables: entries, loses: [] };
+}
+
+/**
+ * The table kinds (`key`, `reload`) vN's up.json gives its target tables: a keyless table
+ * stays keyless in a copy of the schema, and the decision how to sync it was made already.
+ */
+async function previousTableKinds(mappingsDir: string, version: number): Promise<Record<string, TableKind>> {
+  let spec: MappingFile;
+  try {
+    spec = JSON.parse(await readFile(path.join(mappingsDir, `v${version}`, 'up.json'), 'utf8')) as MappingFile;
+  } catch {
+    return {}; // v1, or an unreadable file `check` will name anyway
+  }
+  const kinds: Record<string, TableKind> = {};
+  for (const [name, t] of Object.entries(spec.tables ?? {})) {
+    const kind: TableKind = {};
+    if (t.key !== undefined) kind.key = t.key;
+    if (t.reload !== undefined) kind.reload = t.reload;
+    if (Object.keys(kind).length > 0) kinds[name] = kind;
+  }
+  return kinds;
 }
 
 /**
@@ -69,8 +92,9 @@ export async function scaffoldVersion(mappingsDir: string, schemaRef = '../../sr
   const files = [path.join(dir, 'schema.sql'), path.join(dir, 'up.json'), path.join(dir, 'down.json')];
   await copyFile(schema, files[0]!);
   const write = (file: string, m: MappingFile) => writeFile(file, JSON.stringify({ ...m, $schema: schemaRef }, null, 2) + '\n');
-  await write(files[1]!, identity(current, next, tables, watermarks));
-  await write(files[2]!, identity(next, current, tables, watermarks));
+  const kinds = await previousTableKinds(mappingsDir, current);
+  await write(files[1]!, identity(current, next, tables, watermarks, kinds));
+  await write(files[2]!, identity(next, current, tables, watermarks, kinds));
   return { version: next, dir, files };
 }
 
@@ -178,7 +202,7 @@ function keylessSettings(target: TableInfo, source: TableInfo, todo: string[]): 
  * loss for a dropped one) and a line in `_todo` where a developer must decide (guesses,
  * zones, values for new columns, what a loss means).
  */
-export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, toVersion: number): DraftMapping {
+export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, toVersion: number, kinds: Record<string, TableKind> = {}): DraftMapping {
   const todo: string[] = [];
   const changes: SchemaChange[] = [];
   const tables: Record<string, TableMappingSpec> = {};
@@ -235,7 +259,8 @@ export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, to
       loses.push({ table: sourceName, column: d.name, why: `TODO: v${toVersion} has no ${d.name}; say what is lost for the people running this direction` });
       todo.push(`${sourceName}.${d.name} is not in v${toVersion}: confirm it is dropped and say why in "loses" (or carry it into a new column)`);
     }
-    const spec: TableMappingSpec = { from: sourceName, ...keylessSettings(target, source, todo) };
+    const known = kinds[name] ?? kinds[sourceName];
+    const spec: TableMappingSpec = { from: sourceName, ...(known !== undefined && target.primaryKey.length === 0 ? known : keylessSettings(target, source, todo)) };
     if (ops.length > 0) spec.ops = ops;
     tables[name] = spec;
   }
@@ -288,8 +313,9 @@ export async function scaffoldFromDatabase(client: pg.Client, mappingsDir: strin
   const previous = await loadVersionCatalog(client, mappingsDir, current);
   const learnt = await catalogOfSql(client, sql, path.join(dir, 'schema.sql'));
   const drift = diffCatalogs(await readCatalog(client), learnt);
-  const up = draftMapping(previous, learnt, current, next);
-  const down = draftMapping(learnt, previous, next, current);
+  const kinds = await previousTableKinds(mappingsDir, current);
+  const up = draftMapping(previous, learnt, current, next, kinds);
+  const down = draftMapping(learnt, previous, next, current, kinds);
   await mkdir(dir, { recursive: false }).catch((e: NodeJS.ErrnoException) => {
     throw e.code === 'EEXIST' ? new UsageError(`${dir} already exists`, 'finish or remove it first') : e;
   });

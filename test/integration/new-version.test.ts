@@ -159,6 +159,39 @@ describe('new-version --from', () => {
     expect(final.code, final.stdout + final.stderr).toBe(0);
   });
 
+  it("keeps earlier decisions: the shop's append-only table stays append-only in v3, with and without --from", async () => {
+    const copy = async () => {
+      const dir = path.join(await tempDir('newver-shop'), 'mappings');
+      await cp(SHOP_MAPPINGS, dir, { recursive: true });
+      return dir;
+    };
+    // Identity scaffold: v3 = copy of v2, the table kinds of v2/up.json carried.
+    const plain = await copy();
+    expect((await bluegreen(plain, ['new-version'])).code).toBe(0);
+    const idUp = JSON.parse(await readFile(path.join(plain, 'v3', 'up.json'), 'utf8'));
+    const idDown = JSON.parse(await readFile(path.join(plain, 'v3', 'down.json'), 'utf8'));
+    expect([idUp.tables.order_events.reload, idDown.tables.order_events.reload]).toEqual(['append', 'append']);
+    const db = await freshDatabase('shopv2');
+    const checked = await bluegreen(plain, ['check', '--json', '--catalog-url', db]);
+    const v3Problems = JSON.parse(checked.stdout).problems.filter((p: { file: string }) => p.file.includes(`${path.sep}v3${path.sep}`));
+    expect(v3Problems).toEqual([]);
+
+    // --from a v2 database the team migrated: only the new column is left to decide.
+    const dir = await copy();
+    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--version', '2'])).code).toBe(0);
+    await query(db, `alter table customers add column phone text`);
+    const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.drift).toEqual([]);
+    expect(out.changes).toEqual([{ kind: 'column added', table: 'customers', column: 'phone', detail: 'text' }]);
+    expect(out.upTodo).toEqual([expect.stringMatching(/^customers\.phone \(text\) is new/)]);
+    expect(out.downTodo).toEqual([expect.stringMatching(/^customers\.phone is not in v2/)]);
+    const up = JSON.parse(await readFile(path.join(dir, 'v3', 'up.json'), 'utf8'));
+    expect(up.tables.order_events).toEqual({ from: 'order_events', reload: 'append' });
+    expect(await detected(db, dir)).toBe(3);
+  });
+
   it('finds no change when the database is still at the current version', async () => {
     const dir = await shopV1Folder();
     const db = await freshDatabase('same');
