@@ -4,10 +4,12 @@
  * amounts in units, cascading deletes), and the rollback sync carrying it all back to blue
  * in v1 terms; every lossless column equal both ways, the lossy one (currency) listed.
  */
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { collect, startCli } from '../helpers/cli.ts';
 import { query } from '../helpers/pg.ts';
 import { report } from '../helpers/pair.ts';
-import { rowsAsV1, rowsAsV2, seedShop, shopPair, shopWriter, withClient } from '../helpers/shop.ts';
+import { rowsAsV1, rowsAsV2, seedShop, SHOP_MAPPINGS, shopPair, shopWriter, withClient } from '../helpers/shop.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,5 +75,35 @@ describe('shop example: cutover and rollback', () => {
     expect(again.code, again.stderr).toBe(0);
     await query(p.blue, `insert into order_events (order_id, kind) values (gen_random_uuid(), 'blue again')`);
     await expect(query(p.green, `insert into order_events (order_id, kind) values (gen_random_uuid(), 'nope')`)).rejects.toThrow(/frozen/);
+  });
+
+  it('freeze deadlocked by an application transaction writing several tables: the freeze retries and the cutover succeeds', async () => {
+    const p = await shopPair(1, 2);
+    await seedShop(p.blue, 10);
+    await p.ok(['sync']);
+    // The application holds orders (an order being paid)...
+    const app = new pg.Client({ connectionString: p.blue });
+    await app.connect();
+    await app.query('begin');
+    await app.query(`update orders set status = 'paid' where id = md5('order-3')::uuid`);
+    const cut = startCli(['--mappings', SHOP_MAPPINGS, 'cutover', '--from', 'blue', '--to', 'green', '--json'], { BLUE_URL: p.blue, GREEN_URL: p.green });
+    const done = collect(cut);
+    // ...while the freeze, locking table by table, already holds customers and waits for orders.
+    for (let i = 0; ; i++) {
+      const [w] = await query<{ n: number }>(p.blue, `select count(*)::int as n from pg_locks where not granted and relation = 'orders'::regclass`);
+      if (w!.n > 0) break;
+      if (i > 400) throw new Error('the freeze never waited on orders');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Then the same transaction writes customers: a deadlock the server breaks by aborting one side.
+    await app.query(`insert into customers (id, email) values ('de000000-0000-4000-8000-000000000001', 'deadlock@shop.example')`);
+    await app.query('commit');
+    await app.end();
+    const r = await done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(report(r).ok).toBe(true);
+    // The application's transaction committed before the freeze, so it is on green.
+    expect(await query(p.green, `select email from customers where id = 'de000000-0000-4000-8000-000000000001'`)).toEqual([{ email: 'deadlock@shop.example' }]);
+    expect(await query(p.green, `select status from orders where id = md5('order-3')::uuid`)).toEqual([{ status: 'paid' }]);
   });
 });
