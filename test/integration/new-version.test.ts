@@ -47,6 +47,7 @@ create type priority as enum ('low', 'normal', 'high');
 alter table orders add column priority priority not null default 'normal';
 alter table products drop column title;
 alter table products add column position serial;
+alter table products alter column sku type text collate "C";
 create unique index products_position_key on products (position);
 create sequence "Order Numbers" start 1000;
 alter table order_events add column seq bigint not null default nextval('"Order Numbers"');
@@ -88,6 +89,7 @@ describe('new-version --from', () => {
       `COMMENT ON COLUMN order_events.seq IS 'bluegreen:watermark';`,
       'CHECK ((kind <> \'\'::text))',
       'ALTER SEQUENCE products_position_seq OWNED BY products."position";',
+      'sku text COLLATE "C" NOT NULL',
     ]) expect(schema).toContain(part);
     // Same constraints, indexes and triggers as the migrated database.
     const objects = (url: string) =>
