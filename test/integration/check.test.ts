@@ -196,7 +196,7 @@ CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2) NOT NULL, placed
     const r = await check(dir);
     expect(r.code, r.stdout).toBe(2);
     expect(r.stdout).toMatch(/v2\/down\.json at \/tables\/orders\/ops\/3\/expr: does not run on v2: column "nothere" does not exist/);
-    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders: SQL face and JS face differ on the fixture rows of v1: column total: SQL gives "-0\.05", JS gives "-0\.50"/);
+    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders: SQL face and JS face differ on the fixture rows of v1: column total: SQL gives "19\.99", JS gives "199\.90"/);
   });
 
   it('exits 2 for a function op without an SQL face, naming the paths that cannot run it', async () => {
