@@ -21,7 +21,7 @@ import { loadOrder } from '../db/catalog.ts';
 import { CsvChunkWriter, CsvDecoder, CsvEncoder, CsvParser, type CsvBatch } from '../codec/pg-csv.ts';
 import { DumpError } from '../errors.ts';
 import type { Manifest } from '../dump/manifest.ts';
-import { keyKind, mergeJoin, type CompiledChain, type CompiledTable, type KeyKind, type Row } from '../mapping/index.ts';
+import { keyKind, mergeJoin, MappingValueError, RowConversionError, shownKey, type CompiledChain, type CompiledTable, type KeyKind, type Row } from '../mapping/index.ts';
 import { OfflineConversionUnsupportedError } from './errors.ts';
 
 /** Rows per batch handed to the encoder for merged tables (single-source tables keep the decoder's batches). */
@@ -188,7 +188,7 @@ async function* rowsOf(batches: AsyncIterable<CsvBatch>): AsyncGenerator<Row> {
  * order of the first source file (its key order). Fills `stats` as it goes.
  */
 export async function* convertedBatches(plan: TablePlan, stats: TableConversionStats): AsyncGenerator<CsvBatch> {
-  const transform = plan.target.transformJs;
+  const transform = keyedTransform(plan);
   const [first, ...later] = plan.inputs;
   if (later.length === 0) {
     for await (const batch of sourceBatches(first!, stats.read)) {
@@ -225,6 +225,26 @@ export async function* convertedBatches(plan: TablePlan, stats: TableConversionS
     stats.rows += out.length;
     yield out;
   }
+}
+
+/**
+ * The table's JS face, whose value errors also name the row's key and the op to change
+ * (the key is the first source's, which every input row starts with).
+ */
+export function keyedTransform(plan: TablePlan): (row: Row) => Row {
+  const t = plan.target;
+  const transform = t.transformJs;
+  const first = t.sources[0]!;
+  const at = first.key.map((k) => first.columns.indexOf(k));
+  return (row) => {
+    try {
+      return transform(row);
+    } catch (err) {
+      if (!(err instanceof MappingValueError)) throw err;
+      const key = at.length > 0 ? shownKey(first.key, at.map((i) => row[i] ?? null)) : undefined;
+      throw new RowConversionError(t.table, err.column, key, err.value, err.reason, t.converted[err.column]);
+    }
+  };
 }
 
 /** Bytes read from a source file per chunk: one decode, one synchronous pass over its rows. */
@@ -318,7 +338,7 @@ export async function convertTable(plan: TablePlan, sink: ConversionSink): Promi
   if (plan.inputs.length === 1) {
     const input = plan.inputs[0]!;
     const source = createReadStream(input.file, { highWaterMark: READ_CHUNK });
-    const converter = new SingleSourceConverter(input, plan.target.transformJs, header, stats);
+    const converter = new SingleSourceConverter(input, keyedTransform(plan), header, stats);
     if (sink.through) await pipeline(source, converter, sink.through, sink.into);
     else await pipeline(source, converter, sink.into);
   } else {

@@ -31,10 +31,11 @@ export class MappingValueError extends InvalidInputError {
     readonly column: string,
     /** The offending source value (text form). */
     readonly value: string | null,
-    message: string,
+    /** What went wrong, without the table, column and value. */
+    readonly reason: string,
     hint?: string,
   ) {
-    super(`${table}.${column}: ${message} (value ${value === null ? 'NULL' : JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`, hint);
+    super(`${table}.${column}: ${reason} (value ${value === null ? 'NULL' : JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`, hint);
   }
 }
 
