@@ -43,6 +43,29 @@ export async function inScratchSchema<T>(client: pg.Client, mappingsDir: string,
   }
 }
 
+/**
+ * Opens a transaction with version `version`'s schema.sql applied in a fresh schema first
+ * on the search path; `close` rolls it back (nothing stays).
+ */
+export async function openScratch(client: pg.Client, mappingsDir: string, version: number): Promise<{ close(): Promise<void> }> {
+  let close!: () => void;
+  const closed = new Promise<void>((resolve) => (close = resolve));
+  let opened!: () => void;
+  let failed!: (e: unknown) => void;
+  const ready = new Promise<void>((resolve, reject) => ((opened = resolve), (failed = reject)));
+  const done = inScratchSchema(client, mappingsDir, version, async () => {
+    opened();
+    await closed;
+  }).catch(failed);
+  await ready;
+  return {
+    close: async () => {
+      close();
+      await done;
+    },
+  };
+}
+
 /** Inserts text-form rows into the scratch tables of `catalog` (parents first, user triggers off). */
 export async function loadRows(client: pg.Client, catalog: Catalog, rows: Record<string, Row[]>): Promise<void> {
   for (const name of loadOrder(catalog)) {

@@ -57,6 +57,11 @@ export interface TablePlan {
   inputs: PlannedSource[];
   /** Key kinds of the merge key (empty for a single source). */
   kinds: KeyKind[];
+  /**
+   * `js`: converted in Node (convertTable); `sql`: the chain has an op without a JS face,
+   * so the dump's rows are converted by its SQL face in PostgreSQL (sql-fallback.ts).
+   */
+  face: 'js' | 'sql';
 }
 
 /** Everything needed to convert a dump, checked before any write. */
@@ -90,7 +95,7 @@ export interface TableConversionStats {
  * an incremental dump, a missing source table, a column the version does not have, or a
  * missing key column; InvalidInputError for a merge key type the offline join cannot order.
  */
-export function planConversion(dir: string, manifest: Manifest, chain: CompiledChain, catalogs: Readonly<Record<number, Catalog>>): ConversionPlan {
+export function planConversion(dir: string, manifest: Manifest, chain: CompiledChain, catalogs: Readonly<Record<number, Catalog>>, options: { sqlFallback?: boolean } = {}): ConversionPlan {
   if (manifest.schemaVersion !== chain.from) throw new Error(`chain starts at v${chain.from}, the dump is at v${manifest.schemaVersion}`);
   if (manifest.mode !== 'full') {
     throw new DumpError(
@@ -109,7 +114,8 @@ export function planConversion(dir: string, manifest: Manifest, chain: CompiledC
   const tables: TablePlan[] = [];
   for (const name of order) {
     const t = chain.tables[name]!;
-    if (t.jsUnsupported.length > 0) throw new OfflineConversionUnsupportedError(name, chain.from, chain.to, t.jsUnsupported);
+    const face = t.jsUnsupported.length > 0 ? 'sql' : 'js';
+    if (face === 'sql' && (!options.sqlFallback || t.sqlUnsupported.length > 0)) throw new OfflineConversionUnsupportedError(name, chain.from, chain.to, t.jsUnsupported);
     const inputs = t.sources.map((s): PlannedSource => {
       const entry = byName.get(s.table);
       if (!entry) throw new DumpError(`dump ${dir} has no table ${s.table}, which ${name} (v${chain.to}) is made from`, 'export a full dump of every table');
@@ -148,7 +154,7 @@ export function planConversion(dir: string, manifest: Manifest, chain: CompiledC
         if (inputs[i]!.keyPositions.length !== kinds.length) throw new Error(`merge of ${name}: ${inputs[i]!.table} has a key of another width`);
       }
     }
-    tables.push({ target: t, inputs, kinds });
+    tables.push({ target: t, inputs, kinds, face });
   }
   return { from: chain.from, to: chain.to, tables };
 }

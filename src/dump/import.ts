@@ -28,6 +28,7 @@ import type { Logger } from '../log.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
 import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
+import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
 
@@ -141,7 +142,8 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       const needed: Record<number, Catalog> = {};
       for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
       const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
-      const plan = planConversion(opts.dir, manifest, chain, needed);
+      // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
+      const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
       for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
       logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
     }
@@ -162,8 +164,15 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await setUserTriggers(client, tables, false);
       const ddl = await deferrableDdl(client, tables);
       for (const stmt of ddl.drop) await client.query(stmt);
+      const staged: Staged = new Map();
       for (const l of loads) {
         const t0 = Date.now();
+        if (l.convert?.face === 'sql') {
+          const rows = await insertThroughSql(client, l.convert, await catalogs.get(manifest.schemaVersion), await catalogs.get(version), staged);
+          report.tables.push({ table: l.table, rows, ms: Date.now() - t0 });
+          logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
+          continue;
+        }
         const sink = client.query(
           copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
         );

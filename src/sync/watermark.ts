@@ -48,7 +48,7 @@ import { TableError } from '../errors.ts';
  */
 const EXACT_TIME_TYPE = /^timestamp(\(\d\))? with time zone$/;
 const LOCAL_TIME_TYPE = /^(timestamp(\(\d\))? without time zone|date)$/;
-const INTEGER_TYPE = /^(smallint|integer|bigint)$/;
+const INTEGER_TYPE = /^(smallint|integer|bigint|numeric(\(\d+,0\))?)$/;
 
 /** How a watermark column bounds the next read. */
 export type WatermarkKind = 'exact' | 'local' | 'date' | 'integer';
@@ -157,6 +157,9 @@ async function planOne(
     }
     zone = 'UTC'; // --lookback covers the offset, as before zones could be declared
   }
+  // A bound stored for another kind of watermark (the mapping switched columns) says
+  // nothing about this one: read the table whole once.
+  if (lo !== null && (kind === 'integer') !== /^-?\d+$/.test(lo)) lo = null;
   const plan: SourcePlan = { table, column, type, kind, lo };
   if (rule.skew !== undefined) {
     plan.skew = await checked(src, `select $1::interval::text as v`, [rule.skew], table, `skew ${JSON.stringify(rule.skew)} of watermark ${column} is not an interval`, 'e.g. "skew": "30 seconds" (or skew=30s in the comment)');

@@ -16,6 +16,10 @@ import { compileChain } from '../../src/mapping/chain.ts';
 import { quoteIdent } from '../../src/mapping/sql.ts';
 import { RowConversionError } from '../../src/mapping/errors.ts';
 import { sync } from '../../src/sync/sync.ts';
+import { exportDump } from '../../src/dump/export.ts';
+import { importDump } from '../../src/dump/import.ts';
+import { convertDump } from '../../src/convert/convert.ts';
+import { OfflineConversionUnsupportedError } from '../../src/convert/errors.ts';
 import { verify } from '../../src/verify/verify.ts';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -206,5 +210,62 @@ describe('new ops on real PostgreSQL', () => {
     expect([e.table, e.column, e.key, e.value]).toEqual(['orders', 'total', 'id=222', '1000000000000']);
     expect(e.message).toMatch(/does not fit numeric\(12,2\)/);
     expect(await query(green, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('offline paths run the SQL face in PostgreSQL where an op has no JS face', () => {
+  const cols = `id, country, total::text, status::text, placed_at::text, note`;
+  const catalogsOf = async () => catalogs;
+
+  it('convert (scratch schema on a reachable server) and import-on-the-fly give what sync gives', async () => {
+    const blue = await databaseAt(1);
+    await query(blue, ROWS);
+    const bySync = await databaseAt(2);
+    await sync({ from: { name: 'blue', url: blue }, to: { name: 'green', url: bySync }, mappingsDir: dir, logger: silentLogger });
+    const want = await query(bySync, `select ${cols} from orders order by id`);
+
+    const dump = path.join(await tempDir('odump'), 'd');
+    await exportDump({ url: blue, environment: 'blue', mappingsDir: dir, out: dump, logger: silentLogger });
+
+    // Without a server, convert refuses before writing, naming the op.
+    const refused = await convertDump({ dir: dump, out: path.join(await tempDir('oc0'), 'd'), toVersion: 2, mappingsDir: dir, catalogs: catalogsOf, logger: silentLogger }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OfflineConversionUnsupportedError);
+    expect((refused as Error).message).toMatch(/cast placed_at .* at \/tables\/orders\/ops\/3 has no exact JS face/);
+
+    const scratchUrl = await freshDatabase('scratch');
+    const converted = path.join(await tempDir('oc'), 'd');
+    const r = await convertDump({
+      dir: dump,
+      out: converted,
+      toVersion: 2,
+      mappingsDir: dir,
+      catalogs: catalogsOf,
+      logger: silentLogger,
+      server: async () => ({ client: await connect(scratchUrl), label: 'scratch' }),
+    });
+    expect(r.rows).toBe(4);
+    // Nothing stays on the scratch server.
+    expect(await query(scratchUrl, `select count(*)::int as n from pg_namespace where nspname like 'bluegreen_scratch%'`)).toEqual([{ n: 0 }]);
+    const fromConvert = await databaseAt(2);
+    await importDump({ url: fromConvert, environment: 'c', mappingsDir: dir, dir: converted, logger: silentLogger });
+    expect(await query(fromConvert, `select ${cols} from orders order by id`)).toEqual(want);
+
+    const onTheFly = await databaseAt(2);
+    const imp = await importDump({ url: onTheFly, environment: 'f', mappingsDir: dir, dir: dump, logger: silentLogger });
+    expect(imp.verify?.clean).toBe(true);
+    expect(await query(onTheFly, `select ${cols} from orders order by id`)).toEqual(want);
+  });
+
+  it('import-on-the-fly locates a row the SQL face refuses and loads nothing', async () => {
+    const green = await databaseAt(2);
+    await query(green, `insert into orders (id, country, total, status, placed_at) select g, 'DE', 1, 'new', now() from generate_series(1, 40) g`);
+    await query(green, `update orders set country = 'XYZ' where id = 33`);
+    const dump = path.join(await tempDir('gdump'), 'd');
+    await exportDump({ url: green, environment: 'green', mappingsDir: dir, out: dump, logger: silentLogger });
+    const blue = await databaseAt(1);
+    const err = await importDump({ url: blue, environment: 'blue', mappingsDir: dir, dir: dump, logger: silentLogger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RowConversionError);
+    expect([(err as RowConversionError).column, (err as RowConversionError).key, (err as RowConversionError).value]).toEqual(['country', 'id=33', 'XYZ']);
+    expect(await query(blue, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
   });
 });

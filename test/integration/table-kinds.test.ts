@@ -168,6 +168,33 @@ describe('local-time watermarks with the writers zone declared', () => {
   });
 });
 
+describe('cutover', () => {
+  it('carries every kind of table exactly, with a Berlin writer committing after the last sync', async () => {
+    const p = await pair();
+    const w = await writer(p.blue, 'Europe/Berlin');
+    await w.query(`insert into orders (id, note) select g, 'n' || g from generate_series(1, 30) g`);
+    await w.query(`insert into visits (id, page, seen_at) select g, 'p' || g, now() at time zone 'America/New_York' from generate_series(1, 30) g`);
+    await w.query(`insert into app_events select g, 'b' || g, now() from generate_series(1, 30) g`);
+    await w.query(`insert into history (aid, delta) select g % 3, 1 from generate_series(1, 30) g`);
+    await w.query(`insert into events (payload) select 'e' || g from generate_series(1, 30) g`);
+    await w.query(`insert into settings values ('a', '1'), ('a', '1')`);
+    await sync(p);
+    await w.query('begin');
+    await w.query(`update orders set note = 'after last sync', updated_at = localtimestamp where id = 3`);
+    await w.query(`insert into history (aid, delta) values (1, 1)`); // identical to rows already on green
+    await w.query(`insert into events (payload) values ('after last sync')`);
+    await w.query('commit');
+    await w.end();
+    const r = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.guardrails.find((g: { name: string }) => g.name === 'watermarks').detail).toMatch(/orders\.updated_at \(local Europe\/Berlin\)/);
+    expect(rep.sync.verify.clean).toBe(true);
+    expect(await query(p.green, `select note from orders where id = 3`)).toEqual([{ note: 'after last sync' }]);
+    for (const [b, g] of [['history', 'history'], ['events', 'events'], ['settings', 'app_settings']]) expect(await multiset(p.green, g!)).toEqual(await multiset(p.blue, b!));
+  });
+});
+
 describe('watermarks the application sets', () => {
   it('a declared skew catches a row stamped by a clock 20 s behind, committed after the sync', async () => {
     const p = await pair();
