@@ -84,6 +84,17 @@ describe('shop example: export, convert, import', () => {
     expect(await snapshot(target)).toEqual(await snapshot(p.green));
   });
 
+  it('a dump of green (v2) converted down and imported into an empty v1 gives back blue exactly', async () => {
+    const greenDump = path.join(await tempDir('shop-dump-v2'), 'd');
+    await ok(['export', '--from', 'green', '--from-url', p.green, '--out', greenDump]);
+    const down = path.join(await tempDir('shop-conv-v1'), 'd');
+    await ok(['convert', '--in', greenDump, '--to-version', '1', '--out', down, ...offline()]);
+    const v1 = await freshDatabase('blue');
+    await ok(['schema', 'apply', '--to', 'blue', '--to-url', v1, '--version', '1']);
+    await ok(['import', '--to', 'blue', '--to-url', v1, '--in', down]);
+    expect(await snapshot(v1)).toEqual(await snapshot(p.blue));
+  });
+
   it('import of the v1 dump into v2, converting on the fly, gives exactly what sync produced', async () => {
     const target = await v2Database();
     await ok(['import', '--to', 'green', '--to-url', target, '--in', dump]);
