@@ -149,10 +149,18 @@ async function exists(file: string): Promise<boolean> {
 export async function loadFunctions(mappingsDir: string, version: number): Promise<Readonly<Record<string, unknown>>> {
   const file = path.join(mappingsDir, `v${version}`, 'functions.ts');
   if (!(await exists(file))) return {};
+  const url = pathToFileURL(path.resolve(file)).href;
   try {
-    return (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, unknown>;
+    return (await import(url)) as Record<string, unknown>;
   } catch (e) {
-    throw new ValidationError(`cannot load ${file}`, [{ file, path: '', message: (e as Error).message, hint: 'fix the module so tsx can import it' }]);
+    // A team's own folder outside any "type": "module" package: tsx's global loader reads a
+    // .ts file there as CommonJS and fails on its syntax; tsImport compiles it on its own.
+    try {
+      const { tsImport } = await import('tsx/esm/api');
+      return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    } catch {
+      throw new ValidationError(`cannot load ${file}`, [{ file, path: '', message: (e as Error).message, hint: 'fix the module so tsx can import it' }]);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
  * and round-trips its fixture files both ways; a dump of blue converted offline, and the
  * same dump imported with conversion on the fly, give exactly what sync produced.
  */
+import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
@@ -62,6 +63,17 @@ describe('shop example: check', () => {
     ]);
     // v2 -> v1 -> v2 loses only the currency, and says so.
     expect(rep.roundTrips[1].lossyColumns).toEqual(['orders.currency']);
+  });
+});
+
+describe('shop example: mappings in a folder of their own', () => {
+  it('work from a folder outside the repository, functions.ts included', async () => {
+    // Teams keep their versions in their own repository, not inside bluegreen's package.
+    const dir = path.join(await tempDir('shop-own'), 'db', 'versions');
+    await cp(SHOP_MAPPINGS, dir, { recursive: true });
+    const r = await runCli(['--mappings', dir, 'check', '--json', ...offline()]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(report(r).roundTrips.every((t: { ok: boolean }) => t.ok)).toBe(true);
   });
 });
 
