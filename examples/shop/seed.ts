@@ -50,7 +50,7 @@ insert into orders (id, customer_id, status, total_cents, placed_at, updated_at)
 insert into order_lines (order_id, line_no, sku, quantity, unit_price_cents, updated_at)
   select md5('order-' || g)::uuid, l, 'SKU-' || ((g * 7 + l) % 40 + 1), l,
          case when (g + l) % 17 = 0 then 0 else (g * 311 + l) % 250000 end,
-         timestamp '2024-06-01 12:00' + g * interval '1 second'
+         timestamptz '2024-06-01 12:00+02' + g * interval '1 second'
     from generate_series(1, ${orders}) g, generate_series(1, 1 + g % 4) l;
 insert into order_events (order_id, kind, detail, recorded_at)
   select md5('order-' || g)::uuid, 'created', case when g % 3 = 0 then null when g % 3 = 1 then '' else '{"via": "web, app"}' end,

@@ -66,7 +66,7 @@ const V1_FROM_V2: Record<ShopTable, string> = {
   products: `select row(sku, title, (price * 100)::bigint, ${local('updated_at')})::text from products`,
   orders: `select row(id, customer_id, case status when 'pending' then 'new' when 'fulfilled' then 'shipped' when 'canceled' then 'cancelled' else status end,
                   (total * 100)::bigint, ${local('placed_at')}, ${local('updated_at')})::text from orders`,
-  order_lines: `select row(order_id, line_no, sku, quantity, (unit_price * 100)::bigint, ${local('updated_at')})::text from order_lines`,
+  order_lines: `select row(order_id, line_no, sku, quantity, (unit_price * 100)::bigint, updated_at)::text from order_lines`,
   order_events: `select row(order_id, kind, detail, ${local('recorded_at')})::text from order_events`,
 };
 
@@ -85,7 +85,7 @@ const V2_FROM_V1: Record<ShopTable, string> = {
   products: `select row(sku, title, (price_cents / 100.0)::numeric(12,2), ${local('updated_at')})::text from products`,
   orders: `select row(id, customer_id, case status when 'new' then 'pending' when 'shipped' then 'fulfilled' when 'cancelled' then 'canceled' else status end,
                   (total_cents / 100.0)::numeric(12,2), ${local('placed_at')}, ${local('updated_at')})::text from orders`,
-  order_lines: `select row(order_id, line_no, sku, quantity, (unit_price_cents / 100.0)::numeric(12,2), ${local('updated_at')})::text from order_lines`,
+  order_lines: `select row(order_id, line_no, sku, quantity, (unit_price_cents / 100.0)::numeric(12,2), updated_at)::text from order_lines`,
   order_events: `select row(order_id, kind, detail, ${local('recorded_at')})::text from order_events`,
 };
 

@@ -3,7 +3,7 @@
  * and round-trips its fixture files both ways; a dump of blue converted offline, and the
  * same dump imported with conversion on the fly, give exactly what sync produced.
  */
-import { cp } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
@@ -67,13 +67,20 @@ describe('shop example: check', () => {
 });
 
 describe('shop example: mappings in a folder of their own', () => {
-  it('work from a folder outside the repository, functions.ts included', async () => {
+  it('work from a folder outside the repository, functions.ts included, whose JS twins check proves', async () => {
     // Teams keep their versions in their own repository, not inside bluegreen's package.
     const dir = path.join(await tempDir('shop-own'), 'db', 'versions');
     await cp(SHOP_MAPPINGS, dir, { recursive: true });
     const r = await runCli(['--mappings', dir, 'check', '--json', ...offline()]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(report(r).roundTrips.every((t: { ok: boolean }) => t.ok)).toBe(true);
+    // A JS twin that disagrees with its SQL face (`round(unit_price_cents / 100.0, 2)`): check refuses it.
+    const fn = path.join(dir, 'v2', 'functions.ts');
+    await writeFile(fn, (await readFile(fn, 'utf8')).replace("padStart(2, '0')", "padStart(1, '0')"));
+    const bad = await runCli(['--mappings', dir, 'check', '--json', ...offline()]);
+    expect(bad.code, bad.stdout).toBe(2);
+    const differ = report(bad).problems.filter((p: { message: string }) => /SQL face and JS face differ/.test(p.message));
+    expect(differ).toEqual([expect.objectContaining({ path: expect.stringContaining('order_lines'), message: expect.stringContaining('column unit_price: SQL gives "0.01", JS gives "0.1"') })]);
   });
 });
 

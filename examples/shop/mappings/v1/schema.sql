@@ -40,14 +40,15 @@ CREATE TABLE orders (
 CREATE INDEX orders_customer_idx ON orders (customer_id);
 CREATE INDEX orders_updated_at_idx ON orders (updated_at);
 
--- Composite key: an order's lines are numbered within the order.
+-- Composite key: an order's lines are numbered within the order. (Added to the shop
+-- later than the rest, it already keeps its times as timestamptz.)
 CREATE TABLE order_lines (
   order_id          uuid NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
   line_no           integer NOT NULL,
   sku               text NOT NULL REFERENCES products (sku),
   quantity          integer NOT NULL CHECK (quantity > 0),
   unit_price_cents  bigint NOT NULL,
-  updated_at        timestamp without time zone NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (order_id, line_no)
 );
 CREATE INDEX order_lines_updated_at_idx ON order_lines (updated_at);
@@ -68,10 +69,11 @@ CREATE TRIGGER orders_touch BEFORE UPDATE ON orders
 CREATE TRIGGER order_lines_touch BEFORE UPDATE ON order_lines
   FOR EACH ROW EXECUTE FUNCTION shop_touch();
 
--- Watermarks: local times written in Europe/Berlin; products.updated_at is set by the
--- application's own clock, allowed to lag the database by up to 30 seconds.
+-- Watermarks: local times written in Europe/Berlin (order_lines: timestamptz);
+-- products.updated_at is set by the application's own clock, allowed to lag the
+-- database by up to 30 seconds.
 COMMENT ON COLUMN customers.updated_at IS 'bluegreen:watermark zone=Europe/Berlin';
 COMMENT ON COLUMN products.updated_at IS 'bluegreen:watermark zone=Europe/Berlin skew=30s';
 COMMENT ON COLUMN orders.updated_at IS 'bluegreen:watermark zone=Europe/Berlin';
-COMMENT ON COLUMN order_lines.updated_at IS 'bluegreen:watermark zone=Europe/Berlin';
+COMMENT ON COLUMN order_lines.updated_at IS 'bluegreen:watermark';
 COMMENT ON COLUMN order_events.recorded_at IS 'bluegreen:watermark zone=Europe/Berlin';
