@@ -4,7 +4,7 @@
  * zone, char(2) that becomes text, and a status column that becomes an enum that exists
  * on the target only. Sync both ways, verify, faces equal, and a located row failure.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,6 +184,26 @@ describe('new ops on real PostgreSQL', () => {
     expect(e.message).toMatch(/^table orders, column country, key id=137: value too long for type character\(2\): DEU \(value "DEU"\)$/);
     expect(e.hint).toMatch(/change the op at .*down\.json at \/tables\/orders\/ops\/0/);
     expect(await query(blue, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
+  });
+
+  it('the pre-flight names a computed value the target type would refuse before anything is written', async () => {
+    const alt = await tempDir('ordersalt');
+    await cp(dir, alt, { recursive: true });
+    const down = JSON.parse(JSON.stringify(DOWN));
+    down.tables.orders.ops[0] = { op: 'sql', from: ['country'], to: 'country', expr: 'upper(country)' };
+    await writeFile(path.join(alt, 'v2', 'down.json'), JSON.stringify(down));
+    const green = await databaseAt(2);
+    const blue = await databaseAt(1);
+    await query(green, `insert into orders (id, country, total, status, placed_at) select g, 'de', 1, 'new', now() from generate_series(1, 30) g`);
+    await query(green, `update orders set country = 'deu' where id = 17`);
+    const err = await sync({ from: { name: 'green', url: green }, to: { name: 'blue', url: blue }, mappingsDir: alt, logger: silentLogger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RowConversionError);
+    const e = err as RowConversionError;
+    expect([e.table, e.column, e.key, e.value]).toEqual(['orders', 'country', 'id=17', 'DEU']);
+    expect(e.message).toMatch(/the value does not fit character\(2\)/);
+    expect(e.hint).toMatch(/down\.json at \/tables\/orders\/ops\/0/);
+    // Refused before any write: no row, no run recorded.
+    expect(await query(blue, `select (select count(*) from orders)::int as rows, (select count(*) from bluegreen.runs)::int as runs`)).toEqual([{ rows: 0, runs: 0 }]);
   });
 
   it('a value the target column refuses (COPY FROM fails on the target) is located too', async () => {
