@@ -16,8 +16,8 @@ export class UnsupportedFaceError extends InvalidInputError {
     super(
       `table ${table} cannot be converted ${face === 'js' ? 'offline (in Node)' : 'inside PostgreSQL'}: ${reasons.join('; ')}`,
       face === 'js'
-        ? 'convert on a live database (import/sync), or add a functions.ts escape hatch with an exact JS face'
-        : 'tables using a function op are converted in Node: export the source rows and transform them with the JS face',
+        ? 'give the offline command a PostgreSQL to run the SQL face on (--catalog-url or --via), import the dump (it converts in the target), or give the op a JS twin in functions.ts'
+        : 'give the function op an SQL face, "sql": {"<to column>": "<expression>"}, or use an sql op; `bluegreen check` names every op without one',
     );
   }
 }

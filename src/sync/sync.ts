@@ -31,6 +31,7 @@ import { readHorizon } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
 import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
+import { preflight } from '../convert/preflight.ts';
 
 export interface Endpoint {
   /** Environment name (blue, green, …); the target keeps watermarks per source name. */
@@ -219,6 +220,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     const incremental = (ct: CompiledTable) =>
       ct.reload !== 'full' && !emptyTarget.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
     if (!tables.some(incremental)) report.mode = 'full';
+
+    // Every converted value the target would refuse, named with its key before any write.
+    await preflight(src, tables, (ct) => (t) => sourceRelation(ct, t, incremental(ct), planFor), sourceCatalog, targetCatalog, opts.from);
 
     await dst.query('begin');
     try {

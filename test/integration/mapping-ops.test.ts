@@ -4,7 +4,8 @@
  * zone, char(2) that becomes text, and a status column that becomes an enum that exists
  * on the target only. Sync both ways, verify, faces equal, and a located row failure.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +187,26 @@ describe('new ops on real PostgreSQL', () => {
     expect(await query(blue, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
   });
 
+  it('the pre-flight names a computed value the target type would refuse before anything is written', async () => {
+    const alt = await tempDir('ordersalt');
+    await cp(dir, alt, { recursive: true });
+    const down = JSON.parse(JSON.stringify(DOWN));
+    down.tables.orders.ops[0] = { op: 'sql', from: ['country'], to: 'country', expr: 'upper(country)' };
+    await writeFile(path.join(alt, 'v2', 'down.json'), JSON.stringify(down));
+    const green = await databaseAt(2);
+    const blue = await databaseAt(1);
+    await query(green, `insert into orders (id, country, total, status, placed_at) select g, 'de', 1, 'new', now() from generate_series(1, 30) g`);
+    await query(green, `update orders set country = 'deu' where id = 17`);
+    const err = await sync({ from: { name: 'green', url: green }, to: { name: 'blue', url: blue }, mappingsDir: alt, logger: silentLogger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RowConversionError);
+    const e = err as RowConversionError;
+    expect([e.table, e.column, e.key, e.value]).toEqual(['orders', 'country', 'id=17', 'DEU']);
+    expect(e.message).toMatch(/the value does not fit character\(2\)/);
+    expect(e.hint).toMatch(/down\.json at \/tables\/orders\/ops\/0/);
+    // Refused before any write: no row, no run recorded.
+    expect(await query(blue, `select (select count(*) from orders)::int as rows, (select count(*) from bluegreen.runs)::int as runs`)).toEqual([{ rows: 0, runs: 0 }]);
+  });
+
   it('a value the target column refuses (COPY FROM fails on the target) is located too', async () => {
     const blue = await databaseAt(1);
     const green = await databaseAt(2);
@@ -267,5 +288,29 @@ describe('offline paths run the SQL face in PostgreSQL where an op has no JS fac
     expect(err).toBeInstanceOf(RowConversionError);
     expect([(err as RowConversionError).column, (err as RowConversionError).key, (err as RowConversionError).value]).toEqual(['country', 'id=33', 'XYZ']);
     expect(await query(blue, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
+  });
+
+  it('convert through the JS face names the key of a row it cannot convert, and leaves no output', async () => {
+    const alt = await tempDir('ordersutc');
+    await cp(dir, alt, { recursive: true });
+    const down = JSON.parse(JSON.stringify(DOWN));
+    delete down.tables.orders.ops[3].zone; // UTC: every op of the table has a JS face
+    const upUtc = JSON.parse(JSON.stringify(UP));
+    delete upUtc.tables.orders.ops[3].zone;
+    await writeFile(path.join(alt, 'v2', 'down.json'), JSON.stringify(down));
+    await writeFile(path.join(alt, 'v2', 'up.json'), JSON.stringify(upUtc));
+    const green = await databaseAt(2);
+    await query(green, `insert into orders (id, country, total, status, placed_at) select g, 'DE', 1, 'new', now() from generate_series(1, 40) g`);
+    await query(green, `update orders set country = 'XYZ' where id = 29`);
+    const dump = path.join(await tempDir('gdump2'), 'd');
+    await exportDump({ url: green, environment: 'green', mappingsDir: alt, out: dump, logger: silentLogger });
+    const out = path.join(await tempDir('gout'), 'd');
+    const err = await convertDump({ dir: dump, out, toVersion: 1, mappingsDir: alt, catalogs: catalogsOf, logger: silentLogger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RowConversionError);
+    const e = err as RowConversionError;
+    expect([e.table, e.column, e.key, e.value]).toEqual(['orders', 'country', 'id=29', 'XYZ']);
+    expect(e.message).toMatch(/value too long for type character\(2\)/);
+    expect(e.hint).toMatch(/down\.json at \/tables\/orders\/ops\/0/);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -86,7 +86,8 @@ function scaleSql(expr: string, factor: string, toType: string, where: string): 
   if (bits !== undefined) {
     body = `CASE WHEN ${p} = trunc(${p}) THEN ${p}::${toType} ELSE (${fail(`is not a whole number, which ${toType} needs`)})::${toType} END`;
   } else if (n![1] === undefined) {
-    body = p;
+    // As the JS face: NaN and infinities are not decimals (compared as text: older servers have no numeric infinity).
+    body = `CASE WHEN ${p}::text IN ('NaN', 'Infinity', '-Infinity') THEN (${fail('is not a finite decimal')})::numeric ELSE ${p} END`;
   } else {
     const [precision, scale] = [Number(n![1]), Number(n![2])];
     body =
