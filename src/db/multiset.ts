@@ -13,7 +13,8 @@
  *   table is not append-only, and the run stops (exit 3) before writing anything.
  * - `full` reloads: the stage is the whole source table; surplus target rows are deleted
  *   (by ctid, the extra copies of a row text) and missing ones inserted, so an unchanged
- *   table costs two reads and no write (no new row versions, no dead tuples).
+ *   table costs one hashing scan per side and no write (no new row versions, no dead
+ *   tuples).
  */
 import type pg from 'pg';
 import { ident } from './connect.ts';
@@ -44,18 +45,29 @@ async function countRows(dst: pg.Client, name: string, rel: string, columns: str
   await dst.query(`analyze ${name}`);
 }
 
-/** Inserts the stage rows whose row text the target holds fewer times than the stage. */
-async function insertSurplus(dst: pg.Client, t: MultisetTable, stage: string, counts: string): Promise<number> {
+/**
+ * Inserts, for every row text the stage holds n times and the target m < n times (m from
+ * `counts`), n - m of the stage's copies. Only the rows of such texts are numbered.
+ */
+async function insertSurplus(dst: pg.Client, t: MultisetTable, stage: string, counts: string, stageCounts: string): Promise<number> {
   const cols = t.columns.map(ident).join(', ');
+  const surplus = `(select s.r, s.n - coalesce(c.n, 0) as k from ${stageCounts} s left join ${counts} c on c.r = s.r where s.n > coalesce(c.n, 0))`;
   const r = await dst.query(
     // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's value.
     `insert into ${ident(t.table)} (${cols}) overriding system value
      select ${t.columns.map((c) => `y.${ident(c)}`).join(', ')}
-       from (select x.*, ${rowText('x', t.columns)} as bg_r, row_number() over (partition by ${rowText('x', t.columns)}) as bg_rn from ${stage} x) y
-       left join ${counts} c on c.r = y.bg_r
-      where y.bg_rn > coalesce(c.n, 0)`,
+       from (select x.*, ${rowText('x', t.columns)} as bg_r, row_number() over (partition by ${rowText('x', t.columns)}) as bg_rn
+               from ${stage} x where ${rowText('x', t.columns)} in (select r from ${surplus} z)) y
+       join ${surplus} z on z.r = y.bg_r
+      where y.bg_rn <= z.k`,
   );
   return r.rowCount ?? 0;
+}
+
+/** count and sum of 64-bit row-text hashes of a relation: equal for equal multisets. */
+async function multisetHash(dst: pg.Client, rel: string, columns: string[]): Promise<string> {
+  const r = await dst.query<{ h: string }>(`select count(*)::text || ':' || coalesce(sum(hashtextextended(${rowText('x', columns)}, 0)), 0)::text as h from ${rel} x`);
+  return r.rows[0]!.h;
 }
 
 /**
@@ -78,24 +90,47 @@ export async function applyAppend(dst: pg.Client, t: MultisetTable, stage: strin
     const sample = gone.rows[0]!.sample!;
     throw new NotAppendOnlyError(t.table, vanished, sample.length > 80 ? sample.slice(0, 80) + '…' : sample, t.lookup !== undefined);
   }
-  return { inserted: await insertSurplus(dst, t, stage, c), updated: 0, deleted: 0 };
+  return { inserted: await insertSurplus(dst, t, stage, c, s), updated: 0, deleted: 0 };
 }
 
 /**
  * A keyless full reload: makes the target the stage's multiset with the fewest writes.
- * Nothing is written when they are equal.
+ * Both sides are first hashed whole (count and sum of 64-bit row-text hashes, one scan
+ * each, no sort): equal, and nothing is written. Otherwise each row's hash is kept with its
+ * ctid (one scan per side), the hashes whose counts differ are found by grouping those
+ * integers, and only the rows holding them are compared by text: extra target copies
+ * deleted by ctid, missing ones inserted.
  */
 export async function applyFullReload(dst: pg.Client, t: MultisetTable, stage: string): Promise<{ inserted: number; updated: number; deleted?: number }> {
+  // The common case, an unchanged table, costs one hashing scan per side (no grouping).
+  if ((await multisetHash(dst, stage, t.columns)) === (await multisetHash(dst, ident(t.table), t.columns))) return { inserted: 0, updated: 0, deleted: 0 };
+  const hashes = async (name: string, rel: string) => {
+    await dst.query(`drop table if exists ${name}`);
+    await dst.query(`create temp table ${name} on commit drop as select x.ctid as c, hashtextextended(${rowText('x', t.columns)}, 0) as h from ${rel} x`);
+  };
+  const [sh, th, d] = [`${stage}_ms_sh`, `${stage}_ms_th`, `${stage}_ms_d`];
+  await hashes(sh, stage);
+  await hashes(th, ident(t.table));
+  await dst.query(`drop table if exists ${d}`);
+  await dst.query(
+    `create temp table ${d} on commit drop as
+     select h from (select h, count(*) as n from ${sh} group by h) s full join (select h, count(*) as n from ${th} group by h) t using (h)
+      where s.n is distinct from t.n`,
+  );
+  // Only the rows whose hash differs, found by ctid.
+  const only = (rel: string, hashTable: string) => `(select x.ctid as bg_ctid, x.* from ${rel} x where x.ctid = any (array(select c from ${hashTable} where h in (select h from ${d}))))`;
+  const [stageRows, targetRows] = [only(stage, sh), only(ident(t.table), th)];
   const s = `${stage}_ms_s`;
   const c = `${stage}_ms_t`;
-  await countRows(dst, s, stage, t.columns);
+  await countRows(dst, s, stageRows, t.columns);
+  await countRows(dst, c, targetRows, t.columns);
+  const extra = `(select c.r, c.n - coalesce(s.n, 0) as k from ${c} c left join ${s} s on s.r = c.r where c.n > coalesce(s.n, 0))`;
   // The extra copies of each row text, by ctid (any copy will do: they are equal).
   const del = await dst.query(
     `delete from ${ident(t.table)} where ctid = any (array(
-       select y.ctid from (select x.ctid, ${rowText('x', t.columns)} as r, row_number() over (partition by ${rowText('x', t.columns)}) as rn from ${ident(t.table)} x) y
-         left join ${s} s on s.r = y.r
-        where y.rn > coalesce(s.n, 0)))`,
+       select y.bg_ctid from (select x.bg_ctid, ${rowText('x', t.columns)} as r, row_number() over (partition by ${rowText('x', t.columns)}) as rn from ${targetRows} x) y
+         join ${extra} e on e.r = y.r
+        where y.rn <= e.k))`,
   );
-  await countRows(dst, c, ident(t.table), t.columns, `where ${rowText('x', t.columns)} in (select r from ${s})`);
-  return { inserted: await insertSurplus(dst, t, stage, c), updated: 0, deleted: del.rowCount ?? 0 };
+  return { inserted: await insertSurplus(dst, t, stageRows, c, s), updated: 0, deleted: del.rowCount ?? 0 };
 }

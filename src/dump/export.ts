@@ -13,6 +13,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { connect, ident, literal } from '../db/connect.ts';
 import { readHorizon } from '../sync/horizon.ts';
+import { sinceFilter } from '../sync/watermark.ts';
 import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo } from '../db/catalog.ts';
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -204,6 +205,9 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const ok = await main.query<{ v: string | null }>(`select $1::timestamptz::text as v`, [opts.since]).catch(() => undefined);
       if (!ok) throw new InvalidInputError(`--since ${JSON.stringify(opts.since)} is not a timestamp`, "pass the nextSince of the previous export, e.g. --since '2026-11-26 12:00:00+00'");
     }
+    // Each watermark bounded by its own rule (zone, skew), decided before the snapshot.
+    const sinceFilters = new Map<string, string | null>();
+    if (opts.since !== undefined) for (const p of plans) if (p.key.length) sinceFilters.set(p.t.name, await sinceFilter(main, p.t, opts.since));
     const { snapshot, now } = await beginSnapshot(main);
     const serverVersion = (await main.query<{ v: string }>('show server_version')).rows[0]!.v;
     const jobs = Math.max(1, Math.min(opts.jobs ?? 1, plans.length));
@@ -219,7 +223,8 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const t0 = Date.now();
       const file = `${p.t.name}.csv`;
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
-      const filter = opts.since !== undefined && wm && p.key.length ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
+      const bound = sinceFilters.get(p.t.name);
+      const filter = bound ? ` where ${bound}` : '';
       const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key.length ? p.key : p.columns)}`;
       const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
@@ -232,7 +237,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
           path.join(opts.out, keysFile),
         );
         entry.keysFile = { file: keysFile, ...keys };
-        if (wm) {
+        if (wm && bound) {
           const to = (await client.query<{ v: string }>(`select ${literal(horizon.value)}::timestamptz::${wm.type}::text as v`)).rows[0]!.v;
           entry.watermark = { column: wm.name, from: opts.since, to };
         }

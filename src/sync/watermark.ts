@@ -37,7 +37,7 @@
  */
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
-import type { Catalog } from '../db/catalog-types.ts';
+import type { Catalog, TableInfo } from '../db/catalog-types.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import { TableError } from '../errors.ts';
 
@@ -277,4 +277,22 @@ export async function nextLowerBound(src: pg.Client, p: SourcePlan, horizon: str
   }
   // local and date keep the UTC instant; lowerBoundSql converts it to the zone's time.
   return (await src.query<{ v: string }>(`select ($1::timestamptz - $2::interval)::text as v`, [horizon, skew])).rows[0]!.v;
+}
+
+/**
+ * The `export --since` filter for a table's watermark (schema.sql's), by the same rules as
+ * sync: a predicate over the table, or null to export it whole (an integer watermark,
+ * which a point in time cannot bound, or a watermark no rule bounds). Call outside the
+ * export's snapshot transaction: a refused zone or skew is a failed statement.
+ */
+export async function sinceFilter(src: pg.Client, table: TableInfo, since: string): Promise<string | null> {
+  const column = table.watermark;
+  if (!column) return null;
+  let plan: SourcePlan;
+  try {
+    plan = await planOne(src, table.name, column, table.columns.find((c) => c.name === column)?.type, table.watermarkRule ?? {}, since, {});
+  } catch {
+    return null;
+  }
+  return plan.kind === 'integer' || plan.lo === null ? null : lowerBoundSql(plan);
 }

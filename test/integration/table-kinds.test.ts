@@ -14,13 +14,16 @@ import { makePair, report, type Pair } from '../helpers/pair.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { lowerBoundSql, planWatermarks, type SourcePlan } from '../../src/sync/watermark.ts';
 
-/** orders: Berlin local time; visits: New York local time (a negative offset). */
+/**
+ * orders: Berlin local time, zone declared in schema.sql; visits: New York local time (a
+ * negative offset), zone declared in the mapping.
+ */
 const schema = (settings: string, zones = true) => `
 CREATE TABLE orders (id bigint PRIMARY KEY, note text, updated_at timestamp without time zone NOT NULL DEFAULT localtimestamp);
 CREATE INDEX orders_updated_at ON orders (updated_at);
 COMMENT ON COLUMN orders.updated_at IS 'bluegreen:watermark${zones ? ' zone=Europe/Berlin' : ''}';
 CREATE TABLE visits (id bigint PRIMARY KEY, page text, seen_at timestamp without time zone NOT NULL);
-COMMENT ON COLUMN visits.seen_at IS 'bluegreen:watermark${zones ? ' zone=America/New_York' : ''}';
+COMMENT ON COLUMN visits.seen_at IS 'bluegreen:watermark';
 CREATE TABLE app_events (id bigint PRIMARY KEY, body text, changed_at timestamptz NOT NULL);
 CREATE TABLE history (aid integer NOT NULL, delta integer NOT NULL, mtime timestamptz NOT NULL DEFAULT now());
 CREATE INDEX history_mtime ON history (mtime);
@@ -34,6 +37,7 @@ const tables = (from: number, to: number, settingsFrom: string, settingsTo: stri
   to,
   tables: {
     app_events: { from: 'app_events', watermark: { column: 'changed_at', skew: '30 seconds' } },
+    visits: { from: 'visits', watermark: { column: 'seen_at', zone: 'America/New_York' } },
     history: { from: 'history', reload: 'append', watermark: 'mtime' },
     events: { from: 'events', reload: 'append', watermark: 'seq' },
     [settingsTo]: { from: settingsFrom, reload: 'full' },
@@ -107,6 +111,9 @@ describe('local-time watermarks with the writers zone declared', () => {
     expect(table(after, 'visits').read).toBeLessThan(5);
     const again = await sync(p);
     expect(table(again, 'orders').read).toBe(0);
+    // check accepts what sync runs: the object form of watermark, append and full reloads.
+    const check = await p.run(['check']);
+    expect(check.code, check.stderr).toBe(0);
   });
 
   it('reads a row written in the repeated autumn hour after the horizon, which a bare local bound skips', async () => {
@@ -319,15 +326,22 @@ describe('keyless full reloads', () => {
     const dir = await mappings();
     const p = await makePair(1, 1, dir);
     await query(p.blue, `insert into settings values ('a', '1'), ('a', '1'); insert into history (aid, delta) values (1, 1), (1, 1); insert into events (payload) values ('x')`);
+    await query(p.blue, `insert into orders (id, note, updated_at) values (1, 'old', '2000-01-01'); insert into visits values (1, 'old', '2000-01-01')`);
     const out = await tempDir('kinds-dump');
     const full = await p.run(['export', '--from', 'blue', '--out', path.join(out, 'full'), '--json']);
     expect(full.code, full.stderr).toBe(0);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'full')]);
     for (const t of ['settings', 'history', 'events']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
     await query(p.blue, `insert into settings values ('b', '2'); delete from settings where ctid = (select min(ctid) from settings where name = 'a'); insert into history (aid, delta) values (2, 2)`);
+    // Berlin and New York writers change a row each after the full export.
+    for (const [zone, sql] of [['Europe/Berlin', `update orders set note = 'new', updated_at = localtimestamp`], ['America/New_York', `update visits set page = 'new', seen_at = localtimestamp`]]) {
+      const w = await writer(p.blue, zone);
+      await w.query(sql!);
+      await w.end();
+    }
     const since = JSON.parse(full.stdout).nextSince ?? JSON.parse(full.stdout).report?.nextSince;
     await p.ok(['export', '--from', 'blue', '--since', since, '--out', path.join(out, 'inc')]);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'inc')]);
-    for (const t of ['settings', 'history', 'events']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
+    for (const t of ['settings', 'history', 'events', 'orders', 'visits']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
   });
 });
