@@ -137,6 +137,29 @@ export async function prepareExpressions(client: pg.Client, m: Mapping): Promise
 }
 
 /**
+ * Plans every table's SQL face (EXPLAIN) on the empty scratch tables of the mapping's
+ * source version: without fixture rows, a face that cannot run there (a type the source
+ * lacks, a wrong expression) is still found. Call inside inScratchSchema.
+ */
+export async function planFaces(client: pg.Client, m: Mapping): Promise<ValidationProblem[]> {
+  const problems: ValidationProblem[] = [];
+  const step = compileStep(m, { fullWidth: true });
+  for (const plan of m.analysis.tables) {
+    const t = step.tables[plan.table]!;
+    if (t.sqlUnsupported.length > 0) continue;
+    await client.query('savepoint bg_plan');
+    try {
+      await client.query(`explain ${t.selectSql(ident)}`);
+      await client.query('release savepoint bg_plan');
+    } catch (err) {
+      await client.query('rollback to savepoint bg_plan');
+      problems.push({ file: m.file, path: plan.path, message: `the SQL face does not run on v${m.from}: ${(err as Error).message}`, hint: 'sync, verify and cutover run it on the source: fix the op it names' });
+    }
+  }
+  return problems;
+}
+
+/**
  * A StepRunner for `check` that runs every table's SQL face on `client` (source rows
  * loaded into a scratch schema of the mapping's source version), proves it equal to the
  * JS face where there is one, and reports through `problems` (deduplicated). Returns the
