@@ -20,7 +20,7 @@ import type { Logger } from '../log.ts';
 import { checkMappings, listMappingVersions, type CheckReport, type FixtureRows, type Row } from '../mapping/index.ts';
 import type pg from 'pg';
 import type { CatalogProvider } from './catalogs.ts';
-import { inScratchSchema, loadRows, prepareExpressions, serverStepRunner, textRows } from './faces.ts';
+import { inScratchSchema, loadRows, planFaces, prepareExpressions, serverStepRunner, textRows } from './faces.ts';
 import { ident } from '../db/connect.ts';
 import { loadChain } from '../mapping/chain.ts';
 import { jsStepRunner } from '../mapping/check.ts';
@@ -176,7 +176,11 @@ export async function runCheck(opts: RunCheckOptions): Promise<CheckRunReport> {
       // Without fixture rows for some pair, its expressions are still prepared.
       for (const v of versions.slice(1)) {
         for (const m of [...(await mappingsOf(opts.mappingsDir, v, catalogs))]) {
-          const found = await inScratchSchema(server.client, opts.mappingsDir, m.from, () => prepareExpressions(server.client, m));
+          const found = await inScratchSchema(server.client, opts.mappingsDir, m.from, async () => {
+            const exprs = await prepareExpressions(server.client, m);
+            // A bad expression already explains why its table's face fails.
+            return exprs.length > 0 ? exprs : planFaces(server.client, m);
+          });
           for (const p of found) if (!problems.some((q) => q.file === p.file && q.path === p.path)) problems.push(p);
         }
       }

@@ -115,7 +115,13 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     throw e;
   });
   const written: string[] = [];
-  const scratch = server ? await openScratch(server.client, opts.mappingsDir, from) : undefined;
+  const scratch = server
+    ? await openScratch(server.client, opts.mappingsDir, from).catch(async (e: unknown) => {
+        await server.client.end().catch(() => {});
+        if (created) await rmdir(opts.out).catch(() => {});
+        throw e;
+      })
+    : undefined;
   const staged: Staged = new Map();
   try {
     logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);

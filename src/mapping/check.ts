@@ -1,8 +1,9 @@
 /**
- * `bluegreen check`: validates every mapping and round-trips fixture rows through each
- * version pair with the JS face, both ways (down(up(rows)) and up(down(rows))). A
- * difference in a column the outbound mapping declares lost is expected and listed; any
- * other difference fails the check.
+ * `bluegreen check`: validates every mapping, refuses ops no live path can run (no SQL
+ * face), and round-trips fixture rows through each version pair, both ways
+ * (down(up(rows)) and up(down(rows))), with a StepRunner: the JS face here, the SQL face
+ * on a server too when src/convert/check.ts has one. A difference in a column the
+ * outbound mapping declares lost is expected and listed; any other difference fails.
  */
 import { readdir } from 'node:fs/promises';
 import type { Catalog, TableInfo } from '../db/catalog-types.ts';

@@ -75,6 +75,8 @@ export interface CompiledTable {
   sqlUnsupported: string[];
   /** Why `transformJs` is unavailable (ops without an exact JS face); empty when available. */
   jsUnsupported: string[];
+  /** Target columns written by ops without a JS face (NULL in a `partialJs` transform). */
+  jsMissing?: string[];
   /**
    * `SELECT <expr> AS "<column>", ... FROM ...` producing `columns` in order, with
    * `sourceRel(table)` as the relation of each source table (a quoted name, or a
@@ -108,16 +110,21 @@ export interface CompileOptions {
    * chain, whose rows feed a later step rather than a table.
    */
   fullWidth?: boolean;
+  /**
+   * Build the JS face even when some ops have none, their columns left NULL (listed in
+   * `jsMissing`): `check` compares the other columns with the SQL face.
+   */
+  partialJs?: boolean;
 }
 
 /** Compiles every target table of a loaded mapping. */
 export function compileStep(mapping: Mapping, options: CompileOptions = {}): CompiledStep {
   const tables: Record<string, CompiledTable> = {};
-  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false, mapping.file);
+  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false, mapping.file, options.partialJs ?? false);
   return { from: mapping.from, to: mapping.to, tables, lost: mapping.analysis.lost };
 }
 
-function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean, file: string): CompiledTable {
+function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean, file: string, partialJs: boolean): CompiledTable {
   const outputs = plan.outputs.filter((o) => fullWidth || o.kind !== 'default');
   const columns = outputs.map((o) => o.column);
   const outIndex = new Map(columns.map((c, i) => [c, i]));
@@ -162,9 +169,15 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     if (op === undefined || typeof op.js !== 'function' || op.writes.length === 0) continue;
     writers.push(op.js(op.writes.map((w) => outIndex.get(w)!)));
   }
+  const jsMissing: string[] = [];
+  for (const op of plan.ops) {
+    if (op === undefined || typeof op.js === 'function') continue;
+    for (const w of op.writes) if (outIndex.has(w)) jsMissing.push(w);
+  }
+  if (partialJs) for (const w of jsMissing) nullAt.push(outIndex.get(w)!);
   const nCarry = carryFrom.length;
   const transformJs =
-    jsUnsupported.length > 0
+    jsUnsupported.length > 0 && !partialJs
       ? (): Row => {
           throw new UnsupportedFaceError(table, 'js', jsUnsupported);
         }
@@ -204,6 +217,7 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     converted,
     sqlUnsupported,
     jsUnsupported,
+    jsMissing,
     selectSql,
     transformJs,
   };

@@ -3,7 +3,7 @@
  * copy exits 2 naming file and JSON path; a round trip that does not come back exits 1;
  * a fresh scaffold passes (offline, from the catalog cache) and converts a dump.
  */
-import { cp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../helpers/pg.ts';
@@ -189,10 +189,8 @@ CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2) NOT NULL, placed
   it('exits 2 naming file and JSON path for a typo in an expression and a JS twin that disagrees with its SQL face', async () => {
     const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
     await editJson(path.join(dir, 'v2', 'down.json'), (j) => j.tables.orders.ops.push({ op: 'sql', from: ['note'], to: 'note', expr: 'lower(nothere)' }));
-    await editJson(path.join(dir, 'v2', 'up.json'), (j) => {
-      j.tables.orders.ops[0].js = 'wrongTwin';
-      delete j.tables.orders.ops[1].zone; // in UTC the cast has a JS face: the whole table is compared
-    });
+    // The table also has a zone cast without a JS face: its other columns are still compared.
+    await editJson(path.join(dir, 'v2', 'up.json'), (j) => (j.tables.orders.ops[0].js = 'wrongTwin'));
     const r = await check(dir);
     expect(r.code, r.stdout).toBe(2);
     expect(r.stdout).toMatch(/v2\/down\.json at \/tables\/orders\/ops\/3\/expr: does not run on v2: column "nothere" does not exist/);
@@ -212,5 +210,15 @@ CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2) NOT NULL, placed
     const r = await check(dir);
     expect(r.code, r.stdout).toBe(2);
     expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders\/ops\/2\/expr: does not run on v1: column "total_cents" does not exist/);
+  });
+
+  it('without fixture rows, expressions are still prepared against the source version', async () => {
+    const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
+    await rm(path.join(dir, 'fixtures'), { recursive: true });
+    // A type only the target version has would fail every sync on the source.
+    await editJson(path.join(dir, 'v2', 'up.json'), (j) => (j.tables.orders.ops[0] = { op: 'sql', from: ['total_cents'], to: 'total', expr: "total_cents::numeric / 100 + 'open'::order_state::text::numeric" }));
+    const r = await check(dir);
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders\/ops\/0\/expr: does not run on v1: type "order_state" does not exist/);
   });
 });
