@@ -113,7 +113,7 @@ async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, 
       const chain = await compileChain(opts.mappingsDir, report.fromVersion, report.toVersion, all);
       g('mappings', true, `v${report.fromVersion} -> v${report.toVersion} valid`);
       // What would make the final sync refuse, found while refusing costs nothing.
-      for (const c of await syncPreflight(src, dst, chain, all[report.fromVersion]!, opts.to.name, { lookback: opts.lookback })) g(c.name, c.ok, c.detail);
+      for (const c of await syncPreflight(src, dst, chain, all[report.fromVersion]!, opts.to.name, { lookback: opts.lookback, lockTimeout: opts.lockTimeout })) g(c.name, c.ok, c.detail);
     } catch (err) {
       g('mappings', false, (err as Error).message.split('\n')[0]!);
     }

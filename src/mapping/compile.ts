@@ -207,7 +207,8 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
       key: plan.sourceKey,
       // The mapping's watermark, else the one schema.sql declares (COMMENT 'bluegreen:watermark').
       watermark: plan.watermark ?? inp.table.watermark ?? null,
-      watermarkRule: plan.watermark !== null ? plan.watermarkRule : inp.table.watermarkRule,
+      // The mapping's zone and skew; else schema.sql's, when it names the same column.
+      watermarkRule: plan.watermarkRule ?? (plan.watermark === null || plan.watermark === inp.table.watermark ? inp.table.watermarkRule : undefined),
     })),
     columns,
     key: plan.key,

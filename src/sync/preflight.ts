@@ -21,8 +21,28 @@ export interface PreflightCheck {
  * sync runs the mapping inside PostgreSQL), every watermark has a rule (types, zones,
  * skews), and the target's writer lock is free right now.
  */
-export async function syncPreflight(src: pg.Client, dst: pg.Client, chain: CompiledChain, sourceCatalog: Catalog, targetLabel: string, opts: WatermarkOptions): Promise<PreflightCheck[]> {
+export async function syncPreflight(
+  src: pg.Client,
+  dst: pg.Client,
+  chain: CompiledChain,
+  sourceCatalog: Catalog,
+  targetLabel: string,
+  opts: WatermarkOptions & { lockTimeout?: string },
+): Promise<PreflightCheck[]> {
   const out: PreflightCheck[] = [];
+  const whoAmI = `select current_database() as db, pg_postmaster_start_time()::text as started, coalesce(inet_server_port(), 0) as port`;
+  const [me, them] = [(await src.query(whoAmI)).rows[0], (await dst.query(whoAmI)).rows[0]];
+  out.push(JSON.stringify(me) === JSON.stringify(them) ? { name: 'two databases', ok: false, detail: 'source and target are the same database' } : { name: 'two databases', ok: true, detail: 'distinct' });
+  // Options the final sync hands to PostgreSQL, tried where a typo costs nothing.
+  const bad: string[] = [];
+  if (opts.lookback !== undefined && !(await dst.query(`select $1::interval`, [opts.lookback]).then(() => true, () => false))) bad.push(`--lookback ${JSON.stringify(opts.lookback)} is not an interval`);
+  if (opts.lockTimeout !== undefined) {
+    await dst.query('begin');
+    const ok = await dst.query(`select set_config('lock_timeout', $1, true)`, [opts.lockTimeout]).then(() => true, () => false);
+    await dst.query('rollback');
+    if (!ok) bad.push(`--lock-timeout ${JSON.stringify(opts.lockTimeout)} is not a duration PostgreSQL takes (e.g. 5s, 2min)`);
+  }
+  out.push({ name: 'options', ok: bad.length === 0, detail: bad.join('; ') || 'valid' });
   const tables = Object.values(chain.tables);
   const noSql = tables.filter((t) => t.sqlUnsupported.length > 0);
   out.push(

@@ -282,7 +282,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       report.sequences = await alignSequences(dst, targetNames);
 
       if (effectiveVerify(opts.verify, report.mode) === 'changed') {
-        report.check = await checkChanged(src, dst, staged);
+        // Append tables read incrementally find a staged row's twins by their watermark.
+        const twins = (ct: CompiledTable) => (ct.reload === 'append' && report.tables.find((t) => t.table === ct.table)?.mode === 'incremental' ? appendLookup(ct, sourcePlans) : undefined);
+        report.check = await checkChanged(src, dst, staged, twins);
         await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
           opts.from.name,
           report.check.clean,
@@ -351,11 +353,18 @@ function effectiveVerify(v: SyncOptions['verify'], mode: SyncReport['mode']): 'f
  * from the source snapshot) is on the target exactly, as text; and the projected source
  * and the target hold the same number of rows, so no delete was missed.
  */
-async function checkChanged(src: pg.Client, dst: pg.Client, staged: { ct: CompiledTable; stage: string }[]): Promise<ChangedCheck> {
+async function checkChanged(
+  src: pg.Client,
+  dst: pg.Client,
+  staged: { ct: CompiledTable; stage: string }[],
+  /** Keyless append tables: the target column to find a staged row's twins by (indexed), not a scan of the table. */
+  lookup: (ct: CompiledTable) => string | undefined = () => undefined,
+): Promise<ChangedCheck> {
   const out: ChangedCheck = { clean: true, tables: [] };
   for (const { ct, stage } of staged) {
     const cols = (a: string) => `row(${ct.columns.map((c) => `${a}.${ident(c)}`).join(', ')})::text`;
-    const on = ct.key.length ? ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ') + ' and ' : '';
+    const match = ct.key.length ? ct.key : [lookup(ct)].filter((c): c is string => c !== undefined);
+    const on = match.length ? match.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ') + ' and ' : '';
     // Source and target are different servers: their queries run side by side.
     // Keyless tables have no index to probe per row: a correlated NOT EXISTS there scans the
     // whole target once per staged row (199 new rows of a 30k-row append table took 21 s).

@@ -38,6 +38,8 @@ const tables = (from: number, to: number, settingsFrom: string, settingsTo: stri
   tables: {
     app_events: { from: 'app_events', watermark: { column: 'changed_at', skew: '30 seconds' } },
     visits: { from: 'visits', watermark: { column: 'seen_at', zone: 'America/New_York' } },
+    // Names schema.sql's watermark column without a zone: the comment's zone still holds.
+    orders: { from: 'orders', watermark: 'updated_at' },
     history: { from: 'history', reload: 'append', watermark: 'mtime' },
     events: { from: 'events', reload: 'append', watermark: 'seq' },
     [settingsTo]: { from: settingsFrom, reload: 'full' },
@@ -168,6 +170,12 @@ describe('local-time watermarks with the writers zone declared', () => {
     expect(await query(p.blue, `select to_regclass('bluegreen.freeze') is null as none`)).toEqual([{ none: true }]);
     expect(await query(p.blue, `select count(*)::int as n from pg_trigger where tgname like 'bluegreen%'`)).toEqual([{ n: 0 }]);
     await query(p.blue, `insert into orders (id, note) values (2, 'still serving')`);
+    // An option the final sync would choke on is refused before the freeze too.
+    const typo = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 hours', '--lock-timeout', '5 parsecs', '--json']);
+    expect(typo.code).toBe(1);
+    expect(JSON.parse(typo.stdout).frozenAt).toBeUndefined();
+    expect(JSON.parse(typo.stdout).guardrails.find((g: { name: string }) => g.name === 'options').detail).toMatch(/--lock-timeout "5 parsecs"/);
+    expect(await query(p.blue, `select to_regclass('bluegreen.freeze') is null as none`)).toEqual([{ none: true }]);
     // The sync options work on cutover too: the legacy lookback accepts the zone-less column.
     const ok = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 hours', '--lock-timeout', '5s', '--json']);
     expect(ok.code).toBe(0);
