@@ -29,7 +29,7 @@ export const newVersionCommand: CommandModule<GlobalArgs, NewVersionArgs> = {
     const rel = (f: string) => path.relative(process.cwd(), f) || f;
     const checkCmd = `bluegreen check${dir === path.resolve('mappings') ? '' : ` --mappings ${rel(dir)}`}`;
     if (argv.from !== undefined || argv['from-url'] !== undefined) {
-      const env = ctx.env(argv.from ?? 'source', argv['from-url']);
+      const env = ctx.env(argv.from ?? '--from-url', argv['from-url']);
       const label = `${env.name} (${redactUrl(env.url)})`;
       const client = await connect(env.url);
       let r;
