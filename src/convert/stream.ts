@@ -357,3 +357,36 @@ export async function convertTable(plan: TablePlan, sink: ConversionSink): Promi
   stats.ms = Date.now() - t0;
   return stats;
 }
+
+/**
+ * A row the target's COPY FROM refused while loading converted rows (its error names the
+ * column and the value, not the row): the table is converted again, streamed, until a
+ * row has that value in that column, and the error says which key. Anything else is
+ * returned as it was.
+ */
+export async function locateInConverted(err: unknown, plan: TablePlan): Promise<unknown> {
+  const e = err as { code?: string; where?: string; message?: string };
+  const m = /COPY [^,]+, line \d+, column ([^:]+): "(.*)"$/s.exec(e?.where ?? '');
+  const t = plan.target;
+  if (!m || typeof e.code !== 'string' || !/^(22|23)/.test(e.code) || !t.columns.includes(m[1]!)) return err;
+  const column = m[1]!;
+  let value = m[2]!;
+  const cut = value.endsWith('...') && Buffer.byteLength(value) >= 100;
+  if (cut) value = value.slice(0, -3);
+  const at = t.columns.indexOf(column);
+  const keyAt = t.key.map((k) => t.columns.indexOf(k));
+  try {
+    const stats: TableConversionStats = { table: t.table, read: {}, rows: 0, orphans: 0, ms: 0 };
+    for await (const batch of convertedBatches(plan, stats)) {
+      for (const row of batch) {
+        const v = row[at];
+        if (v === null || v === undefined || (cut ? !v.startsWith(value) : v !== value)) continue;
+        const key = keyAt.length > 0 ? shownKey(t.key, keyAt.map((i) => row[i] ?? null)) : undefined;
+        return new RowConversionError(t.table, column, key, v, e.message ?? String(err), t.converted[column]);
+      }
+    }
+  } catch {
+    // the file cannot be read again: keep PostgreSQL's message
+  }
+  return err;
+}

@@ -27,7 +27,7 @@ import { DumpError, TargetNotEmptyError, VersionMismatchError } from '../errors.
 import type { Logger } from '../log.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
-import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
+import { convertTable, locateInConverted, planConversion, type TablePlan } from '../convert/stream.ts';
 import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
@@ -183,7 +183,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         } else {
           // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
           // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, into: sink });
+          const stats = await convertTable(l.convert!, { header: true, into: sink }).catch(async (e: unknown) => {
+            throw await locateInConverted(e, l.convert!); // a value the target refused: which row
+          });
           expected = stats.rows;
           if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
         }

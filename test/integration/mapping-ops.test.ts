@@ -313,4 +313,24 @@ describe('offline paths run the SQL face in PostgreSQL where an op has no JS fac
     expect(e.hint).toMatch(/down\.json at \/tables\/orders\/ops\/0/);
     expect(existsSync(out)).toBe(false);
   });
+
+  it('import through the JS face names the row whose converted value the target refuses', async () => {
+    const alt = await tempDir('ordersutc2');
+    await cp(dir, alt, { recursive: true });
+    const upUtc = JSON.parse(JSON.stringify(UP));
+    delete upUtc.tables.orders.ops[3].zone;
+    await writeFile(path.join(alt, 'v2', 'up.json'), JSON.stringify(upUtc));
+    const blue = await databaseAt(1);
+    await query(blue, ROWS);
+    await query(blue, `update orders set status = 'lost' where id = 2`);
+    const dump = path.join(await tempDir('bdump'), 'd');
+    await exportDump({ url: blue, environment: 'blue', mappingsDir: alt, out: dump, logger: silentLogger });
+    const green = await databaseAt(2);
+    const err = await importDump({ url: green, environment: 'green', mappingsDir: alt, dir: dump, logger: silentLogger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RowConversionError);
+    const e = err as RowConversionError;
+    expect([e.table, e.column, e.key, e.value]).toEqual(['orders', 'status', 'id=2', 'lost']);
+    expect(e.message).toMatch(/invalid input value for enum order_status/);
+    expect(await query(green, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
+  });
 });
