@@ -18,7 +18,7 @@ import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
-import { keylessTables } from './keyless.ts';
+import { dumpOrderBy, keylessTables } from './keyless.ts';
 import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 
 export interface ExportOptions {
@@ -225,7 +225,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
       const bound = sinceFilters.get(p.t.name);
       const filter = bound ? ` where ${bound}` : '';
-      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key.length ? p.key : p.columns)}`;
+      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${dumpOrderBy(p.key.length ? keyOrderBy(p.t, p.key) : '', p.key, p.columns)}`;
       const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined && p.key.length) {

@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ident } from '../db/connect.ts';
 
 /** How the mappings of a version treat its keyless tables. */
 export type KeylessKind = 'full' | 'append';
@@ -41,4 +42,13 @@ export async function keylessTables(mappingsDir: string, version: number): Promi
     }
   }
   return out;
+}
+
+/**
+ * ORDER BY of a dumped table: its key, or for a keyless table its whole row as text in
+ * byte order (every type prints, not every type sorts: json, point), so export and the
+ * re-read after import agree.
+ */
+export function dumpOrderBy(keyOrder: string, key: string[], columns: string[]): string {
+  return key.length ? keyOrder : `(row(${columns.map(ident).join(', ')})::text) collate "C"`;
 }

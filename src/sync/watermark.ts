@@ -28,9 +28,9 @@
  *   again). When a long transaction began before S (H <= S), this run's sample cannot be
  *   used; earlier runs' samples (kept in the run log) with S < H can, else the bound stays
  *   where it was. Re-read rows are resolved by key, or for keyless append tables as a
- *   multiset difference (src/db/multiset.ts). The rule assumes one sequence with CACHE 1
+ *   multiset difference (src/db/multiset.ts). The rule needs one sequence with CACHE 1
  *   (the default, and what identity columns use): per-session caches hand out ids out of
- *   time order.
+ *   time order, so an owned sequence with a larger cache is refused.
  *
  * A declared `skew` (watermarks the application sets from its own clock) is subtracted
  * from the time bound; `--lookback` is already in H.
@@ -145,6 +145,17 @@ async function planOne(
   }
   if (rule.skew !== undefined && kind === 'integer') {
     throw new TableError(table, `watermark ${column} is ${type}: a clock skew applies only to time watermarks`, `remove "skew" from the watermark of ${table}`);
+  }
+  if (kind === 'integer') {
+    // Per-session caches hand out ids out of time order, which the sampled-max rule relies on.
+    const cache = await src.query<{ seq: string; cache: string }>(
+      `select s.seqrelid::regclass::text as seq, s.seqcache::text as cache from pg_sequence s where s.seqrelid = pg_get_serial_sequence($1, $2)::regclass`,
+      [ident(table), column],
+    );
+    const c = cache.rows[0];
+    if (c && Number(c.cache) > 1) {
+      throw new TableError(table, `integer watermark ${column} comes from sequence ${c.seq} with CACHE ${c.cache}: sessions hand out its values out of order`, `ALTER SEQUENCE ${c.seq} CACHE 1, or use a timestamptz watermark`);
+    }
   }
   let zone = rule.zone;
   if ((kind === 'local' || kind === 'date') && zone === undefined) {

@@ -5,7 +5,7 @@
  * a concurrent inserter, a long transaction holding a low id), keyless full reloads that
  * write nothing when unchanged, and a cutover that refuses before it freezes anything.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -29,7 +29,7 @@ CREATE TABLE history (aid integer NOT NULL, delta integer NOT NULL, mtime timest
 CREATE INDEX history_mtime ON history (mtime);
 CREATE TABLE events (seq bigserial NOT NULL, payload text);
 CREATE INDEX events_seq ON events (seq);
-CREATE TABLE ${settings} (name text NOT NULL, value text);
+CREATE TABLE ${settings} (name text NOT NULL, value text, meta json);
 `;
 
 const tables = (from: number, to: number, settingsFrom: string, settingsTo: string) => ({
@@ -286,6 +286,14 @@ describe('append-only keyless tables', () => {
     expect(v.tables.find((t: { table: string }) => t.table === 'history').comparedAs).toBe('multiset');
   });
 
+  it('refuses an integer watermark whose sequence caches values per session', async () => {
+    const p = await pair();
+    await query(p.blue, `alter sequence events_seq_seq cache 20`);
+    const r = await p.run(['sync', '--from', 'blue', '--to', 'green']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/events.*CACHE 20.*ALTER SEQUENCE/s);
+  });
+
   it('exit 3 naming what it saw when a row of an append table changed on the source', async () => {
     const p = await pair();
     await query(p.blue, `insert into history (aid, delta) select g, g from generate_series(1, 20) g`);
@@ -333,12 +341,17 @@ describe('keyless full reloads', () => {
   it('export and import carry keyless full-reload and append tables, full and incremental', async () => {
     const dir = await mappings();
     const p = await makePair(1, 1, dir);
-    await query(p.blue, `insert into settings values ('a', '1'), ('a', '1'); insert into history (aid, delta) values (1, 1), (1, 1); insert into events (payload) values ('x')`);
+    await query(p.blue, `insert into settings values ('a', '1', '{"b": 1, "a": [2]}'), ('a', '1', '{"b": 1, "a": [2]}'); insert into history (aid, delta) values (1, 1), (1, 1); insert into events (payload) values ('x')`);
     await query(p.blue, `insert into orders (id, note, updated_at) values (1, 'old', '2000-01-01'); insert into visits values (1, 'old', '2000-01-01')`);
     const out = await tempDir('kinds-dump');
     const full = await p.run(['export', '--from', 'blue', '--out', path.join(out, 'full'), '--json']);
     expect(full.code, full.stderr).toBe(0);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'full')]);
+    // Offline convert to v2 carries the keyless tables too (settings becomes app_settings).
+    const conv = await p.run(['convert', '--in', path.join(out, 'full'), '--to-version', '2', '--out', path.join(out, 'v2'), '--json']);
+    expect(conv.code, conv.stderr).toBe(0);
+    const converted = JSON.parse(await readFile(path.join(out, 'v2', 'manifest.json'), 'utf8'));
+    expect(converted.tables.find((t: { name: string }) => t.name === 'app_settings')).toMatchObject({ rows: 2, key: [] });
     for (const t of ['settings', 'history', 'events']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));
     await query(p.blue, `insert into settings values ('b', '2'); delete from settings where ctid = (select min(ctid) from settings where name = 'a'); insert into history (aid, delta) values (2, 2)`);
     // Berlin and New York writers change a row each after the full export.
