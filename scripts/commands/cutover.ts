@@ -12,7 +12,6 @@ interface CutoverArgs extends GlobalArgs, PairArgs {
   force?: boolean;
   full?: boolean;
   lookback?: string;
-  'lock-timeout'?: string;
   verify: 'full' | 'changed';
 }
 
@@ -38,7 +37,6 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       // The options sync takes, where they mean something for the final sync.
       .option('full', { type: 'boolean', describe: 'The final sync re-reads every row (a longer freeze)' })
       .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes'), as for sync" })
-      .option('lock-timeout', { type: 'string', describe: 'Give up if target tables stay locked this long (default 15 s or what is left of --timeout)' })
       .option('verify', {
         type: 'string',
         default: 'full',

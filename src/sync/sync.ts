@@ -186,9 +186,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     const sourcePlans = await planWatermarks(src, tables, sourceCatalog, lower, { lookback: opts.lookback });
     const planFor = (table: string): SourcePlan | null => sourcePlans.get(table) ?? null;
     const samples = await sampleIntegerWatermarks(src, sourcePlans);
-    // No stored watermark: no earlier run, and the state schema may not exist yet (it is
-    // created inside the run's transaction).
-    const history = samples.length && stored.length ? await sampleHistory(dst, opts.from.name) : [];
+    const history = samples.length ? await sampleHistory(dst, opts.from.name) : [];
 
     // Horizon BEFORE the snapshot (src/sync/horizon.ts says why).
     const h = await readHorizon(src, opts.from.name, logger, opts.lookback, await loadHorizonSample(dst, opts.from.name));

@@ -256,6 +256,8 @@ export async function sampleIntegerWatermarks(src: pg.Client, plans: Map<string,
 
 /** Integer samples recorded by the last runs from `source` (newest first), for {@link nextLowerBound}. */
 export async function sampleHistory(dst: pg.Client, source: string): Promise<IntegerSample[]> {
+  // A target never synced has no state schema yet (it is created inside the run's transaction).
+  if (!(await dst.query<{ ok: boolean }>(`select to_regclass('bluegreen.runs') is not null as ok`)).rows[0]!.ok) return [];
   const r = await dst.query<{ s: IntegerSample[] | null }>(
     `select detail->'watermarkSamples' as s from bluegreen.runs
       where source = $1 and status = 'ok' and kind in ('sync', 'cutover') and detail ? 'watermarkSamples'

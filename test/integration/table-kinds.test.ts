@@ -171,10 +171,10 @@ describe('local-time watermarks with the writers zone declared', () => {
     expect(await query(p.blue, `select count(*)::int as n from pg_trigger where tgname like 'bluegreen%'`)).toEqual([{ n: 0 }]);
     await query(p.blue, `insert into orders (id, note) values (2, 'still serving')`);
     // An option the final sync would choke on is refused before the freeze too.
-    const typo = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 hours', '--lock-timeout', '5 parsecs', '--json']);
-    // (Since the flags are parsed up front, that is a usage error, exit 2, before any connection.)
-    expect(typo.code).toBe(2);
-    expect(typo.stderr).toMatch(/--lock-timeout must be seconds or a duration, got \\"5 parsecs\\"/);
+    const typo = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 parsecs', '--json']);
+    expect(typo.code).toBe(1);
+    expect(JSON.parse(typo.stdout).frozenAt).toBeUndefined();
+    expect(JSON.parse(typo.stdout).guardrails.find((g: { name: string }) => g.name === 'options').detail).toMatch(/--lookback "14 parsecs" is not an interval/);
     expect(await query(p.blue, `select to_regclass('bluegreen.freeze') is null as none`)).toEqual([{ none: true }]);
     // The sync options work on cutover too: the legacy lookback accepts the zone-less column.
     const ok = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 hours', '--lock-timeout', '5s', '--json']);
