@@ -203,8 +203,8 @@ describe('new ops on real PostgreSQL', () => {
     expect([e.table, e.column, e.key, e.value]).toEqual(['orders', 'country', 'id=17', 'DEU']);
     expect(e.message).toMatch(/the value does not fit character\(2\)/);
     expect(e.hint).toMatch(/down\.json at \/tables\/orders\/ops\/0/);
-    // Refused before any write: no row, no run recorded.
-    expect(await query(blue, `select (select count(*) from orders)::int as rows, (select count(*) from bluegreen.runs)::int as runs`)).toEqual([{ rows: 0, runs: 0 }]);
+    // Refused before any write: no row, not even the tool's state schema.
+    expect(await query(blue, `select (select count(*) from orders)::int as rows, to_regclass('bluegreen.runs') is null as untouched`)).toEqual([{ rows: 0, untouched: true }]);
   });
 
   it('a value the target column refuses (COPY FROM fails on the target) is located too', async () => {
