@@ -125,7 +125,7 @@ afterAll(async () => {
 const endpoints = (blue: string, green: string) => ({ from: { name: 'blue', url: blue }, to: { name: 'green', url: green } });
 
 describe('new ops on real PostgreSQL', () => {
-  it('the SQL face gives the expected text: scale, char(n) -> text, an enum of the target only, Berlin local times across DST'), async () => {
+  it('the SQL face gives the expected text: scale, char(n) -> text, an enum of the target only, Berlin local times across DST', async () => {
     const blue = await databaseAt(1);
     await query(blue, ROWS);
     const c = await connect(blue);
