@@ -119,7 +119,7 @@ export async function prepareExpressions(client: pg.Client, m: Mapping): Promise
         const scope = u.columns.map((c) => `NULL::${c.type} AS ${ident(c.name)}`).join(', ');
         await client.query('savepoint bg_expr');
         try {
-          await client.query(`explain select (${u.expr}) from (select ${scope}) as bg_in`);
+          await client.query(`explain select (${u.expr}\n) from (select ${scope}) as bg_in`);
           await client.query('release savepoint bg_expr');
         } catch (err) {
           await client.query('rollback to savepoint bg_expr');

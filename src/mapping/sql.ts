@@ -92,5 +92,6 @@ export function castToTarget(expr: string, type: string): string {
  */
 export function scopedExpr(expr: string, columns: readonly { name: string; sql: string }[]): string {
   const names = columns.map((c) => quoteIdent(c.name)).join(', ');
-  return `(SELECT (${expr}) FROM (VALUES (${columns.map((c) => c.sql).join(', ')})) AS bg_in(${names}))`;
+  // The newline ends a trailing `-- comment` of the expression before the closing parenthesis.
+  return `(SELECT (${expr}\n) FROM (VALUES (${columns.map((c) => c.sql).join(', ')})) AS bg_in(${names}))`;
 }

@@ -29,9 +29,9 @@ import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
-import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
 import { preflight } from '../convert/preflight.ts';
+import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
 
 export interface Endpoint {
   /** Environment name (blue, green, …); the target keeps watermarks per source name. */

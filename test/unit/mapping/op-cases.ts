@@ -192,13 +192,14 @@ export const cases: OpCase[] = [
       toC: ([f]: (string | null)[]) => [f == null ? null : f.slice(0, -1)],
     },
     rows: [[['12.5'], ['12.5C']], [[null], [null]]],
-    sql: `(SELECT (celsius::text || 'C') FROM (VALUES ("s0"."celsius")) AS bg_in("celsius"))`,
+    sql: `(SELECT (celsius::text || 'C'\n) FROM (VALUES ("s0"."celsius")) AS bg_in("celsius"))`,
   },
   {
     name: 'sql with a JS twin',
     source: ['total_cents bigint'],
     target: ['total numeric(12,2)'],
-    op: { op: 'sql', from: ['total_cents'], to: 'total', expr: 'round(total_cents / 100.0, 2)', js: 'up' },
+    // A trailing comment must not swallow the closing parenthesis of the scope.
+    op: { op: 'sql', from: ['total_cents'], to: 'total', expr: 'round(total_cents / 100.0, 2) -- cents to money', js: 'up' },
     down: [{ op: 'sql', from: ['total'], to: 'total_cents', expr: '(total * 100)::bigint', js: 'down' }],
     functions: {
       up: ([c]: (string | null)[]) => [c === null ? null : (Number(c) / 100).toFixed(2)],

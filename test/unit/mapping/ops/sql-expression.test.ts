@@ -13,7 +13,7 @@ describe('sql op', () => {
       down: [{ op: 'sql', from: ['total'], to: 'total_cents', expr: '(total * 100)::bigint', js: 'totalToCents' }],
       functions: { centsToTotal, totalToCents },
     });
-    expect(run.up.selectSql((t) => t)).toContain(`(SELECT (round(total_cents / 100.0, 2)) FROM (VALUES ("s0"."total_cents")) AS bg_in("total_cents"))`);
+    expect(run.up.selectSql((t) => t)).toContain(`(SELECT (round(total_cents / 100.0, 2)\n) FROM (VALUES ("s0"."total_cents")) AS bg_in("total_cents"))`);
     expect(run.forward(['1999'])).toEqual(['19.99']);
     expect(run.roundTrip(['1999'])).toEqual(['1999']);
     // The loss is what `loses` says: nothing declared, nothing lost (check's round trip tests it).
@@ -58,7 +58,7 @@ describe('function op with an SQL face', () => {
       functions: { split2: ([v]: (string | null)[]) => (v ?? ' ').split(' ').slice(0, 2), join2: ([a, b]: (string | null)[]) => [`${a} ${b}`] },
     });
     expect(run.up.sqlUnsupported).toEqual([]);
-    expect(run.up.selectSql((t) => t)).toContain(`(SELECT (split_part(full_name, ' ', 2)) FROM (VALUES ("s0"."full_name")) AS bg_in("full_name"))`);
+    expect(run.up.selectSql((t) => t)).toContain(`(SELECT (split_part(full_name, ' ', 2)\n) FROM (VALUES ("s0"."full_name")) AS bg_in("full_name"))`);
     expect(run.forward(['Ann Lee'])).toEqual(['Ann', 'Lee']);
   });
 
