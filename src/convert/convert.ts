@@ -11,7 +11,7 @@ import path from 'node:path';
 import { InvalidInputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { hashTap } from '../dump/export.ts';
-import { newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
+import { dumpFileName, newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween, type CatalogProvider } from './catalogs.ts';
 import { convertTable, planConversion, type TableConversionStats } from './stream.ts';
@@ -93,7 +93,7 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     const stats: TableConversionStats[] = [];
     const t0 = Date.now();
     for (const p of plan.tables) {
-      const file = `${p.target.table}.csv`;
+      const file = dumpFileName(p.target.table);
       const full = path.join(opts.out, file);
       written.push(full);
       const tap = hashTap();

@@ -17,7 +17,7 @@ import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
-import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { dumpFileName, newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -213,7 +213,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     const reports: TableReport[] = [];
     await runPool(plans, [main, ...extra], async (p, client) => {
       const t0 = Date.now();
-      const file = `${p.t.name}.csv`;
+      const file = dumpFileName(p.t.name);
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
       const filter = opts.since !== undefined && wm ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
       const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key)}`;
@@ -221,7 +221,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined) {
         // Every key at the snapshot: target rows whose key is not here were deleted.
-        const keysFile = `${p.t.name}.keys.csv`;
+        const keysFile = dumpFileName(p.t.name, '.keys.csv');
         const keys = await copyQueryToFile(
           client,
           `select ${p.key.map(ident).join(', ')} from ${ident(p.t.name)} order by ${keyOrderBy(p.t, p.key)}`,
