@@ -22,6 +22,8 @@ import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDiff
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
+import { checkFreezeSeal } from './freeze-guard.ts';
+import { acquireTargetLock } from '../sync/lock.ts';
 
 export interface CutoverOptions {
   from: Endpoint;
@@ -228,6 +230,9 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
   let timer: NodeJS.Timeout | undefined;
   try {
     dst = await connect(opts.to.url, { label: to, applicationName: 'bluegreen cutover-control' });
+    // The target's lock before anything else: a sync running into it must make this
+    // cutover fail before it freezes the source, not after (held until dst closes).
+    await acquireTargetLock(dst, `target ${to}`);
     await guardrails(opts, src, dst, report);
     const failed = report.guardrails.filter((g) => !g.ok);
     if (failed.length) {
@@ -289,6 +294,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         mappingsDir: opts.mappingsDir,
         logger,
         kind: 'cutover',
+        targetLockHeld: true, // by the control session, since before the freeze
         verify: 'full', // the critical moment: compare every row, not just what changed
         lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
         // The target becomes the writable side in the same transaction as its final data.
@@ -301,6 +307,10 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       if (report.sync.verify && !report.sync.verify.clean) {
         throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
       }
+      // The owner of the tables can walk through a freeze: a cutover whose source took
+      // writes after the freeze is not a clean one (src/cutover/freeze-guard.ts).
+      const held = await checkFreezeSeal(src);
+      if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       // Only now is the freeze a finished cutover's: a source frozen without this mark was
       // left by a killed run, and its writes may not be on the target.
       await src.query('begin');
