@@ -6,14 +6,15 @@
  * removes what it wrote.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { hashTap } from '../dump/export.ts';
-import { dumpFileName, newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
+import { dumpFileName, newManifest, openDump, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween, type CatalogProvider } from './catalogs.ts';
+import { assertVersionExists } from '../db/catalog.ts';
 import { convertTable, planConversion, type TableConversionStats } from './stream.ts';
 
 /** Options of {@link convertDump}. */
@@ -55,19 +56,6 @@ export interface ConvertReport {
 }
 
 /** Creates `dir` 0700 or accepts it empty; returns whether it was created (for cleanup). */
-async function prepareOutDir(dir: string): Promise<boolean> {
-  let entries: string[] | undefined;
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidInputError(`output ${dir} is not a usable directory: ${(err as Error).message}`);
-  }
-  if (entries && entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the converted dump, or remove the old one');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-  return entries === undefined;
-}
-
 /**
  * Converts the dump in `opts.dir` to `opts.toVersion` into `opts.out`. Throws, before
  * creating anything: DumpError / ChecksumMismatchError for a damaged dump, ValidationError
@@ -78,6 +66,7 @@ async function prepareOutDir(dir: string): Promise<boolean> {
 export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> {
   const started = Date.now();
   const { logger } = opts;
+  await assertVersionExists(opts.mappingsDir, opts.toVersion, '--to-version');
   const manifest = await openDump(opts.dir);
   const from = manifest.schemaVersion;
   const catalogs = await opts.catalogs(versionsBetween(from, opts.toVersion));
@@ -85,7 +74,7 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
   const plan = planConversion(opts.dir, manifest, chain, catalogs);
   if (path.resolve(opts.out) === path.resolve(opts.dir)) throw new InvalidInputError('--out must be another directory than --in');
 
-  const created = await prepareOutDir(opts.out);
+  const created = await prepareDumpDir(opts.out, 'converted dump');
   const written: string[] = [];
   try {
     logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);

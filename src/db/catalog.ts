@@ -126,6 +126,17 @@ export async function listVersions(mappingsDir: string): Promise<number[]> {
   return versions;
 }
 
+/** Refuses (exit 2) a version that is not a folder of `mappingsDir`, naming those that are. */
+export async function assertVersionExists(mappingsDir: string, version: number, flag = '--version'): Promise<void> {
+  const versions = await listVersions(mappingsDir);
+  if (!Number.isInteger(version) || !versions.includes(version)) {
+    throw new InvalidInputError(
+      `${flag} ${version}: there is no version ${version} in ${mappingsDir}`,
+      `versions there: ${versions.map((v) => `v${v}`).join(', ')}; add one with bluegreen new-version`,
+    );
+  }
+}
+
 export function schemaFile(mappingsDir: string, version: number): string {
   return path.join(mappingsDir, `v${version}`, 'schema.sql');
 }

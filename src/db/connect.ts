@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { RuntimeFailure } from '../errors.ts';
 import { redactUrl } from '../redact.ts';
+import { connectHint } from './url.ts';
 
 /** Session settings pinned on every connection (sent in the startup packet: no round trip). */
 export const PINNED_SETTINGS: Record<string, string> = {
@@ -44,9 +45,7 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<p
   } catch (err) {
     throw new RuntimeFailure(
       `cannot connect to ${opts.label ?? 'database'} at ${redactUrl(url)}: ${(err as Error).message}`,
-      opts.label && ['blue', 'green'].includes(opts.label)
-        ? `is it running? for the local clusters run \`bluegreen env up\``
-        : 'check the URL, that the server is running, and the credentials',
+      connectHint(err, url, opts.label),
     );
   }
   return client;

@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,7 +16,7 @@ import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
-import { dumpFileName, newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { dumpFileName, newManifest, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -89,15 +88,7 @@ export function tableKey(t: TableInfo): string[] {
 }
 
 async function ensureEmptyDir(dir: string): Promise<void> {
-  let entries: string[] = [];
-  try {
-    entries = await readdir(dir);
-  } catch {
-    /* does not exist yet */
-  }
-  if (entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the dump, or remove the old one');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
+  await prepareDumpDir(dir); // one-line refusals for files, read-only and pseudo file systems
 }
 
 /** A pass-through that hashes and counts what flows through it. */

@@ -30,6 +30,7 @@ import { versionsBetween } from '../convert/catalogs.ts';
 import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
+import { assertDumpReproduced } from './reproduce.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -194,6 +195,8 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + t.rows, 0), {
         convertedOnTheFly: version !== manifest.schemaVersion,
       });
+      // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
+      if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await catalogs.get(version), opts.dir);
       await client.query('commit');
     } catch (err) {
       await client.query('rollback').catch(() => {});
@@ -201,7 +204,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     }
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
-    if (opts.verify ?? true) {
+    if ((opts.verify ?? true) && !report.verify) {
       if (version === manifest.schemaVersion) {
         const target = await catalogs.get(version);
         const differing: string[] = [];

@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readFile, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumMismatchError, DumpError } from '../errors.ts';
+import { ChecksumMismatchError, DumpError, InvalidInputError } from '../errors.ts';
 import { validateAgainst } from '../validate.ts';
 import { TOOL_VERSION } from '../version.ts';
 
@@ -83,6 +83,71 @@ export function checkDumpFileName(name: string, table: string, manifestFile: str
       'a dump names only files in its own directory; this manifest was edited or forged: export again',
     );
   }
+}
+
+/** One line for a file-system error on `dir` (read-only, permission, not a directory…). */
+function dirProblem(dir: string, err: unknown): InvalidInputError {
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  const why: Record<string, string> = {
+    EROFS: 'is on a read-only file system',
+    EACCES: 'is not writable (permission denied)',
+    EPERM: 'cannot be created there (operation not permitted)',
+    ENOTDIR: 'is inside a file, not a directory',
+    ENOENT: 'cannot be created there (the parent does not accept new directories)',
+    ENOSPC: 'is on a full file system',
+  };
+  return new InvalidInputError(`output directory ${dir} ${why[code] ?? `is not usable (${code})`}`, 'choose a writable directory for --out');
+}
+
+/** mkdir -p without Node's recursive mkdir, which loops forever under /proc (ENOENT with the parent present). */
+async function makeDirs(dir: string, depth = 0): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || depth > 100) throw err;
+    // The parent exists yet the directory cannot be made in it: a pseudo file system.
+    if (await stat(parent).then(() => true, () => false)) throw err;
+    await makeDirs(parent, depth + 1);
+    await mkdir(dir, { mode: 0o700 });
+  }
+}
+
+/**
+ * Makes `dir` ready for a new dump: an empty directory, created (0700) if missing. Every
+ * refusal is one line, exit 2, and fast: `--out` naming a file, a read-only or pseudo file
+ * system (`/proc/x`, `/sys/x`), a directory that is not empty. Returns whether it created it.
+ */
+export async function prepareDumpDir(dir: string, what = 'dump'): Promise<boolean> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw dirProblem(dir, err);
+  }
+  if (st && !st.isDirectory()) throw new InvalidInputError(`--out ${dir} is a file, not a directory`, `name a new directory for the ${what}`);
+  if (st) {
+    let entries: string[];
+    try {
+      entries = await readdir(dir);
+    } catch (err) {
+      throw dirProblem(dir, err);
+    }
+    if (entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, `choose a new directory for the ${what}, or remove the old one`);
+  }
+  try {
+    if (!st) await makeDirs(path.resolve(dir));
+    await chmod(dir, 0o700);
+    // Proves the directory takes files (a read-only mount lets mkdir of an existing dir pass).
+    const probe = path.join(dir, '.bluegreen-write-test');
+    await writeFile(probe, '', { mode: 0o600 });
+    await unlink(probe);
+  } catch (err) {
+    throw dirProblem(dir, err);
+  }
+  return !st;
 }
 
 export function newManifest(fields: Omit<Manifest, 'format' | 'tool' | 'createdAt'>): Manifest {
