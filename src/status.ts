@@ -8,7 +8,7 @@ import { detectVersion, VersionCatalogs } from './db/catalog.ts';
 import { BluegreenError } from './errors.ts';
 import { redactUrl } from './redact.ts';
 import { frozenBy, type FreezeInfo } from './cutover/freeze.ts';
-import { checkFreezeSeal } from './cutover/freeze-guard.ts';
+import { checkFreezeSeal } from './db/freeze-guard.ts';
 
 export interface EnvironmentStatus {
   name: string;

@@ -22,7 +22,7 @@ import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDiff
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
-import { checkFreezeSeal } from './freeze-guard.ts';
+import { checkFreezeSeal } from '../db/freeze-guard.ts';
 import { acquireTargetLock } from '../sync/lock.ts';
 
 export interface CutoverOptions {
@@ -308,7 +308,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
       }
       // The owner of the tables can walk through a freeze: a cutover whose source took
-      // writes after the freeze is not a clean one (src/cutover/freeze-guard.ts).
+      // writes after the freeze is not a clean one (src/db/freeze-guard.ts).
       const held = await checkFreezeSeal(src);
       if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       // Only now is the freeze a finished cutover's: a source frozen without this mark was

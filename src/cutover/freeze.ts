@@ -34,7 +34,7 @@
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
 import { ensureStateSchema } from '../db/state.ts';
-import { dropSeal, ensureGuardObjects, restoreWriteGrants, revokeWriteGrants, sealFreeze } from './freeze-guard.ts';
+import { dropSeal, ensureGuardObjects, restoreWriteGrants, revokeWriteGrants, sealFreeze } from '../db/freeze-guard.ts';
 
 export const FREEZE_TRIGGER = 'bluegreen_freeze';
 
@@ -156,7 +156,7 @@ export async function freeze(client: pg.Client, tables: string[], opts: FreezeOp
     );
     await client.query(`update bluegreen.freeze_epoch set epoch = epoch + 1`);
     // Held by privileges too, for roles other than the owner; sealed, so tampering by the
-    // owner shows (src/cutover/freeze-guard.ts).
+    // owner shows (src/db/freeze-guard.ts).
     await revokeWriteGrants(client, rels);
     await sealFreeze(client, tables);
     await client.query('commit');

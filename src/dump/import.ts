@@ -31,6 +31,7 @@ import { convertTable, planConversion, type TablePlan } from '../convert/stream.
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
 import { assertDumpReproduced } from './reproduce.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -108,6 +109,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
   const manifest = await openDump(opts.dir);
   const client = await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen import' });
   try {
+    await assertFreezeHeld(client, opts.environment); // never overwrite writes that slipped through a freeze
     const catalogs = new VersionCatalogs(opts.mappingsDir, client);
     let version: number;
     if (opts.version !== undefined) version = opts.version;
@@ -197,6 +199,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       });
       // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
       if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await catalogs.get(version), opts.dir);
+      await sealFreeze(client); // our own writes into a frozen target are not tampering
       await client.query('commit');
     } catch (err) {
       await client.query('rollback').catch(() => {});
@@ -283,6 +286,7 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
       mode: 'incremental',
       tables: report.tables,
     });
+    await sealFreeze(client); // our own writes into a frozen target are not tampering
     await client.query('commit');
   } catch (err) {
     await client.query('rollback').catch(() => {});

@@ -25,7 +25,7 @@ import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import { frozenBy } from '../cutover/freeze.ts';
-import { assertFreezeHeld, sealFreeze } from '../cutover/freeze-guard.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { readHorizon } from './horizon.ts';
@@ -146,7 +146,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     const srcFrozen = kind === 'cutover' ? undefined : await frozenBy(src);
     const dstFrozen = await frozenBy(dst);
     // A freeze the owner walked through: writing into (or reading from) that side would
-    // delete or skip the writes it took (src/cutover/freeze-guard.ts).
+    // delete or skip the writes it took (src/db/freeze-guard.ts).
     if (kind !== 'cutover') await assertFreezeHeld(src, opts.from.name);
     await assertFreezeHeld(dst, opts.to.name);
     for (const [side, f] of [[opts.from.name, srcFrozen], [opts.to.name, kind === 'cutover' ? undefined : dstFrozen]] as const) {

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/db/connect.ts';
 import { freeze, unfreezeNow } from '../../src/cutover/freeze.ts';
-import { checkFreezeSeal, sealFreeze } from '../../src/cutover/freeze-guard.ts';
+import { checkFreezeSeal, sealFreeze } from '../../src/db/freeze-guard.ts';
 import { adminQuery, freshDatabase, query, urlFor } from '../helpers/pg.ts';
 import { makePair, MAPPINGS } from '../helpers/pair.ts';
 import { collect, runCli, startCli } from '../helpers/cli.ts';

@@ -29,7 +29,7 @@
  * rollback sync refuse), not prevented.
  */
 import type pg from 'pg';
-import { ident, literal } from '../db/connect.ts';
+import { ident, literal } from './connect.ts';
 import { RuntimeFailure } from '../errors.ts';
 
 export const FREEZE_TRIGGER_NAME = 'bluegreen_freeze';
