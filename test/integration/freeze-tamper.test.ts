@@ -118,9 +118,15 @@ describe('freeze against the owner and other roles', () => {
 describe('cutover, status and rollback sync see a freeze the owner walked through', () => {
   it('status says FREEZE BROKEN and the rollback sync refuses to overwrite the slipped-in write; a clean freeze shows neither', async () => {
     const p = await makePair(1, 2);
+    await query(p.blue, `insert into users (username, full_name, email) values ('ann', 'Ann Lee', 'a@x')`);
     await p.ok(['sync', '--from', 'blue', '--to', 'green']);
     const c = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--log-format', 'text']);
     expect(c.code, c.stderr).toBe(0);
+    // The application writes on green; the rollback sync carries it into frozen blue
+    // (bluegreen's own write renews the seal: no tampering shown).
+    await query(p.green, `update users set email = 'green@x'`);
+    await p.ok(['sync', '--from', 'green', '--to', 'blue']);
+    expect(await query(p.blue, `select email from users`)).toEqual([{ email: 'green@x' }]);
     let st = await p.run(['status', '--env', 'blue', '--log-format', 'text']);
     expect(st.stdout).toContain('FROZEN since');
     expect(st.stdout).not.toContain('FREEZE BROKEN');
@@ -133,6 +139,10 @@ describe('cutover, status and rollback sync see a freeze the owner walked throug
     expect(back.code).toBe(1);
     expect(back.stderr).toMatch(/blue was frozen by bluegreen but the freeze did not hold/);
     expect(await query(p.blue, `select count(*)::int as n from users where username = 'slipped'`)).toEqual([{ n: 1 }]);
+    // Once the DBA has recovered the write and unfrozen blue, the refusal is gone.
+    await p.ok(['unfreeze', '--env', 'blue']);
+    st = await p.run(['status', '--env', 'blue', '--log-format', 'text']);
+    expect(st.stdout).not.toMatch(/FREEZE BROKEN|FROZEN/);
   });
 
   it('a cutover whose source takes writes after the freeze fails and unfreezes it', async () => {
