@@ -46,6 +46,21 @@ describe('schema.sql with transaction control', () => {
     expect(await query(url, `select to_regclass('public.audit') as t`)).toEqual([{ t: null }]);
   });
 
+  it('COMMIT inside a DO block or a procedure cannot escape either: the server refuses it inside the probe transaction', async () => {
+    const dir = await tempDir('schemaguard-do');
+    await mkdir(path.join(dir, 'v1'));
+    await writeFile(
+      path.join(dir, 'v1', 'schema.sql'),
+      `create table users (id int primary key, name text);\ndo $$ begin create table leak (id int); commit; end $$;\ninsert into users values (98, 'after the DO');\n`,
+    );
+    const out = path.join(await tempDir('schemaguard-out'), 'dump');
+    const r = await runCli(['--mappings', dir, 'export', '--from', 'blue', '--out', out, '--log-format', 'text'], { BLUE_URL: url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/does not apply: invalid transaction termination/);
+    expect(await probes()).toBe(0);
+    expect(await query(url, `select id, name from users order by id`)).toEqual([{ id: 1, name: 'real row' }]);
+  });
+
   it('schema apply refuses it too and creates nothing', async () => {
     const empty = await freshDatabase('schemaguard_empty');
     const r = await runCli(['--mappings', mappings, 'schema', 'apply', '--to', 'green', '--version', '1', '--log-format', 'text'], { GREEN_URL: empty });
