@@ -7,7 +7,8 @@
  * partition): PostgreSQL gives a non-superuser no way to stop an owner. So:
  *
  * - **Prevent** what can be prevented: while frozen, the INSERT/UPDATE/DELETE/TRUNCATE
- *   grants the owner made to other roles (an application role, PUBLIC) are revoked, so such
+ *   grants (table and column grants) the owner made to other roles (an application role,
+ *   PUBLIC) are revoked, so such
  *   a role is refused by privilege even if the trigger were gone; unfreezing grants back
  *   exactly what was revoked (remembered in `bluegreen.freeze_grants`). `bluegreen.freeze`
  *   lives in a schema other roles have no privilege on.
@@ -59,11 +60,20 @@ export async function ensureGuardObjects(client: pg.Client): Promise<void> {
  * owner cannot revoke them) and returned, so the caller can say so.
  */
 export async function revokeWriteGrants(client: pg.Client, rels: string[]): Promise<{ revoked: number; kept: string[] }> {
+  // Table grants, then column grants (INSERT (col), UPDATE (col)), each as the privilege
+  // text GRANT and REVOKE take.
   const r = await client.query<{ rel: string; grantee: string; privilege: string; grantable: boolean; by_owner: boolean }>(
     `select c.oid::regclass::text as rel,
             case when a.grantee = 0 then 'public' else quote_ident(g.rolname) end as grantee,
             a.privilege_type as privilege, a.is_grantable as grantable, a.grantor = c.relowner as by_owner
        from pg_class c, aclexplode(c.relacl) a left join pg_roles g on g.oid = a.grantee
+      where c.oid = any($1::regclass[]) and a.grantee <> c.relowner and a.privilege_type = any($2)
+     union all
+     select c.oid::regclass::text,
+            case when a.grantee = 0 then 'public' else quote_ident(g.rolname) end,
+            a.privilege_type || ' (' || quote_ident(att.attname) || ')', a.is_grantable, a.grantor = c.relowner
+       from pg_class c join pg_attribute att on att.attrelid = c.oid and att.attnum > 0 and not att.attisdropped and att.attacl is not null,
+            aclexplode(att.attacl) a left join pg_roles g on g.oid = a.grantee
       where c.oid = any($1::regclass[]) and a.grantee <> c.relowner and a.privilege_type = any($2)
       order by 1, 2, 3`,
     [rels, WRITE_PRIVILEGES],

@@ -34,7 +34,11 @@ beforeAll(async () => {
   } catch (err) {
     if (!/already exists|duplicate key/.test((err as Error).message)) throw err;
   }
-  await query(url, `grant select, insert, update on notes to ${APP_ROLE}; grant delete on notes to ${APP_ROLE} with grant option; grant insert on events to public`);
+  await query(
+    url,
+    `grant select, insert, update on notes to ${APP_ROLE}; grant delete on notes to ${APP_ROLE} with grant option; grant insert on events to public;
+     grant update (at) on events_2024 to ${APP_ROLE}`,
+  );
 });
 
 async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -53,7 +57,11 @@ const grants = () =>
     url,
     `select c.relname || ' ' || coalesce(r.rolname, 'public') || ' ' || a.privilege_type || ' ' || a.is_grantable as g
        from pg_class c, aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee
-      where c.relname in ('notes', 'events', 'events_2024') and a.grantee <> c.relowner order by 1`,
+      where c.relname in ('notes', 'events', 'events_2024') and a.grantee <> c.relowner
+     union all
+     select c.relname || '.' || att.attname || ' ' || coalesce(r.rolname, 'public') || ' ' || a.privilege_type || ' ' || a.is_grantable
+       from pg_class c join pg_attribute att on att.attrelid = c.oid and att.attacl is not null, aclexplode(att.attacl) a left join pg_roles r on r.oid = a.grantee
+      where c.relname in ('notes', 'events', 'events_2024') order by 1`,
   ).then((rows) => rows.map((r) => r.g));
 
 describe('freeze against the owner and other roles', () => {
@@ -79,6 +87,7 @@ describe('freeze against the owner and other roles', () => {
   it('a non-owner application role loses its write grants while frozen and gets exactly them back', async () => {
     const before = await grants();
     expect(before).toContain(`notes ${APP_ROLE} DELETE true`);
+    expect(before).toContain(`events_2024.at ${APP_ROLE} UPDATE false`);
     await frozen();
     const app = urlFor(db, APP_ROLE, APP_PASSWORD);
     expect(await grants()).toEqual(before.filter((g) => !/ (INSERT|UPDATE|DELETE|TRUNCATE) /.test(g)));
