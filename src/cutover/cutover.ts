@@ -22,7 +22,7 @@ import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDiff
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
-import { checkFreezeSeal } from '../db/freeze-guard.ts';
+import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
 import { acquireTargetLock } from '../sync/lock.ts';
 
 export interface CutoverOptions {
@@ -307,14 +307,15 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       if (report.sync.verify && !report.sync.verify.clean) {
         throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
       }
-      // The owner of the tables can walk through a freeze: a cutover whose source took
-      // writes after the freeze is not a clean one (src/db/freeze-guard.ts).
-      const held = await checkFreezeSeal(src);
-      if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       // Only now is the freeze a finished cutover's: a source frozen without this mark was
       // left by a killed run, and its writes may not be on the target.
       await src.query('begin');
       await src.query(`set local lock_timeout = '5s'`);
+      // The owner of the tables can walk through a freeze: a cutover whose source took
+      // writes after the freeze is not a clean one. Checked under lock, so the seal the
+      // completion renews absorbs nothing (src/db/freeze-guard.ts).
+      const held = await lockAndCheckFreeze(src);
+      if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       await markFreezeCompleted(src);
       await src.query('commit');
     } catch (err) {

@@ -162,7 +162,8 @@ async function treeMembers(client: pg.Client, tables: string[]): Promise<string[
 
 /**
  * Seals the freeze in the caller's (freezing or writing) transaction: records the evidence
- * `checkFreezeSeal` compares with. `tables` are the frozen tables (partition roots); when
+ * `checkFreezeSeal` compares with. A writer renewing it must have checked it with
+ * {@link lockAndCheckFreeze} earlier in the same transaction. `tables` are the frozen tables (partition roots); when
  * omitted, those of the existing seal.
  */
 export async function sealFreeze(client: pg.Client, tables?: string[]): Promise<void> {
@@ -247,12 +248,31 @@ async function rowsWrittenAfter(client: pg.Client, rel: string, xid: string): Pr
 }
 
 /**
+ * {@link checkFreezeSeal} after locking what the seal covers until the caller's transaction
+ * ends (the frozen tables in SHARE ROW EXCLUSIVE, as ALTER TABLE … TRIGGER takes it, and
+ * the flag table against updates): nothing can then change between this check and the
+ * seal the same transaction renews, so a renewal never absorbs a walk-through.
+ */
+export async function lockAndCheckFreeze(client: pg.Client): Promise<SealCheck> {
+  const seal = await readSeal(client);
+  if (!seal) return { sealed: false, findings: [] };
+  for (const rel of Object.keys(seal.rels)) {
+    const ok = (await client.query(`select to_regclass($1) is not null as ok`, [rel])).rows[0].ok;
+    if (ok) await client.query(`lock table only ${rel} in share row exclusive mode`);
+  }
+  if ((await client.query(`select to_regclass('bluegreen.freeze') is not null as ok`)).rows[0].ok) {
+    await client.query(`lock table bluegreen.freeze in share mode`);
+  }
+  return checkFreezeSeal(client);
+}
+
+/**
  * Refuses to go on when `env` was frozen by bluegreen and the freeze did not hold: writes
  * made there since may be missing on the other side, and a sync into it (rollback) would
  * delete or overwrite them. `bluegreen unfreeze` clears the seal once the DBA has decided.
  */
-export async function assertFreezeHeld(client: pg.Client, env: string): Promise<void> {
-  const c = await checkFreezeSeal(client);
+export async function assertFreezeHeld(client: pg.Client, env: string, opts: { lock?: boolean } = {}): Promise<void> {
+  const c = opts.lock ? await lockAndCheckFreeze(client) : await checkFreezeSeal(client);
   if (c.findings.length === 0) return;
   throw new RuntimeFailure(
     `${env} was frozen by bluegreen but the freeze did not hold: ${c.findings.join('; ')}`,

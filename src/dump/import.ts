@@ -156,6 +156,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
     await client.query('begin');
     try {
+      await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
       await ensureStateSchema(client);
       if (opts.truncate && occupied.length > 0) {
         await client.query(`truncate ${tables.map(ident).join(', ')}`);
@@ -251,6 +252,7 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
   };
   await client.query('begin');
   try {
+    await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
     await ensureStateSchema(client);
     await setUserTriggers(client, tables, false);
     const staged = [];

@@ -266,6 +266,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     await dst.query('begin');
     try {
       await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
+      await assertFreezeHeld(dst, opts.to.name, { lock: true }); // held until commit: the seal renewed below absorbs nothing
       const targetNames = tables.map((t) => t.table);
       await setUserTriggers(dst, targetNames, false);
       // An initial load into empty tables takes the bulk path (indexes after data).
