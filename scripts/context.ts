@@ -7,6 +7,7 @@ import { BluegreenError, ExitCode } from '../src/errors.ts';
 import { loadSettings, resolveEnvironment, type Environment, type Settings } from '../src/config.ts';
 import { createLogger, type Logger, type LogFormat } from '../src/log.ts';
 import { redactText } from '../src/redact.ts';
+import { cancelStatements, parseTimeout, setSessionTimeouts } from '../src/db/connect.ts';
 
 export interface GlobalArgs {
   mappings?: string;
@@ -15,6 +16,9 @@ export interface GlobalArgs {
   quiet?: boolean;
   verbose?: boolean;
   json?: boolean;
+  'connect-timeout'?: string;
+  'lock-timeout'?: string;
+  'statement-timeout'?: string;
 }
 
 export function globalOptions<T>(y: Argv<T>) {
@@ -24,7 +28,60 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('log-format', { choices: ['text', 'json'] as const, describe: 'Log lines as text or one JSON object per line', defaultDescription: 'text on a terminal, json otherwise' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only warnings and errors' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'Debug logging' })
-    .option('json', { type: 'boolean', describe: 'Print the result as JSON on stdout' });
+    .option('json', { type: 'boolean', describe: 'Print the result as JSON on stdout' })
+    .option('connect-timeout', { type: 'string', describe: 'Give up connecting after this long (seconds or e.g. 30s)', defaultDescription: '10' })
+    .option('lock-timeout', { type: 'string', describe: 'Give up waiting for a table lock after this long, on both sides', defaultDescription: '30s' })
+    .option('statement-timeout', { type: 'string', describe: 'Cancel any one statement running longer (0: no limit), on both sides', defaultDescription: '6h' });
+}
+
+/**
+ * The timeout flags, checked before anything connects (exit 2 on a typo) and given to
+ * every session; --lock-timeout is rewritten in milliseconds so a command that also
+ * passes it to the server (sync) sends exactly what was checked.
+ */
+function applyTimeouts(argv: GlobalArgs): void {
+  const connectMs = argv['connect-timeout'] !== undefined ? parseTimeout('connect-timeout', argv['connect-timeout'], false) : undefined;
+  const lockMs = argv['lock-timeout'] !== undefined ? parseTimeout('lock-timeout', argv['lock-timeout']) : undefined;
+  const statementMs = argv['statement-timeout'] !== undefined ? parseTimeout('statement-timeout', argv['statement-timeout']) : undefined;
+  setSessionTimeouts({ connectMs, lockMs, statementMs });
+  if (lockMs !== undefined) argv['lock-timeout'] = `${lockMs}ms`;
+}
+
+let interrupted: NodeJS.Signals | undefined;
+
+/**
+ * SIGINT/SIGTERM: cancel every server statement this process runs and close its sessions
+ * (their transactions roll back, the target lock goes with them), then exit 1. A command
+ * that handles the signal itself (cutover unfreezes its source) has its own listener and
+ * keeps the signal; a second signal exits at once.
+ */
+function cancelOnSignal(argv: GlobalArgs): void {
+  const json = argv['log-format'] === 'json' || (!argv['log-format'] && !process.stderr.isTTY);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(ExitCode.failure);
+    if (process.listenerCount(sig) > 1) return;
+    interrupted = sig;
+    process.exitCode = ExitCode.failure;
+    void cancelStatements().then((n) => {
+      const msg = `interrupted by ${sig}: ${n} server session(s) cancelled and closed; their open transaction rolled back`;
+      const hint = 'rerun the command; nothing it had not committed was kept';
+      process.stderr.write(
+        json
+          ? JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, hint, error: 'Interrupted', exitCode: ExitCode.failure }) + '\n'
+          : `error: ${msg}\n  next: ${hint}\n`,
+      );
+      process.exit(ExitCode.failure);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/** What to do about a lock or statement timeout (the flags' defaults were too short, or something blocks). */
+function timeoutHint(e: { code: string; message: string }): string | undefined {
+  if (e.code === '55P03') return 'something held a table lock longer than --lock-timeout (default 30s): find it in pg_stat_activity, or raise --lock-timeout';
+  if (e.code === '57014' && /statement timeout/.test(e.message)) return 'a statement ran longer than --statement-timeout (default 6h): raise it for tables this large, or find what blocks it';
+  return undefined;
 }
 
 /** --from/--to and their URL overrides, shared by every command that reads one side and writes the other. */
@@ -91,10 +148,14 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
   return async (argv: A): Promise<void> => {
     let ctx: Context | undefined;
     try {
+      applyTimeouts(argv as GlobalArgs);
+      cancelOnSignal(argv as GlobalArgs);
       ctx = makeContext(argv as GlobalArgs);
       const code = await fn(argv, ctx);
       process.exitCode = code ?? ExitCode.ok;
     } catch (err) {
+      // Interrupted: the signal handler reports and exits; a cancelled statement's error is its echo.
+      if (interrupted) return;
       const json = (argv as GlobalArgs)['log-format'] === 'json' || (!(argv as GlobalArgs)['log-format'] && !process.stderr.isTTY);
       if (err instanceof BluegreenError) {
         if (json) {
@@ -110,7 +171,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
         const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
         process.stderr.write(
           redactText(
-            `error: the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: nothing was committed; rerun with --verbose for the full trace and report it if it persists\n`,
+            `error: the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: nothing was committed; ${timeoutHint(e) ?? 'rerun with --verbose for the full trace and report it if it persists'}\n`,
           ),
         );
         process.exitCode = ExitCode.failure;
