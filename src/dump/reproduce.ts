@@ -12,6 +12,7 @@ import { ident } from '../db/connect.ts';
 import type { Catalog } from '../db/catalog-types.ts';
 import { DumpError } from '../errors.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
+import { dumpOrderBy } from './keyless.ts';
 import type { Manifest } from './manifest.ts';
 
 export interface ReproduceResult {
@@ -24,7 +25,8 @@ export interface ReproduceResult {
 export async function assertDumpReproduced(client: pg.Client, manifest: Manifest, target: Catalog, dir: string): Promise<ReproduceResult> {
   const differing: string[] = [];
   for (const t of manifest.tables) {
-    const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${keyOrderBy(target.tables[t.name]!, t.key)}`;
+    // The dump's own order: by key, or by the whole row as text for a keyless table.
+    const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${dumpOrderBy(t.key.length ? keyOrderBy(target.tables[t.name]!, t.key) : '', t.key, t.columns)}`;
     const again = await hashQuery(client, sql);
     if (again.sha256 !== t.sha256) differing.push(`${t.name} (${t.file})`);
   }
