@@ -6,15 +6,22 @@
  * removes what it wrote.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { hashTap } from '../dump/export.ts';
-import { newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
+import { dumpFileName, newManifest, openDump, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween, type CatalogProvider } from './catalogs.ts';
-import { convertTable, planConversion, type TableConversionStats } from './stream.ts';
+import { assertVersionExists } from '../db/catalog.ts';
+import { convertTable, planConversion, type TableConversionStats, type TablePlan } from './stream.ts';
+import type { Transform, Writable } from 'node:stream';
+import type pg from 'pg';
+import type { Catalog } from '../db/catalog-types.ts';
+import { OfflineConversionUnsupportedError } from './errors.ts';
+import { openScratch } from './faces.ts';
+import { copyThroughSql, type Staged } from './sql-fallback.ts';
 
 /** Options of {@link convertDump}. */
 export interface ConvertOptions {
@@ -30,6 +37,11 @@ export interface ConvertOptions {
   catalogs: CatalogProvider;
   /** Where progress and warnings go (src/ never prints). */
   logger: Logger;
+  /**
+   * A PostgreSQL to run the SQL face of tables without a JS face on (found as catalogs
+   * are); nothing stays on it. Without one such tables are refused before any write.
+   */
+  server?: () => Promise<{ client: pg.Client; label: string } | undefined>;
 }
 
 /** What a conversion did. */
@@ -54,18 +66,11 @@ export interface ConvertReport {
   rowsPerSecond: number;
 }
 
-/** Creates `dir` 0700 or accepts it empty; returns whether it was created (for cleanup). */
-async function prepareOutDir(dir: string): Promise<boolean> {
-  let entries: string[] | undefined;
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidInputError(`output ${dir} is not a usable directory: ${(err as Error).message}`);
-  }
-  if (entries && entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the converted dump, or remove the old one');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-  return entries === undefined;
+/** One table through its SQL face on the scratch server (sql-fallback.ts), with its stats. */
+async function sqlTable(client: pg.Client, p: TablePlan, source: Catalog, target: Catalog, staged: Staged, into: Writable, tap: Transform): Promise<TableConversionStats> {
+  const t0 = Date.now();
+  const rows = await copyThroughSql(client, p, source, target, staged, into, tap);
+  return { table: p.target.table, read: Object.fromEntries(p.inputs.map((i) => [i.table, i.rows])), rows, orphans: 0, ms: Date.now() - t0 };
 }
 
 /**
@@ -78,27 +83,50 @@ async function prepareOutDir(dir: string): Promise<boolean> {
 export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> {
   const started = Date.now();
   const { logger } = opts;
+  await assertVersionExists(opts.mappingsDir, opts.toVersion, '--to-version');
   const manifest = await openDump(opts.dir);
   const from = manifest.schemaVersion;
   const catalogs = await opts.catalogs(versionsBetween(from, opts.toVersion));
   const chain = await compileChain(opts.mappingsDir, from, opts.toVersion, catalogs);
-  const plan = planConversion(opts.dir, manifest, chain, catalogs);
+  const plan = planConversion(opts.dir, manifest, chain, catalogs, { sqlFallback: opts.server !== undefined });
   if (path.resolve(opts.out) === path.resolve(opts.dir)) throw new InvalidInputError('--out must be another directory than --in');
+  // Tables without a JS face run their SQL face on a server: find it before any write.
+  const sqlTables = plan.tables.filter((p) => p.face === 'sql');
+  const server = sqlTables.length > 0 ? await opts.server!() : undefined;
+  if (sqlTables.length > 0 && server === undefined) {
+    const t = sqlTables[0]!;
+    throw new OfflineConversionUnsupportedError(t.target.table, from, opts.toVersion, t.target.jsUnsupported);
+  }
 
-  const created = await prepareOutDir(opts.out);
+  const created = await prepareDumpDir(opts.out, 'converted dump').catch(async (e: unknown) => {
+    await server?.client.end().catch(() => {});
+    throw e;
+  });
   const written: string[] = [];
+  const scratch = server
+    ? await openScratch(server.client, opts.mappingsDir, from).catch(async (e: unknown) => {
+        await server.client.end().catch(() => {});
+        if (created) await rmdir(opts.out).catch(() => {});
+        throw e;
+      })
+    : undefined;
+  const staged: Staged = new Map();
   try {
     logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);
     const tables: DumpTable[] = [];
     const stats: TableConversionStats[] = [];
     const t0 = Date.now();
     for (const p of plan.tables) {
-      const file = `${p.target.table}.csv`;
+      const file = dumpFileName(p.target.table);
       const full = path.join(opts.out, file);
       written.push(full);
       const tap = hashTap();
       // `wx`: never overwrite; the directory was empty, so a clash is a bug worth seeing.
-      const s = await convertTable(p, { header: true, through: tap, into: createWriteStream(full, { mode: 0o600, flags: 'wx' }) });
+      const into = createWriteStream(full, { mode: 0o600, flags: 'wx' });
+      const s =
+        p.face === 'sql'
+          ? await sqlTable(server!.client, p, catalogs[from]!, catalogs[opts.toVersion]!, staged, into, tap)
+          : await convertTable(p, { header: true, through: tap, into });
       stats.push(s);
       tables.push({ name: p.target.table, file, columns: p.target.columns, key: p.target.key, rows: s.rows, ...tap.digest() });
       if (s.orphans > 0) logger.warn(`  ${p.target.table}: ${s.orphans} rows of merged tables had no partner and were dropped`, { table: p.target.table, orphans: s.orphans });
@@ -114,6 +142,8 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     });
     written.push(path.join(opts.out, 'manifest.json'));
     await writeManifest(opts.out, out);
+    await scratch?.close();
+    await server?.client.end().catch(() => {});
     const rows = stats.reduce((n, s) => n + s.rows, 0);
     return {
       dir: opts.dir,
@@ -127,6 +157,8 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
       rowsPerSecond: Math.round(rows / Math.max(convertMs / 1000, 0.001)),
     };
   } catch (err) {
+    await scratch?.close().catch(() => {});
+    await server?.client.end().catch(() => {});
     // Leave the output as it was found (absent or empty) so a rerun just works.
     for (const f of written) await rm(f, { force: true }).catch(() => {});
     if (created) await rmdir(opts.out).catch(() => {});

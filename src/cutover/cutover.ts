@@ -31,6 +31,8 @@ import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
 import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
+import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
+import { acquireTargetLock } from '../sync/lock.ts';
 
 export interface CutoverOptions {
   from: Endpoint;
@@ -261,6 +263,9 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
   let timer: NodeJS.Timeout | undefined;
   try {
     dst = await connect(opts.to.url, { label: to, applicationName: 'bluegreen cutover-control' });
+    // The target's lock before anything else: a sync running into it must make this
+    // cutover fail before it freezes the source, not after (held until dst closes).
+    await acquireTargetLock(dst, `target ${to}`);
     await guardrails(opts, src, dst, report);
     const failed = report.guardrails.filter((g) => !g.ok);
     if (failed.length) {
@@ -287,6 +292,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         logger,
         verify: 'full',
         lookback: opts.lookback,
+        targetLockHeld: true, // by the control session
       });
       report.verifiedBeforeFreeze = pre;
       const clean = Boolean(pre.verify?.clean);
@@ -349,6 +355,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         mappingsDir: opts.mappingsDir,
         logger,
         kind: 'cutover',
+        targetLockHeld: true, // by the control session, since before the freeze
         // Every row was compared before the freeze; frozen, only what the final sync read
         // is checked, inside its transaction: a difference rolls the target back.
         verify: opts.verify ?? 'changed',
@@ -376,6 +383,11 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       // direction's watermarks commit with it.
       await src.query('begin');
       await src.query(`set local lock_timeout = '5s'`);
+      // The owner of the tables can walk through a freeze: a cutover whose source took
+      // writes after the freeze is not a clean one. Checked under lock, so the seal the
+      // completion renews absorbs nothing (src/db/freeze-guard.ts).
+      const held = await lockAndCheckFreeze(src);
+      if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       await markFreezeCompleted(src);
       if (reverseHorizon) {
         const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, dst).all());

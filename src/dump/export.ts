@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -19,7 +18,7 @@ import { InvalidInputError, TableError, VersionMismatchError } from '../errors.t
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { dumpOrderBy, keylessTables } from './keyless.ts';
-import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { dumpFileName, newManifest, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -91,15 +90,7 @@ export function tableKey(t: TableInfo): string[] {
 }
 
 async function ensureEmptyDir(dir: string): Promise<void> {
-  let entries: string[] = [];
-  try {
-    entries = await readdir(dir);
-  } catch {
-    /* does not exist yet */
-  }
-  if (entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the dump, or remove the old one');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
+  await prepareDumpDir(dir); // one-line refusals for files, read-only and pseudo file systems
 }
 
 /** A pass-through that hashes and counts what flows through it. */
@@ -221,7 +212,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     const reports: TableReport[] = [];
     await runPool(plans, [main, ...extra], async (p, client) => {
       const t0 = Date.now();
-      const file = `${p.t.name}.csv`;
+      const file = dumpFileName(p.t.name);
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
       const bound = sinceFilters.get(p.t.name);
       const filter = bound ? ` where ${bound}` : '';
@@ -230,7 +221,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined && p.key.length) {
         // Every key at the snapshot: target rows whose key is not here were deleted.
-        const keysFile = `${p.t.name}.keys.csv`;
+        const keysFile = dumpFileName(p.t.name, '.keys.csv');
         const keys = await copyQueryToFile(
           client,
           `select ${p.key.map(ident).join(', ')} from ${ident(p.t.name)} order by ${keyOrderBy(p.t, p.key)}`,

@@ -28,9 +28,12 @@ import { DumpError, LockedError, TargetNotEmptyError, VersionMismatchError } fro
 import type { Logger } from '../log.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
-import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
+import { convertTable, locateInConverted, planConversion, type TablePlan } from '../convert/stream.ts';
+import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
+import { assertDumpReproduced } from './reproduce.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { dumpOrderBy } from './keyless.ts';
 
 export interface ImportOptions {
@@ -112,6 +115,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     // Every writer of a target holds the same lock as sync (a concurrent sync would store
     // watermarks over rows this import replaces); the session's end releases it.
     await acquireTargetLock(client, `target ${opts.environment}`);
+    await assertFreezeHeld(client, opts.environment); // never overwrite writes that slipped through a freeze
     const catalogs = new VersionCatalogs(opts.mappingsDir, client);
     let version: number;
     if (opts.version !== undefined) version = opts.version;
@@ -146,7 +150,8 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       const needed: Record<number, Catalog> = {};
       for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
       const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
-      const plan = planConversion(opts.dir, manifest, chain, needed);
+      // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
+      const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
       for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
       logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
     }
@@ -158,6 +163,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
     await client.query('begin');
     try {
+      await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
       await ensureStateSchema(client);
       if (opts.truncate && occupied.length > 0) {
         await client.query(`truncate ${tables.map(ident).join(', ')}`);
@@ -167,8 +173,15 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await setUserTriggers(client, tables, false);
       const ddl = await deferrableDdl(client, tables);
       for (const stmt of ddl.drop) await client.query(stmt);
+      const staged: Staged = new Map();
       for (const l of loads) {
         const t0 = Date.now();
+        if (l.convert?.face === 'sql') {
+          const rows = await insertThroughSql(client, l.convert, await catalogs.get(manifest.schemaVersion), await catalogs.get(version), staged);
+          report.tables.push({ table: l.table, rows, ms: Date.now() - t0 });
+          logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
+          continue;
+        }
         const sink = client.query(
           copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
         );
@@ -179,7 +192,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         } else {
           // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
           // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, into: sink });
+          const stats = await convertTable(l.convert!, { header: true, into: sink }).catch(async (e: unknown) => {
+            throw await locateInConverted(e, l.convert!); // a value the target refused: which row
+          });
           expected = stats.rows;
           if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
         }
@@ -199,6 +214,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + t.rows, 0), {
         convertedOnTheFly: version !== manifest.schemaVersion,
       });
+      // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
+      if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await catalogs.get(version), opts.dir);
+      await sealFreeze(client); // our own writes into a frozen target are not tampering
       await client.query('commit');
     } catch (err) {
       await client.query('rollback').catch(() => {});
@@ -206,7 +224,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     }
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
-    if (opts.verify ?? true) {
+    if ((opts.verify ?? true) && !report.verify) {
       if (version === manifest.schemaVersion) {
         const target = await catalogs.get(version);
         const differing: string[] = [];
@@ -253,6 +271,7 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
   };
   await client.query('begin');
   try {
+    await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
     await ensureStateSchema(client);
     await setUserTriggers(client, tables, false);
     const staged = [];
@@ -288,6 +307,7 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
       mode: 'incremental',
       tables: report.tables,
     });
+    await sealFreeze(client); // our own writes into a frozen target are not tampering
     await client.query('commit');
   } catch (err) {
     await client.query('rollback').catch(() => {});

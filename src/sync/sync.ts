@@ -26,10 +26,13 @@ import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import { InvalidInputError, LockedError, TableError, VersionMismatchError } from '../errors.ts';
 import { frozenBy } from '../cutover/freeze.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
+import { locateOnFreshSession } from '../convert/locate.ts';
+import { preflight } from '../convert/preflight.ts';
 import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
 import { checkChanged, type ChangedCheck } from './check.ts';
 import { applyDeletes, reconcileDue, type DeleteResult } from './deletes.ts';
@@ -57,6 +60,8 @@ export interface SyncOptions {
   logger: Logger;
   /** Called with the open target transaction just before COMMIT (cutover hooks in here). */
   beforeCommit?: (target: pg.Client, report: SyncReport) => Promise<void>;
+  /** The caller's own session already holds the target lock (a cutover takes it before freezing). */
+  targetLockHeld?: boolean;
   /** Recorded in the run log. */
   kind?: 'sync' | 'cutover';
   /** Sync against the usual direction (the source is normally fed from the target). */
@@ -126,7 +131,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
   let dst: pg.Client | undefined;
   try {
     dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
-    await acquireTargetLock(dst, `target ${opts.to.name}`);
+    if (!opts.targetLockHeld) await acquireTargetLock(dst, `target ${opts.to.name}`);
 
     // Never a database into itself (sync --to blue with the default --from blue).
     const whoAmI = `select current_database() as db, pg_postmaster_start_time()::text as started, coalesce(inet_server_port(), 0) as port`;
@@ -139,6 +144,10 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     // cutover meant to end. Either way the DBA must unfreeze and decide.
     const srcFrozen = kind === 'cutover' ? undefined : await frozenBy(src);
     const dstFrozen = await frozenBy(dst);
+    // A freeze the owner walked through: writing into (or reading from) that side would
+    // delete or skip the writes it took (src/db/freeze-guard.ts).
+    if (kind !== 'cutover') await assertFreezeHeld(src, opts.from.name);
+    await assertFreezeHeld(dst, opts.to.name);
     for (const [side, f] of [[opts.from.name, srcFrozen], [opts.to.name, kind === 'cutover' ? undefined : dstFrozen]] as const) {
       if (f && !f.completed) {
         const other = f.target ?? (side === opts.from.name ? opts.to.name : opts.from.name);
@@ -231,10 +240,14 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       ct.reload !== 'full' && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
     if (!tables.some(incremental)) report.mode = 'full';
 
+    // Every converted value the target would refuse, named with its key before any write.
+    await preflight(src, tables, (ct) => (t) => sourceRelation(ct, t, incremental(ct), planFor), sourceCatalog, targetCatalog, opts.from);
+
     await dst.query('begin');
     try {
       await ensureStateSchema(dst);
       await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
+      await assertFreezeHeld(dst, opts.to.name, { lock: true }); // held until commit: the seal renewed below absorbs nothing
       const targetNames = tables.map((t) => t.table);
       await setUserTriggers(dst, targetNames, false);
       // An initial load into empty tables takes the bulk path (indexes after data).
@@ -253,13 +266,18 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         const r: TableSyncReport = { table: ct.table, mode: bulk ? 'bulk' : inc ? 'incremental' : 'full', read: 0, inserted: 0, updated: 0, deleted: 0, ms: 0 };
         report.tables.push(r);
         if (bulk) {
-          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns);
+          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns).catch(async (e) => {
+            throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
+          });
         } else {
           const stage = `bg_stage_${staged.length}`;
           await dst.query(
             `create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`,
           );
-          r.read = await pipeCopy(src, dst, sql, stage, ct.columns);
+          r.read = await pipeCopy(src, dst, sql, stage, ct.columns).catch(async (e) => {
+            // A row the mapping cannot convert: name its table, column and key.
+            throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
+          });
           staged.push({ ct, r, stage });
         }
         r.ms = Date.now() - t0;
@@ -336,6 +354,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
           ...(samples.length ? { watermarkSamples: samples } : {}),
         },
       });
+      await sealFreeze(dst); // our own writes into a frozen target are not tampering
       if (opts.beforeCommit) await opts.beforeCommit(dst, report);
       await dst.query('commit');
     } catch (err) {
