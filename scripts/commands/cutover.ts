@@ -4,6 +4,7 @@ import { renderSync } from './sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { UsageError } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
+import { numberCoerce } from '../options.ts';
 
 interface CutoverArgs extends GlobalArgs, PairArgs {
   'max-lag': number;
@@ -27,8 +28,8 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
   describe: 'Freeze the source, final sync, verify, align sequences: the target becomes current',
   builder: (y) =>
     pairOptions(y, 'Environment serving now (frozen by the cutover)', 'Environment taking over')
-      .option('max-lag', { type: 'number', default: 300, describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
-      .option('timeout', { type: 'number', default: 60, describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
+      .option('max-lag', { type: 'string', default: 300, coerce: numberCoerce('max-lag', { min: 0 }), describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
+      .option('timeout', { type: 'string', default: 60, coerce: numberCoerce('timeout', { positive: true }), describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
       .option('switch-command', { type: 'string', describe: 'Shell command run after success, e.g. to flip a load balancer' })
       .option('force', { type: 'boolean', describe: 'Skip the lag and last-verify guardrails' })
       .example('$0 cutover --from blue --to green', 'switch to green; blue stays read-only until rollback or unfreeze')

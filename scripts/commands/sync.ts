@@ -3,6 +3,7 @@ import { sync, type SyncReport } from '../../src/sync/sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
+import { durationCoerce } from '../options.ts';
 
 interface SyncArgs extends GlobalArgs, PairArgs {
   full?: boolean;
@@ -39,7 +40,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
   builder: (y) =>
     pairOptions(y)
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
-      .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
+      .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('verify', {
         type: 'string',
         default: 'auto',
@@ -54,7 +55,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
           'full: compare every row against the snapshot this run read; changed: check the rows this run read and the row counts (cheap); auto: full after a full run, changed after an incremental one; --no-verify skips',
       })
       .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
-      .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
+      .option('lock-timeout', { type: 'string', default: '30s', coerce: durationCoerce('lock-timeout', { min: 1 }), describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
