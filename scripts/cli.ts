@@ -2,6 +2,7 @@
  * bluegreen's command line: thin yargs modules over the library in src/. Strict: unknown
  * options and commands are usage errors (exit 2), never silently ignored.
  */
+import { randomBytes } from 'node:crypto';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode } from '../src/errors.ts';
@@ -98,7 +99,7 @@ const cli = globalOptions(yargs(args))
     if (logFormatOf(parsedLogFormat()) === 'json') {
       const command = args.find((a) => !a.startsWith('-')) ?? 'bluegreen';
       process.stderr.write(
-        redactText(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, command, code: 'UsageError', error: 'UsageError', exitCode: ExitCode.invalid, hint })) + '\n',
+        redactText(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, runId: randomBytes(6).toString('hex'), command, code: 'UsageError', error: 'UsageError', exitCode: ExitCode.invalid, hint })) + '\n',
       );
     } else {
       process.stderr.write(redactText(`error: ${msg}\n  next: ${hint}\n`));

@@ -111,6 +111,8 @@ export interface Context {
   endpoint(role: 'from' | 'to' | 'env', name: string | undefined, urlFlag: string | undefined, fallback?: string): Environment;
   /** The command's result: printed once it has finished (text, or the --json envelope). */
   output(result: unknown, text: () => string): void;
+  /** Runs `fn` once the command has finished, failed or not (metrics files). */
+  after(fn: () => Promise<void>): void;
 }
 
 interface Pending {
@@ -118,7 +120,7 @@ interface Pending {
   text: () => string;
 }
 
-function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending: { out?: Pending }): Context {
+function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending: { out?: Pending; after: (() => Promise<void>)[] }): Context {
   const format = logFormatOf(argv);
   const logger = createLogger({
     format,
@@ -145,6 +147,9 @@ function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending:
     },
     output(result, text) {
       pending.out = { result, text };
+    },
+    after(fn) {
+      pending.after.push(fn);
     },
   };
 }
@@ -174,13 +179,24 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     const command = commandOf(g as GlobalArgs & { action?: unknown });
     const fields: Record<string, unknown> = { runId: randomBytes(6).toString('hex'), command };
     const json = logFormatOf(g) === 'json';
-    const pending: { out?: Pending } = {};
+    const pending: { out?: Pending; after: (() => Promise<void>)[] } = { after: [] };
     let code: number = ExitCode.ok;
     let failure: { code: string; message: string; hint?: string } | undefined;
     let errorLine: (() => void) | undefined;
     try {
       const ctx = makeContext(g, fields, pending);
-      code = (await fn(argv, ctx)) ?? ExitCode.ok;
+      let failed = false;
+      try {
+        code = (await fn(argv, ctx)) ?? ExitCode.ok;
+      } catch (err) {
+        failed = true;
+        throw err;
+      } finally {
+        // The command's own failure is what gets reported; a follow-up's only when it alone failed.
+        for (const f of pending.after) await f().catch((err) => {
+          if (!failed) throw err;
+        });
+      }
     } catch (err) {
       const described = describeError(err, Boolean(g.verbose));
       code = described.exitCode;

@@ -4,8 +4,9 @@ import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
 import { durationCoerce } from '../options.ts';
+import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
-interface SyncArgs extends GlobalArgs, PairArgs {
+interface SyncArgs extends GlobalArgs, PairArgs, MetricsArgs {
   full?: boolean;
   lookback?: string;
   'lock-timeout': string;
@@ -38,7 +39,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
   command: 'sync',
   describe: 'Bring the target up to date with the source through the mappings (incremental after the first run)',
   builder: (y) =>
-    pairOptions(y)
+    metricsOption(pairOptions(y))
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
       .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('verify', {
@@ -61,6 +62,8 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
     const pair = resolvePair(argv, ctx);
+    // Metrics describe the run whatever its outcome (a failed run sets last_run_success 0).
+    if (argv['metrics-file']) ctx.after(async () => writeMetrics(argv['metrics-file']!, await pairMetrics(ctx, pair)));
     const r = await sync({
       ...pair,
       mappingsDir: ctx.settings.mappingsDir,
