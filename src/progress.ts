@@ -44,6 +44,8 @@ export interface ProgressRenderer {
 
 interface TaskState {
   started: number;
+  /** Last rendered terminal text of this task. */
+  line?: string;
 }
 
 export function createProgressRenderer(opts: ProgressRendererOptions): ProgressRenderer {
@@ -57,6 +59,13 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
     let s = tasks.get(task);
     if (!s) tasks.set(task, (s = { started: now() }));
     return s;
+  };
+  // Every task in progress on one line (a freeze timer beside the table being copied).
+  const draw = () => {
+    const width = Math.max(40, (process.stderr.columns || 120) - 1);
+    const text = [...tasks.values()].map((t) => t.line).filter(Boolean).join('  |') ;
+    opts.write(`\r${text.length > width ? text.slice(0, width - 1) + '…' : text}\x1b[K`);
+    drawn = true;
   };
   return {
     update(task, done, total, detail = {}) {
@@ -82,7 +91,7 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
             task,
             phase: detail.phase,
             unit,
-            done,
+            done: Math.round(done),
             total,
             percent: percent === undefined ? undefined : Math.round(percent * 10) / 10,
             bytes: detail.bytes,
@@ -91,18 +100,18 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
         );
         return;
       }
+      s.line = renderLine(task, done, total, detail, percent, eta, elapsed);
       if (t - lastDraw < 100) return;
       lastDraw = t;
-      drawn = true;
-      opts.write(`\r${renderLine(task, done, total, detail, percent, eta, elapsed)}\x1b[K`);
+      draw();
     },
     finish(task) {
-      tasks.delete(task);
-      if (opts.mode === 'tty' && drawn) {
+      if (!tasks.delete(task) || opts.mode !== 'tty') return;
+      if (drawn) {
         opts.write('\r\x1b[K');
         drawn = false;
-        lastDraw = 0;
       }
+      if (tasks.size > 0) draw();
     },
     clear() {
       if (opts.mode === 'tty' && drawn) {
@@ -124,14 +133,14 @@ export function renderLine(
   elapsed: number,
 ): string {
   const unit = detail.unit ?? 'rows';
-  if (unit === 'seconds') return `  ${task}: ${Math.floor(done)} s`;
+  if (unit === 'seconds') return `  ${task} for ${Math.floor(done)} s`;
   const width = 20;
   const bar = percent !== undefined ? '[' + '#'.repeat(Math.round((percent / 100) * width)).padEnd(width, '.') + '] ' + `${percent.toFixed(1)}%`.padStart(6) : '';
-  const count = `${fmt(done)}${total !== undefined ? ` / ${fmt(total)}${percent === undefined ? '' : ''}` : ''} ${unit}`;
+  const count = `${fmt(done)}${total !== undefined ? ` / ${fmt(total)}` : ''} ${unit}`;
   const bytes = detail.bytes !== undefined ? `  ${formatBytes(detail.bytes)}` : '';
   const speed = detail.bytes !== undefined && elapsed > 0.5 ? ` (${formatBytes(detail.bytes / elapsed)}/s)` : '';
   const left = eta !== undefined ? `  ETA ${formatSeconds(eta)}` : '';
-  return `  ${task.padEnd(18)} ${bar} ${count}${bytes}${speed}${left}`.replace(/ {2,}(?=\S)/g, (m) => m);
+  return `  ${task.padEnd(18)} ${bar}${bar ? ' ' : ''}${count}${bytes}${speed}${left}`;
 }
 
 function fmt(n: number): string {
@@ -151,20 +160,31 @@ function formatSeconds(s: number): string {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+/** How to count rows in a stream: lines (COPY text/CSV), or bytes divided by an average row size (binary COPY). */
+export interface TapOptions {
+  /** Estimated rows of the whole stream (percent and ETA). */
+  totalRows?: number;
+  /** Binary COPY has no line breaks: rows are estimated as bytes / bytesPerRow. */
+  bytesPerRow?: number;
+  phase?: string;
+}
+
 /**
- * A pass-through stream stage that counts bytes and lines (rows of COPY text or CSV; a
+ * A pass-through stream stage that counts bytes and rows (lines of COPY text or CSV; a
  * quoted CSV newline counts as one more, so the count is an estimate) and reports them
  * as `task`'s progress. Put it between a COPY TO and a COPY FROM (or a file) in the same
  * `pipeline`: it holds nothing back.
  */
-export function progressTap(logger: Logger, task: string, totalRows?: number, phase = 'copy'): Transform {
+export function progressTap(logger: Logger, task: string, opts: TapOptions = {}): Transform {
   let rows = 0;
   let bytes = 0;
+  const phase = opts.phase ?? 'copy';
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       bytes += chunk.length;
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++;
-      logger.progress(task, rows, totalRows, { bytes, phase });
+      if (opts.bytesPerRow) rows = Math.floor(bytes / opts.bytesPerRow);
+      else for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++;
+      logger.progress(task, rows, opts.totalRows, { bytes, phase });
       cb(null, chunk);
     },
     flush(cb) {
@@ -174,11 +194,19 @@ export function progressTap(logger: Logger, task: string, totalRows?: number, ph
   });
 }
 
-/** PostgreSQL's own row estimate for a table (pg_class.reltuples), or undefined if it has none yet. */
-export async function estimatedRows(client: pg.Client, table: string): Promise<number | undefined> {
-  const r = await client.query<{ n: number | null }>(`select reltuples::float8 as n from pg_class where oid = to_regclass($1)`, [quoteIdent(table)]);
+/**
+ * PostgreSQL's own size estimate of a table (pg_class.reltuples and the heap's bytes), or
+ * an empty object when it has none yet (never analyzed or vacuumed).
+ */
+export async function tableEstimate(client: pg.Client, table: string): Promise<{ rows?: number; bytesPerRow?: number }> {
+  const r = await client.query<{ n: number | null; b: number | null }>(
+    `select reltuples::float8 as n, pg_relation_size(oid)::float8 as b from pg_class where oid = to_regclass($1)`,
+    [quoteIdent(table)],
+  );
   const n = r.rows[0]?.n;
-  return n !== null && n !== undefined && n >= 0 ? Math.round(n) : undefined;
+  const b = r.rows[0]?.b;
+  if (n === null || n === undefined || n <= 0) return {};
+  return { rows: Math.round(n), bytesPerRow: b ? Math.max(1, b / n) : undefined };
 }
 
 function quoteIdent(name: string): string {

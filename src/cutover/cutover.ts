@@ -21,6 +21,7 @@ import { compileChain } from '../mapping/index.ts';
 import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
+import { freezeTimer } from '../progress.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
 
 export interface CutoverOptions {
@@ -278,6 +279,8 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
     }
     const frozenAt = new Date();
     report.frozenAt = frozenAt.toISOString();
+    // A live "writes frozen on blue: N s" line until the target takes the writes (or the source is unfrozen).
+    const frozenTimer = freezeTimer(logger, from);
 
     const runApps = [`bluegreen cutover ${from}->${to}`.slice(0, 63), `bluegreen verify ${from}->${to}`.slice(0, 63)];
     let final: Promise<SyncReport> | undefined;
@@ -307,7 +310,9 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       await src.query(`set local lock_timeout = '5s'`);
       await markFreezeCompleted(src);
       await src.query('commit');
+      frozenTimer();
     } catch (err) {
+      frozenTimer();
       await src.query('rollback').catch(() => {});
       throw await abandon(err);
     }

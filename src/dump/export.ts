@@ -18,6 +18,7 @@ import { InvalidInputError, TableError, VersionMismatchError } from '../errors.t
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { progressTap, tableEstimate } from '../progress.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -120,10 +121,12 @@ export async function copyQueryToFile(
   client: pg.Client,
   sql: string,
   file: string,
+  progress?: Transform,
 ): Promise<{ rows: number; bytes: number; sha256: string }> {
   const source = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT csv, HEADER true)`));
   const tap = hashTap();
-  await pipeline(source, tap, createWriteStream(file, { mode: 0o600 }));
+  if (progress) await pipeline(source, tap, progress, createWriteStream(file, { mode: 0o600 }));
+  else await pipeline(source, tap, createWriteStream(file, { mode: 0o600 }));
   return { rows: source.rowCount, ...tap.digest() };
 }
 
@@ -217,7 +220,8 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
       const filter = opts.since !== undefined && wm ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
       const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key)}`;
-      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
+      const est = opts.since === undefined ? await tableEstimate(client, p.t.name) : {};
+      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file), progressTap(logger, p.t.name, { totalRows: est.rows === undefined ? undefined : est.rows + 1 }));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined) {
         // Every key at the snapshot: target rows whose key is not here were deleted.

@@ -30,6 +30,7 @@ import { versionsBetween } from '../convert/catalogs.ts';
 import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
+import { progressTap } from '../progress.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -169,12 +170,12 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         );
         let expected: number;
         if (l.raw) {
-          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), sink);
+          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
           expected = l.raw.rows;
         } else {
           // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
           // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, into: sink });
+          const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink });
           expected = stats.rows;
           if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
         }
