@@ -4,10 +4,12 @@ import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
 import { durationCoerce } from '../options.ts';
+import { runPlan } from './plan.ts';
 import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
 interface SyncArgs extends GlobalArgs, PairArgs, MetricsArgs {
   full?: boolean;
+  'dry-run'?: boolean;
   lookback?: string;
   'lock-timeout': string;
   force?: boolean;
@@ -41,6 +43,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
   builder: (y) =>
     metricsOption(pairOptions(y))
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
+      .option('dry-run', { type: 'boolean', describe: 'Print what the sync would do (bluegreen plan) and write nothing' })
       .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('verify', {
         type: 'string',
@@ -61,6 +64,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
+    if (argv['dry-run']) return runPlan(argv, ctx);
     const pair = resolvePair(argv, ctx);
     // Metrics describe the run whatever its outcome (a failed run sets last_run_success 0).
     if (argv['metrics-file']) ctx.after(async () => writeMetrics(argv['metrics-file']!, await pairMetrics(ctx, pair)));

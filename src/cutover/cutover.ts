@@ -80,7 +80,7 @@ export class CutoverRefusedError extends BluegreenError {
   }
 }
 
-async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, report: CutoverReport): Promise<void> {
+export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, report: CutoverReport): Promise<void> {
   const g = (name: string, ok: boolean, detail: string) => report.guardrails.push({ name, ok, detail });
   const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
   for (const [side, client, pinned] of [['source', src, opts.from.version], ['target', dst, opts.to.version]] as const) {

@@ -173,6 +173,53 @@ describe('--json envelope', () => {
   });
 });
 
+describe('plan', () => {
+  /** Evidence that nothing was written: the state schema's presence and every table's checksum. */
+  async function fingerprint(url: string) {
+    const [state] = await query<{ ok: boolean }>(url, `select to_regnamespace('bluegreen') is not null as ok`);
+    const tables = await query<{ t: string }>(url, `select tablename as t from pg_tables where schemaname = 'public' order by 1`);
+    const sums: Record<string, string> = {};
+    for (const { t } of tables) sums[t] = (await query<{ h: string }>(url, `select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) as h from "${t}" x`))[0]!.h;
+    const schemas = await query<{ n: string }>(url, `select string_agg(nspname, ',' order by nspname) as n from pg_namespace`);
+    return { state: state!.ok, sums, schemas: schemas[0]!.n };
+  }
+
+  it('says per table full or incremental, rows to read and delete, the key and watermark, the guardrails and the freeze, and writes nothing', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '50']);
+    const before = { blue: await fingerprint(p.blue), green: await fingerprint(p.green) };
+    const first = await expectValidEnvelope(await p.run(['plan', '--json']), 'plan', 'plan');
+    expect(first.report.mode).toBe('full');
+    const users = first.report.tables.find((t: any) => t.table === 'users');
+    expect(users).toMatchObject({ mode: 'full', key: ['id'], estimatedRowsToRead: 50, watermark: { table: 'users', column: 'updated_at', from: null } });
+    expect(first.report.guardrails.find((g: any) => g.name === 'lag')).toMatchObject({ ok: false });
+    // Nothing written: no state schema on green, no scratch schema left, every table's rows the same.
+    expect({ blue: await fingerprint(p.blue), green: await fingerprint(p.green) }).toEqual(before);
+    expect(before.green.state).toBe(false);
+
+    await p.ok(['sync']);
+    await query(p.blue, `update users set username = username || '+' where id in (select id from users order by id limit 3)`);
+    await query(p.blue, `delete from user_roles where user_id in (select id from users order by id desc limit 2)`);
+    await query(p.blue, `delete from user_settings where user_id in (select id from users order by id desc limit 2)`);
+    await query(p.blue, `delete from users where id in (select id from users order by id desc limit 2)`);
+    const mid = { blue: await fingerprint(p.blue), green: await fingerprint(p.green) };
+    const text = await p.run(['plan']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/plan: incremental sync blue \(v1\) -> green \(v2\)/);
+    expect(text.stdout).toMatch(/estimated freeze during a cutover: [\d.]+ s/);
+    const dry = await expectValidEnvelope(await p.run(['sync', '--dry-run', '--json']), 'plan', 'sync');
+    const u = dry.report.tables.find((t: any) => t.table === 'users');
+    expect(u.mode).toBe('incremental');
+    expect(u.estimatedRowsToRead).toBeGreaterThanOrEqual(3);
+    expect(u.estimatedRowsToRead).toBeLessThan(48);
+    expect(u.estimatedRowsToDelete).toBe(2);
+    expect(u.watermark.from).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    expect(dry.report.guardrails.find((g: any) => g.name === 'lag')).toMatchObject({ ok: true });
+    expect(dry.report.estimatedFreezeSeconds).toBeGreaterThan(0);
+    expect({ blue: await fingerprint(p.blue), green: await fingerprint(p.green) }).toEqual(mid);
+  });
+});
+
 describe('metrics', () => {
   it('status --json has lag, last run and last failure per pair; --metrics-file writes a Prometheus textfile atomically', async () => {
     const p = await makePair(1, 2);
