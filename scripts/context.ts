@@ -109,8 +109,11 @@ export interface Context {
    * derived from the URL flag, else `fallback`; recorded in every log line.
    */
   endpoint(role: 'from' | 'to' | 'env', name: string | undefined, urlFlag: string | undefined, fallback?: string): Environment;
-  /** The command's result: printed once it has finished (text, or the --json envelope). */
-  output(result: unknown, text: () => string): void;
+  /**
+   * The command's result: printed once it has finished (text, or the --json envelope).
+   * `revealSecrets`: print passwords as they are (`env url`, which the DBA asked for).
+   */
+  output(result: unknown, text: () => string, opts?: { revealSecrets?: boolean }): void;
   /** Runs `fn` once the command has finished, failed or not (metrics files). */
   after(fn: () => Promise<void>): void;
 }
@@ -118,6 +121,7 @@ export interface Context {
 interface Pending {
   result: unknown;
   text: () => string;
+  revealSecrets?: boolean;
 }
 
 function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending: { out?: Pending; after: (() => Promise<void>)[] }): Context {
@@ -145,8 +149,8 @@ function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending:
       fields[role] = e.name;
       return e;
     },
-    output(result, text) {
-      pending.out = { result, text };
+    output(result, text, opts) {
+      pending.out = { result, text, revealSecrets: opts?.revealSecrets };
     },
     after(fn) {
       pending.after.push(fn);
@@ -161,9 +165,9 @@ function commandOf(argv: GlobalArgs & { action?: unknown }): string {
   return words.join(' ') || 'bluegreen';
 }
 
-/** Writes one JSON line or text to a stream. */
-function line(stream: NodeJS.WriteStream, text: string): void {
-  stream.write(redactText(text) + '\n');
+/** Writes one JSON line or text to a stream, passwords masked unless asked for. */
+function line(stream: NodeJS.WriteStream, text: string, revealSecrets = false): void {
+  stream.write((revealSecrets ? text : redactText(text)) + '\n');
 }
 
 /**
@@ -226,12 +230,13 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     }
     const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure);
     if (pending.out || (g.json && failure)) {
+      const reveal = pending.out?.revealSecrets;
       if (json) {
-        line(process.stdout, JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: `${command} ${env.ok ? 'done' : 'finished'} (exit ${code})`, ...fields, ...env }));
+        line(process.stdout, JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: `${command} ${env.ok ? 'done' : 'finished'} (exit ${code})`, ...fields, ...env }), reveal);
       } else if (g.json) {
-        line(process.stdout, JSON.stringify(env, null, 2));
+        line(process.stdout, JSON.stringify(env, null, 2), reveal);
       } else if (pending.out) {
-        line(process.stdout, pending.out.text());
+        line(process.stdout, pending.out.text(), reveal);
       }
     }
     errorLine?.();

@@ -13,6 +13,7 @@ interface ExportArgs extends GlobalArgs {
   lookback?: string;
   version?: number;
   jobs: number;
+  force?: boolean;
 }
 
 export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
@@ -27,6 +28,7 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
       .option('since', { type: 'string', describe: "Incremental: rows whose watermark is at or after this timestamp, plus every table's key set (for deletes). Use the nextSince the previous export printed" })
       .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Widen the next --since for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('version', { type: 'string', coerce: numberCoerce('version', { integer: true, positive: true }), describe: 'Source version, when it should not be detected' })
+      .option('force', { type: 'boolean', describe: 'Replace a previous dump in --out (the partial output of a killed export is always cleaned up)' })
       .option('jobs', { type: 'string', default: os.availableParallelism(), coerce: numberCoerce('jobs', { integer: true, positive: true }), describe: 'Tables exported in parallel (same snapshot)' })
       .example('$0 export --from blue --out dumps/blue-full', 'full dump of blue')
       .example("$0 export --from blue --since '2026-11-26 12:00:00+00' --out dumps/blue-inc", 'what changed since the previous export (it printed that timestamp)') as never,
@@ -41,6 +43,7 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
       jobs: argv.jobs,
       since: argv.since,
       lookback: argv.lookback,
+      force: argv.force,
       logger: ctx.logger,
     });
     ctx.output(

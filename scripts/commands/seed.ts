@@ -1,8 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { connect } from '../../src/db/connect.ts';
 import { detectVersion, VersionCatalogs } from '../../src/db/catalog.ts';
-import { VersionMismatchError } from '../../src/errors.ts';
-import { seedV1 } from '../../fixtures/generate.ts';
+import { InvalidInputError, VersionMismatchError } from '../../src/errors.ts';
+import { nonEmptyTables } from '../../src/dump/import.ts';
+import { seedV1, V1_TABLES } from '../../fixtures/generate.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 import { numberCoerce } from '../options.ts';
 
@@ -34,7 +35,16 @@ export const seedCommand: CommandModule<GlobalArgs, SeedArgs> = {
           `bluegreen schema apply --to ${env.name} --version 1 on an empty database first`,
         );
       }
-      const r = await seedV1(client, { users: argv.rows, seed: argv.seed, onProgress: (t, n) => ctx.logger.progress(t, n) });
+      // Refused before the first write: seeding on top of rows would fail halfway on a key.
+      const occupied = await nonEmptyTables(client, [...V1_TABLES]);
+      if (occupied.length > 0) {
+        throw new InvalidInputError(
+          `seed fills an empty database, but ${env.name} already has rows in ${occupied.join(', ')}; nothing was written`,
+          `seed a fresh database (bluegreen schema apply --to ${env.name} --version 1 on an empty one), or empty those tables yourself first`,
+        );
+      }
+      const r = await seedV1(client, { users: argv.rows, seed: argv.seed, onProgress: (t, n) => ctx.logger.progress(t, n, t === 'users' ? argv.rows : undefined, { phase: 'seed' }) });
+      for (const t of V1_TABLES) ctx.logger.progressDone(t);
       ctx.output(r, () => `seeded ${env.name}: ${Object.entries(r.rows).map(([t, n]) => `${t} ${n}`).join(', ')} in ${r.seconds.toFixed(1)} s`);
     } finally {
       await client.end().catch(() => {});

@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +18,7 @@ import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 import { progressTap, tableEstimate } from '../progress.ts';
+import { markDumpComplete, prepareDumpDir } from './outdir.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -40,6 +40,8 @@ export interface ExportOptions {
   since?: string;
   /** Extra margin for the next `since` (PostgreSQL interval), for application clocks. */
   lookback?: string;
+  /** Replace a previous complete dump in `out` (a killed export's partial output is always cleaned). */
+  force?: boolean;
   logger: Logger;
 }
 
@@ -87,18 +89,6 @@ export function tableKey(t: TableInfo): string[] {
     'has no primary key',
     'add a primary key, or name a unique non-null key (or "reload": "full") for it in the mapping',
   );
-}
-
-async function ensureEmptyDir(dir: string): Promise<void> {
-  let entries: string[] = [];
-  try {
-    entries = await readdir(dir);
-  } catch {
-    /* does not exist yet */
-  }
-  if (entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the dump, or remove the old one');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
 }
 
 /** A pass-through that hashes and counts what flows through it. */
@@ -190,7 +180,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       version = detected.version;
       catalog = await catalogs.get(version);
     }
-    await ensureEmptyDir(opts.out);
+    await prepareDumpDir(opts.out, { force: opts.force, logger });
     const order = loadOrder(catalog);
     const plans = order.map((name) => {
       const t = catalog.tables[name]!;
@@ -250,6 +240,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     });
     // The manifest is written last: a directory without one is never taken for a dump.
     await writeManifest(opts.out, manifest);
+    await markDumpComplete(opts.out);
     return { dir: opts.out, manifest, nextSince: horizon.value, tables: reports, ms: Date.now() - started };
   } finally {
     for (const c of [main, ...extra]) await c.end().catch(() => {});

@@ -1,0 +1,55 @@
+/**
+ * The folder an export writes. An export marks the folder as its own while it writes
+ * (`.bluegreen-export-incomplete`, removed once the manifest is written): a folder left
+ * by a killed export is recognised and cleaned by the next export into it, any other
+ * non-empty folder is refused, and `--force` replaces a previous complete dump.
+ */
+import { chmod, mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+/** Present while an export writes the folder; its presence afterwards means the export was interrupted. */
+export const INCOMPLETE_MARKER = '.bluegreen-export-incomplete';
+
+/** Files an export writes: the manifest, CSVs (and their key sets), the marker. */
+const DUMP_FILE = /^(manifest\.json|.*\.csv|\.bluegreen-export-incomplete|.*\.tmp)$/;
+
+export async function prepareDumpDir(dir: string, opts: { force?: boolean; logger: Logger }): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new InvalidInputError(`output ${dir} is a file, not a directory`, 'choose a new directory for the dump');
+    if (code !== 'ENOENT') throw new InvalidInputError(`output directory ${dir} cannot be read (${code})`, 'choose a directory this user can write');
+  }
+  if (entries.length > 0) {
+    const ours = entries.every((e) => DUMP_FILE.test(e));
+    const partial = entries.includes(INCOMPLETE_MARKER);
+    const dump = entries.includes('manifest.json') || partial;
+    if (!ours || !dump) {
+      throw new InvalidInputError(
+        `output directory ${dir} is not empty and is not a bluegreen dump${ours ? '' : ` (it holds ${entries.filter((e) => !DUMP_FILE.test(e)).slice(0, 3).join(', ')})`}`,
+        'choose a new directory for the dump',
+      );
+    }
+    if (!partial && !opts.force) {
+      throw new InvalidInputError(`output directory ${dir} already holds a dump`, 'choose a new directory, or pass --force to replace that dump');
+    }
+    opts.logger.warn(partial ? `${dir}: removing the partial output of an interrupted export` : `${dir}: replacing the previous dump (--force)`);
+    for (const e of entries) await rm(path.join(dir, e), { force: true });
+  }
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700); // a folder that existed keeps its mode otherwise
+  } catch (err) {
+    throw new InvalidInputError(`cannot create the output directory ${dir} (${(err as NodeJS.ErrnoException).code})`, 'choose a directory this user can write');
+  }
+  await writeFile(path.join(dir, INCOMPLETE_MARKER), `export started ${new Date().toISOString()} by pid ${process.pid}\n`, { mode: 0o600 });
+}
+
+/** The export finished (manifest written): the folder is a complete dump. */
+export async function markDumpComplete(dir: string): Promise<void> {
+  await unlink(path.join(dir, INCOMPLETE_MARKER));
+}
