@@ -7,7 +7,7 @@
  * SAMPLES.tsv has one line per measurement: round, method, seconds, peak RSS in KiB ('-'
  * when not measured). The raw pipe is measured per table (raw_<table>); its round total is
  * their sum. Ratios are median over median, the baseline being the raw pipe of the same
- * tables measured in the same run (FACTS.md: compare ratios, not seconds across machines).
+ * tables measured in the same run (compare ratios, not seconds across machines).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -1,6 +1,6 @@
 /**
  * Connections. Every session bluegreen opens pins the settings that change a value's text
- * form (FACTS.md: `::text` depends on DateStyle, TimeZone and extra_float_digits), so a
+ * form (`::text` depends on DateStyle, TimeZone and extra_float_digits: README, Design figures), so a
  * dump, a conversion and a checksum read the same bytes on any server.
  */
 import pg from 'pg';

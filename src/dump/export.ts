@@ -81,7 +81,7 @@ export function keyOrderBy(t: TableInfo, key: string[]): string {
     .join(', ');
 }
 
-/** A table's key: its primary key, else refused (SPEC: no silent guesses). */
+/** A table's key: its primary key, else refused (no silent guesses). */
 export function tableKey(t: TableInfo): string[] {
   if (t.primaryKey.length > 0) return t.primaryKey;
   throw new TableError(

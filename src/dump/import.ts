@@ -8,7 +8,7 @@
  * load is one transaction: a failure or a SIGKILL at any point leaves the target as it
  * was (PostgreSQL rolls back the open transaction when the session dies).
  *
- * Fast path for an initial load (FACTS.md: index maintenance dominates an indexed load):
+ * Fast path for an initial load (README, Design figures: index maintenance dominates an indexed load):
  * foreign keys, unique/primary constraints and secondary indexes of the loaded tables are
  * dropped inside the transaction and rebuilt after the data, which is also atomic.
  */

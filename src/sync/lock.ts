@@ -1,5 +1,5 @@
 /**
- * One writer per target at a time (SPEC: a second sync exits at once with 75). A
+ * One writer per target at a time (a second sync exits at once with 75). A
  * session-level advisory lock on the target: released when the session ends, so a
  * SIGKILLed run never leaves it behind, and never waited for.
  */
