@@ -61,7 +61,8 @@ export function numberCoerce(flag: string, opts: { min?: number; max?: number; i
     if (v === undefined) return undefined;
     const text = String(Array.isArray(v) ? v[v.length - 1] : v).trim();
     const n = text === '' ? NaN : Number(text);
-    const what = `${opts.integer ? 'an integer' : 'a number'}${opts.positive ? ' > 0' : opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
+    const kind = opts.integer ? 'integer' : 'number';
+    const what = `${opts.positive ? `a positive ${kind}` : `${opts.integer ? 'an' : 'a'} ${kind}${opts.min !== undefined ? ` >= ${opts.min}` : ''}`}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.positive && n <= 0) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
       throw usage(`--${flag} must be ${what} (got ${JSON.stringify(text)})`);
     }

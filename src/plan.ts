@@ -161,18 +161,26 @@ async function rowCount(client: pg.Client, table: string): Promise<number> {
  */
 async function freezeEstimate(dst: pg.Client, source: string, hasState: boolean): Promise<{ seconds: number; basis: string }> {
   if (!hasState) return { seconds: 0, basis: 'no run recorded yet: sync first, then plan again' };
-  const run = await dst.query<{ s: number | null }>(
-    `select extract(epoch from finished_at - started_at)::float8 as s from bluegreen.runs
-      where source = $1 and status = 'ok' and kind in ('sync', 'cutover') and detail->>'mode' = 'incremental' order by id desc limit 1`,
-    [source],
-  );
+  const last = (incremental: boolean) =>
+    dst.query<{ s: number | null }>(
+      `select extract(epoch from finished_at - started_at)::float8 as s from bluegreen.runs
+        where source = $1 and status = 'ok' and kind in ('sync', 'cutover') ${incremental ? `and detail->>'mode' = 'incremental'` : ''} order by id desc limit 1`,
+      [source],
+    );
+  // A verify report's own duration, or the sum of its tables' when it was recorded before its total.
   const ver = await dst.query<{ s: number | null }>(
-    `select (report->>'ms')::float8 / 1000 as s from bluegreen.verifies where source = $1 and report->>'ms' is not null and coalesce(report->>'mode', 'full') = 'full' order by id desc limit 1`,
+    `select greatest((report->>'ms')::float8, (select sum((t->>'ms')::float8) from jsonb_array_elements(report->'tables') t)) / 1000 as s
+       from bluegreen.verifies where source = $1 and coalesce(report->>'mode', 'full') = 'full' order by id desc limit 1`,
     [source],
   );
-  const a = run.rows[0]?.s ?? null;
+  const inc = (await last(true)).rows[0]?.s ?? null;
+  const any = inc === null ? ((await last(false)).rows[0]?.s ?? null) : null;
+  const a = inc ?? any;
   const b = ver.rows[0]?.s ?? null;
   const seconds = Math.round(((a ?? 0) + (b ?? 0)) * 10) / 10;
-  const basis = [a === null ? 'no incremental run yet' : `last incremental run ${a.toFixed(1)} s`, b === null ? 'no full verify yet' : `last full verify ${b.toFixed(1)} s`].join(' + ');
+  const basis = [
+    inc !== null ? `last incremental run ${inc.toFixed(1)} s` : any !== null ? `no incremental run yet, so the last full run's ${any.toFixed(1)} s (an upper bound)` : 'no run yet',
+    b === null ? 'no full verify yet' : `last full verify ${b.toFixed(1)} s`,
+  ].join(' + ');
   return { seconds, basis };
 }

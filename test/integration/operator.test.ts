@@ -3,7 +3,7 @@
  * conventions (flags validated before connecting, URL-only endpoints, --version, -h).
  */
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -220,6 +220,61 @@ describe('plan', () => {
   });
 });
 
+describe('safe defaults', () => {
+  it('seed into a database that holds rows is refused before writing anything (exit 2)', async () => {
+    const p = await makePair(1, null);
+    await query(p.blue, `insert into roles (name) values ('mine')`);
+    const r = await p.run(['seed', '--to', 'blue', '--rows', '10']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/already has rows in roles; nothing was written/);
+    expect(await query(p.blue, `select (select count(*)::int from roles) as roles, (select count(*)::int from users) as users`)).toEqual([{ roles: 1, users: 0 }]);
+  });
+
+  it("export cleans a killed export's partial output, refuses a previous dump without --force, and never touches a foreign folder", async () => {
+    const p = await makePair(1, null);
+    await p.ok(['seed', '--to', 'blue', '--rows', '20']);
+    const dir = await tempDir('exportdir');
+    // What a killed export leaves: its marker and a half-written file, no manifest.
+    const killed = path.join(dir, 'killed');
+    await mkdir(killed);
+    await writeFile(path.join(killed, '.bluegreen-export-incomplete'), 'export started\n');
+    await writeFile(path.join(killed, 'zombie.csv'), 'id\n1\n');
+    const retry = await p.run(['export', '--from', 'blue', '--out', killed]);
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(retry.stderr).toMatch(/removing the partial output of an interrupted export/);
+    const files = await readdir(killed);
+    expect(files).toContain('manifest.json');
+    expect(files).not.toContain('zombie.csv');
+    expect(files).not.toContain('.bluegreen-export-incomplete');
+    // A complete dump is kept unless --force.
+    const again = await p.run(['export', '--from', 'blue', '--out', killed]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already holds a dump.*\n.*--force/);
+    expect((await p.run(['export', '--from', 'blue', '--out', killed, '--force'])).code).toBe(0);
+    // A folder that is not a dump is never emptied, --force or not.
+    const foreign = path.join(dir, 'foreign');
+    await mkdir(foreign);
+    await writeFile(path.join(foreign, 'notes.txt'), 'mine');
+    const refused = await p.run(['export', '--from', 'blue', '--out', foreign, '--force']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/is not empty and is not a bluegreen dump/);
+    expect(await readdir(foreign)).toEqual(['notes.txt']);
+  });
+
+  it('env url prints the local cluster URL with its password; other environments are refused', async () => {
+    const cwd = await tempDir('envurl');
+    await mkdir(path.join(cwd, '.bluegreen'));
+    const url = 'postgresql://app:s3cret-pw@127.0.0.1:54329/app';
+    await writeFile(path.join(cwd, '.bluegreen', 'clusters.json'), JSON.stringify({ blue: { url, port: 54329, dataDir: '/nowhere' } }));
+    const r = await runCli(['env', 'url', 'blue'], {}, cwd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(url);
+    const other = await runCli(['env', 'url', 'purple'], { PURPLE_URL: 'postgres://u:pw@h/db' }, cwd);
+    expect(other.code).toBe(2);
+    expect(other.stdout + other.stderr).not.toContain('pw@');
+  });
+});
+
 describe('metrics', () => {
   it('status --json has lag, last run and last failure per pair; --metrics-file writes a Prometheus textfile atomically', async () => {
     const p = await makePair(1, 2);
@@ -262,12 +317,12 @@ describe('CLI conventions', () => {
     [['sync', '--lookback', 'banana'], /--lookback must be a duration/],
     [['sync', '--lock-timeout', 'banana'], /--lock-timeout must be a duration/],
     [['cutover', '--max-lag', 'abc'], /--max-lag must be a number/],
-    [['cutover', '--timeout', '0'], /--timeout must be a number > 0/],
-    [['export', '--from', 'blue', '--out', '/tmp/x', '--jobs', 'two'], /--jobs must be an integer/],
+    [['cutover', '--timeout', '0'], /--timeout must be a positive number/],
+    [['export', '--from', 'blue', '--out', '/tmp/x', '--jobs', 'two'], /--jobs must be a positive integer/],
     [['export', '--from', 'blue', '--out', '/tmp/x', '--lookback', '5 parsecs'], /--lookback must be a duration/],
     [['verify', '--keys', '-1'], /--keys must be an integer/],
     [['seed', '--rows', '1e3x'], /--rows must be an integer/],
-    [['schema', 'apply', '--to', 'green', '--version', 'two'], /--version must be an integer/],
+    [['schema', 'apply', '--to', 'green', '--version', 'two'], /--version must be a positive integer/],
   ])('%j is refused before connecting (exit 2, one line)', async (args, message) => {
     const r = await runCli(args as string[], unreachable);
     expect(r.code, r.stderr).toBe(2);
