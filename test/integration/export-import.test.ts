@@ -150,7 +150,7 @@ describe('refusals change nothing', () => {
     const r = await runCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--to-url', await emptyGreen(), '--in', bad]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/tables/1/rows');
-    expect(r.stderr).toContain('missing required key \\"sha256\\"');
+    expect(r.stderr).toContain('missing required key "sha256"');
   });
 
   it('refuses a target at another version', async () => {
