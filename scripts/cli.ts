@@ -50,7 +50,9 @@ function ownOptionsFirst<U>(cmd: CommandModule<any, U>): CommandModule<any, U> {
     builder: (y: Argv<any>) => {
       const built = (builder(y) ?? y) as Argv<any>;
       const declared = Object.keys((built as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
-      const own = declared.filter((k) => !GLOBAL_OPTIONS.includes(k) && !['version', 'q', 'v', 'h'].includes(k) && !/[A-Z]/.test(k));
+      // Positionals (`<action>`, `[names..]`) have their own section.
+      const positionals = [...String(cmd.command ?? '').matchAll(/[<[]([\w-]+)(?:\.\.)?[>\]]/g)].map((m) => m[1]!);
+      const own = declared.filter((k) => !GLOBAL_OPTIONS.includes(k) && !positionals.includes(k) && !['version', 'q', 'v', 'h'].includes(k) && !/[A-Z]/.test(k));
       return (own.length ? built.group(own, 'Options:') : built) as Argv<U>;
     },
   } as CommandModule<any, U>;
