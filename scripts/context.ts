@@ -112,8 +112,10 @@ export interface Context {
   /**
    * The command's result: printed once it has finished (text, or the --json envelope).
    * `revealSecrets`: print passwords as they are (`env url`, which the DBA asked for).
+   * `plain`: the text is a value for the shell (`psql "$(bluegreen env url blue)"`): printed
+   * as it is even when stdout is not a terminal, unless --json or --log-format json.
    */
-  output(result: unknown, text: () => string, opts?: { revealSecrets?: boolean }): void;
+  output(result: unknown, text: () => string, opts?: { revealSecrets?: boolean; plain?: boolean }): void;
   /** Runs `fn` once the command has finished, failed or not (metrics files). */
   after(fn: () => Promise<void>): void;
 }
@@ -122,6 +124,7 @@ interface Pending {
   result: unknown;
   text: () => string;
   revealSecrets?: boolean;
+  plain?: boolean;
 }
 
 function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending: { out?: Pending; after: (() => Promise<void>)[] }): Context {
@@ -129,7 +132,8 @@ function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending:
   const logger = createLogger({
     format,
     level: argv.verbose ? 'debug' : argv.quiet ? 'warn' : 'info',
-    progress: !argv.quiet,
+    // A live line only on a terminal; JSON events in a JSON log; nothing in a text log file.
+    progress: !argv.quiet && (format === 'json' || Boolean(process.stderr.isTTY)),
     fields,
   });
   const settings = loadSettings({ mappings: argv.mappings, configPath: argv.config });
@@ -150,7 +154,7 @@ function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending:
       return e;
     },
     output(result, text, opts) {
-      pending.out = { result, text, revealSecrets: opts?.revealSecrets };
+      pending.out = { result, text, revealSecrets: opts?.revealSecrets, plain: opts?.plain };
     },
     after(fn) {
       pending.after.push(fn);
@@ -231,7 +235,9 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure);
     if (pending.out || (g.json && failure)) {
       const reveal = pending.out?.revealSecrets;
-      if (json) {
+      if (pending.out?.plain && !g.json && !g['log-format'] && !failure) {
+        line(process.stdout, pending.out.text(), reveal);
+      } else if (json) {
         line(process.stdout, JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: `${command} ${env.ok ? 'done' : 'finished'} (exit ${code})`, ...fields, ...env }), reveal);
       } else if (g.json) {
         line(process.stdout, JSON.stringify(env, null, 2), reveal);

@@ -17,7 +17,7 @@ export interface ProgressDetail {
   /** Bytes moved so far. */
   bytes?: number;
   /** What `done` and `total` count (rows by default). */
-  unit?: 'rows' | 'tables' | 'seconds';
+  unit?: 'rows' | 'tables' | 'seconds' | 'bytes';
   /** Free-form step name (`copy`, `hash`, `load`, `frozen`). */
   phase?: string;
 }
@@ -74,7 +74,7 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
       const t = now();
       const elapsed = (t - s.started) / 1000;
       const unit = detail.unit ?? 'rows';
-      const known = total !== undefined && total > 0 && unit !== 'seconds';
+      const known = total !== undefined && total > 0 && unit !== 'seconds' && unit !== 'bytes';
       const percent = known ? Math.min(100, (done / total) * 100) : undefined;
       const rate = elapsed > 0 ? done / elapsed : undefined;
       const eta = known && rate && rate > 0 && done < total ? Math.round((total - done) / rate) : undefined;
@@ -134,6 +134,7 @@ export function renderLine(
 ): string {
   const unit = detail.unit ?? 'rows';
   if (unit === 'seconds') return `  ${task} for ${Math.floor(done)} s`;
+  if (unit === 'bytes') return `  ${task.padEnd(18)} ${formatBytes(done)}${elapsed > 0.5 ? ` (${formatBytes(done / elapsed)}/s)` : ''}`;
   const width = 20;
   const bar = percent !== undefined ? '[' + '#'.repeat(Math.round((percent / 100) * width)).padEnd(width, '.') + '] ' + `${percent.toFixed(1)}%`.padStart(6) : '';
   const count = `${fmt(done)}${total !== undefined ? ` / ${fmt(total)}` : ''} ${unit}`;
@@ -164,7 +165,7 @@ function formatSeconds(s: number): string {
 export interface TapOptions {
   /** Estimated rows of the whole stream (percent and ETA). */
   totalRows?: number;
-  /** Binary COPY has no line breaks: rows are estimated as bytes / bytesPerRow. */
+  /** Binary COPY has no line breaks: rows are estimated as bytes / bytesPerRow (0: unknown, bytes only). */
   bytesPerRow?: number;
   phase?: string;
 }
@@ -182,6 +183,10 @@ export function progressTap(logger: Logger, task: string, opts: TapOptions = {})
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       bytes += chunk.length;
+      if (opts.bytesPerRow === 0) {
+        logger.progress(task, bytes, undefined, { bytes, phase, unit: 'bytes' });
+        return cb(null, chunk);
+      }
       if (opts.bytesPerRow) rows = Math.floor(bytes / opts.bytesPerRow);
       else for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++;
       logger.progress(task, rows, opts.totalRows, { bytes, phase });

@@ -38,7 +38,7 @@ export const envCommand: CommandModule<GlobalArgs, EnvArgs> = {
       // Only the local clusters this tool made: a configured URL's password stays where its owner put it.
       if (!cluster) throw new UsageError(`${name} is not a local cluster of this folder (${stateDir})`, 'bluegreen env up starts them; for a configured environment, use its own URL');
       if (argv.action === 'url') {
-        ctx.output({ environment: name, url: cluster.url }, () => cluster.url, { revealSecrets: true });
+        ctx.output({ environment: name, url: cluster.url }, () => cluster.url, { revealSecrets: true, plain: true });
         return;
       }
       return await new Promise<number>((resolve, reject) => {

@@ -43,7 +43,13 @@ export const seedCommand: CommandModule<GlobalArgs, SeedArgs> = {
           `seed a fresh database (bluegreen schema apply --to ${env.name} --version 1 on an empty one), or empty those tables yourself first`,
         );
       }
-      const r = await seedV1(client, { users: argv.rows, seed: argv.seed, onProgress: (t, n) => ctx.logger.progress(t, n, t === 'users' ? argv.rows : undefined, { phase: 'seed' }) });
+      let current: string | undefined;
+      const r = await seedV1(client, { users: argv.rows, seed: argv.seed, onProgress: (t, n) => {
+          if (current && current !== t) ctx.logger.progressDone(current);
+          current = t;
+          ctx.logger.progress(t, n, t === 'users' ? argv.rows : undefined, { phase: 'seed' });
+        },
+      });
       for (const t of V1_TABLES) ctx.logger.progressDone(t);
       ctx.output(r, () => `seeded ${env.name}: ${Object.entries(r.rows).map(([t, n]) => `${t} ${n}`).join(', ')} in ${r.seconds.toFixed(1)} s`);
     } finally {

@@ -280,7 +280,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         report.tables.push(r);
         // Progress per table; a total only when the whole source table is read.
         const est = inc ? {} : await tableEstimate(src, ct.sources[0]!.table);
-        const tap = (binary: boolean) => progressTap(logger, ct.table, { totalRows: est.rows, bytesPerRow: binary ? est.bytesPerRow ?? 100 : undefined });
+        const tap = (binary: boolean) => progressTap(logger, ct.table, { totalRows: est.rows, bytesPerRow: binary ? est.bytesPerRow ?? 0 : undefined });
         if (bulk) {
           r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap);
         } else {
