@@ -330,16 +330,6 @@ describe('CLI conventions', () => {
     expect(r.stderr).not.toMatch(/ECONNREFUSED|connect|    at /);
   });
 
-  it('good durations are accepted and normalised', async () => {
-    const { parseDuration } = await import('../../scripts/options.ts');
-    expect(parseDuration('30s')).toBe(30_000);
-    expect(parseDuration('2 minutes')).toBe(120_000);
-    expect(parseDuration('1 hour 30 minutes')).toBe(5_400_000);
-    expect(parseDuration('00:01:30')).toBe(90_000);
-    expect(parseDuration('500ms')).toBe(500);
-    expect(parseDuration('banana')).toBeUndefined();
-  });
-
   it('--version prints the tool version; -h is help; help lists global options after the command\'s own', async () => {
     const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
     const v = await runCli(['--version']);
