@@ -370,6 +370,20 @@ describe('CLI conventions', () => {
     expect(report(im).environment).toMatch(/\/bg_urli_/);
   });
 
+  it("make targets name bluegreen's own exit code (make itself exits 2 on any failure)", async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '20']);
+    await p.ok(['sync']);
+    await query(p.green, `delete from user_settings where id in (select id from user_settings limit 1)`);
+    const env = { ...process.env, BLUE_URL: p.blue, GREEN_URL: p.green, BLUEGREEN_LOG_FORMAT: 'text' };
+    const r = await sh('make', ['-s', '--no-print-directory', 'verify', `BG=node bin/bluegreen.js --mappings ${MAPPINGS}`], { cwd: ROOT, env }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('bluegreen exited 3: verify found differences');
+  });
+
   it('bin is executable from any directory', async () => {
     const r = await sh(process.execPath, [BIN, '--version'], { cwd: '/' });
     expect(r.stdout).toMatch(/^bluegreen \d/);
