@@ -223,6 +223,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
               error: described.code,
               exitCode: code,
               hint: described.hint,
+              sqlstate: described.sqlstate,
               detail: described.detail,
               stack: described.stack,
             }),
@@ -256,6 +257,8 @@ interface DescribedError {
   code: string;
   message: string;
   hint?: string;
+  /** PostgreSQL's error code, for a database error. */
+  sqlstate?: string;
   detail?: string;
   stack?: string;
   /** The text-mode rendering. */
@@ -283,6 +286,7 @@ function describeError(err: unknown, verbose: boolean): DescribedError {
       code: 'DatabaseError',
       message,
       hint,
+      sqlstate: e.code,
       detail: e.detail,
       text: `error: ${message}${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: ${hint}`,
     };

@@ -127,6 +127,7 @@ describe('cron-grade output', () => {
       expect(err).toMatchObject({ exitCode: 1, command: 'sync' });
       expect(typeof err!.code).toBe('string');
       expect(typeof err!.hint).toBe('string');
+      if (err!.code === 'DatabaseError') expect(err!.sqlstate).toBe('55P03'); // lock_not_available
     } finally {
       await locker.query('rollback').catch(() => {});
       await locker.end();
