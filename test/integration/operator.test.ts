@@ -272,6 +272,10 @@ describe('safe defaults', () => {
     const r = await runCli(['env', 'url', 'blue'], {}, cwd);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(url);
+    // env psql execs psql on that URL; without psql on PATH it says how to connect otherwise.
+    const noPsql = await runCli(['env', 'psql', 'blue'], { PATH: cwd }, cwd);
+    expect(noPsql.code).toBe(1);
+    expect(noPsql.stderr).toMatch(/psql is not installed[\s\S]*bluegreen env url blue/);
     const other = await runCli(['env', 'url', 'purple'], { PURPLE_URL: 'postgres://u:pw@h/db' }, cwd);
     expect(other.code).toBe(2);
     expect(other.stdout + other.stderr).not.toContain('pw@');
