@@ -17,6 +17,7 @@ import { loadSettings, resolveEnvironment, type Environment, type Settings } fro
 import { createLogger, type Logger, type LogFormat } from '../src/log.ts';
 import { redactText } from '../src/redact.ts';
 import { envelope, type Envelope } from './envelope.ts';
+import { cancelStatements, parseTimeout, setSessionTimeouts } from '../src/db/connect.ts';
 
 export interface GlobalArgs {
   mappings?: string;
@@ -26,10 +27,13 @@ export interface GlobalArgs {
   verbose?: boolean;
   json?: boolean;
   _?: (string | number)[];
+  'connect-timeout'?: string;
+  'lock-timeout'?: string;
+  'statement-timeout'?: string;
 }
 
 /** Names of the global options (listed after each command's own in its help). */
-export const GLOBAL_OPTIONS = ['mappings', 'config', 'log-format', 'quiet', 'verbose', 'json', 'help'];
+export const GLOBAL_OPTIONS = ['mappings', 'config', 'log-format', 'quiet', 'verbose', 'json', 'connect-timeout', 'lock-timeout', 'statement-timeout', 'help'];
 
 export function globalOptions<T>(y: Argv<T>) {
   return y
@@ -43,6 +47,9 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only warnings and errors' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'Debug logging' })
     .option('json', { type: 'boolean', describe: 'Print the result as the JSON envelope {command, formatVersion, ok, exitCode, durationMs, report}' })
+    .option('connect-timeout', { type: 'string', describe: 'Give up connecting after this long (seconds or e.g. 30s)', defaultDescription: '10' })
+    .option('lock-timeout', { type: 'string', describe: 'Give up waiting for a table lock after this long, on both sides', defaultDescription: '30s' })
+    .option('statement-timeout', { type: 'string', describe: 'Cancel any one statement running longer (0: no limit), on both sides', defaultDescription: '6h' })
     .group(GLOBAL_OPTIONS, 'Global options:');
 }
 
@@ -54,6 +61,56 @@ export function logFormatOf(argv: { 'log-format'?: string }): LogFormat {
   const f = argv['log-format'] ?? process.env.BLUEGREEN_LOG_FORMAT;
   if (f === 'json' || f === 'text') return f;
   return process.stderr.isTTY && process.stdout.isTTY ? 'text' : 'json';
+}
+
+/**
+ * The timeout flags, checked before anything connects (exit 2 on a typo) and given to
+ * every session; --lock-timeout is rewritten in milliseconds so a command that also
+ * passes it to the server (sync) sends exactly what was checked.
+ */
+function applyTimeouts(argv: GlobalArgs): void {
+  const connectMs = argv['connect-timeout'] !== undefined ? parseTimeout('connect-timeout', argv['connect-timeout'], false) : undefined;
+  const lockMs = argv['lock-timeout'] !== undefined ? parseTimeout('lock-timeout', argv['lock-timeout']) : undefined;
+  const statementMs = argv['statement-timeout'] !== undefined ? parseTimeout('statement-timeout', argv['statement-timeout']) : undefined;
+  setSessionTimeouts({ connectMs, lockMs, statementMs });
+  if (lockMs !== undefined) argv['lock-timeout'] = `${lockMs}ms`;
+}
+
+let interrupted: NodeJS.Signals | undefined;
+
+/**
+ * SIGINT/SIGTERM: cancel every server statement this process runs and close its sessions
+ * (their transactions roll back, the target lock goes with them), then exit 1. A command
+ * that handles the signal itself (cutover unfreezes its source) has its own listener and
+ * keeps the signal; a second signal exits at once.
+ */
+function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>): void {
+  const json = logFormatOf(argv) === 'json';
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(ExitCode.failure);
+    if (process.listenerCount(sig) > 1) return;
+    interrupted = sig;
+    process.exitCode = ExitCode.failure;
+    void cancelStatements().then((n) => {
+      const msg = `interrupted by ${sig}: ${n} server session(s) cancelled and closed; their open transaction rolled back`;
+      const hint = 'rerun the command; nothing it had not committed was kept';
+      process.stderr.write(
+        json
+          ? JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, ...fields, code: 'Interrupted', error: 'Interrupted', exitCode: ExitCode.failure, hint }) + '\n'
+          : `error: ${msg}\n  next: ${hint}\n`,
+      );
+      process.exit(ExitCode.failure);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/** What to do about a lock or statement timeout (the flags' defaults were too short, or something blocks). */
+function timeoutHint(e: { code: string; message: string }): string | undefined {
+  if (e.code === '55P03') return 'something held a table lock longer than --lock-timeout (default 30s): find it in pg_stat_activity, or raise --lock-timeout';
+  if (e.code === '57014' && /statement timeout/.test(e.message)) return 'a statement ran longer than --statement-timeout (default 6h): raise it for tables this large, or find what blocks it';
+  return undefined;
 }
 
 /** --from/--to and their URL overrides, shared by every command that reads one side and writes the other. */
@@ -192,6 +249,8 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     let failure: { code: string; message: string; hint?: string } | undefined;
     let errorLine: (() => void) | undefined;
     try {
+      applyTimeouts(g);
+      cancelOnSignal(g, fields);
       const ctx = makeContext(g, fields, pending);
       let failed = false;
       try {
@@ -206,6 +265,8 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
         });
       }
     } catch (err) {
+      // Interrupted: the signal handler reports and exits; a cancelled statement's error is its echo.
+      if (interrupted) return;
       const described = describeError(err, Boolean(g.verbose));
       code = described.exitCode;
       failure = { code: described.code, message: described.message, hint: described.hint };
@@ -280,7 +341,7 @@ function describeError(err: unknown, verbose: boolean): DescribedError {
     // A server-side error we did not anticipate: say what the server said, not a JS stack.
     const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
     const message = `the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`;
-    const hint = 'nothing was committed; rerun with --verbose for the full trace and report it if it persists';
+    const hint = `nothing was committed; ${timeoutHint(e) ?? 'rerun with --verbose for the full trace and report it if it persists'}`;
     return {
       exitCode: ExitCode.failure,
       code: 'DatabaseError',

@@ -118,8 +118,9 @@ export class LockedError extends BluegreenError {
   constructor(
     readonly lockName: string,
     readonly holder: string,
+    hint = 'this is normal under cron; the next run will catch up',
   ) {
-    super(`another bluegreen run holds the lock for ${lockName} (${holder}); skipped`, 'this is normal under cron; the next run will catch up');
+    super(`another bluegreen run holds the lock for ${lockName} (${holder}); skipped`, hint);
   }
 }
 

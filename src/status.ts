@@ -20,12 +20,20 @@ export interface EnvironmentStatus {
     source: string;
     /** Oldest watermark across the source's tables. */
     watermark: string | null;
-    /** now() minus that watermark, in seconds. */
+    /**
+     * Seconds since the last successful run from this source read it; null once a
+     * cutover from it completed (that source is frozen: nothing flows from it any more,
+     * and a lag growing forever would fire every alert).
+     */
     lagSeconds: number | null;
+    /** Set when the last successful run from this source was a cutover: when it finished. */
+    cutOverAt?: string;
     tables: { table: string; value: string | null }[];
   }[];
   lastRun?: { kind: string; source: string | null; status: string; rows: number; finishedAt: string; fromVersion: number | null; toVersion: number | null };
   lastVerify?: { source: string; clean: boolean; at: string };
+  /** The last failed run recorded here, with its error (a failed run changes nothing else). */
+  lastFailure?: { kind: string; source: string | null; finishedAt: string; error: string; exitCode: number | null };
   /**
    * Set when a cutover froze this database's writes. `completed` false: that cutover was
    * interrupted (killed); this database must be unfrozen to keep serving.
@@ -73,7 +81,20 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
           [s.source],
         );
         if (h.rows[0]?.lag != null) s.lagSeconds = Math.round(h.rows[0].lag);
+        const last = await client.query<{ kind: string; at: string }>(
+          `select kind, finished_at::text as at from bluegreen.runs where source = $1 and status = 'ok' and kind in ('sync', 'cutover') order by id desc limit 1`,
+          [s.source],
+        );
+        if (last.rows[0]?.kind === 'cutover') {
+          s.cutOverAt = last.rows[0].at;
+          s.lagSeconds = null;
+        }
       }
+      const fail = await client.query(
+        `select kind, source, finished_at::text as "finishedAt", coalesce(detail->>'error', 'unknown error') as error, (detail->>'exitCode')::int as "exitCode"
+           from bluegreen.runs where status = 'failed' order by id desc limit 1`,
+      );
+      if (fail.rows[0]) out.lastFailure = fail.rows[0];
       const run = await client.query(
         `select kind, source, status, rows::int as rows, finished_at::text as "finishedAt", from_version as "fromVersion", to_version as "toVersion"
            from bluegreen.runs order by id desc limit 1`,
@@ -111,10 +132,20 @@ export function renderStatus(list: EnvironmentStatus[]): string {
       lines.push(`  frozen since ${f.since}; the cutover stopped before its final sync completed, so writes made here may be missing elsewhere: unfreeze, let the application write here, then cutover again`);
     }
     if (e.error) lines.push(`  ${e.error}`);
-    for (const s of e.sources) lines.push(`  synced from ${s.source}: watermark ${s.watermark ?? '-'} (lag ${ago(s.lagSeconds)})`);
+    for (const s of e.sources) {
+      lines.push(
+        s.cutOverAt
+          ? `  cut over from ${s.source} at ${s.cutOverAt}: ${s.source} is frozen, nothing flows from it (no lag)`
+          : `  synced from ${s.source}: watermark ${s.watermark ?? '-'} (lag ${ago(s.lagSeconds)})`,
+      );
+    }
     if (e.lastRun) {
       const r = e.lastRun;
       lines.push(`  last run: ${r.kind} from ${r.source ?? '-'} v${r.fromVersion ?? '?'}->v${r.toVersion ?? '?'} ${r.status}, ${r.rows} rows changed, at ${r.finishedAt}`);
+    }
+    if (e.lastFailure) {
+      const f = e.lastFailure;
+      lines.push(`  last failure: ${f.kind}${f.source ? ` from ${f.source}` : ''} at ${f.finishedAt} (exit ${f.exitCode ?? 1}): ${f.error}`);
     }
     if (e.lastVerify) lines.push(`  last verify: ${e.lastVerify.clean ? 'clean' : 'DIFFERENCES'} against ${e.lastVerify.source} at ${e.lastVerify.at}`);
   }

@@ -11,7 +11,6 @@ interface SyncArgs extends GlobalArgs, PairArgs, MetricsArgs {
   full?: boolean;
   'dry-run'?: boolean;
   lookback?: string;
-  'lock-timeout': string;
   force?: boolean;
   verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
 }
@@ -59,7 +58,6 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
           'full: compare every row against the snapshot this run read; changed: check the rows this run read and the row counts (cheap); auto: full after a full run, changed after an incremental one; --no-verify skips',
       })
       .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
-      .option('lock-timeout', { type: 'string', default: '30s', coerce: durationCoerce('lock-timeout', { min: 1 }), describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,

@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { connect } from '../db/connect.ts';
+import { recordFailedRun } from '../db/state.ts';
 import { detectVersion, VersionCatalogs } from '../db/catalog.ts';
 import { compileChain } from '../mapping/index.ts';
 import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
@@ -180,7 +181,7 @@ function settled(p: Promise<unknown>, ms: number): Promise<boolean> {
 async function targetCommitted(dst: pg.Client, source: string, since: Date): Promise<boolean | 'unknown'> {
   try {
     if (!(await dst.query(`select to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) return false;
-    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and source = $1 and started_at >= $2`, [source, since]);
+    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and status = 'ok' and source = $1 and started_at >= $2`, [source, since]);
     return (r.rowCount ?? 0) > 0;
   } catch {
     return 'unknown';
@@ -389,6 +390,11 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       }
       return refused(`${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure);
     }
+  } catch (err) {
+    // Refused or failed before the final sync ran (guardrails, the freeze): recorded on the
+    // target like any failed run; the final sync records its own failures.
+    if (dst && !report.frozenAt) await recordFailedRun(dst, { kind: 'cutover', source: from, startedAt: new Date(started), error: err });
+    throw err;
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);

@@ -1,10 +1,16 @@
 /**
  * Connections. Every session bluegreen opens pins the settings that change a value's text
- * form (`::text` depends on DateStyle, TimeZone and extra_float_digits: README, Design figures), so a
- * dump, a conversion and a checksum read the same bytes on any server.
+ * form (`::text` depends on DateStyle, TimeZone and extra_float_digits), so a dump, a
+ * conversion and a checksum read the same bytes on any server.
+ *
+ * Every session also carries its timeouts (connect, lock, statement: nothing waits
+ * forever, under cron runs would pile up) and is registered while open, so the CLI can
+ * cancel its server statements on SIGINT/SIGTERM: a killed run must not leave a backend
+ * running its query and holding the target lock.
  */
+import net from 'node:net';
 import pg from 'pg';
-import { RuntimeFailure } from '../errors.ts';
+import { RuntimeFailure, UsageError } from '../errors.ts';
 import { redactUrl } from '../redact.ts';
 
 /** Session settings pinned on every connection (sent in the startup packet: no round trip). */
@@ -20,6 +26,105 @@ export const PINNED_SETTINGS: Record<string, string> = {
 
 export type Client = pg.Client;
 
+/** How long bluegreen waits, in milliseconds; 0 means no limit (statement and lock only). */
+export interface SessionTimeouts {
+  /** TCP connect, TLS and authentication, up to the server's first ReadyForQuery. */
+  connectMs: number;
+  /** Waiting for a table or row lock (PostgreSQL `lock_timeout`), on both sides. */
+  lockMs: number;
+  /** One statement (PostgreSQL `statement_timeout`), on both sides: a COPY is one statement. */
+  statementMs: number;
+}
+
+/**
+ * Defaults: a server that accepts TCP and never answers is given up after 10 s; a lock
+ * after 30 s (a writer holding a target table); a statement after 6 h, well above the
+ * largest single COPY measured (a 5M-row table takes about two minutes), so only a hang
+ * reaches it. Flags change them: --connect-timeout, --lock-timeout, --statement-timeout.
+ */
+export const DEFAULT_TIMEOUTS: SessionTimeouts = { connectMs: 10_000, lockMs: 30_000, statementMs: 6 * 3_600_000 };
+
+let timeouts: SessionTimeouts = { ...DEFAULT_TIMEOUTS };
+
+/** Sets the timeouts every later connection uses (the CLI calls it once per command). */
+export function setSessionTimeouts(t: Partial<SessionTimeouts>): void {
+  timeouts = { ...timeouts, ...Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined)) };
+}
+
+export function sessionTimeouts(): SessionTimeouts {
+  return { ...timeouts };
+}
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1, msec: 1, msecs: 1, millisecond: 1, milliseconds: 1,
+  s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
+  min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000,
+  h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  d: 86_400_000, day: 86_400_000, days: 86_400_000,
+};
+
+/**
+ * A timeout flag in milliseconds: a number of seconds (`10`, `2.5`) or a PostgreSQL-style
+ * interval (`30s`, `500ms`, `5min`, `1 hour 30 minutes`). Checked here, before anything
+ * connects, so a typo is exit 2 and not a server error (a bare number means milliseconds
+ * to the server's own setting, seconds here: it is converted before it is sent).
+ */
+export function parseTimeout(flag: string, value: unknown, allowZero = true): number {
+  const text = String(value).trim().toLowerCase();
+  let ms: number | undefined;
+  if (/^\d+(\.\d+)?$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const parts = [...text.matchAll(/(\d+(?:\.\d+)?)\s*([a-z]+)\s*/g)];
+    if (parts.length && parts.map((p) => p[0]).join('') === text.replace(/^\s+/, '') && parts.every((p) => UNIT_MS[p[2]!])) {
+      ms = parts.reduce((a, p) => a + Number(p[1]) * UNIT_MS[p[2]!]!, 0);
+    }
+  }
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (!allowZero && ms === 0) || ms > 2_147_483_647) {
+    throw new UsageError(
+      `--${flag} must be seconds or a duration, got ${JSON.stringify(String(value))}`,
+      `e.g. --${flag} 10, --${flag} 30s, --${flag} '5 minutes'${allowZero ? ` (0: no limit)` : ''}`,
+    );
+  }
+  return Math.round(ms);
+}
+
+/** Sessions open now, for cancelStatements. */
+const open = new Set<pg.Client>();
+
+/**
+ * Cancels whatever every open session is running (the protocol's cancel request on a
+ * separate socket, as psql's Ctrl-C does: no privilege, no free connection slot needed),
+ * then closes the sessions so each backend ends, rolls back its open transaction and
+ * drops its session locks. Resolves when every session is closed or after `waitMs`.
+ * Returns how many sessions were open.
+ */
+export async function cancelStatements(waitMs = 5000): Promise<number> {
+  const clients = [...open];
+  await Promise.all(clients.map((c) => sendCancel(c)));
+  await Promise.race([
+    Promise.all(clients.map((c) => c.end().catch(() => {}))),
+    new Promise((resolve) => setTimeout(resolve, waitMs).unref()),
+  ]);
+  return clients.length;
+}
+
+function sendCancel(client: pg.Client): Promise<void> {
+  const c = client as unknown as { host?: string; port?: number; processID?: number | null; secretKey?: number | null };
+  if (!c.processID || c.secretKey == null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const msg = Buffer.alloc(16);
+    msg.writeInt32BE(16, 0);
+    msg.writeInt32BE(80877102, 4); // CancelRequest code
+    msg.writeInt32BE(c.processID!, 8);
+    msg.writeInt32BE(c.secretKey!, 12);
+    const sock = c.host?.startsWith('/') ? net.connect(`${c.host}/.s.PGSQL.${c.port}`) : net.connect(c.port ?? 5432, c.host ?? 'localhost');
+    sock.setTimeout(2000, () => sock.destroy());
+    sock.on('connect', () => sock.end(msg));
+    sock.on('close', () => resolve());
+    sock.on('error', () => resolve());
+  });
+}
+
 export interface ConnectOptions {
   /** Shown in pg_stat_activity, so a DBA sees who holds what. */
   applicationName?: string;
@@ -28,27 +133,41 @@ export interface ConnectOptions {
 }
 
 export async function connect(url: string, opts: ConnectOptions = {}): Promise<pg.Client> {
-  const options = Object.entries(PINNED_SETTINGS)
+  const t = timeouts;
+  const settings = { ...PINNED_SETTINGS, statement_timeout: String(t.statementMs), lock_timeout: String(t.lockMs) };
+  const options = Object.entries(settings)
     .map(([k, v]) => `-c ${k}=${v.replace(/ /g, '\\ ')}`)
     .join(' ');
   const client = new pg.Client({
     connectionString: url,
     application_name: opts.applicationName ?? 'bluegreen',
     options,
+    connectionTimeoutMillis: t.connectMs,
   });
   // An idle client whose server goes away emits 'error'; without a listener that kills
   // the process with a stack trace. The next query reports the failure properly.
   client.on('error', () => {});
   try {
     await client.connect();
+    // A backend whose client died mid-statement notices it only when it next writes to
+    // the socket; PostgreSQL 14+ can poll for it, so even a SIGKILLed run's statement
+    // (and the target lock its session holds) ends within seconds.
+    await client.query(
+      `select set_config('client_connection_check_interval', '5000', false) where current_setting('server_version_num')::int >= 140000`,
+    );
   } catch (err) {
+    await client.end().catch(() => {});
+    const msg = (err as Error).message;
+    const timedOut = /timeout/i.test(msg) && !(err as { code?: string }).code;
     throw new RuntimeFailure(
-      `cannot connect to ${opts.label ?? 'database'} at ${redactUrl(url)}: ${(err as Error).message}`,
+      `cannot connect to ${opts.label ?? 'database'} at ${redactUrl(url)}: ${timedOut ? `no answer within ${t.connectMs / 1000} s (--connect-timeout)` : msg}`,
       opts.label && ['blue', 'green'].includes(opts.label)
         ? `is it running? for the local clusters run \`bluegreen env up\``
         : 'check the URL, that the server is running, and the credentials',
     );
   }
+  open.add(client);
+  client.once('end', () => open.delete(client));
   return client;
 }
 

@@ -19,11 +19,12 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { connect, ident } from '../db/connect.ts';
 import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
-import { ensureStateSchema, recordRun } from '../db/state.ts';
+import { ensureStateSchema, recordFailedRun, recordRun } from '../db/state.ts';
+import { acquireTargetLock } from '../sync/lock.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { upsertOrRebuild } from '../db/apply.ts';
-import { DumpError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
+import { DumpError, LockedError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
@@ -108,6 +109,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
   const manifest = await openDump(opts.dir);
   const client = await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen import' });
   try {
+    // Every writer of a target holds the same lock as sync (a concurrent sync would store
+    // watermarks over rows this import replaces); the session's end releases it.
+    await acquireTargetLock(client, `target ${opts.environment}`);
     const catalogs = new VersionCatalogs(opts.mappingsDir, client);
     let version: number;
     if (opts.version !== undefined) version = opts.version;
@@ -223,6 +227,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     }
     report.ms = Date.now() - started;
     return report;
+  } catch (err) {
+    if (!(err instanceof LockedError)) await recordFailedRun(client, { kind: 'import', startedAt: new Date(started), error: err, detail: { dump: path.resolve(opts.dir) } });
+    throw err;
   } finally {
     await client.end().catch(() => {});
   }

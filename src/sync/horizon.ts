@@ -8,9 +8,33 @@
  * present moment if none is open. It must be read BEFORE the snapshot is taken:
  * pg_stat_activity is sampled once per transaction, and a transaction that committed
  * between the snapshot and that sample would be invisible to both.
+ *
+ * Sessions of other roles show their database, role and application but not when their
+ * transaction started (unless this role has pg_read_all_stats). Every open transaction
+ * still holds a lock on its own virtual transaction id, which pg_locks shows to anyone.
+ * Each run remembers (in the target's state, per source) which of those hidden
+ * transactions were open when it sampled, and when: one first seen now was not open at
+ * the previous sample, so it started after it, and the previous sample's time (less a
+ * second for the instant between a statement's start and its transaction's lock) bounds
+ * it exactly. A transaction that stays open keeps the bound it was first given. Only one
+ * already open at the very first sample (or the first after a server restart, which
+ * reuses transaction ids) has no earlier sample: for it, and only for it, the watermark
+ * is held back a fixed 15 minutes, with a warning. `--lookback` is added on top of all
+ * this (for application-set clocks); it never replaces it.
  */
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
+import { stateTableExists } from '../db/state.ts';
+
+/** What one run saw, stored for the next (bluegreen.horizons). */
+export interface HorizonSample {
+  /** statement_timestamp() of the sampling statement. */
+  sampledAt: string;
+  /** pg_postmaster_start_time(): transaction ids are only comparable within one server lifetime. */
+  serverStarted: string;
+  /** Hidden open transactions ("pid/vxid") and the bound each was given. */
+  open: Record<string, string>;
+}
 
 export interface Horizon {
   /** Lower bound for the next run (timestamptz text, UTC). */
@@ -19,50 +43,122 @@ export interface Horizon {
   at: string;
   /** The open transaction that held it back, if one did. */
   heldBackBy?: string;
-  /** Sessions of other roles whose transaction start this role cannot see. */
+  /** Transactions of other roles in this database whose start this role cannot see. */
   hiddenSessions: number;
+  /** Of those, how many had no earlier sample and were bounded by the 15-minute fallback. */
+  guessed: number;
+  /** To store with the run, for the next one. */
+  sample: HorizonSample;
+}
+
+/** Hold-back for a hidden transaction already open at the first sample. */
+const FALLBACK = '15 minutes';
+
+interface OpenTx {
+  key: string;
+  pid: number;
+  start: string | null;
+  app: string | null;
+  role: string | null;
 }
 
 /**
- * Reads the horizon on `client` (outside any transaction). `lookback` (a PostgreSQL
- * interval) widens it for application-side clocks; when other roles' sessions are hidden
- * and no lookback is given, 15 minutes is used and a warning says how to avoid it.
+ * Reads the horizon on `client` (outside any transaction). `previous` is the sample the
+ * last committed run stored on this target for this source (loadHorizonSample). `lookback`
+ * (a PostgreSQL interval) is subtracted on top, for application-side clocks.
  */
-export async function readHorizon(client: pg.Client, label: string, logger: Logger, lookback?: string): Promise<Horizon> {
-  // Sessions of other roles show NULL for everything but `query` unless this role has
-  // pg_read_all_stats, so their transactions are found through pg_locks, which anyone can
-  // read: every open transaction holds a lock on its own virtual transaction id.
-  const r = await client.query<{ at: string; value: string; oldest: string | null; holder: string | null; hidden: number }>(
-    `with open as (
-       select a.pid, a.xact_start, a.application_name
-         from pg_locks l left join pg_stat_activity a on a.pid = l.pid
-        where l.locktype = 'virtualxid' and l.granted and l.pid <> pg_backend_pid()
-          -- A visible session in another database cannot write ours; a hidden one might
-          -- be in ours, so it counts.
-          and (a.datname is null or a.datname = current_database()))
-     select statement_timestamp()::text as at,
-            least(statement_timestamp(), min(xact_start))::text as value,
-            min(xact_start)::text as oldest,
-            (array_agg(pid::text || coalesce(' "' || nullif(application_name, '') || '"', '') order by xact_start)
-               filter (where xact_start is not null))[1] as holder,
-            count(*) filter (where xact_start is null)::int as hidden
-       from open`,
+export async function readHorizon(client: pg.Client, label: string, logger: Logger, lookback?: string, previous?: HorizonSample | null): Promise<Horizon> {
+  // One statement: pg_locks, pg_stat_activity and statement_timestamp() describe the same
+  // instant (pg_locks is read after the statement started, so "not open at the sample"
+  // means "began after sampledAt"). Sessions without a role (autovacuum) write no rows.
+  const r = await client.query<{ at: string; server_started: string; open: OpenTx[] }>(
+    `select statement_timestamp()::text as at, pg_postmaster_start_time()::text as server_started,
+            coalesce(json_agg(json_build_object('key', l.pid || '/' || l.virtualxid, 'pid', l.pid, 'start', a.xact_start::text,
+                                                'app', nullif(a.application_name, ''), 'role', a.usename)
+                              order by l.pid) filter (where l.pid is not null), '[]') as open
+       from (select 1) one
+       left join pg_locks l on l.locktype = 'virtualxid' and l.granted and l.pid <> pg_backend_pid()
+       left join pg_stat_activity a on a.pid = l.pid
+      where l.pid is null or ((a.datname is null or a.datname = current_database()) and (a.pid is null or a.usesysid is not null))`,
   );
   const row = r.rows[0]!;
-  const h: Horizon = {
-    value: row.value,
-    at: row.at,
-    heldBackBy: row.oldest && row.value === row.oldest ? `transaction of pid ${row.holder} open since ${row.oldest}` : undefined,
-    hiddenSessions: row.hidden,
-  };
-  let back = lookback;
-  if (h.hiddenSessions > 0 && !back) {
-    back = '15 minutes';
-    logger.warn(
-      `${h.hiddenSessions} session(s) of other roles on ${label} hide their transaction start; holding the watermark back by ${back}`,
-      { hint: 'GRANT pg_read_all_stats TO this role (not superuser) for an exact horizon, or pass --lookback' },
-    );
+  const prev = previous && previous.serverStarted === row.server_started ? previous : undefined;
+  const bounds = (
+    await client.query<{ after_prev: string | null; guess: string }>(
+      `select ($1::timestamptz - interval '1 second')::text as after_prev, ($2::timestamptz - $3::interval)::text as guess`,
+      [prev?.sampledAt ?? null, row.at, FALLBACK],
+    )
+  ).rows[0]!;
+
+  const sample: HorizonSample = { sampledAt: row.at, serverStarted: row.server_started, open: {} };
+  const candidates: { at: string; why: string }[] = [{ at: row.at, why: '' }];
+  let hidden = 0;
+  let guessed = 0;
+  for (const tx of row.open) {
+    const who = `pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''}`;
+    if (tx.start) {
+      candidates.push({ at: tx.start, why: `transaction of ${who} open since ${tx.start}` });
+      continue;
+    }
+    hidden++;
+    let bound = prev?.open[tx.key];
+    let why = `transaction of ${who}${tx.role ? ` (role ${tx.role})` : ''}, start hidden, open since before ${bound}`;
+    if (!bound && prev) {
+      bound = bounds.after_prev!;
+      why = `transaction of ${who}${tx.role ? ` (role ${tx.role})` : ''}, start hidden, begun after the previous run's sample at ${prev.sampledAt}`;
+    }
+    if (!bound) {
+      guessed++;
+      bound = bounds.guess;
+      why = `transaction of ${who}${tx.role ? ` (role ${tx.role})` : ''}, start hidden and open at the first sample: held back ${FALLBACK}`;
+    }
+    sample.open[tx.key] = bound;
+    candidates.push({ at: bound, why });
   }
-  if (back) h.value = (await client.query<{ v: string }>(`select ($1::timestamptz - $2::interval)::text as v`, [h.value, back])).rows[0]!.v;
+  const min = (
+    await client.query<{ v: string; i: number; back: string }>(
+      `select x::text as v, (i - 1)::int as i, (x - coalesce($2::interval, interval '0'))::text as back
+         from unnest($1::timestamptz[]) with ordinality u(x, i) order by x, i limit 1`,
+      [candidates.map((c) => c.at), lookback ?? null],
+    )
+  ).rows[0]!;
+  const h: Horizon = {
+    value: min.back,
+    at: row.at,
+    heldBackBy: min.i > 0 ? candidates[min.i]!.why : undefined,
+    hiddenSessions: hidden,
+    guessed,
+    sample,
+  };
+  if (guessed > 0) {
+    logger.warn(
+      `${guessed} transaction(s) of other roles in this database on ${label} hide their transaction start and were already open at the first sample; holding the watermark back by ${FALLBACK}${lookback ? ` plus --lookback ${lookback}` : ''} this once`,
+      { hint: 'later runs bound them exactly by the previous run; GRANT pg_read_all_stats TO this role (not superuser) to see their start at once' },
+    );
+  } else if (hidden > 0) {
+    logger.info(`${hidden} transaction(s) of other roles on ${label} hide their transaction start; each is bounded by the run sample before it was first seen`, {
+      hiddenSessions: hidden,
+    });
+  }
   return h;
+}
+
+/** The sample the last committed run from `source` stored on this target, if any. */
+export async function loadHorizonSample(target: pg.Client, source: string): Promise<HorizonSample | null> {
+  if (!(await stateTableExists(target, 'horizons'))) return null;
+  const r = await target.query<{ sampled_at: string; server_started: string; open: Record<string, string> }>(
+    `select sampled_at::text, server_started::text, open from bluegreen.horizons where source = $1`,
+    [source],
+  );
+  const s = r.rows[0];
+  return s ? { sampledAt: s.sampled_at, serverStarted: s.server_started, open: s.open } : null;
+}
+
+/** Stores this run's sample, in the run's transaction (a failed run keeps the previous one). */
+export async function saveHorizonSample(target: pg.Client, source: string, sample: HorizonSample): Promise<void> {
+  await target.query(
+    `insert into bluegreen.horizons (source, sampled_at, server_started, open) values ($1, $2, $3, $4)
+     on conflict (source) do update set sampled_at = excluded.sampled_at, server_started = excluded.server_started, open = excluded.open`,
+    [source, sample.sampledAt, sample.serverStarted, JSON.stringify(sample.open)],
+  );
 }

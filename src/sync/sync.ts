@@ -18,17 +18,17 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, ident, literal } from '../db/connect.ts';
 import { detectVersion, loadOrder, VersionCatalogs } from '../db/catalog.ts';
-import { ensureStateSchema, recordRun } from '../db/state.ts';
+import { ensureStateSchema, recordFailedRun, recordRun, rememberTargetTables, storedWatermarks, targetChangesSince } from '../db/state.ts';
 import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { upsertOrRebuild } from '../db/apply.ts';
 import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
-import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
+import { InvalidInputError, LockedError, TableError, VersionMismatchError } from '../errors.ts';
 import { frozenBy } from '../cutover/freeze.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
-import { readHorizon } from './horizon.ts';
+import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
 import { progressTap, tableEstimate } from '../progress.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
 
@@ -190,15 +190,12 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     const unmapped = Object.keys(targetCatalog.tables).filter((t) => !chain.tables[t]);
     if (unmapped.length) logger.warn(`target tables no mapping produces (left alone): ${unmapped.join(', ')}`);
 
-    await ensureStateSchema(dst);
-    const stored = await dst.query<{ table_name: string; value: string }>(
-      'select table_name, value from bluegreen.watermarks where source = $1',
-      [opts.from.name],
-    );
-    const lower = new Map(opts.full ? [] : stored.rows.map((r) => [r.table_name, r.value]));
+    // The state schema is created inside the run's transaction (src/db/state.ts).
+    const stored = await storedWatermarks(dst, opts.from.name);
+    const lower = new Map(opts.full ? [] : stored.map((r) => [r.table_name, r.value]));
 
     // Horizon BEFORE the snapshot (src/sync/horizon.ts says why).
-    const h = await readHorizon(src, opts.from.name, logger, opts.lookback);
+    const h = await readHorizon(src, opts.from.name, logger, opts.lookback, await loadHorizonSample(dst, opts.from.name));
     const horizon = h.value;
 
     await src.query('begin isolation level repeatable read read only');
@@ -252,14 +249,18 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     // whole: its watermark says nothing about what it lost.
     const emptyTarget = new Set<string>();
     for (const ct of tables) if (await isEmpty(dst, ct.table)) emptyTarget.add(ct.table);
+    // Rewritten under the stored watermarks (an import, a TRUNCATE since the last run): read in full.
+    const rewritten = await targetChangesSince(dst, opts.from.name, tables.map((t) => t.table));
+    for (const [t, why] of rewritten) if (!emptyTarget.has(t) && lower.size) logger.warn(`${opts.to.name}.${t}: ${why}; reading it in full`, { table: t });
     // Every source table's plan, before anything decides: each one's new watermark is stored.
     for (const ct of tables) for (const s of ct.sources) planFor(s.table);
     const incremental = (ct: CompiledTable) =>
-      ct.reload !== 'full' && !emptyTarget.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
+      ct.reload !== 'full' && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
     if (!tables.some(incremental)) report.mode = 'full';
 
     await dst.query('begin');
     try {
+      await ensureStateSchema(dst);
       await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
       const targetNames = tables.map((t) => t.table);
       await setUserTriggers(dst, targetNames, false);
@@ -333,6 +334,8 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
           [opts.from.name, table, plan.column, String(value)],
         );
       }
+      await saveHorizonSample(dst, opts.from.name, h.sample);
+      await rememberTargetTables(dst, opts.from.name, targetNames);
       report.ms = Date.now() - started;
       await recordRun(dst, {
         kind,
@@ -364,6 +367,10 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     await src.query('commit');
     report.ms = Date.now() - started;
     return report;
+  } catch (err) {
+    // After the rollback, in its own short transaction: status shows the last failure.
+    if (dst && !(err instanceof LockedError)) await recordFailedRun(dst, { kind, source: opts.from.name, startedAt: new Date(started), error: err });
+    throw err;
   } finally {
     if (dst) {
       await releaseTargetLock(dst);

@@ -322,7 +322,7 @@ describe('CLI conventions', () => {
   const unreachable = { BLUE_URL: 'postgres://u:pw@127.0.0.1:1/x', GREEN_URL: 'postgres://u:pw@127.0.0.1:1/y' };
   it.each([
     [['sync', '--lookback', 'banana'], /--lookback must be a duration/],
-    [['sync', '--lock-timeout', 'banana'], /--lock-timeout must be a duration/],
+    [['sync', '--lock-timeout', 'banana'], /--lock-timeout must be seconds or a duration/],
     [['cutover', '--max-lag', 'abc'], /--max-lag must be a number/],
     [['cutover', '--timeout', '0'], /--timeout must be a positive number/],
     [['export', '--from', 'blue', '--out', '/tmp/x', '--jobs', 'two'], /--jobs must be a positive integer/],
