@@ -1,8 +1,8 @@
 /**
  * Interval and number flags, checked when the arguments are parsed: before any
  * connection, a bad value is a usage error (exit 2) with one line naming the flag, never a
- * server error or a NaN halfway through a run. Intervals are normalised into a form
- * PostgreSQL accepts both as an `interval` and as a duration setting (`lock_timeout`).
+ * server error or a NaN halfway through a run. Every form accepted here is one PostgreSQL
+ * reads as an `interval`; a duration setting is passed as exact milliseconds.
  */
 
 const UNIT_MS: Record<string, number> = {
@@ -51,7 +51,9 @@ export function durationCoerce(flag: string, opts: { min?: number; as?: 'ms' | '
       throw usage(`--${flag} must be a duration such as '30s', '500ms' or '2 minutes' (got ${JSON.stringify(String(v))})`);
     }
     if (ms < (opts.min ?? 0)) throw usage(`--${flag} must be at least ${opts.min} ms (got ${JSON.stringify(String(v))})`);
-    return opts.as === 'interval' ? `${ms / 1000} seconds` : `${Math.round(ms)}ms`;
+    // An interval is passed on as written (PostgreSQL reads every form accepted here, and
+    // messages then echo the user's words); a setting gets exact milliseconds.
+    return opts.as === 'interval' ? String(v).trim() : `${Math.round(ms)}ms`;
   };
 }
 

@@ -16,7 +16,7 @@ describe('flag validation', () => {
 
   it('normalises durations to what PostgreSQL accepts as a setting and as an interval', () => {
     expect(durationCoerce('lock-timeout')('2 minutes')).toBe('120000ms');
-    expect(durationCoerce('lookback', { as: 'interval' })('0 seconds')).toBe('0 seconds');
+    expect(durationCoerce('lookback', { as: 'interval' })(' 1 minute ')).toBe('1 minute');
     expect(() => durationCoerce('lock-timeout', { min: 1 })('0s')).toThrow(/--lock-timeout must be at least 1 ms/);
     expect(() => durationCoerce('lookback')('banana')).toThrow(/--lookback must be a duration such as '30s'/);
   });
