@@ -133,3 +133,25 @@ export class RuntimeFailure extends BluegreenError {
 export class VerifyDifferenceError extends BluegreenError {
   readonly exitCode = ExitCode.verifyDiff;
 }
+
+/**
+ * A table marked `"reload": "append"` turned out not to be append-only: rows the target
+ * got from the source are gone or changed there (exit 3, nothing written).
+ */
+export class NotAppendOnlyError extends BluegreenError {
+  readonly exitCode = ExitCode.verifyDiff;
+  constructor(
+    readonly table: string,
+    /** Target rows the source no longer holds as they were. */
+    readonly rows: number,
+    /** One of them, as row text (cut at 80 characters). */
+    readonly sample: string,
+    /** Whether only the re-read window was compared (an incremental run). */
+    readonly window: boolean,
+  ) {
+    super(
+      `table ${table} is not append-only: ${rows} row(s) on the target are gone or changed on the source${window ? ' (among rows re-read since the last watermark)' : ''}, e.g. ${sample}; nothing was written`,
+      `if the application updates or deletes rows of ${table}, set "reload": "full" for it in the mapping; otherwise find what changed them, then sync again`,
+    );
+  }
+}

@@ -60,7 +60,7 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
     const has = await client.query(`select to_regclass('bluegreen.runs') is not null as runs, to_regclass('bluegreen.freeze') is not null as freeze`);
     if (has.rows[0].runs) {
       const marks = await client.query<{ source: string; table_name: string; value: string | null; lag: number | null }>(
-        `select source, table_name, value, extract(epoch from now() - value::timestamptz)::float8 as lag from bluegreen.watermarks order by source, table_name`,
+        `select source, table_name, value, extract(epoch from now() - case when value ~ '^-?[0-9]+$' then null else value::timestamptz end)::float8 as lag from bluegreen.watermarks order by source, table_name`,
       );
       for (const m of marks.rows) {
         let s = out.sources.find((x) => x.source === m.source);

@@ -12,6 +12,9 @@ interface CutoverArgs extends GlobalArgs, PairArgs, MetricsArgs {
   timeout: number;
   'switch-command'?: string;
   force?: boolean;
+  full?: boolean;
+  lookback?: string;
+  verify: 'full' | 'changed';
 }
 
 function render(r: CutoverReport): string {
@@ -33,6 +36,19 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       .option('timeout', { type: 'string', default: 60, coerce: numberCoerce('timeout', { positive: true }), describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
       .option('switch-command', { type: 'string', describe: 'Shell command run after success, e.g. to flip a load balancer' })
       .option('force', { type: 'boolean', describe: 'Skip the lag and last-verify guardrails' })
+      // The options sync takes, where they mean something for the final sync.
+      .option('full', { type: 'boolean', describe: 'The final sync re-reads every row (a longer freeze)' })
+      .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes'), as for sync" })
+      .option('verify', {
+        type: 'string',
+        default: 'full',
+        coerce: (v: unknown) => {
+          if (v === true || v === '' || v === 'true' || v === 'auto' || v === 'full') return 'full';
+          if (v === 'changed') return 'changed';
+          throw new Error(`cutover --verify must be full or changed (got ${String(v)}): a cutover never skips its final verify`);
+        },
+        describe: 'full: compare every row against the final snapshot; changed: the rows the final sync read and the row counts (shorter freeze). --no-verify is refused',
+      })
       .example('$0 cutover --from blue --to green', 'switch to green; blue stays read-only until rollback or unfreeze')
       .example('$0 cutover --from green --to blue', 'roll back (green writes flow back through the down mappings)')
       .example("$0 cutover --switch-command './flip-lb.sh green'", 'flip traffic once the data is there') as never,
@@ -57,6 +73,10 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
         timeoutMs: argv.timeout * 1000,
         switchCommand: argv['switch-command'],
         force: argv.force,
+        full: argv.full,
+        lookback: argv.lookback,
+        lockTimeout: argv['lock-timeout'],
+        verify: argv.verify,
         signal: abort.signal,
       });
       ctx.output(r, () => render(r));

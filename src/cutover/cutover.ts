@@ -23,6 +23,7 @@ import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDiff
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { freezeTimer } from '../progress.ts';
+import { syncPreflight } from '../sync/preflight.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
 
 export interface CutoverOptions {
@@ -43,6 +44,17 @@ export interface CutoverOptions {
    * the target rolled back (or frozen again if it had committed), the source unfrozen.
    */
   signal?: AbortSignal;
+  /** As sync's: extra margin subtracted from watermark lower bounds (PostgreSQL interval). */
+  lookback?: string;
+  /** As sync's: give up waiting for target table locks after this long (default: 15 s or what is left of the timeout). */
+  lockTimeout?: string;
+  /** The final sync re-reads every row, not only what changed since the last sync. */
+  full?: boolean;
+  /**
+   * The final verify: `full` (default) compares every row against the final sync's
+   * snapshot; `changed` checks the rows it read and the row counts (a shorter freeze).
+   */
+  verify?: 'full' | 'changed';
 }
 
 export interface Guardrail {
@@ -99,8 +111,11 @@ export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.C
   }
   if (report.fromVersion !== undefined && report.toVersion !== undefined) {
     try {
-      await compileChain(opts.mappingsDir, report.fromVersion, report.toVersion, Object.fromEntries(await catalogs.all()));
+      const all = Object.fromEntries(await catalogs.all());
+      const chain = await compileChain(opts.mappingsDir, report.fromVersion, report.toVersion, all);
       g('mappings', true, `v${report.fromVersion} -> v${report.toVersion} valid`);
+      // What would make the final sync refuse, found while refusing costs nothing.
+      for (const c of await syncPreflight(src, dst, chain, all[report.fromVersion]!, opts.to.name, { lookback: opts.lookback, lockTimeout: opts.lockTimeout })) g(c.name, c.ok, c.detail);
     } catch (err) {
       g('mappings', false, (err as Error).message.split('\n')[0]!);
     }
@@ -132,7 +147,7 @@ export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.C
                  from bluegreen.runs
                 where source = $1 and status = 'ok' and kind in ('sync', 'cutover') and detail->'horizon'->>'at' is not null
                 order by id desc limit 1),
-              (select max(extract(epoch from now() - value::timestamptz))::float8 from bluegreen.watermarks where source = $1)) as lag,
+              (select max(extract(epoch from now() - value::timestamptz))::float8 from bluegreen.watermarks where source = $1 and value !~ '^-?[0-9]+$')) as lag,
             (select count(*)::int from bluegreen.watermarks where source = $1) as n`,
     [opts.from.name],
   );
@@ -293,8 +308,10 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         mappingsDir: opts.mappingsDir,
         logger,
         kind: 'cutover',
-        verify: 'full', // the critical moment: compare every row, not just what changed
-        lockTimeout: `${Math.min(remaining(), 15_000)}ms`,
+        verify: opts.verify ?? 'full', // the critical moment: compare every row, not just what changed
+        lockTimeout: opts.lockTimeout ?? `${Math.min(remaining(), 15_000)}ms`,
+        lookback: opts.lookback,
+        full: opts.full,
         // The target becomes the writable side in the same transaction as its final data.
         beforeCommit: async (target) => {
           if (stopped) throw new RuntimeFailure(stopped);
@@ -302,7 +319,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         },
       });
       report.sync = await Promise.race([final, stop]);
-      if (report.sync.verify && !report.sync.verify.clean) {
+      if ((report.sync.verify && !report.sync.verify.clean) || (report.sync.check && !report.sync.check.clean)) {
         throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
       }
       // Only now is the freeze a finished cutover's: a source frozen without this mark was

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { ident } from './connect.ts';
 import { deferrableDdl } from './bulk.ts';
 import type { Logger } from '../log.ts';
+import { applyAppend, applyFullReload } from './multiset.ts';
 
 /** What applying needs to know of a target table. */
 export interface ApplyTable {
@@ -17,6 +18,10 @@ export interface ApplyTable {
   key: string[];
   /** Columns the stage holds, in order. */
   columns: string[];
+  /** `append`: keyless and insert-only (src/db/multiset.ts); otherwise by key, or a keyless full reload. */
+  reload?: 'full' | 'incremental' | 'append';
+  /** Append tables read incrementally: the target column their watermark is carried to. */
+  lookup?: string;
 }
 
 /**
@@ -28,13 +33,10 @@ export interface ApplyTable {
  */
 export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Promise<{ inserted: number; updated: number; deleted?: number }> {
   const cols = ct.columns.map(ident).join(', ');
-  if (ct.key.length === 0) {
-    // A keyless table the mapping marks for full reload: replace its rows wholesale
-    // (still inside the run's transaction, so readers never see it empty).
-    const del = await dst.query(`delete from ${ident(ct.table)}`);
-    const ins = await dst.query(`insert into ${ident(ct.table)} (${cols}) overriding system value select ${cols} from ${stage}`);
-    return { inserted: ins.rowCount ?? 0, updated: 0, deleted: del.rowCount ?? 0 };
-  }
+  // Keyless tables are compared as multisets: append tables only ever get inserts, full
+  // reloads write only the difference (nothing when the table did not change).
+  if (ct.reload === 'append') return applyAppend(dst, ct, stage);
+  if (ct.key.length === 0) return applyFullReload(dst, ct, stage);
   const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
   const nonKey = ct.columns.filter((c) => !ct.key.includes(c));
   let updated = 0;

@@ -44,6 +44,11 @@ export interface TableInfo {
    * `COMMENT ON COLUMN t.c IS 'bluegreen:watermark'`; absent when not declared.
    */
   watermark?: string;
+  /**
+   * How the watermark's values are set, from the same comment:
+   * `'bluegreen:watermark zone=Europe/Berlin skew=30s'`; absent when the comment says neither.
+   */
+  watermarkRule?: { zone?: string; skew?: string };
 }
 
 export interface Catalog {

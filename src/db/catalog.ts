@@ -72,8 +72,8 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
   }
   // Watermarks are declared in schema.sql as a column comment, so the version's DDL is
   // the one place that says which column grows on every write.
-  const marks = await client.query<{ table: string; column: string }>(
-    `select c.relname as table, a.attname as column
+  const marks = await client.query<{ table: string; column: string; comment: string }>(
+    `select c.relname as table, a.attname as column, col_description(c.oid, a.attnum) as comment
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
       where n.nspname = $1 and col_description(c.oid, a.attnum) ~ 'bluegreen:watermark'`,
@@ -81,7 +81,10 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
   );
   for (const m of marks.rows) {
     const t = tables[m.table];
-    if (t) t.watermark = m.column;
+    if (!t) continue;
+    t.watermark = m.column;
+    const rule = watermarkRuleOf(m.comment);
+    if (rule) t.watermarkRule = rule;
   }
   const fks = await client.query<{ table: string; cols: string[]; ref: string; refcols: string[] }>(
     `select c.relname as table, r.relname as ref,
@@ -101,6 +104,18 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
     tables[f.table]?.foreignKeys.push({ columns: f.cols, refTable: f.ref, refColumns: f.refcols });
   }
   return { tables };
+}
+
+/**
+ * Zone and skew from a watermark comment: `bluegreen:watermark zone=Europe/Berlin skew=30s`
+ * (skew in PostgreSQL interval syntax without spaces: `30s`, `2min`, `1h`). Unknown words
+ * are left for PostgreSQL or the planner to refuse with the column named.
+ */
+export function watermarkRuleOf(comment: string): { zone?: string; skew?: string } | undefined {
+  const rest = /bluegreen:watermark\b(.*)/s.exec(comment)?.[1] ?? '';
+  const rule: { zone?: string; skew?: string } = {};
+  for (const m of rest.matchAll(/\b(zone|skew)=(\S+)/g)) rule[m[1] as 'zone' | 'skew'] = m[2]!;
+  return rule.zone !== undefined || rule.skew !== undefined ? rule : undefined;
 }
 
 /** Versions present in a mappings folder (`v1`, `v2`, …), ascending. */

@@ -12,10 +12,12 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { connect, ident, literal } from '../db/connect.ts';
 import { readHorizon } from '../sync/horizon.ts';
+import { sinceFilter } from '../sync/watermark.ts';
 import { detectVersion, loadOrder, VersionCatalogs, type Catalog, type TableInfo } from '../db/catalog.ts';
 import { InvalidInputError, TableError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
+import { dumpOrderBy, keylessTables } from './keyless.ts';
 import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 import { progressTap, tableEstimate } from '../progress.ts';
 import { markDumpComplete, prepareDumpDir } from './outdir.ts';
@@ -182,9 +184,12 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     }
     await prepareDumpDir(opts.out, { force: opts.force, logger });
     const order = loadOrder(catalog);
+    // Keyless tables a mapping reloads whole or appends to: dumped whole (src/dump/keyless.ts).
+    const keyless = await keylessTables(opts.mappingsDir, version);
     const plans = order.map((name) => {
       const t = catalog.tables[name]!;
-      return { t, key: tableKey(t), columns: copyColumns(t) };
+      const whole = t.primaryKey.length === 0 && keyless.has(name);
+      return { t, key: whole ? [] : tableKey(t), columns: copyColumns(t) };
     });
     // The next --since must cover transactions still open when this snapshot is taken,
     // so it is read first (src/sync/horizon.ts).
@@ -193,6 +198,9 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const ok = await main.query<{ v: string | null }>(`select $1::timestamptz::text as v`, [opts.since]).catch(() => undefined);
       if (!ok) throw new InvalidInputError(`--since ${JSON.stringify(opts.since)} is not a timestamp`, "pass the nextSince of the previous export, e.g. --since '2026-11-26 12:00:00+00'");
     }
+    // Each watermark bounded by its own rule (zone, skew), decided before the snapshot.
+    const sinceFilters = new Map<string, string | null>();
+    if (opts.since !== undefined) for (const p of plans) if (p.key.length) sinceFilters.set(p.t.name, await sinceFilter(main, p.t, opts.since));
     const { snapshot, now } = await beginSnapshot(main);
     const serverVersion = (await main.query<{ v: string }>('show server_version')).rows[0]!.v;
     const jobs = Math.max(1, Math.min(opts.jobs ?? 1, plans.length));
@@ -208,12 +216,13 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const t0 = Date.now();
       const file = `${p.t.name}.csv`;
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
-      const filter = opts.since !== undefined && wm ? ` where ${ident(wm.name)} >= ${literal(opts.since)}::${wm.type}` : '';
-      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${keyOrderBy(p.t, p.key)}`;
+      const bound = sinceFilters.get(p.t.name);
+      const filter = bound ? ` where ${bound}` : '';
+      const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${dumpOrderBy(p.key.length ? keyOrderBy(p.t, p.key) : '', p.key, p.columns)}`;
       const est = opts.since === undefined ? await tableEstimate(client, p.t.name) : {};
       const facts = await copyQueryToFile(client, sql, path.join(opts.out, file), progressTap(logger, p.t.name, { totalRows: est.rows === undefined ? undefined : est.rows + 1 }));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
-      if (opts.since !== undefined) {
+      if (opts.since !== undefined && p.key.length) {
         // Every key at the snapshot: target rows whose key is not here were deleted.
         const keysFile = `${p.t.name}.keys.csv`;
         const keys = await copyQueryToFile(
@@ -222,7 +231,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
           path.join(opts.out, keysFile),
         );
         entry.keysFile = { file: keysFile, ...keys };
-        if (wm) {
+        if (wm && bound) {
           const to = (await client.query<{ v: string }>(`select ${literal(horizon.value)}::timestamptz::${wm.type}::text as v`)).rows[0]!.v;
           entry.watermark = { column: wm.name, from: opts.since, to };
         }

@@ -32,6 +32,7 @@ import { convertTable, planConversion, type TablePlan } from '../convert/stream.
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
 import { progressTap } from '../progress.ts';
+import { dumpOrderBy } from './keyless.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -211,7 +212,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         const target = await catalogs.get(version);
         const differing: string[] = [];
         for (const t of manifest.tables) {
-          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${keyOrderBy(target.tables[t.name]!, t.key)}`;
+          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${dumpOrderBy(t.key.length ? keyOrderBy(target.tables[t.name]!, t.key) : '', t.key, t.columns)}`;
           const again = await hashQuery(client, sql);
           if (again.sha256 !== t.sha256) differing.push(t.name);
         }

@@ -63,8 +63,10 @@ export interface TablePlan {
   sourceKey: string[];
   /** Source watermark column, if any. */
   watermark: string | null;
-  /** `full` when the table is reloaded on every run. */
-  reload: 'full' | 'incremental';
+  /** The mapping's zone and skew for its watermark (object form), if it gave them. */
+  watermarkRule?: { zone?: string; skew?: string };
+  /** `full` when the table is reloaded on every run; `append` for a keyless insert-only table. */
+  reload: 'full' | 'incremental' | 'append';
   /** Every non-generated target column in catalog order. */
   outputs: OutputPlan[];
   /** Compiled ops, in file order. */
@@ -242,12 +244,12 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
   // Key: named or the primary key; carried unchanged so rows can be matched across versions.
   const key = tspec.key ?? target.primaryKey;
   const reload = tspec.reload ?? 'incremental';
-  if (key.length === 0 && reload !== 'full') {
+  if (key.length === 0 && reload !== 'full' && reload !== 'append') {
     problems.push({
       file,
       path,
       message: `table ${name} has no primary key in v${ctx.targetVersion}`,
-      hint: 'name a unique, non-null key with "key": [...], or set "reload": "full" to copy the whole table on every run',
+      hint: 'name a unique, non-null key with "key": [...], set "reload": "append" for an insert-only table with a watermark, or "reload": "full" to copy the whole table on every run',
     });
   }
   if (tspec.key) {
@@ -281,7 +283,15 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
     problems.push(...validateMergeKey(sources[0]!, sources.slice(1), sourceKey, file, `${path}/from`));
   }
 
-  const watermark = tspec.watermark ?? null;
+  const wspec = typeof tspec.watermark === 'object' ? tspec.watermark : undefined;
+  const watermark = (wspec ? wspec.column : (tspec.watermark as string | undefined)) ?? null;
+  const watermarkRule = wspec && (wspec.zone !== undefined || wspec.skew !== undefined) ? { zone: wspec.zone, skew: wspec.skew } : undefined;
+  if (reload === 'append' && watermark === null && sources.some((s) => s.watermark === undefined)) {
+    problems.push({ file, path: `${path}/reload`, message: `append table ${name} needs a watermark`, hint: 'add "watermark": "<column>" (a timestamp or ever-increasing integer column), or use "reload": "full"' });
+  }
+  if (reload === 'append' && sources.length > 1) {
+    problems.push({ file, path: `${path}/reload`, message: `append table ${name} cannot be a merge`, hint: 'an append-only table is keyless; map it from one table' });
+  }
   if (watermark !== null) {
     for (const s of sources) {
       const c = s.columns.find((x) => x.name === watermark);
@@ -290,7 +300,7 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
     }
   }
   if (problems.length > before) return undefined;
-  return { table: name, path, implicit, target, inputs, key, sourceKey, watermark, reload, outputs, ops: opPlans };
+  return { table: name, path, implicit, target, inputs, key, sourceKey, watermark, watermarkRule, reload, outputs, ops: opPlans };
 }
 
 interface Losses {

@@ -124,6 +124,7 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     sources,
     columns: t.columns,
     key: t.key,
+    // A full reload anywhere in the chain makes the whole chain one; append stays append.
     reload: inner.some((n) => n.reload === 'full') ? 'full' : t.reload,
     lossyColumns: [...lossy],
     origins,

@@ -23,6 +23,8 @@ export interface SourceTable {
   key: string[];
   /** Watermark column in this table (the mapping's, else schema.sql's), or null when it has none (full reload). */
   watermark: string | null;
+  /** How the watermark's values are set (writers' zone, clock skew), from the same place as `watermark`. */
+  watermarkRule?: { zone?: string; skew?: string };
 }
 
 /** A source column a target column's value comes from. */
@@ -53,8 +55,8 @@ export interface CompiledTable {
   columns: string[];
   /** Target key columns ([] only for a keyless full-reload table). */
   key: string[];
-  /** `full`: copy the whole table on every run. */
-  reload: 'full' | 'incremental';
+  /** `full`: copy the whole table on every run; `append`: keyless, insert-only, synced by its watermark. */
+  reload: 'full' | 'incremental' | 'append';
   /**
    * Target columns (possibly not in `columns`) whose value is not a function of the
    * source: left to their DEFAULT here or derived from such a column earlier in a chain.
@@ -184,6 +186,8 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
       key: plan.sourceKey,
       // The mapping's watermark, else the one schema.sql declares (COMMENT 'bluegreen:watermark').
       watermark: plan.watermark ?? inp.table.watermark ?? null,
+      // The mapping's zone and skew; else schema.sql's, when it names the same column.
+      watermarkRule: plan.watermarkRule ?? (plan.watermark === null || plan.watermark === inp.table.watermark ? inp.table.watermarkRule : undefined),
     })),
     columns,
     key: plan.key,

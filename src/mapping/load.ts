@@ -59,7 +59,17 @@ function describe(file: string, errors: ErrorObject[]): ValidationProblem[] {
       case 'if':
         break;
       case 'oneOf':
-        if (!deeper(e.instancePath)) out.push({ file, path: where, message: where.endsWith('/from') ? 'must be a table name or {"merge": [table, table, ...]}' : 'matches none of the allowed shapes' });
+        if (!deeper(e.instancePath)) {
+          out.push({
+            file,
+            path: where,
+            message: where.endsWith('/from')
+              ? 'must be a table name or {"merge": [table, table, ...]}'
+              : where.endsWith('/watermark')
+                ? 'must be a column name or {"column": "...", "zone": "Europe/Berlin", "skew": "30 seconds"} (zone and skew optional)'
+                : 'matches none of the allowed shapes',
+          });
+        }
         break;
       case 'additionalProperties': {
         const key = (e.params as { additionalProperty: string }).additionalProperty;

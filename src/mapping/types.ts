@@ -84,16 +84,26 @@ export type ColumnOpSpec =
   | CastOpSpec
   | FunctionOpSpec;
 
+/** A watermark column and how its values are set (see src/sync/watermark.ts). */
+export interface WatermarkSpec {
+  /** Source column. */
+  column: string;
+  /** The writers' zone (IANA name) for a `timestamp without time zone` or `date` watermark. */
+  zone?: string;
+  /** Clock-skew allowance (PostgreSQL interval) for a watermark the application sets itself. */
+  skew?: string;
+}
+
 /** How one target table is produced. */
 export interface TableMappingSpec {
   /** Source table, or several joined on the key (LEFT JOIN from the first). */
   from: string | { merge: string[] };
   /** Target key columns; defaults to the target primary key. */
   key?: string[];
-  /** Source column that grows on every write. */
-  watermark?: string;
-  /** `full`: copy the whole table on every run. */
-  reload?: 'full' | 'incremental';
+  /** Source column that grows on every write, or that column with how its values are set. */
+  watermark?: string | WatermarkSpec;
+  /** `full`: copy the whole table on every run; `append`: keyless, insert-only, synced by its watermark. */
+  reload?: 'full' | 'incremental' | 'append';
   /** What changed; everything else is carried by name. */
   ops?: ColumnOpSpec[];
 }

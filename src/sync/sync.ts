@@ -31,6 +31,7 @@ import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
 import { progressTap, tableEstimate } from '../progress.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
+import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
 
 export interface Endpoint {
   /** Environment name (blue, green, …); the target keeps watermarks per source name. */
@@ -106,21 +107,6 @@ export interface SyncReport {
 
 const BUCKETS = 1024;
 
-/**
- * Types the time-horizon rule bounds exactly. `timestamp without time zone` and `date`
- * hold the application session's LOCAL time, which the horizon (UTC) cannot be compared
- * with; they are accepted only with an explicit --lookback covering the offset.
- */
-const EXACT_TIME_TYPE = /^timestamp(\(\d\))? with time zone$/;
-const LOCAL_TIME_TYPE = /^(timestamp(\(\d\))? without time zone|date)$/;
-
-interface SourcePlan {
-  table: string;
-  column: string;
-  type: string;
-  lo: string | null;
-}
-
 export async function sync(opts: SyncOptions): Promise<SyncReport> {
   const started = Date.now();
   const { logger } = opts;
@@ -194,6 +180,14 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     const stored = await storedWatermarks(dst, opts.from.name);
     const lower = new Map(opts.full ? [] : stored.map((r) => [r.table_name, r.value]));
 
+    // Per source table: its watermark and the lower bound for this run, checked before
+    // anything is read (src/sync/watermark.ts); integer watermarks sampled before the horizon.
+    const tables = order.map((t) => chain.tables[t]!);
+    const sourcePlans = await planWatermarks(src, tables, sourceCatalog, lower, { lookback: opts.lookback });
+    const planFor = (table: string): SourcePlan | null => sourcePlans.get(table) ?? null;
+    const samples = await sampleIntegerWatermarks(src, sourcePlans);
+    const history = samples.length ? await sampleHistory(dst, opts.from.name) : [];
+
     // Horizon BEFORE the snapshot (src/sync/horizon.ts says why).
     const h = await readHorizon(src, opts.from.name, logger, opts.lookback, await loadHorizonSample(dst, opts.from.name));
     const horizon = h.value;
@@ -216,35 +210,6 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       ms: 0,
     };
 
-    // Per source table: its watermark and the lower bound for this run.
-    const sourcePlans = new Map<string, SourcePlan | null>();
-    // A mapping may name a source table's watermark; schema.sql's comment is the default.
-    const declared = new Map<string, string>();
-    for (const ct of Object.values(chain.tables)) for (const s of ct.sources) if (s.watermark) declared.set(s.table, s.watermark);
-    const planFor = (table: string): SourcePlan | null => {
-      if (sourcePlans.has(table)) return sourcePlans.get(table)!;
-      const info = sourceCatalog.tables[table];
-      const column = declared.get(table) ?? info?.watermark;
-      let plan: SourcePlan | null = null;
-      if (info && column) {
-        const type = info.columns.find((c) => c.name === column)?.type;
-        if (!type) throw new TableError(table, `watermark column ${column} does not exist`, 'fix the watermark in the mapping or the schema.sql comment');
-        if (!EXACT_TIME_TYPE.test(type) && !(LOCAL_TIME_TYPE.test(type) && opts.lookback)) {
-          throw new TableError(
-            table,
-            `watermark ${column} is ${type}; sync bounds watermarks by transaction start time in UTC`,
-            LOCAL_TIME_TYPE.test(type)
-              ? `use timestamptz, or pass --lookback at least the application's UTC offset (e.g. --lookback '14 hours')`
-              : 'use a timestamptz column kept current by a trigger, or no watermark (full reload)',
-          );
-        }
-        plan = { table, column, type, lo: lower.get(table) ?? null };
-      }
-      sourcePlans.set(table, plan);
-      return plan;
-    };
-
-    const tables = order.map((t) => chain.tables[t]!);
     // A target table emptied since the last run (truncated, restored) must be refilled
     // whole: its watermark says nothing about what it lost.
     const emptyTarget = new Set<string>();
@@ -252,8 +217,6 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     // Rewritten under the stored watermarks (an import, a TRUNCATE since the last run): read in full.
     const rewritten = await targetChangesSince(dst, opts.from.name, tables.map((t) => t.table));
     for (const [t, why] of rewritten) if (!emptyTarget.has(t) && lower.size) logger.warn(`${opts.to.name}.${t}: ${why}; reading it in full`, { table: t });
-    // Every source table's plan, before anything decides: each one's new watermark is stored.
-    for (const ct of tables) for (const s of ct.sources) planFor(s.table);
     const incremental = (ct: CompiledTable) =>
       ct.reload !== 'full' && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
     if (!tables.some(incremental)) report.mode = 'full';
@@ -302,7 +265,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       }
       for (const { ct, r, stage } of staged) {
         const t0 = Date.now();
-        const applied = await upsertOrRebuild(dst, ct, stage, logger);
+        const applied = await upsertOrRebuild(dst, ct.reload === 'append' && r.mode === 'incremental' ? { ...ct, lookup: appendLookup(ct, sourcePlans) } : ct, stage, logger);
         r.inserted = applied.inserted;
         r.updated = applied.updated;
         r.deleted += applied.deleted ?? 0;
@@ -315,7 +278,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       report.sequences = await alignSequences(dst, targetNames);
 
       if (effectiveVerify(opts.verify, report.mode) === 'changed') {
-        report.check = await checkChanged(src, dst, staged);
+        // Append tables read incrementally find a staged row's twins by their watermark.
+        const twins = (ct: CompiledTable) => (ct.reload === 'append' && report.tables.find((t) => t.table === ct.table)?.mode === 'incremental' ? appendLookup(ct, sourcePlans) : undefined);
+        report.check = await checkChanged(src, dst, staged, twins);
         await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
           opts.from.name,
           report.check.clean,
@@ -325,8 +290,8 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
 
       for (const [table, plan] of sourcePlans) {
         if (!plan) continue;
-        // As text, in the column's own type: a JS Date would drop the microseconds.
-        const value = (await src.query<{ v: string }>(`select (${literal(horizon)}::timestamptz::${plan.type})::text as v`)).rows[0]!.v;
+        const value = await nextLowerBound(src, plan, horizon, history);
+        if (value === null) continue; // no safe bound yet: the next run reads it whole
         report.watermarks[table] = String(value);
         await dst.query(
           `insert into bluegreen.watermarks (source, table_name, column_name, value) values ($1, $2, $3, $4)
@@ -345,7 +310,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         startedAt: new Date(started),
         status: 'ok',
         rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
-        detail: { mode: report.mode, tables: report.tables, horizon: report.horizon },
+        detail: { mode: report.mode, tables: report.tables, horizon: report.horizon, ...(samples.length ? { watermarkSamples: samples } : {}) },
       });
       if (opts.beforeCommit) await opts.beforeCommit(dst, report);
       await dst.query('commit');
@@ -390,11 +355,18 @@ function effectiveVerify(v: SyncOptions['verify'], mode: SyncReport['mode']): 'f
  * from the source snapshot) is on the target exactly, as text; and the projected source
  * and the target hold the same number of rows, so no delete was missed.
  */
-async function checkChanged(src: pg.Client, dst: pg.Client, staged: { ct: CompiledTable; stage: string }[]): Promise<ChangedCheck> {
+async function checkChanged(
+  src: pg.Client,
+  dst: pg.Client,
+  staged: { ct: CompiledTable; stage: string }[],
+  /** Keyless append tables: the target column to find a staged row's twins by (indexed), not a scan of the table. */
+  lookup: (ct: CompiledTable) => string | undefined = () => undefined,
+): Promise<ChangedCheck> {
   const out: ChangedCheck = { clean: true, tables: [] };
   for (const { ct, stage } of staged) {
     const cols = (a: string) => `row(${ct.columns.map((c) => `${a}.${ident(c)}`).join(', ')})::text`;
-    const on = ct.key.length ? ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ') + ' and ' : '';
+    const match = ct.key.length ? ct.key : [lookup(ct)].filter((c): c is string => c !== undefined);
+    const on = match.length ? match.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ') + ' and ' : '';
     // Source and target are different servers: their queries run side by side.
     const [m, a] = await Promise.all([
       dst.query<{ checked: number; mismatched: number }>(
@@ -435,11 +407,11 @@ function sourceRelation(ct: CompiledTable, table: string, incremental: boolean, 
   if (!incremental) return ident(table);
   const changed = (s: { table: string; key: string[] }) => {
     const p = planFor(s.table)!;
-    return `select ${s.key.map(ident).join(', ')} from ${ident(s.table)} where ${ident(p.column)} >= ${literal(p.lo!)}::${p.type}`;
+    return `select ${s.key.map(ident).join(', ')} from ${ident(s.table)} where ${lowerBoundSql(p)}`;
   };
   if (ct.sources.length === 1) {
     const p = planFor(table)!;
-    return `(select * from ${ident(table)} where ${ident(p.column)} >= ${literal(p.lo!)}::${p.type})`;
+    return `(select * from ${ident(table)} where ${lowerBoundSql(p)})`;
   }
   const me = ct.sources.find((s) => s.table === table)!;
   const keys = ct.sources.map(changed).join(' union ');

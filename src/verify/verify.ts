@@ -87,6 +87,12 @@ export interface TableVerifyReport {
    * whose identical rows occur a different number of times. Counts as a difference.
    */
   unexplainedBuckets: number;
+  /**
+   * `key`: rows matched by key; `multiset`: a keyless table (append or full reload),
+   * compared as a multiset of whole rows (count and hash per bucket), so differences are
+   * named by row, and identical rows differing only in how often they occur are counted.
+   */
+  comparedAs?: 'key' | 'multiset';
   ms: number;
 }
 
@@ -254,6 +260,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
         excluded,
         settled: 0,
         unexplainedBuckets: 0,
+        comparedAs: ct.key.length > 0 ? 'key' : 'multiset',
         ms: 0,
       };
       if (differing.length > 0) {
@@ -310,6 +317,7 @@ export function renderVerify(r: VerifyReport): string {
       if (d.count) lines.push(`  ${t.table} ${kind} (${d.count}): ${d.keys.join(', ')}${d.count > d.keys.length ? ', …' : ''}`);
     }
     if (t.unexplainedBuckets) lines.push(`  ${t.table}: identical rows occur a different number of times on each side (${t.sourceRows} vs ${t.targetRows} rows)`);
+    if (t.comparedAs === 'multiset') lines.push(`  ${t.table}: keyless, compared as a multiset of whole rows (count + hash)`);
     if (t.settled) lines.push(`  ${t.table}: ${t.settled} difference(s) settled on recheck (writes in flight)`);
   }
   if (r.notCompared.length) lines.push(`  not compared (no mapping produces them): ${r.notCompared.join(', ')}`);
