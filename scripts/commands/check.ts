@@ -5,7 +5,8 @@ import { ExitCode } from '../../src/errors.ts';
 import { generateV1Rows, V1_COLUMNS, V1_TABLES, type V1Table } from '../../fixtures/generate.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 import { numberCoerce } from '../options.ts';
-import { CATALOG_HELP, catalogOptions, catalogsFor, type CatalogArgs } from './convert.ts';
+import { firstReachableServer } from '../../src/convert/catalogs.ts';
+import { CATALOG_HELP, catalogDatabases, catalogOptions, catalogsFor, type CatalogArgs } from './convert.ts';
 
 interface CheckArgs extends GlobalArgs, CatalogArgs {
   'sample-users': number;
@@ -32,6 +33,7 @@ export function renderCheck(r: CheckRunReport): string {
           ? `${r.fixtures.files.length} file(s) in ${rel(path.join(r.mappingsDir, 'fixtures', `v${r.fixtures.version}`))} (${total} rows)`
           : `none (add ${rel(path.join(r.mappingsDir, 'fixtures', `v${r.fixtures.version}`))}/<table>.csv to round-trip rows); mappings validated only`),
   ];
+  lines.push(r.server ? `  SQL faces proven on ${r.server} (expressions prepared, SQL == JS on the fixtures)` : '  SQL faces not proven: no server reachable (pass --catalog-url or --via)');
   for (const t of r.roundTrips) {
     const head = `  v${t.from} -> v${t.via} -> v${t.from}`.padEnd(22);
     if (t.error) {
@@ -78,7 +80,13 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
           CATALOG_HELP,
       ) as never,
   handler: handle<CheckArgs>(async (argv, ctx) => {
-    const r = await runCheck({ mappingsDir: ctx.settings.mappingsDir, catalogs: catalogsFor(argv, ctx), sample: sampleFixtures(argv['sample-users']), logger: ctx.logger });
+    const r = await runCheck({
+      mappingsDir: ctx.settings.mappingsDir,
+      catalogs: catalogsFor(argv, ctx),
+      sample: sampleFixtures(argv['sample-users']),
+      logger: ctx.logger,
+      server: () => firstReachableServer(catalogDatabases(argv, ctx)),
+    });
     ctx.output(r, () => renderCheck(r));
     return r.problems.length > 0 ? ExitCode.invalid : r.ok ? ExitCode.ok : ExitCode.failure;
   }),

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { catalogProvider, type CatalogDatabase, type CatalogProvider } from '../../src/convert/catalogs.ts';
+import { catalogProvider, firstReachableServer, type CatalogDatabase, type CatalogProvider } from '../../src/convert/catalogs.ts';
 import { convertDump } from '../../src/convert/convert.ts';
 import { BluegreenError } from '../../src/errors.ts';
 import { handle, type Context, type GlobalArgs } from '../context.ts';
@@ -75,7 +75,7 @@ export const convertCommand: CommandModule<GlobalArgs, ConvertArgs> = {
       .example('$0 convert --in dumps/green-v3 --to-version 1 --out dumps/rollback --catalog-url postgres://me@localhost/scratch', 'down the chain, learning catalogs on a scratch database')
       .epilogue(
         CATALOG_HELP +
-          '\n\nTables whose mapping chain has an operation without an exact JS face (some casts) are refused before anything is written: use `bluegreen sync` between live databases for those.',
+          '\n\nTables whose mapping chain has an operation without an exact JS face (a cast with a zone, json -> jsonb, an sql op without a JS twin) are converted by their SQL face on the same database, in a scratch schema inside a rolled-back transaction (nothing stays); with no database reachable they are refused before anything is written.',
       ) as never,
   handler: handle<ConvertArgs>(async (argv, ctx) => {
     const r = await convertDump({
@@ -85,6 +85,7 @@ export const convertCommand: CommandModule<GlobalArgs, ConvertArgs> = {
       mappingsDir: ctx.settings.mappingsDir,
       catalogs: catalogsFor(argv, ctx),
       logger: ctx.logger,
+      server: () => firstReachableServer(catalogDatabases(argv, ctx)),
     });
     ctx.output(
       { in: r.dir, out: r.out, fromVersion: r.fromVersion, toVersion: r.toVersion, tables: r.tables, rows: r.rows, ms: r.ms, rowsPerSecond: r.rowsPerSecond },

@@ -135,6 +135,14 @@ export async function resolveCatalogs(opts: ResolveCatalogsOptions): Promise<Rec
   return out;
 }
 
+/**
+ * The first of `databases` that accepts a connection (a server to run SQL faces on for
+ * the offline commands), or undefined when none does.
+ */
+export async function firstReachableServer(databases: CatalogDatabase[]): Promise<{ client: pg.Client; label: string } | undefined> {
+  return firstReachable(databases, []);
+}
+
 /** A CatalogProvider over {@link resolveCatalogs} with fixed cache and databases. */
 export function catalogProvider(opts: Omit<ResolveCatalogsOptions, 'versions'>): CatalogProvider {
   return (versions) => resolveCatalogs({ ...opts, versions });

@@ -18,7 +18,12 @@ import type { Catalog } from '../db/catalog-types.ts';
 import { BluegreenError, UsageError, type ValidationProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { checkMappings, listMappingVersions, type CheckReport, type FixtureRows, type Row } from '../mapping/index.ts';
+import type pg from 'pg';
 import type { CatalogProvider } from './catalogs.ts';
+import { inScratchSchema, loadRows, planFaces, prepareExpressions, serverStepRunner, textRows } from './faces.ts';
+import { ident } from '../db/connect.ts';
+import { loadChain } from '../mapping/chain.ts';
+import { jsStepRunner } from '../mapping/check.ts';
 
 /** A built-in data set for one version of a known app. */
 export interface SampleFixtures {
@@ -46,6 +51,12 @@ export interface FixtureSource {
 export interface CheckRunReport extends CheckReport {
   /** Fixture rows used for the round trips. */
   fixtures: FixtureSource;
+  /**
+   * Where the SQL faces were proven (author-written expressions prepared, SQL face ==
+   * JS face on the fixtures, tables without a JS face run): the server's label, or null
+   * when none was reachable (then only the JS faces ran).
+   */
+  server: string | null;
   /** Mappings folder checked. */
   mappingsDir: string;
 }
@@ -60,6 +71,11 @@ export interface RunCheckOptions {
   sample?: SampleFixtures;
   /** Debug output only. */
   logger: Logger;
+  /**
+   * A server to prove the SQL faces on (found as catalogs are: --catalog-url, --via, the
+   * configured environments). Nothing is left on it. Without one, only JS faces run.
+   */
+  server?: () => Promise<{ client: pg.Client; label: string } | undefined>;
 }
 
 const copyColumns = (catalog: Catalog, table: string) => catalog.tables[table]!.columns.filter((c) => !c.generated).map((c) => c.name);
@@ -149,7 +165,31 @@ export async function runCheck(opts: RunCheckOptions): Promise<CheckRunReport> {
   }
   for (const [t, rows] of Object.entries(fixtures.tables)) source.rows[t] = rows.length;
   opts.logger.debug(`check: ${versions.length} versions, fixtures: ${source.kind}`, { rows: source.rows });
-  const report = await checkMappings(opts.mappingsDir, catalogs, fixtures);
+  const server = opts.server ? await opts.server() : undefined;
+  let report: CheckReport;
+  try {
+    if (server) {
+      // Fixture text as PostgreSQL prints it (numeric scale, jsonb, timestamps), so rows
+      // the SQL face returns compare with rows the fixtures sent.
+      fixtures = { version: lowest, tables: await canonicalRows(server.client, opts.mappingsDir, lowest, catalogs[lowest]!, fixtures.tables) };
+      report = await checkMappings(opts.mappingsDir, catalogs, fixtures, serverStepRunner(server.client, opts.mappingsDir, catalogs, problems));
+      // Without fixture rows for some pair, its expressions are still prepared.
+      for (const v of versions.slice(1)) {
+        for (const m of [...(await mappingsOf(opts.mappingsDir, v, catalogs))]) {
+          const found = await inScratchSchema(server.client, opts.mappingsDir, m.from, async () => {
+            const exprs = await prepareExpressions(server.client, m);
+            // A bad expression already explains why its table's face fails.
+            return exprs.length > 0 ? exprs : planFaces(server.client, m);
+          });
+          for (const p of found) if (!problems.some((q) => q.file === p.file && q.path === p.path)) problems.push(p);
+        }
+      }
+    } else {
+      report = await checkMappings(opts.mappingsDir, catalogs, fixtures, jsStepRunner);
+    }
+  } finally {
+    await server?.client.end().catch(() => {});
+  }
   const allProblems = [...problems, ...report.problems];
   // Without fixtures every round trip would pass on zero rows: report none rather than a false "ok".
   const roundTrips = source.kind === 'none' ? [] : report.roundTrips;
@@ -159,6 +199,33 @@ export async function runCheck(opts: RunCheckOptions): Promise<CheckRunReport> {
     roundTrips,
     ok: allProblems.length === 0 && roundTrips.every((r) => r.ok),
     fixtures: source,
+    server: server?.label ?? null,
     mappingsDir: opts.mappingsDir,
   };
+}
+
+/** `rows` loaded into a scratch schema of `version` and read back as text. */
+async function canonicalRows(client: pg.Client, mappingsDir: string, version: number, catalog: Catalog, rows: Record<string, Row[]>): Promise<Record<string, Row[]>> {
+  return inScratchSchema(client, mappingsDir, version, async () => {
+    await loadRows(client, catalog, rows);
+    const out: Record<string, Row[]> = {};
+    for (const name of Object.keys(rows)) {
+      const cols = catalog.tables[name]!.columns.filter((c) => !c.generated).map((c) => ident(c.name));
+      out[name] = await textRows(client, `select ${cols.join(', ')} from ${ident(name)}`);
+    }
+    return out;
+  });
+}
+
+/** The valid mappings of version v (up and down); invalid ones are reported by checkMappings. */
+async function mappingsOf(mappingsDir: string, v: number, catalogs: Record<number, Catalog>) {
+  const out = [];
+  for (const [a, b] of [[v - 1, v], [v, v - 1]] as const) {
+    try {
+      out.push(...(await loadChain(mappingsDir, a, b, catalogs)));
+    } catch (err) {
+      if (!(err instanceof BluegreenError)) throw err;
+    }
+  }
+  return out;
 }

@@ -14,7 +14,13 @@ import { hashTap } from '../dump/export.ts';
 import { newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween, type CatalogProvider } from './catalogs.ts';
-import { convertTable, planConversion, type TableConversionStats } from './stream.ts';
+import { convertTable, planConversion, type TableConversionStats, type TablePlan } from './stream.ts';
+import type { Transform, Writable } from 'node:stream';
+import type pg from 'pg';
+import type { Catalog } from '../db/catalog-types.ts';
+import { OfflineConversionUnsupportedError } from './errors.ts';
+import { openScratch } from './faces.ts';
+import { copyThroughSql, type Staged } from './sql-fallback.ts';
 
 /** Options of {@link convertDump}. */
 export interface ConvertOptions {
@@ -30,6 +36,11 @@ export interface ConvertOptions {
   catalogs: CatalogProvider;
   /** Where progress and warnings go (src/ never prints). */
   logger: Logger;
+  /**
+   * A PostgreSQL to run the SQL face of tables without a JS face on (found as catalogs
+   * are); nothing stays on it. Without one such tables are refused before any write.
+   */
+  server?: () => Promise<{ client: pg.Client; label: string } | undefined>;
 }
 
 /** What a conversion did. */
@@ -68,6 +79,13 @@ async function prepareOutDir(dir: string): Promise<boolean> {
   return entries === undefined;
 }
 
+/** One table through its SQL face on the scratch server (sql-fallback.ts), with its stats. */
+async function sqlTable(client: pg.Client, p: TablePlan, source: Catalog, target: Catalog, staged: Staged, into: Writable, tap: Transform): Promise<TableConversionStats> {
+  const t0 = Date.now();
+  const rows = await copyThroughSql(client, p, source, target, staged, into, tap);
+  return { table: p.target.table, read: Object.fromEntries(p.inputs.map((i) => [i.table, i.rows])), rows, orphans: 0, ms: Date.now() - t0 };
+}
+
 /**
  * Converts the dump in `opts.dir` to `opts.toVersion` into `opts.out`. Throws, before
  * creating anything: DumpError / ChecksumMismatchError for a damaged dump, ValidationError
@@ -82,11 +100,29 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
   const from = manifest.schemaVersion;
   const catalogs = await opts.catalogs(versionsBetween(from, opts.toVersion));
   const chain = await compileChain(opts.mappingsDir, from, opts.toVersion, catalogs);
-  const plan = planConversion(opts.dir, manifest, chain, catalogs);
+  const plan = planConversion(opts.dir, manifest, chain, catalogs, { sqlFallback: opts.server !== undefined });
   if (path.resolve(opts.out) === path.resolve(opts.dir)) throw new InvalidInputError('--out must be another directory than --in');
+  // Tables without a JS face run their SQL face on a server: find it before any write.
+  const sqlTables = plan.tables.filter((p) => p.face === 'sql');
+  const server = sqlTables.length > 0 ? await opts.server!() : undefined;
+  if (sqlTables.length > 0 && server === undefined) {
+    const t = sqlTables[0]!;
+    throw new OfflineConversionUnsupportedError(t.target.table, from, opts.toVersion, t.target.jsUnsupported);
+  }
 
-  const created = await prepareOutDir(opts.out);
+  const created = await prepareOutDir(opts.out).catch(async (e: unknown) => {
+    await server?.client.end().catch(() => {});
+    throw e;
+  });
   const written: string[] = [];
+  const scratch = server
+    ? await openScratch(server.client, opts.mappingsDir, from).catch(async (e: unknown) => {
+        await server.client.end().catch(() => {});
+        if (created) await rmdir(opts.out).catch(() => {});
+        throw e;
+      })
+    : undefined;
+  const staged: Staged = new Map();
   try {
     logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);
     const tables: DumpTable[] = [];
@@ -98,7 +134,11 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
       written.push(full);
       const tap = hashTap();
       // `wx`: never overwrite; the directory was empty, so a clash is a bug worth seeing.
-      const s = await convertTable(p, { header: true, through: tap, into: createWriteStream(full, { mode: 0o600, flags: 'wx' }) });
+      const into = createWriteStream(full, { mode: 0o600, flags: 'wx' });
+      const s =
+        p.face === 'sql'
+          ? await sqlTable(server!.client, p, catalogs[from]!, catalogs[opts.toVersion]!, staged, into, tap)
+          : await convertTable(p, { header: true, through: tap, into });
       stats.push(s);
       logger.progress('convert', stats.length, plan.tables.length, { unit: 'tables' });
       tables.push({ name: p.target.table, file, columns: p.target.columns, key: p.target.key, rows: s.rows, ...tap.digest() });
@@ -116,6 +156,8 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     });
     written.push(path.join(opts.out, 'manifest.json'));
     await writeManifest(opts.out, out);
+    await scratch?.close();
+    await server?.client.end().catch(() => {});
     const rows = stats.reduce((n, s) => n + s.rows, 0);
     return {
       dir: opts.dir,
@@ -129,6 +171,8 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
       rowsPerSecond: Math.round(rows / Math.max(convertMs / 1000, 0.001)),
     };
   } catch (err) {
+    await scratch?.close().catch(() => {});
+    await server?.client.end().catch(() => {});
     // Leave the output as it was found (absent or empty) so a rerun just works.
     for (const f of written) await rm(f, { force: true }).catch(() => {});
     if (created) await rmdir(opts.out).catch(() => {});

@@ -22,7 +22,7 @@ export class OfflineConversionUnsupportedError extends InvalidInputError {
   ) {
     super(
       `table ${table} cannot be converted from a dump (v${fromVersion} -> v${toVersion}): ${reasons.join('; ')}`,
-      'use `bluegreen sync --from ENV --to ENV` between the live databases instead: there the mapping runs as SQL',
+      'give convert a PostgreSQL to run these tables\' SQL face on (--catalog-url URL or --via ENV; a scratch schema in a rolled-back transaction, nothing stays), import the dump (it converts in the target), or use `bluegreen sync` between the live databases',
     );
   }
 }

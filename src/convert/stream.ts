@@ -21,7 +21,7 @@ import { loadOrder } from '../db/catalog.ts';
 import { CsvChunkWriter, CsvDecoder, CsvEncoder, CsvParser, type CsvBatch } from '../codec/pg-csv.ts';
 import { DumpError } from '../errors.ts';
 import type { Manifest } from '../dump/manifest.ts';
-import { keyKind, mergeJoin, type CompiledChain, type CompiledTable, type KeyKind, type Row } from '../mapping/index.ts';
+import { keyKind, mergeJoin, MappingValueError, RowConversionError, shownKey, type CompiledChain, type CompiledTable, type KeyKind, type Row } from '../mapping/index.ts';
 import { OfflineConversionUnsupportedError } from './errors.ts';
 
 /** Rows per batch handed to the encoder for merged tables (single-source tables keep the decoder's batches). */
@@ -57,6 +57,11 @@ export interface TablePlan {
   inputs: PlannedSource[];
   /** Key kinds of the merge key (empty for a single source). */
   kinds: KeyKind[];
+  /**
+   * `js`: converted in Node (convertTable); `sql`: the chain has an op without a JS face,
+   * so the dump's rows are converted by its SQL face in PostgreSQL (sql-fallback.ts).
+   */
+  face: 'js' | 'sql';
 }
 
 /** Everything needed to convert a dump, checked before any write. */
@@ -90,7 +95,7 @@ export interface TableConversionStats {
  * an incremental dump, a missing source table, a column the version does not have, or a
  * missing key column; InvalidInputError for a merge key type the offline join cannot order.
  */
-export function planConversion(dir: string, manifest: Manifest, chain: CompiledChain, catalogs: Readonly<Record<number, Catalog>>): ConversionPlan {
+export function planConversion(dir: string, manifest: Manifest, chain: CompiledChain, catalogs: Readonly<Record<number, Catalog>>, options: { sqlFallback?: boolean } = {}): ConversionPlan {
   if (manifest.schemaVersion !== chain.from) throw new Error(`chain starts at v${chain.from}, the dump is at v${manifest.schemaVersion}`);
   if (manifest.mode !== 'full') {
     throw new DumpError(
@@ -109,7 +114,8 @@ export function planConversion(dir: string, manifest: Manifest, chain: CompiledC
   const tables: TablePlan[] = [];
   for (const name of order) {
     const t = chain.tables[name]!;
-    if (t.jsUnsupported.length > 0) throw new OfflineConversionUnsupportedError(name, chain.from, chain.to, t.jsUnsupported);
+    const face = t.jsUnsupported.length > 0 ? 'sql' : 'js';
+    if (face === 'sql' && (!options.sqlFallback || t.sqlUnsupported.length > 0)) throw new OfflineConversionUnsupportedError(name, chain.from, chain.to, t.jsUnsupported);
     const inputs = t.sources.map((s): PlannedSource => {
       const entry = byName.get(s.table);
       if (!entry) throw new DumpError(`dump ${dir} has no table ${s.table}, which ${name} (v${chain.to}) is made from`, 'export a full dump of every table');
@@ -148,7 +154,7 @@ export function planConversion(dir: string, manifest: Manifest, chain: CompiledC
         if (inputs[i]!.keyPositions.length !== kinds.length) throw new Error(`merge of ${name}: ${inputs[i]!.table} has a key of another width`);
       }
     }
-    tables.push({ target: t, inputs, kinds });
+    tables.push({ target: t, inputs, kinds, face });
   }
   return { from: chain.from, to: chain.to, tables };
 }
@@ -188,7 +194,7 @@ async function* rowsOf(batches: AsyncIterable<CsvBatch>): AsyncGenerator<Row> {
  * order of the first source file (its key order). Fills `stats` as it goes.
  */
 export async function* convertedBatches(plan: TablePlan, stats: TableConversionStats): AsyncGenerator<CsvBatch> {
-  const transform = plan.target.transformJs;
+  const transform = keyedTransform(plan);
   const [first, ...later] = plan.inputs;
   if (later.length === 0) {
     for await (const batch of sourceBatches(first!, stats.read)) {
@@ -225,6 +231,26 @@ export async function* convertedBatches(plan: TablePlan, stats: TableConversionS
     stats.rows += out.length;
     yield out;
   }
+}
+
+/**
+ * The table's JS face, whose value errors also name the row's key and the op to change
+ * (the key is the first source's, which every input row starts with).
+ */
+export function keyedTransform(plan: TablePlan): (row: Row) => Row {
+  const t = plan.target;
+  const transform = t.transformJs;
+  const first = t.sources[0]!;
+  const at = first.key.map((k) => first.columns.indexOf(k));
+  return (row) => {
+    try {
+      return transform(row);
+    } catch (err) {
+      if (!(err instanceof MappingValueError)) throw err;
+      const key = at.length > 0 ? shownKey(first.key, at.map((i) => row[i] ?? null)) : undefined;
+      throw new RowConversionError(t.table, err.column, key, err.value, err.reason, t.converted[err.column]);
+    }
+  };
 }
 
 /** Bytes read from a source file per chunk: one decode, one synchronous pass over its rows. */
@@ -318,7 +344,7 @@ export async function convertTable(plan: TablePlan, sink: ConversionSink): Promi
   if (plan.inputs.length === 1) {
     const input = plan.inputs[0]!;
     const source = createReadStream(input.file, { highWaterMark: READ_CHUNK });
-    const converter = new SingleSourceConverter(input, plan.target.transformJs, header, stats);
+    const converter = new SingleSourceConverter(input, keyedTransform(plan), header, stats);
     if (sink.through) await pipeline(source, converter, sink.through, sink.into);
     else await pipeline(source, converter, sink.into);
   } else {
@@ -330,4 +356,37 @@ export async function convertTable(plan: TablePlan, sink: ConversionSink): Promi
   }
   stats.ms = Date.now() - t0;
   return stats;
+}
+
+/**
+ * A row the target's COPY FROM refused while loading converted rows (its error names the
+ * column and the value, not the row): the table is converted again, streamed, until a
+ * row has that value in that column, and the error says which key. Anything else is
+ * returned as it was.
+ */
+export async function locateInConverted(err: unknown, plan: TablePlan): Promise<unknown> {
+  const e = err as { code?: string; where?: string; message?: string };
+  const m = /COPY [^,]+, line \d+, column ([^:]+): "(.*)"$/s.exec(e?.where ?? '');
+  const t = plan.target;
+  if (!m || typeof e.code !== 'string' || !/^(22|23)/.test(e.code) || !t.columns.includes(m[1]!)) return err;
+  const column = m[1]!;
+  let value = m[2]!;
+  const cut = value.endsWith('...') && Buffer.byteLength(value) >= 100;
+  if (cut) value = value.slice(0, -3);
+  const at = t.columns.indexOf(column);
+  const keyAt = t.key.map((k) => t.columns.indexOf(k));
+  try {
+    const stats: TableConversionStats = { table: t.table, read: {}, rows: 0, orphans: 0, ms: 0 };
+    for await (const batch of convertedBatches(plan, stats)) {
+      for (const row of batch) {
+        const v = row[at];
+        if (v === null || v === undefined || (cut ? !v.startsWith(value) : v !== value)) continue;
+        const key = keyAt.length > 0 ? shownKey(t.key, keyAt.map((i) => row[i] ?? null)) : undefined;
+        return new RowConversionError(t.table, column, key, v, e.message ?? String(err), t.converted[column]);
+      }
+    }
+  } catch {
+    // the file cannot be read again: keep PostgreSQL's message
+  }
+  return err;
 }

@@ -126,6 +126,19 @@ export interface FreezeOptions {
  * table longer than that. Returns the relations that now carry the trigger.
  */
 export async function freeze(client: pg.Client, tables: string[], opts: FreezeOptions): Promise<string[]> {
+  // Tables are locked one by one, so an application transaction that writes several of
+  // them (an order and its lines, a cascading delete) can deadlock with the freeze. The
+  // server then aborts one side: when it is the freeze, nothing was frozen, so try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await freezeOnce(client, tables, opts);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 5) throw err;
+    }
+  }
+}
+
+async function freezeOnce(client: pg.Client, tables: string[], opts: FreezeOptions): Promise<string[]> {
   await client.query('begin');
   try {
     await client.query(`set local lock_timeout = ${literal(opts.lockTimeout)}`);

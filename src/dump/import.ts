@@ -28,7 +28,8 @@ import { DumpError, LockedError, TargetNotEmptyError, VersionMismatchError } fro
 import type { Logger } from '../log.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
-import { convertTable, planConversion, type TablePlan } from '../convert/stream.ts';
+import { convertTable, locateInConverted, planConversion, type TablePlan } from '../convert/stream.ts';
+import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
 import { progressTap } from '../progress.ts';
@@ -147,7 +148,8 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       const needed: Record<number, Catalog> = {};
       for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
       const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
-      const plan = planConversion(opts.dir, manifest, chain, needed);
+      // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
+      const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
       for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
       logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
     }
@@ -168,8 +170,15 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await setUserTriggers(client, tables, false);
       const ddl = await deferrableDdl(client, tables);
       for (const stmt of ddl.drop) await client.query(stmt);
+      const staged: Staged = new Map();
       for (const l of loads) {
         const t0 = Date.now();
+        if (l.convert?.face === 'sql') {
+          const rows = await insertThroughSql(client, l.convert, await catalogs.get(manifest.schemaVersion), await catalogs.get(version), staged);
+          report.tables.push({ table: l.table, rows, ms: Date.now() - t0 });
+          logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
+          continue;
+        }
         const sink = client.query(
           copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
         );
@@ -180,7 +189,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         } else {
           // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
           // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink });
+          const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
+            throw await locateInConverted(e, l.convert!); // a value the target refused: which row
+          });
           expected = stats.rows;
           if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
         }

@@ -119,7 +119,7 @@ export function analyseMapping(spec: MappingFile, ctx: MappingContext): Analysis
   // Source tables of entries that failed: their losses are unknown, so not reported.
   const unsure = new Set<string>();
   for (const [name, tspec, implicit] of entries) {
-    const plan = planTable(name, tspec, implicit, ctx, problems);
+    const plan = planTable(name, tspec, implicit, ctx, problems, spec.loses ?? []);
     if (plan) tables.push(plan);
     else for (const s of typeof tspec.from === 'string' ? [tspec.from] : tspec.from.merge) unsure.add(s);
   }
@@ -141,7 +141,7 @@ export function analyseMapping(spec: MappingFile, ctx: MappingContext): Analysis
   return { problems, tables, lost: [...lost.tables, ...lost.columns] };
 }
 
-function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx: MappingContext, problems: ValidationProblem[]): TablePlan | undefined {
+function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx: MappingContext, problems: ValidationProblem[], loses: LossSpec[] = []): TablePlan | undefined {
   const { file } = ctx;
   const path = implicit ? '/tables' : pointer('tables', name);
   const before = problems.length;
@@ -189,7 +189,16 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
   const omitted = new Set<string>();
   const dropped = new Set<string>();
   (tspec.ops ?? []).forEach((opSpec, i) => {
-    const env: OpEnv = { file, path: `${path}/ops/${i}`, table: name, target, sourceTables: names, resolve, functions: ctx.functions ?? {} };
+    const env: OpEnv = {
+      file,
+      path: `${path}/ops/${i}`,
+      table: name,
+      target,
+      sourceTables: names,
+      resolve,
+      functions: ctx.functions ?? {},
+      declaredLost: (c) => loses.some((l) => l.table === c.table && (l.column === undefined || l.column === c.column.name)),
+    };
     const op = columnOp(opSpec);
     const found = op.validate(opSpec, env);
     if (found.length > 0) {

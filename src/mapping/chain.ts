@@ -105,6 +105,15 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     };
   }
 
+  // A carried column is converted when what it carries was (an earlier step's op).
+  const converted: Record<string, string> = { ...t.converted };
+  for (const [col, deps] of Object.entries(t.origins)) {
+    if (converted[col] !== undefined) continue;
+    for (const d of deps) {
+      const at = inner[d.source]!.converted[d.column];
+      if (at !== undefined) converted[col] = at;
+    }
+  }
   const origins: Record<string, ColumnOrigin[]> = {};
   const lossy = new Set(t.lossyColumns);
   for (const [col, deps] of Object.entries(t.origins)) {
@@ -128,6 +137,7 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     reload: inner.some((n) => n.reload === 'full') ? 'full' : t.reload,
     lossyColumns: [...lossy],
     origins,
+    converted,
     sqlUnsupported,
     jsUnsupported,
     selectSql: (sourceRel) => t.selectSql((table) => `(${prev[table]!.selectSql(sourceRel)})`),

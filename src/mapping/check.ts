@@ -1,8 +1,9 @@
 /**
- * `bluegreen check`: validates every mapping and round-trips fixture rows through each
- * version pair with the JS face, both ways (down(up(rows)) and up(down(rows))). A
- * difference in a column the outbound mapping declares lost is expected and listed; any
- * other difference fails the check.
+ * `bluegreen check`: validates every mapping, refuses ops no live path can run (no SQL
+ * face), and round-trips fixture rows through each version pair, both ways
+ * (down(up(rows)) and up(down(rows))), with a StepRunner: the JS face here, the SQL face
+ * on a server too when src/convert/check.ts has one. A difference in a column the
+ * outbound mapping declares lost is expected and listed; any other difference fails.
  */
 import { readdir } from 'node:fs/promises';
 import type { Catalog, TableInfo } from '../db/catalog-types.ts';
@@ -138,12 +139,44 @@ function compareTable(t: TableInfo, sent: Row[], back: Row[], lost: Set<string>)
   return result;
 }
 
-function roundTrip(from: number, via: number, out: Mapping, back: Mapping, rows: Record<string, Row[]>, catalog: Catalog): RoundTrip {
+/**
+ * Runs one mapping over in-memory rows of its source version, giving rows of its target
+ * version (every column, those left to DEFAULT as NULL). The default is the JS face;
+ * `bluegreen check` with a server runs the SQL face in PostgreSQL too, proves the two
+ * equal, and so also covers tables whose ops have no JS face.
+ */
+export type StepRunner = (mapping: Mapping, rows: Record<string, Row[]>) => Promise<Record<string, Row[]>>;
+
+/** The JS face only (no server). */
+export const jsStepRunner: StepRunner = async (m, rows) => applyStep(compileStep(m, { fullWidth: true }), rows);
+
+/**
+ * Problems that make a mapping unrunnable on some path: an op without an SQL face cannot
+ * run in sync, verify or cutover (which convert inside PostgreSQL). An op without a JS
+ * face is fine: offline paths run its SQL face in PostgreSQL.
+ */
+export function pathProblems(m: Mapping): ValidationProblem[] {
+  const out: ValidationProblem[] = [];
+  for (const t of m.analysis.tables) {
+    t.ops.forEach((op, i) => {
+      if (op === undefined || Array.isArray(op.sql)) return;
+      out.push({
+        file: m.file,
+        path: `${t.path}/ops/${i}`,
+        message: `${op.sql.unsupported}: sync, verify and cutover (which convert inside PostgreSQL) cannot run this mapping`,
+        hint: 'give the function op an SQL face, "sql": {"<to column>": "<expression over the from columns>"}, or use an sql op with "js" naming the function',
+      });
+    });
+  }
+  return out;
+}
+
+async function roundTrip(from: number, via: number, out: Mapping, back: Mapping, rows: Record<string, Row[]>, catalog: Catalog, run: StepRunner): Promise<RoundTrip> {
   const lossyColumns = out.analysis.lost;
   const trip: RoundTrip = { from, via, ok: true, lossyColumns, tables: [] };
   try {
-    const there = applyStep(compileStep(out, { fullWidth: true }), rows);
-    const again = applyStep(compileStep(back, { fullWidth: true }), there);
+    const there = await run(out, rows);
+    const again = await run(back, there);
     const lost = new Set(lossyColumns);
     for (const t of Object.values(catalog.tables)) {
       const r = compareTable(t, rows[t.name] ?? [], again[t.name] ?? [], lost);
@@ -164,7 +197,7 @@ function roundTrip(from: number, via: number, out: Mapping, back: Mapping, rows:
  * fixture rows are carried to the other versions through the mappings themselves.
  * Never throws for invalid mappings: they are reported in `problems`.
  */
-export async function checkMappings(mappingsDir: string, catalogs: CatalogsByVersion, fixtureRows: FixtureRows): Promise<CheckReport> {
+export async function checkMappings(mappingsDir: string, catalogs: CatalogsByVersion, fixtureRows: FixtureRows, run: StepRunner = jsStepRunner): Promise<CheckReport> {
   const versions = await listMappingVersions(mappingsDir);
   const problems: ValidationProblem[] = [];
   const up = new Map<number, Mapping>();
@@ -172,7 +205,9 @@ export async function checkMappings(mappingsDir: string, catalogs: CatalogsByVer
   for (const v of versions.slice(1)) {
     for (const [dir, into] of [['up', up], ['down', down]] as const) {
       try {
-        into.set(v, await loadMapping(mappingsDir, v, dir, catalogs));
+        const m = await loadMapping(mappingsDir, v, dir, catalogs);
+        into.set(v, m);
+        problems.push(...pathProblems(m));
       } catch (e) {
         if (e instanceof ValidationError) problems.push(...e.problems);
         else throw e;
@@ -182,18 +217,18 @@ export async function checkMappings(mappingsDir: string, catalogs: CatalogsByVer
 
   // Carry the fixture rows to every version reachable through valid mappings.
   const rowsAt = new Map<number, Record<string, Row[]>>([[fixtureRows.version, fixtureRows.tables]]);
-  const carry = (m: Mapping | undefined, fromV: number, toV: number) => {
+  const carry = async (m: Mapping | undefined, fromV: number, toV: number) => {
     const rows = rowsAt.get(fromV);
     if (m === undefined || rows === undefined) return;
     try {
-      rowsAt.set(toV, applyStep(compileStep(m, { fullWidth: true }), rows));
+      rowsAt.set(toV, await run(m, rows));
     } catch (e) {
       if (!(e instanceof BluegreenError)) throw e;
       problems.push({ file: m.file, path: '', message: `fixture rows of v${fromV} cannot be converted: ${e.message}`, ...(e.hint ? { hint: e.hint } : {}) });
     }
   };
-  for (let v = fixtureRows.version + 1; v <= (versions.at(-1) ?? 0); v++) carry(up.get(v), v - 1, v);
-  for (let v = fixtureRows.version; v > (versions[0] ?? 0); v--) carry(down.get(v), v, v - 1);
+  for (let v = fixtureRows.version + 1; v <= (versions.at(-1) ?? 0); v++) await carry(up.get(v), v - 1, v);
+  for (let v = fixtureRows.version; v > (versions[0] ?? 0); v--) await carry(down.get(v), v, v - 1);
 
   const roundTrips: RoundTrip[] = [];
   for (const v of versions.slice(1)) {
@@ -202,8 +237,8 @@ export async function checkMappings(mappingsDir: string, catalogs: CatalogsByVer
     if (u === undefined || d === undefined) continue;
     const below = rowsAt.get(v - 1);
     const above = rowsAt.get(v);
-    if (below) roundTrips.push(roundTrip(v - 1, v, u, d, below, catalogs[v - 1]!));
-    if (above) roundTrips.push(roundTrip(v, v - 1, d, u, above, catalogs[v]!));
+    if (below) roundTrips.push(await roundTrip(v - 1, v, u, d, below, catalogs[v - 1]!, run));
+    if (above) roundTrips.push(await roundTrip(v, v - 1, d, u, above, catalogs[v]!, run));
   }
   return { ok: problems.length === 0 && roundTrips.every((r) => r.ok), versions, problems, roundTrips };
 }

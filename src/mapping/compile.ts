@@ -65,10 +65,18 @@ export interface CompiledTable {
   lossyColumns: string[];
   /** Source columns each written target column depends on, by target column. */
   origins: Record<string, ColumnOrigin[]>;
+  /**
+   * Target columns an op computes (in this step or an earlier one of a chain), each with
+   * where that op is (`<file> at <JSON pointer>`): the columns a row-level conversion
+   * failure can be in, and what an error tells the DBA to change.
+   */
+  converted: Record<string, string>;
   /** Why `selectSql` is unavailable (ops without an SQL face); empty when available. */
   sqlUnsupported: string[];
   /** Why `transformJs` is unavailable (ops without an exact JS face); empty when available. */
   jsUnsupported: string[];
+  /** Target columns written by ops without a JS face (NULL in a `partialJs` transform). */
+  jsMissing?: string[];
   /**
    * `SELECT <expr> AS "<column>", ... FROM ...` producing `columns` in order, with
    * `sourceRel(table)` as the relation of each source table (a quoted name, or a
@@ -102,16 +110,21 @@ export interface CompileOptions {
    * chain, whose rows feed a later step rather than a table.
    */
   fullWidth?: boolean;
+  /**
+   * Build the JS face even when some ops have none, their columns left NULL (listed in
+   * `jsMissing`): `check` compares the other columns with the SQL face.
+   */
+  partialJs?: boolean;
 }
 
 /** Compiles every target table of a loaded mapping. */
 export function compileStep(mapping: Mapping, options: CompileOptions = {}): CompiledStep {
   const tables: Record<string, CompiledTable> = {};
-  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false);
+  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false, mapping.file, options.partialJs ?? false);
   return { from: mapping.from, to: mapping.to, tables, lost: mapping.analysis.lost };
 }
 
-function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean): CompiledTable {
+function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean, file: string, partialJs: boolean): CompiledTable {
   const outputs = plan.outputs.filter((o) => fullWidth || o.kind !== 'default');
   const columns = outputs.map((o) => o.column);
   const outIndex = new Map(columns.map((c, i) => [c, i]));
@@ -156,9 +169,15 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     if (op === undefined || typeof op.js !== 'function' || op.writes.length === 0) continue;
     writers.push(op.js(op.writes.map((w) => outIndex.get(w)!)));
   }
+  const jsMissing: string[] = [];
+  for (const op of plan.ops) {
+    if (op === undefined || typeof op.js === 'function') continue;
+    for (const w of op.writes) if (outIndex.has(w)) jsMissing.push(w);
+  }
+  if (partialJs) for (const w of jsMissing) nullAt.push(outIndex.get(w)!);
   const nCarry = carryFrom.length;
   const transformJs =
-    jsUnsupported.length > 0
+    jsUnsupported.length > 0 && !partialJs
       ? (): Row => {
           throw new UnsupportedFaceError(table, 'js', jsUnsupported);
         }
@@ -171,6 +190,8 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
           return out;
         };
 
+  const converted: Record<string, string> = {};
+  for (const o of outputs) if (o.kind === 'op') converted[o.column] = `${file} at ${plan.path}/ops/${o.op}`;
   const origins: Record<string, ColumnOrigin[]> = {};
   for (const o of outputs) {
     const deps = o.kind === 'carry' ? [o.source] : o.kind === 'op' ? o.deps : [];
@@ -194,8 +215,10 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     reload: plan.reload,
     lossyColumns: plan.outputs.filter((o) => o.kind === 'default').map((o) => o.column),
     origins,
+    converted,
     sqlUnsupported,
     jsUnsupported,
+    jsMissing,
     selectSql,
     transformJs,
   };

@@ -16,8 +16,8 @@ export class UnsupportedFaceError extends InvalidInputError {
     super(
       `table ${table} cannot be converted ${face === 'js' ? 'offline (in Node)' : 'inside PostgreSQL'}: ${reasons.join('; ')}`,
       face === 'js'
-        ? 'convert on a live database (import/sync), or add a functions.ts escape hatch with an exact JS face'
-        : 'tables using a function op are converted in Node: export the source rows and transform them with the JS face',
+        ? 'give the offline command a PostgreSQL to run the SQL face on (--catalog-url or --via), import the dump (it converts in the target), or give the op a JS twin in functions.ts'
+        : 'give the function op an SQL face, "sql": {"<to column>": "<expression>"}, or use an sql op; `bluegreen check` names every op without one',
     );
   }
 }
@@ -31,9 +31,52 @@ export class MappingValueError extends InvalidInputError {
     readonly column: string,
     /** The offending source value (text form). */
     readonly value: string | null,
-    message: string,
+    /** What went wrong, without the table, column and value. */
+    readonly reason: string,
     hint?: string,
   ) {
-    super(`${table}.${column}: ${message} (value ${value === null ? 'NULL' : JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`, hint);
+    super(`${table}.${column}: ${reason} (value ${value === null ? 'NULL' : JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`, hint);
+  }
+}
+
+/** A value cut to 80 characters for messages. */
+export function shownValue(value: string | null | undefined): string {
+  if (value === undefined) return '';
+  if (value === null) return ' (value NULL)';
+  return ` (value ${JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`;
+}
+
+/** `id=7`, `(a, b)=(1,x)`: a key for messages. */
+export function shownKey(columns: readonly string[], values: readonly (string | null)[]): string {
+  const v = values.map((x) => (x === null ? 'NULL' : x));
+  return columns.length === 1 ? `${columns[0]}=${v[0]}` : `(${columns.join(', ')})=(${v.join(',')})`;
+}
+
+/**
+ * A row the mapping could not convert, located: the target table and column, the
+ * source key of the row and its value, and what to change. Raised by sync, import,
+ * convert and cutover alike, before anything is committed.
+ */
+export class RowConversionError extends InvalidInputError {
+  constructor(
+    /** Target table. */
+    readonly table: string,
+    /** Target column. */
+    readonly column: string,
+    /** The row's source key (`id=7`), when found. */
+    readonly key: string | undefined,
+    /** The offending value (text form), when known. */
+    readonly value: string | null | undefined,
+    /** What went wrong (PostgreSQL's or the op's message). */
+    readonly reason: string,
+    /** Where the op producing the column is (`<file> at <JSON pointer>`); undefined when carried by name. */
+    readonly op: string | undefined,
+  ) {
+    super(
+      `table ${table}, column ${column}${key === undefined ? '' : `, key ${key}`}: ${reason}${shownValue(value)}`,
+      op === undefined
+        ? `the value does not fit ${table}.${column}: widen the column in schema.sql, or convert it with an op (map, sql) and declare in "loses" what that drops`
+        : `change the op at ${op} so every value fits ${table}.${column} (or widen the column), and declare in "loses" what the new op drops`,
+    );
   }
 }

@@ -12,5 +12,5 @@ export { compileChain, composeMappings, loadChain, type CompiledChain } from './
 export { checkMappings, applyStep, listMappingVersions, type CheckReport, type RoundTrip, type RoundTripTable, type FixtureRows } from './check.ts';
 export { scaffoldVersion, type ScaffoldResult } from './scaffold.ts';
 export { keyKind, keyComparator, mergeJoin, compareIntText, compareUtf8, type KeyKind, type KeyComparator, type MergeJoinOptions } from './keys.ts';
-export { UnsupportedFaceError, MappingValueError } from './errors.ts';
+export { UnsupportedFaceError, MappingValueError, RowConversionError, shownKey } from './errors.ts';
 export type { Row, Direction, MappingFile, TableMappingSpec, ColumnOpSpec, LossSpec, MappingFunction } from './types.ts';

@@ -122,7 +122,9 @@ export function parseMapping(json: unknown, ctx: ParseContext): Mapping {
     throw new InvalidInputError(`no catalog for v${source === undefined ? ctx.sourceVersion : ctx.targetVersion}`, 'load the catalogs of both versions of the mapping');
   }
   const analysis = analyseMapping(spec, { file: ctx.file, sourceVersion: ctx.sourceVersion, targetVersion: ctx.targetVersion, source, target, functions: ctx.functions });
-  if (analysis.problems.length > 0) throw new ValidationError(`invalid mapping ${ctx.file}`, analysis.problems);
+  // A drafted mapping (new-version --from) is not a mapping until its open decisions are made.
+  const todo = (spec._todo ?? []).map((t, i): ValidationProblem => ({ file: ctx.file, path: `/_todo/${i}`, message: `open decision: ${t}`, hint: 'decide, edit the mapping, then delete the line from "_todo"' }));
+  if (analysis.problems.length > 0 || todo.length > 0) throw new ValidationError(`invalid mapping ${ctx.file}`, [...analysis.problems, ...todo]);
   return { file: ctx.file, from: ctx.sourceVersion, to: ctx.targetVersion, spec, analysis };
 }
 
@@ -147,10 +149,18 @@ async function exists(file: string): Promise<boolean> {
 export async function loadFunctions(mappingsDir: string, version: number): Promise<Readonly<Record<string, unknown>>> {
   const file = path.join(mappingsDir, `v${version}`, 'functions.ts');
   if (!(await exists(file))) return {};
+  const url = pathToFileURL(path.resolve(file)).href;
   try {
-    return (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, unknown>;
+    return (await import(url)) as Record<string, unknown>;
   } catch (e) {
-    throw new ValidationError(`cannot load ${file}`, [{ file, path: '', message: (e as Error).message, hint: 'fix the module so tsx can import it' }]);
+    // A team's own folder outside any "type": "module" package: tsx's global loader reads a
+    // .ts file there as CommonJS and fails on its syntax; tsImport compiles it on its own.
+    try {
+      const { tsImport } = await import('tsx/esm/api');
+      return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    } catch {
+      throw new ValidationError(`cannot load ${file}`, [{ file, path: '', message: (e as Error).message, hint: 'fix the module so tsx can import it' }]);
+    }
   }
 }
 

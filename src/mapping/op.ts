@@ -35,6 +35,11 @@ export interface OpEnv {
   resolve(ref: string): SourceColumn | undefined;
   /** Exports of the version's functions.ts (empty when there is none). */
   functions: Readonly<Record<string, unknown>>;
+  /**
+   * The file's `loses` names this source column. Ops whose loss cannot be analysed (sql)
+   * take the declaration as the truth; `check`'s round trip on fixtures tests it.
+   */
+  declaredLost?(col: SourceColumn): boolean;
 }
 
 /** How an op writes one row, given the indices of its `writes` in the output row. */
@@ -58,6 +63,22 @@ export interface OpPlan {
   sql: string[] | { unsupported: string };
   /** The JS face over text values, or why there is none. */
   js: JsFace | { unsupported: string };
+  /**
+   * Expressions the mapping's author wrote (sql ops, function ops' SQL faces), with the
+   * source columns in their scope: `check` prepares each on a server so a typo is
+   * reported with its file and JSON path.
+   */
+  userSql?: UserSql[];
+}
+
+/** One author-written SQL expression and its scope. */
+export interface UserSql {
+  /** JSON pointer of the expression in the mapping file. */
+  path: string;
+  /** The expression as written. */
+  expr: string;
+  /** The columns it may read: bare name and source type. */
+  columns: { name: string; type: string }[];
 }
 
 /** One column operation. */

@@ -48,3 +48,50 @@ export function unconstrainedType(type: string): string {
 export function sqlFail(messageExpr: string): string {
   return `((${quoteLiteral('bluegreen: ')} || ${messageExpr})::boolean)::text`;
 }
+
+// Built-in types as format_type() spells them (arrays of them too). Anything else is an
+// enum, a domain, a composite or an extension type, which may exist on one side only.
+const BUILTIN = new RegExp(
+  '^(' +
+    [
+      'smallint', 'integer', 'bigint', 'numeric(\\(\\d+,-?\\d+\\))?', 'real', 'double precision', 'money',
+      'text', 'character varying(\\(\\d+\\))?', 'character(\\(\\d+\\))?', '"char"', 'name', 'boolean', 'bytea',
+      'date', 'time(\\(\\d\\))? with(out)? time zone', 'timestamp(\\(\\d\\))? with(out)? time zone', 'interval( .*)?',
+      'uuid', 'json', 'jsonb', 'jsonpath', 'xml', 'inet', 'cidr', 'macaddr8?', 'bit( varying)?(\\(\\d+\\))?',
+      'point', 'line', 'lseg', 'box', 'path', 'polygon', 'circle', 'tsvector', 'tsquery', 'oid', 'pg_lsn',
+      'int4range', 'int8range', 'numrange', 'tsrange', 'tstzrange', 'daterange',
+      'int4multirange', 'int8multirange', 'nummultirange', 'tsmultirange', 'tstzmultirange', 'datemultirange',
+    ].join('|') +
+    ')(\\[\\])*$',
+);
+
+/**
+ * A type PostgreSQL has built in (same name and meaning on every server). Others (enums,
+ * domains, extension types) may exist on one side only, so the SQL face never names
+ * them on the source: it produces text and the target's input function converts it.
+ */
+export function isBuiltinType(type: string): boolean {
+  return BUILTIN.test(type);
+}
+
+/**
+ * Like castTo, but a user-defined target type becomes text: the SELECT runs on the
+ * source, where that type may not exist, and COPY FROM on the target parses the text.
+ */
+export function castToTarget(expr: string, type: string): string {
+  return isBuiltinType(type) ? castTo(expr, type) : `(${expr})::text`;
+}
+
+/**
+ * An expression written over source columns by bare name, evaluated in a scope that
+ * exposes exactly those columns under those names: a scalar subquery over a one-row
+ * VALUES list of the qualified references. No text substitution inside the expression
+ * (so strings, quoted names and comments in it are never touched); a name it uses that
+ * is not in `columns` falls through to the outer query, which `check` refuses by
+ * preparing the expression in a scope without one.
+ */
+export function scopedExpr(expr: string, columns: readonly { name: string; sql: string }[]): string {
+  const names = columns.map((c) => quoteIdent(c.name)).join(', ');
+  // The newline ends a trailing `-- comment` of the expression before the closing parenthesis.
+  return `(SELECT (${expr}\n) FROM (VALUES (${columns.map((c) => c.sql).join(', ')})) AS bg_in(${names}))`;
+}

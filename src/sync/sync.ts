@@ -31,6 +31,8 @@ import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
 import { progressTap, tableEstimate } from '../progress.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
+import { locateOnFreshSession } from '../convert/locate.ts';
+import { preflight } from '../convert/preflight.ts';
 import { appendLookup, lowerBoundSql, nextLowerBound, planWatermarks, sampleHistory, sampleIntegerWatermarks, type SourcePlan } from './watermark.ts';
 
 export interface Endpoint {
@@ -221,6 +223,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       ct.reload !== 'full' && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
     if (!tables.some(incremental)) report.mode = 'full';
 
+    // Every converted value the target would refuse, named with its key before any write.
+    await preflight(src, tables, (ct) => (t) => sourceRelation(ct, t, incremental(ct), planFor), sourceCatalog, targetCatalog, opts.from);
+
     await dst.query('begin');
     try {
       await ensureStateSchema(dst);
@@ -246,13 +251,18 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         const est = inc ? {} : await tableEstimate(src, ct.sources[0]!.table);
         const tap = (binary: boolean) => progressTap(logger, ct.table, { totalRows: est.rows, bytesPerRow: binary ? est.bytesPerRow ?? 0 : undefined });
         if (bulk) {
-          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap);
+          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap).catch(async (e) => {
+            throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
+          });
         } else {
           const stage = `bg_stage_${staged.length}`;
           await dst.query(
             `create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`,
           );
-          r.read = await pipeCopy(src, dst, sql, stage, ct.columns, tap);
+          r.read = await pipeCopy(src, dst, sql, stage, ct.columns, tap).catch(async (e) => {
+            // A row the mapping cannot convert: name its table, column and key.
+            throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
+          });
           staged.push({ ct, r, stage });
         }
         r.ms = Date.now() - t0;

@@ -30,6 +30,7 @@ import { connect, ident } from '../db/connect.ts';
 import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, type CompiledTable } from '../mapping/index.ts';
+import { isBuiltinType } from '../mapping/sql.ts';
 import { VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -126,7 +127,9 @@ function keyExpr(alias: string, key: string[]): string {
 
 /** (key text, row hash) for every row of the projected source. */
 function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: (t: string) => string): Side {
-  const types = new Map(target.tables[ct.table]!.columns.map((c) => [c.name, c.type]));
+  // A user-defined type may exist on the target only: the source compares its text, which
+  // is what the target's row prints for it too.
+  const types = new Map(target.tables[ct.table]!.columns.map((c) => [c.name, isBuiltinType(c.type) ? c.type : 'text']));
   const row = `row(${columns.map((c) => `q.${ident(c)}::${types.get(c)}`).join(', ')})::text`;
   const key = `row(${ct.key.map((k) => `q.${ident(k)}::${types.get(k)}`).join(', ')})::text`;
   return { rel: `(select ${key} as k, hashtextextended(${row}, 0) as h from (${ct.selectSql(rel)}) q)` };

@@ -3,7 +3,7 @@
  * copy exits 2 naming file and JSON path; a round trip that does not come back exits 1;
  * a fresh scaffold passes (offline, from the catalog cache) and converts a dump.
  */
-import { cp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../helpers/pg.ts';
@@ -143,5 +143,83 @@ describe('new-version', () => {
       m3.tables.map((t: { name: string; sha256: string; rows: number }) => [t.name, t.sha256, t.rows]),
     );
     expect(m4.tables.find((t: { name: string }) => t.name === 'users').rows).toBe(100);
+  });
+});
+
+describe('check proves every path on a server', () => {
+  const V1 = `CREATE TABLE orders (id bigint PRIMARY KEY, total_cents bigint NOT NULL, placed_at timestamp NOT NULL, note text);`;
+  const V2 = `CREATE TYPE order_state AS ENUM ('open', 'closed');
+CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2) NOT NULL, placed_at timestamptz NOT NULL, note text, state order_state);`;
+  const up = (noteOp: object) => ({
+    from: 1,
+    to: 2,
+    tables: { orders: { from: 'orders', ops: [{ op: 'sql', from: ['total_cents'], to: 'total', expr: 'round(total_cents / 100.0, 2)', js: 'centsToTotal' }, { op: 'cast', from: 'placed_at', zone: 'Europe/Berlin' }, noteOp, { op: 'constant', column: 'state', value: 'open' }] } },
+  });
+  const down = {
+    from: 2,
+    to: 1,
+    tables: { orders: { from: 'orders', ops: [{ op: 'scale', from: 'total', to: 'total_cents', factor: '100' }, { op: 'cast', from: 'placed_at', zone: 'Europe/Berlin' }, { op: 'drop', column: 'state' }] } },
+    loses: [{ table: 'orders', column: 'state', why: 'v1 has no state' }],
+  };
+  async function app(noteOp: object, functions: string): Promise<string> {
+    const dir = path.join(await tmp('orders'), 'versions');
+    for (const [v, sql] of [[1, V1], [2, V2]] as const) {
+      await mkdir(path.join(dir, `v${v}`), { recursive: true });
+      await writeFile(path.join(dir, `v${v}`, 'schema.sql'), sql);
+    }
+    await writeFile(path.join(dir, 'v2', 'up.json'), JSON.stringify(up(noteOp)));
+    await writeFile(path.join(dir, 'v2', 'down.json'), JSON.stringify(down));
+    await writeFile(path.join(dir, 'v2', 'functions.ts'), functions);
+    // Outside this repository an ES module needs its own package.json to say so.
+    await writeFile(path.join(dir, 'package.json'), '{"type": "module"}\n');
+    await mkdir(path.join(dir, 'fixtures', 'v1'), { recursive: true });
+    await writeFile(path.join(dir, 'fixtures', 'v1', 'orders.csv'), 'id,total_cents,placed_at,note\n1,1999,2024-03-31 01:30:00,hi\n2,-5,2024-07-01 12:00:00.5,\n3,0,2000-01-01 00:00:00,""\n');
+    return dir;
+  }
+  const twin = `export const centsToTotal = ([c]) => [c === null ? null : (Number(c) / 100).toFixed(2)];\nexport const upper = ([n]) => [n === null ? null : n.toUpperCase()];\nexport const wrongTwin = ([c]) => [c === null ? null : (Number(c) / 10).toFixed(2)];\n`;
+
+  it('passes a mapping whose zone cast has no JS face: the server runs its SQL face in the round trip', async () => {
+    const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
+    const r = await check(dir, ['--json']);
+    const j = JSON.parse(r.stdout);
+    expect(r.code, JSON.stringify(j.problems) + JSON.stringify(j.roundTrips)).toBe(0);
+    expect(j.server).toBe('--catalog-url');
+    expect(j.roundTrips.map((t: { ok: boolean }) => t.ok)).toEqual([true, true]);
+  });
+
+  it('exits 2 naming file and JSON path for a typo in an expression and a JS twin that disagrees with its SQL face', async () => {
+    const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
+    await editJson(path.join(dir, 'v2', 'down.json'), (j) => j.tables.orders.ops.push({ op: 'sql', from: ['note'], to: 'note', expr: 'lower(nothere)' }));
+    // The table also has a zone cast without a JS face: its other columns are still compared.
+    await editJson(path.join(dir, 'v2', 'up.json'), (j) => (j.tables.orders.ops[0].js = 'wrongTwin'));
+    const r = await check(dir);
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stdout).toMatch(/v2\/down\.json at \/tables\/orders\/ops\/3\/expr: does not run on v2: column "nothere" does not exist/);
+    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders: SQL face and JS face differ on the fixture rows of v1: column total: SQL gives "19\.99", JS gives "199\.90"/);
+  });
+
+  it('exits 2 for a function op without an SQL face, naming the paths that cannot run it', async () => {
+    const dir = await app({ op: 'function', name: 'upper', from: ['note'], to: ['note'], lossless: true }, twin);
+    const r = await check(dir);
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders\/ops\/2: function op "upper" .* has no SQL face: sync, verify and cutover .* cannot run this mapping/);
+  });
+
+  it('an expression may read only its from columns', async () => {
+    const dir = await app({ op: 'sql', from: ['note'], to: 'note', expr: 'note || total_cents::text', js: 'upper' }, twin);
+    await editJson(path.join(dir, 'v2', 'up.json'), (j) => (j.loses = [{ table: 'orders', column: 'note', why: 'test' }]));
+    const r = await check(dir);
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders\/ops\/2\/expr: does not run on v1: column "total_cents" does not exist/);
+  });
+
+  it('without fixture rows, expressions are still prepared against the source version', async () => {
+    const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
+    await rm(path.join(dir, 'fixtures'), { recursive: true });
+    // A type only the target version has would fail every sync on the source.
+    await editJson(path.join(dir, 'v2', 'up.json'), (j) => (j.tables.orders.ops[0] = { op: 'sql', from: ['total_cents'], to: 'total', expr: "total_cents::numeric / 100 + 'open'::order_state::text::numeric" }));
+    const r = await check(dir);
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stdout).toMatch(/v2\/up\.json at \/tables\/orders\/ops\/0\/expr: does not run on v1: type "order_state" does not exist/);
   });
 });

@@ -6,12 +6,20 @@
  * known exactly without PostgreSQL: widening or narrowing integers, numeric precision and
  * added scale, text <-> varchar, boolean <-> text, and types whose `::text` is their COPY
  * output. Any other cast (numeric rounding, text -> integer, json -> jsonb...) is SQL-only:
- * offline convert refuses the table naming this op, and it is treated as lossy.
+ * offline paths run it in PostgreSQL, and unless it is a known widening it is treated as
+ * lossy.
+ *
+ * `timestamp` <-> `timestamptz` take a `zone` (default UTC) and convert with AT TIME ZONE,
+ * so the result never depends on a session's TimeZone; in UTC the JS face is exact too.
+ * `character(n)` -> text drops the padding (as PostgreSQL does) and text -> `character(n)`
+ * pads it back, so a char(n) column round-trips and only the text -> char(n) direction
+ * loses (trailing spaces). A cast to a user-defined type (enum, domain, extension type)
+ * produces text on the source, where the type may not exist; COPY on the target parses it.
  */
 import type { ValidationProblem } from '../../errors.ts';
 import { MappingValueError } from '../errors.ts';
 import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
-import { castTo, quoteLiteral, sqlFail } from '../sql.ts';
+import { castTo, isBuiltinType, quoteLiteral, sqlFail } from '../sql.ts';
 import type { CastOpSpec } from '../types.ts';
 
 /** How one type converts to another. */
@@ -74,11 +82,109 @@ export function parseBoolean(value: string): string {
   throw new Error(`invalid input syntax for type boolean`);
 }
 
-/** The rule for casting `from` to `to` (format_type spellings). */
-export function castRule(from: string, to: string): CastRule {
+const TIMESTAMP = /^timestamp(?:\((\d)\))? (with|without) time zone$/;
+const CHAR = /^character\((\d+)\)$/;
+/** Widenings that keep every value but whose text changes (so SQL-only, yet lossless). */
+const WIDENING = new Set(['real>double precision', 'smallint>real', 'smallint>double precision', 'integer>double precision', 'date>timestamp without time zone', 'date>timestamp with time zone']);
+
+/** Characters (code points) of `v`. */
+function charLength(v: string): number {
+  let n = 0;
+  for (const _ of v) n++;
+  return n;
+}
+
+/** PostgreSQL's bpchar input with typmod `n`: extra characters must be spaces; pads to n. */
+function toChar(n: number, to: string): (v: string) => string {
+  return (v) => {
+    const chars = [...v];
+    if (chars.length > n) {
+      if (chars.slice(n).some((c) => c !== ' ')) throw new Error(`value too long for type ${to}`);
+      return chars.slice(0, n).join('');
+    }
+    return v + ' '.repeat(n - chars.length);
+  };
+}
+
+/** timestamp text <-> timestamptz text printed in UTC (`+00` before an optional ` BC`). */
+const TS_TEXT = /^(\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)( BC)?$/;
+const TSTZ_UTC_TEXT = /^(\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\+00( BC)?$/;
+function tsToUtc(v: string): string {
+  if (v === 'infinity' || v === '-infinity') return v;
+  const m = TS_TEXT.exec(v);
+  if (!m) throw new Error(`unexpected timestamp text`);
+  return `${m[1]!}+00${m[2] ?? ''}`;
+}
+function utcToTs(v: string): string {
+  if (v === 'infinity' || v === '-infinity') return v;
+  const m = TSTZ_UTC_TEXT.exec(v);
+  if (!m) throw new Error(`unexpected timestamptz text (sessions print it in UTC)`);
+  return `${m[1]!}${m[2] ?? ''}`;
+}
+
+/** timestamp <-> timestamptz in `zone` (undefined: UTC); undefined when not such a cast. */
+function zoneRule(from: string, to: string, zone: string | undefined): CastRule | undefined {
+  const f = TIMESTAMP.exec(from);
+  const t = TIMESTAMP.exec(to);
+  if (!f || !t || f[2] === t[2]) return undefined;
+  const z = zone ?? 'UTC';
+  const sql = (e: string) => castTo(`(${e}) AT TIME ZONE ${quoteLiteral(z)}`, to);
+  // Same or more fractional digits: the instant's text is the local time's, in UTC.
+  const keepsDigits = (t[1] === undefined ? 6 : Number(t[1])) >= (f[1] === undefined ? 6 : Number(f[1]));
+  const utc = z === 'UTC' || z === 'Etc/UTC';
+  const js = utc && keepsDigits ? (f[2] === 'without' ? tsToUtc : utcToTs) : undefined;
+  return { ...(js ? { js } : {}), lossy: !keepsDigits, keySafe: false, sql };
+}
+
+/** The rule for casting `from` to `to` (format_type spellings); `zone` for timestamp <-> timestamptz. */
+export function castRule(from: string, to: string, zone?: string): CastRule {
   const plain = (expr: string) => castTo(expr, to);
   const sqlOnly = (lossy: boolean): CastRule => ({ lossy, keySafe: false, sql: plain });
   if (from === to) return { js: (v) => v, lossy: false, keySafe: true, sql: (e) => e };
+  const zoned = zoneRule(from, to, zone);
+  if (zoned) return zoned;
+
+  const tFrom0 = TEXT_LIKE.exec(from);
+  const tTo0 = TEXT_LIKE.exec(to);
+  const cFrom = CHAR.exec(from);
+  const cTo = CHAR.exec(to);
+  // User-defined types: text on the source, parsed by the target's COPY.
+  if (!isBuiltinType(to)) {
+    const exactText = tFrom0 !== null || !isBuiltinType(from) || TEXT_IS_OUTPUT.test(from);
+    return { ...(exactText ? { js: (v: string) => v } : {}), lossy: false, keySafe: false, sql: (e) => `(${e})::text` };
+  }
+  if (!isBuiltinType(from)) {
+    if (tTo0 && tTo0[2] === undefined) return { js: (v) => v, lossy: false, keySafe: false, sql: (e) => `(${e})::text` };
+    return { lossy: true, keySafe: false, sql: (e) => castTo(`(${e})::text`, to) };
+  }
+  if (cFrom && (tTo0 || cTo)) {
+    // char(n) -> text drops the padding, as PostgreSQL's cast does; back to char(m) pads.
+    const limit = tTo0?.[2] === undefined ? undefined : Number(tTo0[2]);
+    const pad = cTo ? toChar(Number(cTo[1]), to) : undefined;
+    const js = (v: string) => {
+      const t = v.replace(/ +$/, '');
+      if (pad) return pad(t);
+      if (limit !== undefined && charLength(t) > limit) throw new Error(`value too long for type ${to}`);
+      return t;
+    };
+    const sql = cTo
+      ? (e: string) => `CASE WHEN char_length((${e})::text) <= ${cTo[1]} THEN (${e})::${to} ELSE ${sqlFail(`${quoteLiteral(`value too long for type ${to}: `)} || (${e})::text`)}::${to} END`
+      : limit === undefined
+        ? (e: string) => `(${e})::text`
+        : (e: string) => `CASE WHEN char_length((${e})::text) <= ${limit} THEN (${e})::text::character varying ELSE ${sqlFail(`${quoteLiteral(`value too long for type ${to}: `)} || (${e})::text`)}::character varying END`;
+    return { js, lossy: false, keySafe: false, sql };
+  }
+  if (tFrom0 && cTo) {
+    const n = Number(cTo[1]);
+    return {
+      js: toChar(n, to),
+      // Trailing spaces do not survive: char(n) does not keep them apart from padding.
+      lossy: true,
+      keySafe: false,
+      sql: (e) => `CASE WHEN char_length(rtrim(${e}, ' ')) <= ${n} THEN (${e})::${to} ELSE ${sqlFail(`${quoteLiteral(`value too long for type ${to}: `)} || ${e}`)}::${to} END`,
+    };
+  }
+  if (WIDENING.has(`${from}>${to}`)) return sqlOnly(false);
 
   if (INT_BITS[from] !== undefined && INT_BITS[to] !== undefined) {
     const widening = INT_BITS[to]! >= INT_BITS[from]!;
@@ -128,6 +234,16 @@ export function castRule(from: string, to: string): CastRule {
   return sqlOnly(!lossless);
 }
 
+/** A zone name PostgreSQL and ICU both know (check confirms it on a server too). */
+function validZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const cast: ColumnOp<CastOpSpec> = {
   validate(spec, env) {
     const problems: ValidationProblem[] = [];
@@ -137,13 +253,21 @@ export const cast: ColumnOp<CastOpSpec> = {
     if (src && dst && src.column.type === dst.type) {
       problems.push(problemAt(env, '', `cast does nothing: ${spec.from} and ${env.table}.${to} are both ${dst.type}`, spec.to === undefined || spec.to === bareName(spec.from) ? 'remove the op; the column is carried by name' : `use {"op": "rename"}`));
     }
+    if (spec.zone !== undefined) {
+      const tz = /^timestamp(\(\d\))? with(out)? time zone$/;
+      if (src && dst && !(tz.test(src.column.type) && tz.test(dst.type) && src.column.type.includes('without') !== dst.type.includes('without'))) {
+        problems.push(problemAt(env, '/zone', `"zone" applies only to timestamp <-> timestamptz, not ${src.column.type} -> ${dst.type}`, 'remove "zone"'));
+      } else if (!validZone(spec.zone)) {
+        problems.push(problemAt(env, '/zone', `unknown time zone "${spec.zone}"`, 'use an IANA name such as UTC or Europe/Berlin'));
+      }
+    }
     return problems;
   },
   plan(spec, env) {
     const src = mustResolve(env, spec.from);
     const to = spec.to ?? bareName(spec.from);
     const toType = mustTarget(env, to).type;
-    const rule = castRule(src.column.type, toType);
+    const rule = castRule(src.column.type, toType, spec.zone);
     const jsRule = rule.js;
     const table = env.table;
     return {
@@ -177,6 +301,6 @@ export const cast: ColumnOp<CastOpSpec> = {
   },
   invert(spec) {
     const to = spec.to ?? bareName(spec.from);
-    return [{ op: 'cast', from: to, to: bareName(spec.from) }];
+    return [{ op: 'cast', from: to, to: bareName(spec.from), ...(spec.zone === undefined ? {} : { zone: spec.zone }) }];
   },
 };

@@ -4,7 +4,7 @@
  */
 import type { ValidationProblem } from '../../errors.ts';
 import { mustTarget, needTarget, problemAt, type ColumnOp } from '../op.ts';
-import { castTo, sqlText } from '../sql.ts';
+import { castToTarget, sqlText } from '../sql.ts';
 import type { ConstantOpSpec } from '../types.ts';
 import { canonicalProblem } from './text-form.ts';
 
@@ -31,7 +31,7 @@ export const constant: ColumnOp<ConstantOpSpec> = {
       drops: [],
       lossy: [],
       keySafe: false,
-      sql: [castTo(sqlText(value), type)],
+      sql: [castToTarget(sqlText(value), type)],
       js: ([o]) => {
         const oi = o!;
         return (_row, out) => {

@@ -1,14 +1,18 @@
 /**
  * `function`: the escape hatch. `name` is a function exported by mappings/vN/functions.ts
  * (vN = the version the mapping file lives in), called per row with the text values of
- * `from` and returning the text values of `to`. It has no SQL face, so a table using it
- * is converted in Node. Its losses cannot be analysed: unless the op says
+ * `from` and returning the text values of `to`. Its SQL face, for the live paths (sync,
+ * verify, cutover), is optional: `"sql": {"<to>": "<expr over from columns>"}` gives one
+ * expression per `to` column (evaluated like an sql op's), and `check` proves the two
+ * faces equal on fixtures; without it `check` refuses the mapping, naming the live paths
+ * that cannot run it. Its losses cannot be analysed: unless the op says
  * `"lossless": true` (which `bluegreen check` then tests on fixtures), its `from` columns
  * count as lossy and must be listed in `loses`.
  */
 import type { ValidationProblem } from '../../errors.ts';
 import { MappingValueError } from '../errors.ts';
-import { mustResolve, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
+import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
+import { castToTarget, scopedExpr } from '../sql.ts';
 import type { FunctionOpSpec, MappingFunction } from '../types.ts';
 
 export const functionOp: ColumnOp<FunctionOpSpec> = {
@@ -22,6 +26,14 @@ export const functionOp: ColumnOp<FunctionOpSpec> = {
     }
     spec.from.forEach((ref, i) => needSource(env, ref, `/from/${i}`, problems));
     spec.to.forEach((name, i) => needTarget(env, name, `/to/${i}`, problems));
+    if (spec.sql !== undefined) {
+      for (const col of Object.keys(spec.sql)) {
+        if (!spec.to.includes(col)) problems.push(problemAt(env, `/sql/${col}`, `"${col}" is not one of the op's "to" columns`, `the SQL face gives one expression per column of "to": ${spec.to.join(', ')}`));
+      }
+      for (const col of spec.to) {
+        if (spec.sql[col] === undefined) problems.push(problemAt(env, '/sql', `no expression for "${col}"`, 'the SQL face needs an expression for every "to" column'));
+      }
+    }
     return problems;
   },
   plan(spec, env) {
@@ -36,7 +48,14 @@ export const functionOp: ColumnOp<FunctionOpSpec> = {
       drops: [],
       lossy: spec.lossless === true ? [] : srcs,
       keySafe: false,
-      sql: { unsupported: `function op "${spec.name}" at ${env.path} has no SQL face` },
+      sql:
+        spec.sql === undefined
+          ? { unsupported: `function op "${spec.name}" at ${env.path} has no SQL face` }
+          : spec.to.map((col) => castToTarget(scopedExpr(spec.sql![col]!, spec.from.map((ref, i) => ({ name: bareName(ref), sql: srcs[i]!.sql }))), mustTarget(env, col).type)),
+      userSql:
+        spec.sql === undefined
+          ? []
+          : spec.to.map((col) => ({ path: `${env.path}/sql/${col}`, expr: spec.sql![col]!, columns: spec.from.map((ref, i) => ({ name: bareName(ref), type: srcs[i]!.column.type })) })),
       js: (outIndex) => {
         const idx = srcs.map((s) => s.index);
         const n = outIndex.length;

@@ -10,6 +10,8 @@ import { defaultValue } from './default.ts';
 import { dropColumn } from './drop-column.ts';
 import { functionOp } from './function.ts';
 import { renameColumn } from './rename-column.ts';
+import { scale } from './scale.ts';
+import { sqlExpression } from './sql-expression.ts';
 import { splitColumn } from './split-column.ts';
 import { valueMap } from './value-map.ts';
 
@@ -24,6 +26,8 @@ const OPS: { [K in ColumnOpSpec['op']]: ColumnOp<Extract<ColumnOpSpec, { op: K }
   map: valueMap,
   cast,
   function: functionOp,
+  sql: sqlExpression,
+  scale,
 };
 
 /** The implementation of `spec.op`. */

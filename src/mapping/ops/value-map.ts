@@ -7,7 +7,7 @@
 import type { ValidationProblem } from '../../errors.ts';
 import { MappingValueError } from '../errors.ts';
 import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
-import { castTo, quoteLiteral, sqlFail, sqlText } from '../sql.ts';
+import { castToTarget, quoteLiteral, sqlFail, sqlText } from '../sql.ts';
 import type { MapOpSpec } from '../types.ts';
 import { canonicalProblem } from './text-form.ts';
 
@@ -75,7 +75,7 @@ export const valueMap: ColumnOp<MapOpSpec> = {
       drops: [],
       lossy: isInjective(spec) ? [] : [src],
       keySafe: false,
-      sql: [castTo(`CASE ${whens.join(' ')} ELSE ${otherwise} END`, type)],
+      sql: [castToTarget(`CASE ${whens.join(' ')} ELSE ${otherwise} END`, type)],
       js: ([o]) => {
         const i = src.index;
         const oi = o!;

@@ -20,6 +20,9 @@ describe('cast', () => {
       ['boolean', 'text'],
       ['uuid', 'text'],
       ['jsonb', 'json'],
+      ['timestamp without time zone', 'timestamp with time zone'],
+      ['character(2)', 'text'],
+      ['text', 'character(2)'],
     ];
     for (const [a, b] of exact) expect(castRule(a, b).js, `${a} -> ${b}`).toBeDefined();
     const sqlOnly: [string, string][] = [
@@ -27,10 +30,10 @@ describe('cast', () => {
       ['numeric', 'numeric(10,2)'],
       ['text', 'integer'],
       ['json', 'jsonb'],
-      ['timestamp without time zone', 'timestamp with time zone'],
       ['inet', 'text'],
     ];
     for (const [a, b] of sqlOnly) expect(castRule(a, b).js, `${a} -> ${b}`).toBeUndefined();
+    expect(castRule('timestamp without time zone', 'timestamp with time zone', 'Europe/Berlin').js).toBeUndefined();
   });
 
   it('narrowing and precision checks fail like PostgreSQL', () => {
@@ -53,5 +56,49 @@ describe('cast', () => {
     expect(run.up.jsUnsupported).toEqual(['cast p (numeric(10,4)) -> p (numeric(10,2)) at /tables/t/ops/0 has no exact JS face']);
     expect(() => run.forward(['1.2345'])).toThrow(/table t cannot be converted offline \(in Node\): cast p/);
     expect(run.up.selectSql((t) => t)).toContain('("s0"."p")::numeric AS "p"');
+  });
+});
+
+describe('cast: zones, char(n), user-defined types', () => {
+  it('timestamp <-> timestamptz converts AT TIME ZONE, UTC unless a zone is given', () => {
+    expect(castRule('timestamp without time zone', 'timestamp with time zone').sql('x')).toBe("((x) AT TIME ZONE E'UTC')::timestamp with time zone");
+    expect(castRule('timestamp with time zone', 'timestamp without time zone', 'Europe/Berlin').sql('x')).toBe("((x) AT TIME ZONE E'Europe/Berlin')::timestamp without time zone");
+    const up = castRule('timestamp without time zone', 'timestamp with time zone').js!;
+    const down = castRule('timestamp with time zone', 'timestamp without time zone').js!;
+    for (const v of ['2024-02-29 23:59:59.999999', '0044-03-15 12:00:00 BC', 'infinity', '-infinity', '2024-01-01 00:00:00']) expect(down(up(v))).toBe(v);
+    expect(up('2024-01-01 10:00:00.5')).toBe('2024-01-01 10:00:00.5+00');
+    expect(castRule('timestamp(6) without time zone', 'timestamp(3) with time zone').lossy).toBe(true);
+  });
+
+  it('a zone on another cast, or an unknown zone, is refused at its JSON path', () => {
+    expect(() => runOp({ source: ['a integer'], target: ['a bigint'], op: { op: 'cast', from: 'a', zone: 'UTC' } })).toThrow(/\/tables\/t\/ops\/0\/zone.*applies only to timestamp/);
+    expect(() => runOp({ source: ['a timestamp without time zone'], target: ['a timestamp with time zone'], op: { op: 'cast', from: 'a', zone: 'Mars/Olympus' } })).toThrow(/unknown time zone "Mars\/Olympus"/);
+  });
+
+  it('char(n) -> text is lossless (padding restored on the way back); text -> char(n) declares its loss', () => {
+    const run = runOp({ source: ['code character(3)'], target: ['code text'], op: { op: 'cast', from: 'code' }, downLoses: ['code'] });
+    expect(run.forward(['ab '])).toEqual(['ab']);
+    expect(run.roundTrip(['ab '])).toEqual(['ab ']);
+    expect(run.roundTrip(['   '])).toEqual(['   ']);
+    expect(run.upMapping.analysis.lost).toEqual([]);
+    expect(run.downMapping.analysis.lost).toEqual(['t.code']);
+    expect(() => castRule('text', 'character(2)').js!('abc')).toThrow(/value too long for type character\(2\)/);
+    expect(castRule('text', 'character(2)').js!('ab   ')).toBe('ab');
+    expect(castRule('character(4)', 'character(2)').js!('ab  ')).toBe('ab');
+  });
+
+  it('a cast to a type the source may not have (enum, domain) produces text on the source', () => {
+    const r = castRule('text', 'order_status');
+    expect(r.sql('"s0"."status"')).toBe('("s0"."status")::text');
+    expect(r.js!('paid')).toBe('paid');
+    expect(r.lossy).toBe(false);
+    expect(castRule('order_status', 'text').sql('x')).toBe('(x)::text');
+    expect(castRule('order_status', 'integer').js).toBeUndefined();
+  });
+
+  it('json -> jsonb is SQL-only and lossy; known widenings are lossless', () => {
+    expect(castRule('json', 'jsonb').lossy).toBe(true);
+    expect(castRule('real', 'double precision')).toMatchObject({ lossy: false });
+    expect(castRule('double precision', 'real').lossy).toBe(true);
   });
 });
