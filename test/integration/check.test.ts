@@ -181,7 +181,7 @@ CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2) NOT NULL, placed
   it('passes a mapping whose zone cast has no JS face: the server runs its SQL face in the round trip', async () => {
     const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
     const r = await check(dir, ['--json']);
-    const j = JSON.parse(r.stdout);
+    const j = report(r);
     expect(r.code, JSON.stringify(j.problems) + JSON.stringify(j.roundTrips)).toBe(0);
     expect(j.server).toBe('--catalog-url');
     expect(j.roundTrips.map((t: { ok: boolean }) => t.ok)).toEqual([true, true]);
