@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ConfigError, UsageError } from './errors.ts';
 import { validateAgainst } from './validate.ts';
 import { readClusterState } from './env/state.ts';
+import { checkConnectionUrl } from './db/url.ts';
 
 export const CONFIG_FILE = 'bluegreen.config.json';
 
@@ -104,13 +105,10 @@ export interface Environment {
  * file, then NAME_URL (BLUE_URL, GREEN_URL), then the local embedded cluster of that name.
  */
 export function resolveEnvironment(settings: Settings, name: string, urlFlag?: string, env: Record<string, string | undefined> = process.env): Environment {
-  if (urlFlag) return { name, url: urlFlag, source: 'flag' };
-  const configured = settings.environments[name];
-  if (configured) return { name, url: configured.url, version: configured.version, source: 'config' };
-  const fromEnv = env[`${name.toUpperCase().replace(/-/g, '_')}_URL`];
-  if (fromEnv) return { name, url: fromEnv, source: 'environment' };
-  const cluster = readClusterState(settings.stateDir)[name];
-  if (cluster) return { name, url: cluster.url, source: 'embedded' };
+  const found = findEnvironment(settings, name, urlFlag, env);
+  // A URL the driver would misread is refused here, once, saying where it came from.
+  if (found) checkConnectionUrl(found.url, name, found.source);
+  if (found) return found;
   const known = Object.keys(settings.environments);
   throw new UsageError(
     `no database for environment "${name}"`,
@@ -118,4 +116,15 @@ export function resolveEnvironment(settings: Settings, name: string, urlFlag?: s
       ? `run \`bluegreen env up\` for local clusters, or set ${name.toUpperCase()}_URL, or add it to ${CONFIG_FILE}`
       : `add "${name}" to environments in ${CONFIG_FILE} or set ${name.toUpperCase()}_URL${known.length ? ` (configured: ${known.join(', ')})` : ''}`,
   );
+}
+
+function findEnvironment(settings: Settings, name: string, urlFlag: string | undefined, env: Record<string, string | undefined>): Environment | undefined {
+  if (urlFlag) return { name, url: urlFlag, source: 'flag' };
+  const configured = settings.environments[name];
+  if (configured) return { name, url: configured.url, version: configured.version, source: 'config' };
+  const fromEnv = env[`${name.toUpperCase().replace(/-/g, '_')}_URL`];
+  if (fromEnv) return { name, url: fromEnv, source: 'environment' };
+  const cluster = readClusterState(settings.stateDir)[name];
+  if (cluster) return { name, url: cluster.url, source: 'embedded' };
+  return undefined;
 }

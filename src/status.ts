@@ -8,6 +8,7 @@ import { detectVersion, VersionCatalogs } from './db/catalog.ts';
 import { BluegreenError } from './errors.ts';
 import { redactUrl } from './redact.ts';
 import { frozenBy, type FreezeInfo } from './cutover/freeze.ts';
+import { checkFreezeSeal } from './db/freeze-guard.ts';
 
 export interface EnvironmentStatus {
   name: string;
@@ -39,6 +40,11 @@ export interface EnvironmentStatus {
    * interrupted (killed); this database must be unfrozen to keep serving.
    */
   frozen?: FreezeInfo;
+  /**
+   * Set when bluegreen froze this database and the freeze did not hold (a trigger disabled,
+   * the flag lifted, rows written since): what was found, one line each.
+   */
+  freezeBroken?: string[];
 }
 
 export async function environmentStatus(name: string, url: string, mappingsDir: string): Promise<EnvironmentStatus> {
@@ -104,6 +110,10 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
       if (ver.rows[0]) out.lastVerify = ver.rows[0];
     }
     if (has.rows[0].freeze) out.frozen = await frozenBy(client);
+    if (has.rows[0].freeze) {
+      const held = await checkFreezeSeal(client);
+      if (held.findings.length) out.freezeBroken = held.findings;
+    }
     return out;
   } finally {
     await client.end().catch(() => {});
@@ -127,7 +137,11 @@ export function renderStatus(list: EnvironmentStatus[]): string {
       : f.completed
         ? `  FROZEN since ${f.since} (${f.by})`
         : `  FROZEN by an interrupted ${f.target ? `cutover to ${f.target}` : f.by}: run bluegreen unfreeze --env ${e.name}`;
-    lines.push(`${e.name} ${e.reachable ? v : 'UNREACHABLE'}  ${e.url}${frozen}`);
+    lines.push(`${e.name} ${e.reachable ? v : 'UNREACHABLE'}  ${e.url}${e.freezeBroken ? '  FREEZE BROKEN' : frozen}`);
+    if (e.freezeBroken) {
+      lines.push(`  bluegreen froze ${e.name} but writes could get through: ${e.freezeBroken.join('; ')}`);
+      lines.push(`  they may be missing on the other side: bluegreen verify names them; recover them, then bluegreen unfreeze --env ${e.name}`);
+    }
     if (f && !f.completed) {
       lines.push(`  frozen since ${f.since}; the cutover stopped before its final sync completed, so writes made here may be missing elsewhere: unfreeze, let the application write here, then cutover again`);
     }

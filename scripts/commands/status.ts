@@ -26,7 +26,10 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       let env;
       try {
         env = ctx.env(name);
-      } catch {
+      } catch (err) {
+        // A name asked for by --env must exist (`status --env purple` is a typo, exit 2);
+        // of the default names, one configured nowhere is skipped, a bad URL is not.
+        if (argv.env || !/^no database for environment/.test((err as Error).message)) throw err;
         continue; // not configured anywhere: nothing to show
       }
       urls.set(name, env.url);

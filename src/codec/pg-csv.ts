@@ -21,6 +21,16 @@
  *   reproduces it byte for byte.
  * - a record of a single-column table whose value is NULL is an empty line.
  *
+ * Memory bound: rows stream, so memory does not grow with the number of rows; a single huge
+ * value is held a small constant number of times. The decoder keeps its record's text
+ * (1 or 2 bytes a character; chunks joined once per re-scan, re-scans doubling), the value
+ * (a slice of that text, or one copy when it had doubled quotes, undoubled in groups) and
+ * the encoder its UTF-8 bytes at their exact size. Peak RSS is the process's baseline plus
+ * about 9x the largest field as the file holds it (measured: 30 MB of quote-dense text and
+ * a 20 MB bytea, 470 MB over a 119 MB baseline; test/integration/memory.test.ts holds it
+ * under 12x). Before, a segment per doubled quote (`+=`) and a regex replace per field
+ * made it about 28x.
+ *
  * The decoder is strict about everything PostgreSQL never writes (a quote inside an unquoted
  * field, text after a closing quote, an unquoted `\r`, e.g. from CRLF line endings): such
  * input did not come from COPY and guessing would risk silently changing data.
@@ -89,6 +99,9 @@ export function encodeCsv(rows: Iterable<readonly (string | null)[]>, header?: r
 
 /** Bytes a field may need at most beyond 3 per UTF-16 unit: its quotes, a comma, a newline. */
 const FIELD_SLACK = 4;
+
+/** From this many UTF-16 units a field is sized exactly and copied in segments (see writeLargeField). */
+const LARGE_FIELD = 256 * 1024;
 
 /**
  * Encodes records straight into Buffers, in the dialect of {@link encodeRow} and byte for
@@ -159,6 +172,10 @@ export class CsvChunkWriter {
   private writeField(v: string | null): void {
     if (v === null) return;
     const len = v.length;
+    if (len > LARGE_FIELD) {
+      this.writeLargeField(v);
+      return;
+    }
     if (this.pos + 3 * len + FIELD_SLACK > this.buf.length) this.ensure(3 * len + FIELD_SLACK);
     const buf = this.buf;
     let p = this.pos;
@@ -174,6 +191,35 @@ export class CsvChunkWriter {
     }
     buf[p++] = QUOTE;
     p += buf.write(v.indexOf('"') === -1 ? v : v.replace(QUOTE_ALL, '""'), p);
+    buf[p++] = QUOTE;
+    this.pos = p;
+  }
+
+  /**
+   * A field longer than {@link LARGE_FIELD} UTF-16 units: room for its exact UTF-8 size
+   * (not 3 bytes a unit) and quotes doubled while copying segments, with no doubled copy
+   * of the value as a string (a regex replace of a 30 MB value with millions of quotes
+   * peaked near 400 MB). Memory: the value plus its encoding, once.
+   */
+  private writeLargeField(v: string): void {
+    let quotes = 0;
+    for (let q = v.indexOf('"'); q !== -1; q = v.indexOf('"', q + 1)) quotes++;
+    const quoted = quotes > 0 || NEEDS_QUOTE.test(v);
+    this.ensure(Buffer.byteLength(v) + quotes + FIELD_SLACK);
+    const buf = this.buf;
+    let p = this.pos;
+    if (!quoted) {
+      this.pos = p + buf.write(v, p);
+      return;
+    }
+    buf[p++] = QUOTE;
+    let seg = 0;
+    for (let q = v.indexOf('"'); q !== -1; q = v.indexOf('"', seg)) {
+      p += buf.write(v.slice(seg, q + 1), p);
+      buf[p++] = QUOTE;
+      seg = q + 1;
+    }
+    p += buf.write(seg === 0 ? v : v.slice(seg), p);
     buf[p++] = QUOTE;
     this.pos = p;
   }
@@ -239,6 +285,30 @@ export class CsvEncoder extends Transform {
 
 // ---------------------------------------------------------------------------------------
 // Decoder
+
+/**
+ * The value of a quoted field whose content is `text[from, to)`, every `"` in it doubled,
+ * the first at `first`. Segments are joined in groups: memory stays near the value's own
+ * size. (A segment per `""` appended with `+=` made a rope of millions of nodes, and
+ * `replaceAll('""', '"')` on a 30 MB value peaked near 400 MB: measured.)
+ */
+function undoubleQuotes(text: string, first: number, from: number, to: number): string {
+  const groups: string[] = [];
+  let parts: string[] = [];
+  let seg = from;
+  for (let q = first; q !== -1 && q < to; q = text.indexOf('"', seg)) {
+    parts.push(text.slice(seg, q + 1));
+    seg = q + 2;
+    if (parts.length === 4096) {
+      groups.push(parts.join(''));
+      parts = [];
+    }
+  }
+  parts.push(text.slice(seg, to));
+  if (groups.length === 0) return parts.length === 2 ? parts[0]! + parts[1]! : parts.join('');
+  groups.push(parts.join(''));
+  return groups.join('');
+}
 // ---------------------------------------------------------------------------------------
 
 /** Options of {@link CsvDecoder} and {@link decodeCsv}. */
@@ -375,8 +445,11 @@ export class CsvParser {
     // not 1600 times (quadratic).
     if (!final && this.partsLength < this.waitFor) return;
     if (this.parts.length > 0) {
-      const tail = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
-      this.text = this.pos < this.text.length ? this.text.slice(this.pos) + tail : tail;
+      // One flat string, built once: `rest + tail` made a rope that indexOf flattened into
+      // yet another copy, and a huge record held several generations of it at once.
+      if (this.pos < this.text.length) this.parts.unshift(this.text.slice(this.pos));
+      this.text = '';
+      this.text = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
       this.parts = [];
       this.partsLength = 0;
     } else {
@@ -444,11 +517,13 @@ export class CsvParser {
     let p = start;
     for (;;) {
       if (p < len && text.charCodeAt(p) === QUOTE) {
-        // Quoted field: find the closing quote. A doubled quote ends a segment of the
-        // value; the value is the segments joined (cheaper than a regex replace after).
+        // Quoted field: find the closing quote first, building nothing, so a huge field
+        // that is still arriving costs a scan per re-try and no garbage. Then a field
+        // with doubled quotes is undoubled in one flat copy: joining a segment per `""`
+        // built a rope of millions of nodes for a 50 MB value (over 1 GB of RSS).
         let k = p + 1;
-        let value = '';
-        let segment = k;
+        let doubled = 0;
+        let firstDoubled = -1;
         let q: number;
         for (;;) {
           q = text.indexOf('"', k);
@@ -462,13 +537,13 @@ export class CsvParser {
             break;
           }
           if (text.charCodeAt(q + 1) === QUOTE) {
-            value += text.slice(segment, q + 1);
-            segment = k = q + 2;
+            if (doubled++ === 0) firstDoubled = q;
+            k = q + 2;
             continue;
           }
           break;
         }
-        fields.push(segment === p + 1 ? text.slice(p + 1, q) : value + text.slice(segment, q));
+        fields.push(doubled === 0 ? text.slice(p + 1, q) : undoubleQuotes(text, firstDoubled, p + 1, q));
         // Newlines inside the value: the cached next newline tells whether there are any.
         if (this.nextNl < p) this.nextNl = indexOrNone(text, '\n', p);
         while (this.nextNl < q) {

@@ -6,14 +6,15 @@
  * removes what it wrote.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { hashTap } from '../dump/export.ts';
-import { newManifest, openDump, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
+import { dumpFileName, newManifest, openDump, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween, type CatalogProvider } from './catalogs.ts';
+import { assertVersionExists } from '../db/catalog.ts';
 import { convertTable, planConversion, type TableConversionStats, type TablePlan } from './stream.ts';
 import type { Transform, Writable } from 'node:stream';
 import type pg from 'pg';
@@ -65,20 +66,6 @@ export interface ConvertReport {
   rowsPerSecond: number;
 }
 
-/** Creates `dir` 0700 or accepts it empty; returns whether it was created (for cleanup). */
-async function prepareOutDir(dir: string): Promise<boolean> {
-  let entries: string[] | undefined;
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidInputError(`output ${dir} is not a usable directory: ${(err as Error).message}`);
-  }
-  if (entries && entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, 'choose a new directory for the converted dump, or remove the old one');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-  return entries === undefined;
-}
-
 /** One table through its SQL face on the scratch server (sql-fallback.ts), with its stats. */
 async function sqlTable(client: pg.Client, p: TablePlan, source: Catalog, target: Catalog, staged: Staged, into: Writable, tap: Transform): Promise<TableConversionStats> {
   const t0 = Date.now();
@@ -96,6 +83,7 @@ async function sqlTable(client: pg.Client, p: TablePlan, source: Catalog, target
 export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> {
   const started = Date.now();
   const { logger } = opts;
+  await assertVersionExists(opts.mappingsDir, opts.toVersion, '--to-version');
   const manifest = await openDump(opts.dir);
   const from = manifest.schemaVersion;
   const catalogs = await opts.catalogs(versionsBetween(from, opts.toVersion));
@@ -110,7 +98,7 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     throw new OfflineConversionUnsupportedError(t.target.table, from, opts.toVersion, t.target.jsUnsupported);
   }
 
-  const created = await prepareOutDir(opts.out).catch(async (e: unknown) => {
+  const created = await prepareDumpDir(opts.out, 'converted dump').catch(async (e: unknown) => {
     await server?.client.end().catch(() => {});
     throw e;
   });
@@ -129,7 +117,7 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     const stats: TableConversionStats[] = [];
     const t0 = Date.now();
     for (const p of plan.tables) {
-      const file = `${p.target.table}.csv`;
+      const file = dumpFileName(p.target.table);
       const full = path.join(opts.out, file);
       written.push(full);
       const tap = hashTap();

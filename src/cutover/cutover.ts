@@ -25,6 +25,8 @@ import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
 import { freezeTimer } from '../progress.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
+import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
+import { acquireTargetLock } from '../sync/lock.ts';
 
 export interface CutoverOptions {
   from: Endpoint;
@@ -245,6 +247,9 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
   let timer: NodeJS.Timeout | undefined;
   try {
     dst = await connect(opts.to.url, { label: to, applicationName: 'bluegreen cutover-control' });
+    // The target's lock before anything else: a sync running into it must make this
+    // cutover fail before it freezes the source, not after (held until dst closes).
+    await acquireTargetLock(dst, `target ${to}`);
     await guardrails(opts, src, dst, report);
     const failed = report.guardrails.filter((g) => !g.ok);
     if (failed.length) {
@@ -308,6 +313,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         mappingsDir: opts.mappingsDir,
         logger,
         kind: 'cutover',
+        targetLockHeld: true, // by the control session, since before the freeze
         verify: opts.verify ?? 'full', // the critical moment: compare every row, not just what changed
         lockTimeout: opts.lockTimeout ?? `${Math.min(remaining(), 15_000)}ms`,
         lookback: opts.lookback,
@@ -326,6 +332,11 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
       // left by a killed run, and its writes may not be on the target.
       await src.query('begin');
       await src.query(`set local lock_timeout = '5s'`);
+      // The owner of the tables can walk through a freeze: a cutover whose source took
+      // writes after the freeze is not a clean one. Checked under lock, so the seal the
+      // completion renews absorbs nothing (src/db/freeze-guard.ts).
+      const held = await lockAndCheckFreeze(src);
+      if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       await markFreezeCompleted(src);
       await src.query('commit');
       frozenTimer();

@@ -34,6 +34,7 @@
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
 import { ensureStateSchema } from '../db/state.ts';
+import { dropSeal, ensureGuardObjects, restoreWriteGrants, revokeWriteGrants, sealFreeze } from '../db/freeze-guard.ts';
 
 export const FREEZE_TRIGGER = 'bluegreen_freeze';
 
@@ -95,6 +96,7 @@ async function ensureFreezeObjects(client: pg.Client): Promise<void> {
     epoch bigint not null default 0)`);
   await client.query(`insert into bluegreen.freeze_epoch default values on conflict do nothing`);
   await client.query(TRIGGER_FUNCTION);
+  await ensureGuardObjects(client);
 }
 
 /** Every member of each table's partition tree (the table itself included), as regclass text. */
@@ -166,6 +168,10 @@ async function freezeOnce(client: pg.Client, tables: string[], opts: FreezeOptio
       [opts.by, opts.target ?? null, Boolean(opts.completed)],
     );
     await client.query(`update bluegreen.freeze_epoch set epoch = epoch + 1`);
+    // Held by privileges too, for roles other than the owner; sealed, so tampering by the
+    // owner shows (src/db/freeze-guard.ts).
+    await revokeWriteGrants(client, rels);
+    await sealFreeze(client, tables);
     await client.query('commit');
     return rels;
   } catch (err) {
@@ -187,12 +193,19 @@ async function hasFreezeTable(client: pg.Client): Promise<boolean> {
 export async function unfreeze(client: pg.Client): Promise<FreezeInfo | undefined> {
   const active = await frozenBy(client);
   if (active) await client.query(`update bluegreen.freeze set active = false, lifted = clock_timestamp() where active`);
+  // Also when the flag was lifted behind bluegreen's back: the grants come back either way.
+  if (await hasFreezeTable(client)) {
+    await restoreWriteGrants(client);
+    await dropSeal(client);
+  }
   return active;
 }
 
 /** Marks the active freeze complete: the cutover that made it finished. */
 export async function markFreezeCompleted(client: pg.Client): Promise<void> {
   await client.query(`update bluegreen.freeze set completed_at = clock_timestamp() where active and completed_at is null`);
+  // That update rewrote the flag row: the seal records it anew.
+  await sealFreeze(client);
 }
 
 /** `unfreeze` in its own transaction, bounded by `lockTimeout`, then the best-effort clean-up. */

@@ -5,6 +5,7 @@
  * they do in a live database (`format_type`), and nothing is left behind.
  */
 import { readFile, readdir } from 'node:fs/promises';
+import { assertNoTransactionControl } from './schema-guard.ts';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Catalog, TableInfo } from './catalog-types.ts';
@@ -140,17 +141,32 @@ export async function listVersions(mappingsDir: string): Promise<number[]> {
   return versions;
 }
 
+/** Refuses (exit 2) a version that is not a folder of `mappingsDir`, naming those that are. */
+export async function assertVersionExists(mappingsDir: string, version: number, flag = '--version'): Promise<void> {
+  const versions = await listVersions(mappingsDir);
+  if (!Number.isInteger(version) || !versions.includes(version)) {
+    throw new InvalidInputError(
+      `${flag} ${version}: there is no version ${version} in ${mappingsDir}`,
+      `versions there: ${versions.map((v) => `v${v}`).join(', ')}; add one with bluegreen new-version`,
+    );
+  }
+}
+
 export function schemaFile(mappingsDir: string, version: number): string {
   return path.join(mappingsDir, `v${version}`, 'schema.sql');
 }
 
 export async function readSchemaSql(mappingsDir: string, version: number): Promise<string> {
   const file = schemaFile(mappingsDir, version);
+  let sql: string;
   try {
-    return await readFile(file, 'utf8');
+    sql = await readFile(file, 'utf8');
   } catch {
     throw new InvalidInputError(`version ${version} has no schema file ${file}`, `create ${file} with the DDL of version ${version}`);
   }
+  // Every path that runs schema.sql reads it here: refuse BEGIN/COMMIT before any runs it.
+  assertNoTransactionControl(sql, file);
+  return sql;
 }
 
 /**

@@ -12,6 +12,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { redactUrl } from '../redact.ts';
+import { connectHint } from './url.ts';
 
 /** Session settings pinned on every connection (sent in the startup packet: no round trip). */
 export const PINNED_SETTINGS: Record<string, string> = {
@@ -161,9 +162,7 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<p
     const timedOut = /timeout/i.test(msg) && !(err as { code?: string }).code;
     throw new RuntimeFailure(
       `cannot connect to ${opts.label ?? 'database'} at ${redactUrl(url)}: ${timedOut ? `no answer within ${t.connectMs / 1000} s (--connect-timeout)` : msg}`,
-      opts.label && ['blue', 'green'].includes(opts.label)
-        ? `is it running? for the local clusters run \`bluegreen env up\``
-        : 'check the URL, that the server is running, and the credentials',
+      connectHint(err, url, opts.label),
     );
   }
   open.add(client);

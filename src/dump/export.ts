@@ -18,9 +18,9 @@ import { InvalidInputError, TableError, VersionMismatchError } from '../errors.t
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { dumpOrderBy, keylessTables } from './keyless.ts';
-import { newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { dumpFileName, newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
 import { progressTap, tableEstimate } from '../progress.ts';
-import { markDumpComplete, prepareDumpDir } from './outdir.ts';
+import { markDumpComplete, prepareExportDir } from './outdir.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -182,7 +182,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       version = detected.version;
       catalog = await catalogs.get(version);
     }
-    await prepareDumpDir(opts.out, { force: opts.force, logger });
+    await prepareExportDir(opts.out, { force: opts.force, logger });
     const order = loadOrder(catalog);
     // Keyless tables a mapping reloads whole or appends to: dumped whole (src/dump/keyless.ts).
     const keyless = await keylessTables(opts.mappingsDir, version);
@@ -214,7 +214,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     const reports: TableReport[] = [];
     await runPool(plans, [main, ...extra], async (p, client) => {
       const t0 = Date.now();
-      const file = `${p.t.name}.csv`;
+      const file = dumpFileName(p.t.name);
       const wm = p.t.watermark ? p.t.columns.find((c) => c.name === p.t.watermark) : undefined;
       const bound = sinceFilters.get(p.t.name);
       const filter = bound ? ` where ${bound}` : '';
@@ -224,7 +224,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined && p.key.length) {
         // Every key at the snapshot: target rows whose key is not here were deleted.
-        const keysFile = `${p.t.name}.keys.csv`;
+        const keysFile = dumpFileName(p.t.name, '.keys.csv');
         const keys = await copyQueryToFile(
           client,
           `select ${p.key.map(ident).join(', ')} from ${ident(p.t.name)} order by ${keyOrderBy(p.t, p.key)}`,

@@ -33,6 +33,8 @@ import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
 import { progressTap } from '../progress.ts';
+import { assertDumpReproduced } from './reproduce.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { dumpOrderBy } from './keyless.ts';
 
 export interface ImportOptions {
@@ -114,6 +116,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     // Every writer of a target holds the same lock as sync (a concurrent sync would store
     // watermarks over rows this import replaces); the session's end releases it.
     await acquireTargetLock(client, `target ${opts.environment}`);
+    await assertFreezeHeld(client, opts.environment); // never overwrite writes that slipped through a freeze
     const catalogs = new VersionCatalogs(opts.mappingsDir, client);
     let version: number;
     if (opts.version !== undefined) version = opts.version;
@@ -161,6 +164,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
     await client.query('begin');
     try {
+      await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
       await ensureStateSchema(client);
       if (opts.truncate && occupied.length > 0) {
         await client.query(`truncate ${tables.map(ident).join(', ')}`);
@@ -211,6 +215,9 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + t.rows, 0), {
         convertedOnTheFly: version !== manifest.schemaVersion,
       });
+      // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
+      if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await catalogs.get(version), opts.dir);
+      await sealFreeze(client); // our own writes into a frozen target are not tampering
       await client.query('commit');
     } catch (err) {
       await client.query('rollback').catch(() => {});
@@ -218,7 +225,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     }
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
-    if (opts.verify ?? true) {
+    if ((opts.verify ?? true) && !report.verify) {
       if (version === manifest.schemaVersion) {
         const target = await catalogs.get(version);
         const differing: string[] = [];
@@ -265,6 +272,7 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
   };
   await client.query('begin');
   try {
+    await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
     await ensureStateSchema(client);
     await setUserTriggers(client, tables, false);
     const staged = [];
@@ -300,6 +308,7 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
       mode: 'incremental',
       tables: report.tables,
     });
+    await sealFreeze(client); // our own writes into a frozen target are not tampering
     await client.query('commit');
   } catch (err) {
     await client.query('rollback').catch(() => {});

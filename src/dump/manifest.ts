@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumMismatchError, DumpError } from '../errors.ts';
+import { ChecksumMismatchError, DumpError, InvalidInputError } from '../errors.ts';
 import { validateAgainst } from '../validate.ts';
 import { TOOL_VERSION } from '../version.ts';
 
@@ -53,6 +53,103 @@ export interface Manifest {
   tables: DumpTable[];
 }
 
+/**
+ * The file a table's rows (or, with `.keys.csv`, its key set) are dumped to. Safe by
+ * construction whatever the table is called: letters a-z, digits and `_` stay as they are
+ * (the sample's `users.csv`); every other byte of the name's UTF-8 becomes `%XX`, so the
+ * result never holds a slash, a backslash, a `.` of its own or an upper-case letter (two tables
+ * differing only in case get different files on case-insensitive file systems too), and
+ * distinct tables never share a file. A table name has at most 63 bytes: the file name
+ * stays under 200.
+ */
+export function dumpFileName(table: string, suffix: '.csv' | '.keys.csv' = '.csv'): string {
+  let out = '';
+  for (const byte of Buffer.from(table, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += /[a-z0-9_]/.test(c) ? c : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out + suffix;
+}
+
+/**
+ * Refuses a manifest file name that could reach outside the dump directory or is not a
+ * plain file name (`..`, `/etc/passwd`, `a/b`, a NUL): a manifest is untrusted input.
+ */
+export function checkDumpFileName(name: string, table: string, manifestFile: string): void {
+  const plain = name.length > 0 && name !== '.' && name !== '..' && !/[/\\\0]/.test(name) && path.basename(name) === name;
+  if (!plain) {
+    throw new DumpError(
+      `${manifestFile}: table ${table} names file ${JSON.stringify(name)}, which is not a plain file name inside the dump`,
+      'a dump names only files in its own directory; this manifest was edited or forged: export again',
+    );
+  }
+}
+
+/** One line for a file-system error on `dir` (read-only, permission, not a directory…). */
+function dirProblem(dir: string, err: unknown): InvalidInputError {
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  const why: Record<string, string> = {
+    EROFS: 'is on a read-only file system',
+    EACCES: 'is not writable (permission denied)',
+    EPERM: 'cannot be created there (operation not permitted)',
+    ENOTDIR: 'is inside a file, not a directory',
+    ENOENT: 'cannot be created there (the parent does not accept new directories)',
+    ENOSPC: 'is on a full file system',
+  };
+  return new InvalidInputError(`output directory ${dir} ${why[code] ?? `is not usable (${code})`}`, 'choose a writable directory for --out');
+}
+
+/** mkdir -p without Node's recursive mkdir, which loops forever under /proc (ENOENT with the parent present). */
+async function makeDirs(dir: string, depth = 0): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || depth > 100) throw err;
+    // The parent exists yet the directory cannot be made in it: a pseudo file system.
+    if (await stat(parent).then(() => true, () => false)) throw err;
+    await makeDirs(parent, depth + 1);
+    await mkdir(dir, { mode: 0o700 });
+  }
+}
+
+/**
+ * Makes `dir` ready for a new dump: an empty directory, created (0700) if missing. Every
+ * refusal is one line, exit 2, and fast: `--out` naming a file, a read-only or pseudo file
+ * system (`/proc/x`, `/sys/x`), a directory that is not empty. Returns whether it created it.
+ */
+export async function prepareDumpDir(dir: string, what = 'dump'): Promise<boolean> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw dirProblem(dir, err);
+  }
+  if (st && !st.isDirectory()) throw new InvalidInputError(`--out ${dir} is a file, not a directory`, `name a new directory for the ${what}`);
+  if (st) {
+    let entries: string[];
+    try {
+      entries = await readdir(dir);
+    } catch (err) {
+      throw dirProblem(dir, err);
+    }
+    if (entries.length > 0) throw new InvalidInputError(`output directory ${dir} is not empty`, `choose a new directory for the ${what}, or remove the old one`);
+  }
+  try {
+    if (!st) await makeDirs(path.resolve(dir));
+    await chmod(dir, 0o700);
+    // Proves the directory takes files (a read-only mount lets mkdir of an existing dir pass).
+    const probe = path.join(dir, '.bluegreen-write-test');
+    await writeFile(probe, '', { mode: 0o600 });
+    await unlink(probe);
+  } catch (err) {
+    throw dirProblem(dir, err);
+  }
+  return !st;
+}
+
 export function newManifest(fields: Omit<Manifest, 'format' | 'tool' | 'createdAt'>): Manifest {
   return { format: DUMP_FORMAT, tool: { name: 'bluegreen', version: TOOL_VERSION }, createdAt: new Date().toISOString(), ...fields };
 }
@@ -84,6 +181,8 @@ export async function readManifest(dir: string): Promise<Manifest> {
   for (const t of manifest.tables) {
     if (names.has(t.name)) throw new DumpError(`${file}: table ${t.name} is listed twice`);
     names.add(t.name);
+    checkDumpFileName(t.file, t.name, file);
+    if (t.keysFile) checkDumpFileName(t.keysFile.file, t.name, file);
   }
   return manifest;
 }
@@ -110,11 +209,14 @@ export async function openDump(dir: string): Promise<Manifest> {
   for (const t of manifest.tables) {
     for (const f of [t, ...(t.keysFile ? [t.keysFile] : [])]) {
       const file = path.join(dir, f.file);
+      let st;
       try {
-        await stat(file);
+        st = await lstat(file);
       } catch {
         throw new DumpError(`dump file ${file} (table ${t.name}) is missing`, 'the dump is incomplete; export it again');
       }
+      // Not a directory (EISDIR), a FIFO (would block) or a symlink out of the dump.
+      if (!st.isFile()) throw new DumpError(`dump file ${file} (table ${t.name}) is not a regular file`, 'the dump was altered; export it again');
       const actual = await hashFile(file);
       if (actual.sha256 !== f.sha256) throw new ChecksumMismatchError(file, f.sha256, actual.sha256);
       if (actual.bytes !== f.bytes) throw new ChecksumMismatchError(file, f.sha256, actual.sha256);

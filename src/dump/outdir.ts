@@ -4,7 +4,8 @@
  * by a killed export is recognised and cleaned by the next export into it, any other
  * non-empty folder is refused, and `--force` replaces a previous complete dump.
  */
-import { chmod, mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { prepareDumpDir } from './manifest.ts';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -15,14 +16,12 @@ export const INCOMPLETE_MARKER = '.bluegreen-export-incomplete';
 /** Files an export writes: the manifest, CSVs (and their key sets), the marker. */
 const DUMP_FILE = /^(manifest\.json|.*\.csv|\.bluegreen-export-incomplete|.*\.tmp)$/;
 
-export async function prepareDumpDir(dir: string, opts: { force?: boolean; logger: Logger }): Promise<void> {
+export async function prepareExportDir(dir: string, opts: { force?: boolean; logger: Logger }): Promise<void> {
   let entries: string[] = [];
   try {
     entries = await readdir(dir);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') throw new InvalidInputError(`output ${dir} is a file, not a directory`, 'choose a new directory for the dump');
-    if (code !== 'ENOENT') throw new InvalidInputError(`output directory ${dir} cannot be read (${code})`, 'choose a directory this user can write');
+  } catch {
+    // Missing, a file, unreadable: prepareDumpDir below says which, in one line.
   }
   if (entries.length > 0) {
     const ours = entries.every((e) => DUMP_FILE.test(e));
@@ -40,12 +39,8 @@ export async function prepareDumpDir(dir: string, opts: { force?: boolean; logge
     opts.logger.warn(partial ? `${dir}: removing the partial output of an interrupted export` : `${dir}: replacing the previous dump (--force)`);
     for (const e of entries) await rm(path.join(dir, e), { force: true });
   }
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700); // a folder that existed keeps its mode otherwise
-  } catch (err) {
-    throw new InvalidInputError(`cannot create the output directory ${dir} (${(err as NodeJS.ErrnoException).code})`, 'choose a directory this user can write');
-  }
+  // Creates it (0700) and proves it takes files, or refuses in one line (a file, read-only or pseudo file system).
+  await prepareDumpDir(dir);
   await writeFile(path.join(dir, INCOMPLETE_MARKER), `export started ${new Date().toISOString()} by pid ${process.pid}\n`, { mode: 0o600 });
 }
 

@@ -26,6 +26,7 @@ import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import { InvalidInputError, LockedError, TableError, VersionMismatchError } from '../errors.ts';
 import { frozenBy } from '../cutover/freeze.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
@@ -56,6 +57,8 @@ export interface SyncOptions {
   logger: Logger;
   /** Called with the open target transaction just before COMMIT (cutover hooks in here). */
   beforeCommit?: (target: pg.Client, report: SyncReport) => Promise<void>;
+  /** The caller's own session already holds the target lock (a cutover takes it before freezing). */
+  targetLockHeld?: boolean;
   /** Recorded in the run log. */
   kind?: 'sync' | 'cutover';
   /** Sync against the usual direction (the source is normally fed from the target). */
@@ -119,7 +122,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
   let dst: pg.Client | undefined;
   try {
     dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
-    await acquireTargetLock(dst, `target ${opts.to.name}`);
+    if (!opts.targetLockHeld) await acquireTargetLock(dst, `target ${opts.to.name}`);
 
     // Never a database into itself (sync --to blue with the default --from blue).
     const whoAmI = `select current_database() as db, pg_postmaster_start_time()::text as started, coalesce(inet_server_port(), 0) as port`;
@@ -132,6 +135,10 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     // cutover meant to end. Either way the DBA must unfreeze and decide.
     const srcFrozen = kind === 'cutover' ? undefined : await frozenBy(src);
     const dstFrozen = await frozenBy(dst);
+    // A freeze the owner walked through: writing into (or reading from) that side would
+    // delete or skip the writes it took (src/db/freeze-guard.ts).
+    if (kind !== 'cutover') await assertFreezeHeld(src, opts.from.name);
+    await assertFreezeHeld(dst, opts.to.name);
     for (const [side, f] of [[opts.from.name, srcFrozen], [opts.to.name, kind === 'cutover' ? undefined : dstFrozen]] as const) {
       if (f && !f.completed) {
         const other = f.target ?? (side === opts.from.name ? opts.to.name : opts.from.name);
@@ -230,6 +237,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     try {
       await ensureStateSchema(dst);
       await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
+      await assertFreezeHeld(dst, opts.to.name, { lock: true }); // held until commit: the seal renewed below absorbs nothing
       const targetNames = tables.map((t) => t.table);
       await setUserTriggers(dst, targetNames, false);
       // An initial load into empty tables takes the bulk path (indexes after data).
@@ -322,6 +330,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
         detail: { mode: report.mode, tables: report.tables, horizon: report.horizon, ...(samples.length ? { watermarkSamples: samples } : {}) },
       });
+      await sealFreeze(dst); // our own writes into a frozen target are not tampering
       if (opts.beforeCommit) await opts.beforeCommit(dst, report);
       await dst.query('commit');
     } catch (err) {

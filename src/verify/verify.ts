@@ -31,7 +31,7 @@ import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
-import { VersionMismatchError } from '../errors.ts';
+import { UsageError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 export interface VerifyEndpoint {
@@ -223,6 +223,13 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     const target = all[toVersion]!;
     const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
     const names = Object.keys(chain.tables).filter((t) => !opts.tables || opts.tables.includes(t)).sort();
+    const unknown = (opts.tables ?? []).filter((t) => !chain.tables[t]);
+    if (unknown.length) {
+      throw new UsageError(
+        `--table ${unknown.join(', ')}: no such table in ${opts.to.name} (v${toVersion}) that a mapping produces`,
+        `tables that can be verified: ${Object.keys(chain.tables).sort().join(', ')}`,
+      );
+    }
     const notCompared = Object.keys(target.tables).filter((t) => !chain.tables[t]);
 
     const begin = async () => {

@@ -355,12 +355,24 @@ COMMENT ON COLUMN items.version IS 'bluegreen:watermark';`);
   it('SIGKILL of a first run at any point leaves no bluegreen schema', async () => {
     const p = await seeded(3000);
     const app = 'bluegreen sync blue->green';
+    // Kill point: inside the run's transaction, after the state schema would have been
+    // created (before the fix, before the transaction) and before any data. A SHARE lock
+    // on users holds the run there, so the kill lands at the same point however busy the
+    // machine is (a COPY of a few thousand rows can finish before a poll sees it).
+    const blocker = new pg.Client({ connectionString: p.green });
+    await blocker.connect();
+    await blocker.query('begin');
+    await blocker.query('lock table users in share mode');
     const child = startCli(['--mappings', MAPPINGS, 'sync'], { BLUE_URL: p.blue, GREEN_URL: p.green });
     const done = collect(child);
-    // Kill point: the run's first COPY into green (the schema existed by then before the fix).
-    await waitFor('the first COPY', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = $1 and query ilike 'copy%'`, [app])).length > 0);
-    child.kill('SIGKILL');
-    await done;
+    try {
+      await waitFor('the run waiting inside its transaction', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock'`, [app])).length > 0);
+      child.kill('SIGKILL');
+      await done;
+    } finally {
+      await blocker.query('rollback');
+      await blocker.end();
+    }
     await waitFor('the killed session gone', async () => (await backends(p.green, app)).length === 0);
     expect(await stateSchemaOn(p.green)).toBe(false);
     expect(await query(p.green, `select count(*)::int as n from users`)).toEqual([{ n: 0 }]);
