@@ -1,22 +1,34 @@
 # DBA-facing targets. Every target is a thin wrapper over `bluegreen`; run
 # `npx bluegreen <command> --help` for the options behind each one.
+#
+# Exit codes: make itself exits 0 when bluegreen did, and 2 for ANY failure (that is
+# make's own convention, whatever the command returned). So each wrapped command prints
+# bluegreen's own code when it is not 0 (`bluegreen exited 3: verify found differences`).
+# Scripts and cron that act on 3 or 75 call `node bin/bluegreen.js ...` directly.
 BG      := node bin/bluegreen.js
+# Runs bluegreen and names its exit code when it is not 0 (make then exits 2).
+RUN     = code=0; $(BG) $(1) || code=$$?; \
+          case $$code in 0) ;; 1) echo "bluegreen exited 1: failure" >&2 ;; 2) echo "bluegreen exited 2: invalid input or usage" >&2 ;; \
+          3) echo "bluegreen exited 3: verify found differences" >&2 ;; 75) echo "bluegreen exited 75: another run holds the lock (skipped)" >&2 ;; \
+          *) echo "bluegreen exited $$code" >&2 ;; esac; exit $$code
 FROM    ?= blue
 TO      ?= green
 ROWS    ?= 1000000
 VERSION ?=
 
-.PHONY: help demo test test-unit test-integration typecheck env-up env-down status sync verify cutover rollback check seed bench clean
+.PHONY: help demo test test-unit test-integration typecheck env-up env-down status plan sync verify cutover rollback check seed bench clean
 
 help:
 	@echo "make demo        the whole story on local clusters (env up, v1 -> v2, sync, cutover, rollback)"
 	@echo "make test        typecheck, unit and integration tests (embedded PostgreSQL)"
 	@echo "make env-up      start local blue and green   | make env-down  stop them"
 	@echo "make sync        incremental sync FROM=blue TO=green (cron-safe: locked, idempotent)"
-	@echo "make verify      compare FROM and TO through the mappings (exit 3 on differences)"
+	@echo "make verify      compare FROM and TO through the mappings (prints bluegreen exited 3 on differences)"
 	@echo "make cutover     freeze FROM, final sync, verify, align sequences"
 	@echo "make rollback    the same in the other direction (green -> blue, down mappings)"
 	@echo "make status      versions, watermarks, lag, last run and verify"
+	@echo "make plan        what a sync and a cutover FROM -> TO would do (writes nothing)"
+	@echo "(make exits 2 on any failure; the line before names bluegreen's own exit code)"
 	@echo "make check       validate every mapping and round-trip the fixtures"
 	@echo "make bench       benchmark against a raw psql COPY pipe (ROWS=$(ROWS))"
 
@@ -41,25 +53,28 @@ env-down:
 	$(BG) env down
 
 status:
-	$(BG) status
+	@$(call RUN,status)
+
+plan:
+	@$(call RUN,plan --from $(FROM) --to $(TO))
 
 sync:
-	$(BG) sync --from $(FROM) --to $(TO)
+	@$(call RUN,sync --from $(FROM) --to $(TO))
 
 verify:
-	$(BG) verify --from $(FROM) --to $(TO)
+	@$(call RUN,verify --from $(FROM) --to $(TO))
 
 cutover:
-	$(BG) cutover --from $(FROM) --to $(TO)
+	@$(call RUN,cutover --from $(FROM) --to $(TO))
 
 rollback:
-	$(BG) cutover --from $(TO) --to $(FROM)
+	@$(call RUN,cutover --from $(TO) --to $(FROM))
 
 check:
-	$(BG) check
+	@$(call RUN,check)
 
 seed:
-	$(BG) seed --to $(FROM) --rows $(ROWS)
+	@$(call RUN,seed --to $(FROM) --rows $(ROWS))
 
 bench:
 	@bash bench/run.sh $(ROWS)

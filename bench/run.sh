@@ -8,7 +8,7 @@
 #
 # Why it is built this way (details in bench/README.md):
 # - Two throwaway PostgreSQL clusters (blue, green) from the machine's newest installed
-#   PostgreSQL, in a temp directory, over TCP 127.0.0.1. pg_dump must
+#   PostgreSQL, in a temp directory, over TCP 127.0.0.1 (like README's Design figures). pg_dump must
 #   match the server's major version and embedded-postgres ships no pg_dump, so the
 #   benchmark cannot use the embedded PostgreSQL 18 for (e). Two clusters rather than two
 #   databases on one server, because blue and green are separate servers in production
@@ -116,7 +116,7 @@ trap 'exit 130' INT TERM
 
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 
-# start_cluster NAME: initdb + start with the stock configuration (the baseline figures assume a stock
+# start_cluster NAME: initdb + start with the stock configuration (README's Design figures were measured on a stock
 # PostgreSQL 15), listening on 127.0.0.1 only, trust auth for this throwaway cluster only.
 start_cluster() {
   local name=$1 dir=$WORK/$1 port
@@ -155,7 +155,7 @@ BG=(node "$ROOT/bin/bluegreen.js" --log-format json)
 "${BG[@]}" -q schema apply --to blue --version 1 >/dev/null
 "${BG[@]}" -q schema apply --to-url "$RAW_URL" --to raw --version 1 >/dev/null
 # The baselines load into v1 tables with their primary keys, unique and secondary indexes
-# (the usual shape) but without the foreign keys: per-row RI checks would slow (a) and (e)
+# (the shape of README's Design figures) but without the foreign keys: per-row RI checks would slow (a) and (e)
 # by a third or more, and bluegreen's bulk path validates foreign keys once after the
 # data, so keeping them would flatter bluegreen's ratio. Conservative on purpose.
 q "$RAW_URL" -Atc "select format('alter table %s drop constraint %I;', conrelid::regclass, conname)
@@ -220,7 +220,7 @@ pg_dump_pipe() {
 
 # (b) full v1 -> v2 sync into an empty v2 green, (c) an incremental sync after 1% of users
 # changed, (d) verify of the now equal data. `sync` verifies its own result by default
-# (export+convert+import+verify); when the build has --no-verify, (b) and (c) are
+# (a sync is export+convert+import+verify); when the build has --no-verify, (b) and (c) are
 # also measured without it, so the transfer and the check can be told apart.
 reset_green() {
   admin "$GREEN_PORT" -c "drop database app (force)" -c "create database app owner app"

@@ -1,12 +1,22 @@
 /**
- * What every command shares: global options, settings, the logger, and the one wrapper
- * that turns typed errors into one clear line and an exit code (SPEC.md).
+ * What every command shares: global options, settings, the logger, the endpoints, and the
+ * one wrapper that prints the command's result (text, or the `--json` envelope) and turns
+ * typed errors into one clear line and an exit code.
+ *
+ * Output rules (see README "Output for cron and for scripts"):
+ * - log format `json` (explicit, or stdout/stderr not a terminal): every line the process
+ *   writes is one JSON object with time, level, msg, runId, command and endpoints; the
+ *   result is one such line on stdout carrying the envelope.
+ * - `--json` on a terminal: the envelope, pretty-printed, on stdout.
+ * - otherwise: the command's text rendering.
  */
+import { randomBytes } from 'node:crypto';
 import type { Argv } from 'yargs';
-import { BluegreenError, ExitCode } from '../src/errors.ts';
+import { BluegreenError, ExitCode, UsageError } from '../src/errors.ts';
 import { loadSettings, resolveEnvironment, type Environment, type Settings } from '../src/config.ts';
 import { createLogger, type Logger, type LogFormat } from '../src/log.ts';
 import { redactText } from '../src/redact.ts';
+import { envelope, type Envelope } from './envelope.ts';
 import { cancelStatements, parseTimeout, setSessionTimeouts } from '../src/db/connect.ts';
 
 export interface GlobalArgs {
@@ -16,22 +26,41 @@ export interface GlobalArgs {
   quiet?: boolean;
   verbose?: boolean;
   json?: boolean;
+  _?: (string | number)[];
   'connect-timeout'?: string;
   'lock-timeout'?: string;
   'statement-timeout'?: string;
 }
 
+/** Names of the global options (listed after each command's own in its help). */
+export const GLOBAL_OPTIONS = ['mappings', 'config', 'log-format', 'quiet', 'verbose', 'json', 'connect-timeout', 'lock-timeout', 'statement-timeout', 'help'];
+
 export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('mappings', { type: 'string', describe: 'Folder of versions (v1/schema.sql, v2/up.json, …)', defaultDescription: './mappings or config' })
     .option('config', { type: 'string', describe: 'Config file', defaultDescription: './bluegreen.config.json if present' })
-    .option('log-format', { choices: ['text', 'json'] as const, describe: 'Log lines as text or one JSON object per line', defaultDescription: 'text on a terminal, json otherwise' })
+    .option('log-format', {
+      choices: ['text', 'json'] as const,
+      describe: 'Text, or one JSON object per line for everything written (cron)',
+      defaultDescription: 'text on a terminal, json otherwise ($BLUEGREEN_LOG_FORMAT)',
+    })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only warnings and errors' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'Debug logging' })
-    .option('json', { type: 'boolean', describe: 'Print the result as JSON on stdout' })
+    .option('json', { type: 'boolean', describe: 'Print the result as the JSON envelope {command, formatVersion, ok, exitCode, durationMs, report}' })
     .option('connect-timeout', { type: 'string', describe: 'Give up connecting after this long (seconds or e.g. 30s)', defaultDescription: '10' })
     .option('lock-timeout', { type: 'string', describe: 'Give up waiting for a table lock after this long, on both sides', defaultDescription: '30s' })
-    .option('statement-timeout', { type: 'string', describe: 'Cancel any one statement running longer (0: no limit), on both sides', defaultDescription: '6h' });
+    .option('statement-timeout', { type: 'string', describe: 'Cancel any one statement running longer (0: no limit), on both sides', defaultDescription: '6h' })
+    .group(GLOBAL_OPTIONS, 'Global options:');
+}
+
+/**
+ * The log format: the flag, else $BLUEGREEN_LOG_FORMAT, else text only when both stdout
+ * and stderr are terminals (`>> log 2>&1` under cron gets JSON).
+ */
+export function logFormatOf(argv: { 'log-format'?: string }): LogFormat {
+  const f = argv['log-format'] ?? process.env.BLUEGREEN_LOG_FORMAT;
+  if (f === 'json' || f === 'text') return f;
+  return process.stderr.isTTY && process.stdout.isTTY ? 'text' : 'json';
 }
 
 /**
@@ -55,8 +84,8 @@ let interrupted: NodeJS.Signals | undefined;
  * that handles the signal itself (cutover unfreezes its source) has its own listener and
  * keeps the signal; a second signal exits at once.
  */
-function cancelOnSignal(argv: GlobalArgs): void {
-  const json = argv['log-format'] === 'json' || (!argv['log-format'] && !process.stderr.isTTY);
+function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>): void {
+  const json = logFormatOf(argv) === 'json';
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) process.exit(ExitCode.failure);
     if (process.listenerCount(sig) > 1) return;
@@ -67,7 +96,7 @@ function cancelOnSignal(argv: GlobalArgs): void {
       const hint = 'rerun the command; nothing it had not committed was kept';
       process.stderr.write(
         json
-          ? JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, hint, error: 'Interrupted', exitCode: ExitCode.failure }) + '\n'
+          ? JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, ...fields, code: 'Interrupted', error: 'Interrupted', exitCode: ExitCode.failure, hint }) + '\n'
           : `error: ${msg}\n  next: ${hint}\n`,
       );
       process.exit(ExitCode.failure);
@@ -86,99 +115,250 @@ function timeoutHint(e: { code: string; message: string }): string | undefined {
 
 /** --from/--to and their URL overrides, shared by every command that reads one side and writes the other. */
 export interface PairArgs {
-  from: string;
-  to: string;
+  from?: string;
+  to?: string;
   'from-url'?: string;
   'to-url'?: string;
 }
 
 export function pairOptions<T>(y: Argv<T>, from = 'Source environment', to = 'Target environment') {
   return y
-    .option('from', { type: 'string', default: 'blue', describe: from })
-    .option('to', { type: 'string', default: 'green', describe: to })
+    .option('from', { type: 'string', describe: from, defaultDescription: 'blue, or named after --from-url' })
+    .option('to', { type: 'string', describe: to, defaultDescription: 'green, or named after --to-url' })
     .option('from-url', { type: 'string', describe: 'Source URL, overriding the environment' })
     .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' });
 }
 
 /** The two endpoints of a pair command, as the library takes them. */
 export function resolvePair(argv: PairArgs, ctx: Context) {
-  const from = ctx.env(argv.from, argv['from-url']);
-  const to = ctx.env(argv.to, argv['to-url']);
+  const from = ctx.endpoint('from', argv.from, argv['from-url'], 'blue');
+  const to = ctx.endpoint('to', argv.to, argv['to-url'], 'green');
   return {
     from: { name: from.name, url: from.url, version: from.version },
     to: { name: to.name, url: to.url, version: to.version },
   };
 }
 
+/**
+ * The name of an endpoint given only by URL: `host:port/database` (no user, no
+ * password), so reports and the state kept on the target name the database itself.
+ */
+export function nameFromUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || u.searchParams.get('dbname') || '';
+    const host = u.hostname || u.searchParams.get('host') || 'localhost';
+    return `${host}:${u.port || '5432'}/${db || (u.username ? decodeURIComponent(u.username) : 'postgres')}`;
+  } catch {
+    throw new UsageError(`${redactText(url)} is not a connection URL`, 'write it as postgres://user:password@host:port/database (percent-encode / # ? @ in the password)');
+  }
+}
+
 export interface Context {
   settings: Settings;
   logger: Logger;
+  /** This run's id, in every JSON line and in the envelope. */
+  runId: string;
   /** Resolve an environment name (or --*-url override) to a database. */
   env(name: string, urlFlag?: string): Environment;
-  /** Print a command's result: JSON with --json, else the text renderer. */
-  output(result: unknown, text: () => string): void;
+  /**
+   * Resolve the command's source (`from`) or target (`to`): the name given, else one
+   * derived from the URL flag, else `fallback`; recorded in every log line.
+   */
+  endpoint(role: 'from' | 'to' | 'env', name: string | undefined, urlFlag: string | undefined, fallback?: string): Environment;
+  /**
+   * The command's result: printed once it has finished (text, or the --json envelope).
+   * `revealSecrets`: print passwords as they are (`env url`, which the DBA asked for).
+   * `plain`: the text is a value for the shell (`psql "$(bluegreen env url blue)"`): printed
+   * as it is even when stdout is not a terminal, unless --json or --log-format json.
+   */
+  output(result: unknown, text: () => string, opts?: { revealSecrets?: boolean; plain?: boolean }): void;
+  /** Runs `fn` once the command has finished, failed or not (metrics files). */
+  after(fn: () => Promise<void>): void;
 }
 
-export function makeContext(argv: GlobalArgs): Context {
-  const tty = Boolean(process.stderr.isTTY);
-  const format: LogFormat = argv['log-format'] ?? (tty ? 'text' : 'json');
+interface Pending {
+  result: unknown;
+  text: () => string;
+  revealSecrets?: boolean;
+  plain?: boolean;
+}
+
+function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending: { out?: Pending; after: (() => Promise<void>)[] }): Context {
+  const format = logFormatOf(argv);
   const logger = createLogger({
     format,
     level: argv.verbose ? 'debug' : argv.quiet ? 'warn' : 'info',
-    progress: tty && !argv.quiet,
+    // A live line only on a terminal; JSON events in a JSON log; nothing in a text log file.
+    progress: !argv.quiet && (format === 'json' || Boolean(process.stderr.isTTY)),
+    fields,
   });
   const settings = loadSettings({ mappings: argv.mappings, configPath: argv.config });
+  const env = (name: string, urlFlag?: string) => resolveEnvironment(settings, name, urlFlag);
   return {
     settings,
     logger,
-    env: (name, urlFlag) => resolveEnvironment(settings, name, urlFlag),
-    output(result, text) {
-      if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-      else process.stdout.write(text() + '\n');
+    runId: String(fields.runId),
+    env,
+    endpoint(role, name, urlFlag, fallback) {
+      const chosen = name ?? (urlFlag ? nameFromUrl(urlFlag) : fallback);
+      if (chosen === undefined) {
+        const urlName = role === 'env' ? 'url' : `${role}-url`;
+        throw new UsageError(`name the ${role === 'from' ? 'source' : role === 'to' ? 'target' : 'environment'}: --${role} ENV or --${urlName} URL`, `e.g. --${role} ${role === 'from' ? 'blue' : 'green'}`);
+      }
+      const e = env(chosen, urlFlag);
+      fields[role] = e.name;
+      return e;
+    },
+    output(result, text, opts) {
+      pending.out = { result, text, revealSecrets: opts?.revealSecrets, plain: opts?.plain };
+    },
+    after(fn) {
+      pending.after.push(fn);
     },
   };
+}
+
+/** The command words of a parsed invocation (`sync`, `schema apply`, `env up`). */
+function commandOf(argv: GlobalArgs & { action?: unknown }): string {
+  const words = (argv._ ?? []).map(String);
+  if (typeof argv.action === 'string') words.push(argv.action);
+  return words.join(' ') || 'bluegreen';
+}
+
+/** Writes one JSON line or text to a stream, passwords masked unless asked for. */
+function line(stream: NodeJS.WriteStream, text: string, revealSecrets = false): void {
+  stream.write((revealSecrets ? text : redactText(text)) + '\n');
 }
 
 /**
  * Runs a command handler. Expected failures (BluegreenError) print one line — what went
  * wrong and what to do next — and set the exit code; anything else is a bug and keeps its
- * stack so it can be reported.
+ * stack so it can be reported. The result is printed after the exit code is known, so the
+ * envelope says it.
  */
 export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>) {
   return async (argv: A): Promise<void> => {
-    let ctx: Context | undefined;
+    const g = argv as GlobalArgs;
+    const started = Date.now();
+    const command = commandOf(g as GlobalArgs & { action?: unknown });
+    const fields: Record<string, unknown> = { runId: randomBytes(6).toString('hex'), command };
+    const json = logFormatOf(g) === 'json';
+    const pending: { out?: Pending; after: (() => Promise<void>)[] } = { after: [] };
+    let code: number = ExitCode.ok;
+    let failure: { code: string; message: string; hint?: string } | undefined;
+    let errorLine: (() => void) | undefined;
     try {
-      applyTimeouts(argv as GlobalArgs);
-      cancelOnSignal(argv as GlobalArgs);
-      ctx = makeContext(argv as GlobalArgs);
-      const code = await fn(argv, ctx);
-      process.exitCode = code ?? ExitCode.ok;
+      applyTimeouts(g);
+      cancelOnSignal(g, fields);
+      const ctx = makeContext(g, fields, pending);
+      let failed = false;
+      try {
+        code = (await fn(argv, ctx)) ?? ExitCode.ok;
+      } catch (err) {
+        failed = true;
+        throw err;
+      } finally {
+        // The command's own failure is what gets reported; a follow-up's only when it alone failed.
+        for (const f of pending.after) await f().catch((err) => {
+          if (!failed) throw err;
+        });
+      }
     } catch (err) {
       // Interrupted: the signal handler reports and exits; a cancelled statement's error is its echo.
       if (interrupted) return;
-      const json = (argv as GlobalArgs)['log-format'] === 'json' || (!(argv as GlobalArgs)['log-format'] && !process.stderr.isTTY);
-      if (err instanceof BluegreenError) {
+      const described = describeError(err, Boolean(g.verbose));
+      code = described.exitCode;
+      failure = { code: described.code, message: described.message, hint: described.hint };
+      errorLine = () => {
         if (json) {
-          process.stderr.write(
-            redactText(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: err.message, hint: err.hint, error: err.name, exitCode: err.exitCode })) + '\n',
+          line(
+            process.stderr,
+            JSON.stringify({
+              time: new Date().toISOString(),
+              // A skipped run (exit 75) is normal under cron: not an error.
+              level: code === ExitCode.locked ? 'info' : 'error',
+              msg: described.message,
+              ...fields,
+              code: described.code,
+              error: described.code,
+              exitCode: code,
+              hint: described.hint,
+              sqlstate: described.sqlstate,
+              detail: described.detail,
+              stack: described.stack,
+            }),
           );
         } else {
-          process.stderr.write(redactText(`error: ${err.message}\n${err.hint ? `  next: ${err.hint}\n` : ''}`));
+          process.stderr.write(redactText(described.text) + '\n');
         }
-        process.exitCode = err.exitCode;
-      } else if (err && typeof err === 'object' && 'severity' in err && 'code' in err && !(argv as GlobalArgs).verbose) {
-        // A server-side error we did not anticipate: say what the server said, not a JS stack.
-        const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
-        process.stderr.write(
-          redactText(
-            `error: the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: nothing was committed; ${timeoutHint(e) ?? 'rerun with --verbose for the full trace and report it if it persists'}\n`,
-          ),
-        );
-        process.exitCode = ExitCode.failure;
-      } else {
-        process.stderr.write(redactText(`bluegreen: unexpected failure (this is a bug, please report it):\n${(err as Error)?.stack ?? String(err)}\n`));
-        process.exitCode = ExitCode.failure;
+      };
+    }
+    const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure);
+    if (pending.out || (g.json && failure)) {
+      const reveal = pending.out?.revealSecrets;
+      if (pending.out?.plain && !g.json && !g['log-format'] && !failure) {
+        line(process.stdout, pending.out.text(), reveal);
+      } else if (json) {
+        line(process.stdout, JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: `${command} ${env.ok ? 'done' : 'finished'} (exit ${code})`, ...fields, ...env }), reveal);
+      } else if (g.json) {
+        line(process.stdout, JSON.stringify(env, null, 2), reveal);
+      } else if (pending.out) {
+        line(process.stdout, pending.out.text(), reveal);
       }
     }
+    errorLine?.();
+    process.exitCode = code;
+  };
+}
+
+interface DescribedError {
+  exitCode: number;
+  /** Error class name (`LockedError`, `VersionMismatchError`), `DatabaseError`, or `Bug`. */
+  code: string;
+  message: string;
+  hint?: string;
+  /** PostgreSQL's error code, for a database error. */
+  sqlstate?: string;
+  detail?: string;
+  stack?: string;
+  /** The text-mode rendering. */
+  text: string;
+}
+
+function describeError(err: unknown, verbose: boolean): DescribedError {
+  if (err instanceof BluegreenError) {
+    const skipped = err.exitCode === ExitCode.locked;
+    return {
+      exitCode: err.exitCode,
+      code: err.name,
+      message: err.message,
+      hint: err.hint,
+      text: `${skipped ? 'skipped: ' : 'error: '}${err.message}${err.hint ? `\n  next: ${err.hint}` : ''}`,
+    };
+  }
+  if (err && typeof err === 'object' && 'severity' in err && 'code' in err && !verbose) {
+    // A server-side error we did not anticipate: say what the server said, not a JS stack.
+    const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
+    const message = `the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`;
+    const hint = `nothing was committed; ${timeoutHint(e) ?? 'rerun with --verbose for the full trace and report it if it persists'}`;
+    return {
+      exitCode: ExitCode.failure,
+      code: 'DatabaseError',
+      message,
+      hint,
+      sqlstate: e.code,
+      detail: e.detail,
+      text: `error: ${message}${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: ${hint}`,
+    };
+  }
+  const stack = (err as Error)?.stack ?? String(err);
+  return {
+    exitCode: ExitCode.failure,
+    code: 'Bug',
+    message: `unexpected failure (this is a bug, please report it): ${(err as Error)?.message ?? String(err)}`,
+    hint: 'report it with the stack trace',
+    stack,
+    text: `bluegreen: unexpected failure (this is a bug, please report it):\n${stack}`,
   };
 }

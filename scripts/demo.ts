@@ -82,14 +82,44 @@ class App {
   }
 }
 
+/** The demo marks the schema it creates, so a later run knows what it may drop. */
+const DEMO_MARK = 'bluegreen demo data (make demo drops and recreates it)';
+
+/** Why this database is not the demo's to reset, or undefined when it is empty or the demo's own. */
+async function notTheDemos(c: pg.Client): Promise<string | undefined> {
+  const r = await c.query<{ mark: string | null; tables: string | null; state: boolean }>(
+    `select obj_description('public'::regnamespace, 'pg_namespace') as mark,
+            (select string_agg(tablename, ', ' order by tablename) from pg_tables where schemaname = 'public') as tables,
+            exists (select 1 from pg_namespace where nspname = 'bluegreen') as state`,
+  );
+  const { mark, tables, state } = r.rows[0]!;
+  if (mark === DEMO_MARK) return undefined;
+  if (!tables && !state) return undefined;
+  return tables ? `tables ${tables}` : 'a bluegreen state schema';
+}
+
 async function main() {
   say('1/9', 'Start two local PostgreSQL clusters, blue and green (embedded, under .bluegreen/).');
   await bg(['env', 'up']);
   const state = readClusterState(path.join(root, '.bluegreen'));
   const blue = await client(state.blue!.url);
   const green = await client(state.green!.url);
-  // A clean slate, so the demo can run again and again.
-  for (const c of [blue, green]) await c.query('drop schema if exists public cascade; drop schema if exists bluegreen cascade; create schema public');
+  // A clean slate, so the demo can run again and again, but only over the demo's own data:
+  // anything else in the local clusters (a seed of your own, a restored dump) is never dropped.
+  for (const [name, c] of [['blue', blue], ['green', green]] as const) {
+    const foreign = await notTheDemos(c);
+    if (foreign) {
+      console.error(
+        `\ndemo refused: the local ${name} cluster holds data the demo did not create (${foreign}); nothing was changed.\n` +
+          `  to keep it: leave the clusters alone and run the commands yourself (README "Start here").\n` +
+          `  to reset the local clusters (deletes ALL their data): make clean, then make demo.`,
+      );
+      process.exit(2);
+    }
+  }
+  for (const c of [blue, green]) {
+    await c.query(`drop schema if exists public cascade; drop schema if exists bluegreen cascade; create schema public; comment on schema public is '${DEMO_MARK}'`);
+  }
 
   say('2/9', 'Blue runs the app at schema v1; green is deployed with v2 (login, first/last name, status).');
   await bg(['schema', 'apply', '--to', 'blue', '--version', '1']);

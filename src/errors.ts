@@ -1,10 +1,10 @@
 /**
  * Typed errors. Every expected failure is one class carrying the fields a DBA needs and
- * the exit code from SPEC.md; the CLI wrapper prints `message` (one line, with what to do
+ * the exit code the README promises; the CLI wrapper prints `message` (one line, with what to do
  * next in `hint`) and exits with `exitCode`. Unexpected errors keep their stack.
  */
 
-/** Exit codes promised by SPEC.md. */
+/** Exit codes promised to users (README: 0, 1, 2, 3, 75). */
 export const ExitCode = {
   ok: 0,
   failure: 1,

@@ -3,6 +3,7 @@
  * object per line otherwise (cron), never a password.
  */
 import { redactText } from './redact.ts';
+import { createProgressRenderer, type ProgressDetail, type ProgressRenderer } from './progress.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
@@ -12,8 +13,11 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
-  /** Per-table progress; drawn as a bar on a terminal, dropped in json/quiet mode. */
-  progress(table: string, done: number, total?: number): void;
+  /**
+   * Per-table progress: a live line on a terminal, a JSON line at most every few seconds
+   * otherwise, nothing in quiet mode (src/progress.ts renders it).
+   */
+  progress(table: string, done: number, total?: number, detail?: ProgressDetail): void;
   /** Marks the end of a progress line. */
   progressDone(table: string): void;
 }
@@ -23,21 +27,35 @@ const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 export interface LoggerOptions {
   format: LogFormat;
   level?: LogLevel;
-  /** Draw progress (only meaningful on a TTY). */
+  /** Report progress (a live line in text format, throttled JSON lines in json format). */
   progress?: boolean;
   /** Sink, stderr by default; tests pass their own. */
   write?: (line: string) => void;
+  /**
+   * Fields added to every JSON line (run id, command, endpoints); read at each line, so
+   * the caller may add endpoints once it has resolved them.
+   */
+  fields?: Record<string, unknown>;
+  /** Minimum milliseconds between two JSON progress lines (default 5000). */
+  progressIntervalMs?: number;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
   const min = order[opts.level ?? 'info'];
   const write = opts.write ?? ((l: string) => process.stderr.write(l));
-  const lastDraw = new Map<string, number>();
+  const base = opts.fields ?? {};
+  const bar: ProgressRenderer = createProgressRenderer({
+    mode: !opts.progress ? 'off' : opts.format === 'json' ? 'json' : 'tty',
+    write: (l) => write(redactText(l)),
+    fields: () => base,
+    intervalMs: opts.progressIntervalMs,
+  });
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (order[level] < min) return;
     if (opts.format === 'json') {
-      write(redactText(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })) + '\n');
+      write(redactText(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields })) + '\n');
     } else {
+      bar.clear();
       // Fields are for machines; a person reads the message (and sees fields with --verbose).
       const extra = min <= order.debug && fields && Object.keys(fields).length ? ' ' + formatFields(fields) : '';
       const prefix = level === 'info' ? '' : `${level}: `;
@@ -49,23 +67,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    progress(table, done, total) {
-      if (!opts.progress || opts.format === 'json') return;
-      const now = Date.now();
-      if (now - (lastDraw.get(table) ?? 0) < 100) return;
-      lastDraw.set(table, now);
-      const width = 24;
-      const bar =
-        total && total > 0
-          ? '[' + '#'.repeat(Math.min(width, Math.round((done / total) * width))).padEnd(width, '.') + ']'
-          : '';
-      write(`\r  ${table.padEnd(20)} ${bar} ${done.toLocaleString('en-US')}${total ? ' / ' + total.toLocaleString('en-US') : ''} rows\x1b[K`);
-    },
-    progressDone(table) {
-      if (!opts.progress || opts.format === 'json') return;
-      if (lastDraw.has(table)) write('\r\x1b[K');
-      lastDraw.delete(table);
-    },
+    progress: (table, done, total, detail) => bar.update(table, done, total, detail),
+    progressDone: (table) => bar.finish(table),
   };
 }
 

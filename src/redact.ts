@@ -1,4 +1,4 @@
-/** Connection URLs are never shown with their password (SPEC: "For cron and for people"). */
+/** Connection URLs are never shown with their password (README, Configuration). */
 
 /** `postgres://u:secret@h/db` -> `postgres://u:***@h/db`. Leaves non-URLs alone. */
 export function redactUrl(url: string): string {

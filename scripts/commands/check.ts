@@ -4,6 +4,7 @@ import { runCheck, type CheckRunReport, type SampleFixtures } from '../../src/co
 import { ExitCode } from '../../src/errors.ts';
 import { generateV1Rows, V1_COLUMNS, V1_TABLES, type V1Table } from '../../fixtures/generate.ts';
 import { handle, type GlobalArgs } from '../context.ts';
+import { numberCoerce } from '../options.ts';
 import { firstReachableServer } from '../../src/convert/catalogs.ts';
 import { CATALOG_HELP, catalogDatabases, catalogOptions, catalogsFor, type CatalogArgs } from './convert.ts';
 
@@ -69,7 +70,7 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
   describe: 'Validate every mapping (all errors at once) and round-trip fixture rows through each version pair',
   builder: (y) =>
     catalogOptions(y)
-      .option('sample-users', { type: 'number', default: 300, describe: "Users in the sample app's generated fixtures (sample app only)" })
+      .option('sample-users', { type: 'string', default: 300, coerce: numberCoerce('sample-users', { integer: true, positive: true }), describe: "Users in the sample app's generated fixtures (sample app only)" })
       .example('$0 check', 'the default mappings/ folder')
       .example('$0 check --mappings ../myapp/versions --json', "another app's versions, machine-readable")
       .epilogue(

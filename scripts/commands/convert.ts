@@ -4,6 +4,7 @@ import { catalogProvider, firstReachableServer, type CatalogDatabase, type Catal
 import { convertDump } from '../../src/convert/convert.ts';
 import { BluegreenError } from '../../src/errors.ts';
 import { handle, type Context, type GlobalArgs } from '../context.ts';
+import { numberCoerce } from '../options.ts';
 
 /** Options every offline command shares to find version catalogs. */
 export interface CatalogArgs {
@@ -68,7 +69,7 @@ export const convertCommand: CommandModule<GlobalArgs, ConvertArgs> = {
   builder: (y) =>
     catalogOptions(y)
       .option('in', { type: 'string', demandOption: true, describe: 'Dump directory to read (every checksum is verified first)' })
-      .option('to-version', { type: 'number', demandOption: true, describe: 'Version N to convert to (mappings/vN)' })
+      .option('to-version', { type: 'string', demandOption: true, coerce: numberCoerce('to-version', { integer: true, positive: true }), describe: 'Version N to convert to (mappings/vN)' })
       .option('out', { type: 'string', demandOption: true, describe: 'New directory for the converted dump (must not exist or be empty; 0700, files 0600)' })
       .example('$0 convert --in dumps/blue-v1 --to-version 3 --out dumps/blue-v3', 'v1 dump -> v3 dump through v2')
       .example('$0 convert --in dumps/green-v3 --to-version 1 --out dumps/rollback --catalog-url postgres://me@localhost/scratch', 'down the chain, learning catalogs on a scratch database')

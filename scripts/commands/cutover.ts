@@ -4,8 +4,10 @@ import { renderSync } from './sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { UsageError } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
+import { numberCoerce } from '../options.ts';
+import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
-interface CutoverArgs extends GlobalArgs, PairArgs {
+interface CutoverArgs extends GlobalArgs, PairArgs, MetricsArgs {
   'max-lag': number;
   timeout: number;
   'switch-command'?: string;
@@ -31,9 +33,9 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
   command: 'cutover',
   describe: 'Freeze the source, final sync, verify, align sequences: the target becomes current',
   builder: (y) =>
-    pairOptions(y, 'Environment serving now (frozen by the cutover)', 'Environment taking over')
-      .option('max-lag', { type: 'number', default: 300, describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
-      .option('timeout', { type: 'number', default: 60, describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
+    metricsOption(pairOptions(y, 'Environment serving now (frozen by the cutover)', 'Environment taking over'))
+      .option('max-lag', { type: 'string', default: 300, coerce: numberCoerce('max-lag', { min: 0 }), describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
+      .option('timeout', { type: 'string', default: 60, coerce: numberCoerce('timeout', { positive: true }), describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
       .option('switch-command', { type: 'string', describe: 'Shell command run after success, e.g. to flip a load balancer' })
       .option('force', { type: 'boolean', describe: 'Skip the lag and last-verify guardrails' })
       // The options sync takes, where they mean something for the final sync.
@@ -57,6 +59,7 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       throw new UsageError(`--timeout must be a positive number of seconds, got ${argv.timeout}`, 'e.g. --timeout 60');
     }
     const pair = resolvePair(argv, ctx);
+    if (argv['metrics-file']) ctx.after(async () => writeMetrics(argv['metrics-file']!, await pairMetrics(ctx, pair)));
     // Ctrl-C or SIGTERM mid-cutover must not leave the source frozen: the cutover stops as
     // on its timeout and unfreezes it. Default handling comes back once it has returned.
     const abort = new AbortController();

@@ -1,10 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { envDown, envStatus, envUp } from '../../src/env/embedded.ts';
+import { spawn } from 'node:child_process';
 import { redactUrl } from '../../src/redact.ts';
+import { readClusterState } from '../../src/env/state.ts';
+import { RuntimeFailure, UsageError } from '../../src/errors.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 
 interface EnvArgs extends GlobalArgs {
-  action: 'up' | 'down' | 'status';
+  action: 'up' | 'down' | 'status' | 'url' | 'psql';
   names: string[];
 }
 
@@ -13,11 +16,13 @@ export const envCommand: CommandModule<GlobalArgs, EnvArgs> = {
   describe: 'Start, stop or show the local embedded blue and green clusters',
   builder: (y) =>
     y
-      .positional('action', { choices: ['up', 'down', 'status'] as const, demandOption: true })
+      .positional('action', { choices: ['up', 'down', 'status', 'url', 'psql'] as const, demandOption: true })
       .positional('names', { type: 'string', array: true, default: ['blue', 'green'], describe: 'Environments' })
       .example('$0 env up', 'start blue and green under .bluegreen/ (initialised on first use)')
       .example('$0 env status --json', 'ports, data directories, running or not')
-      .example('$0 env down', 'stop both clusters (data is kept)') as never,
+      .example('$0 env down', 'stop both clusters (data is kept)')
+      .example('$0 env url blue', "the local blue cluster's full URL, password included (for psql, a GUI, an app)")
+      .example('$0 env psql green', 'psql on the local green cluster') as never,
   handler: handle<EnvArgs>(async (argv, ctx) => {
     const { stateDir } = ctx.settings;
     if (argv.action === 'up') {
@@ -26,6 +31,27 @@ export const envCommand: CommandModule<GlobalArgs, EnvArgs> = {
         Object.fromEntries(argv.names.map((n) => [n, { url: redactUrl(state[n]!.url), port: state[n]!.port }])),
         () => argv.names.map((n) => `${n.padEnd(6)} ${redactUrl(state[n]!.url)}`).join('\n'),
       );
+    } else if (argv.action === 'url' || argv.action === 'psql') {
+      const name = argv.names.length === 2 && argv.names[0] === 'blue' && argv.names[1] === 'green' ? 'blue' : argv.names[0]!;
+      if (argv.names.length > 1 && name !== 'blue') throw new UsageError(`env ${argv.action} takes one environment`, `e.g. bluegreen env ${argv.action} blue`);
+      const cluster = readClusterState(stateDir)[name];
+      // Only the local clusters this tool made: a configured URL's password stays where its owner put it.
+      if (!cluster) throw new UsageError(`${name} is not a local cluster of this folder (${stateDir})`, 'bluegreen env up starts them; for a configured environment, use its own URL');
+      if (argv.action === 'url') {
+        ctx.output({ environment: name, url: cluster.url }, () => cluster.url, { revealSecrets: true, plain: true });
+        return;
+      }
+      return await new Promise<number>((resolve, reject) => {
+        const child = spawn('psql', [cluster.url], { stdio: 'inherit' });
+        child.on('error', (err) =>
+          reject(
+            (err as NodeJS.ErrnoException).code === 'ENOENT'
+              ? new RuntimeFailure('psql is not installed (or not on PATH)', `connect with any client to the URL from: bluegreen env url ${name}`)
+              : err,
+          ),
+        );
+        child.on('exit', (code) => resolve(code ?? 1));
+      });
     } else if (argv.action === 'down') {
       await envDown(stateDir, argv.names, ctx.logger);
     } else {

@@ -2,9 +2,10 @@ import type { CommandModule } from 'yargs';
 import { importDump, type ImportReport } from '../../src/dump/import.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, type GlobalArgs } from '../context.ts';
+import { numberCoerce } from '../options.ts';
 
 interface ImportArgs extends GlobalArgs {
-  to: string;
+  to?: string;
   'to-url'?: string;
   in: string;
   truncate?: boolean;
@@ -36,17 +37,17 @@ export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
   describe: 'Load a dump into a database, all or nothing, after checking every checksum (converting it if versions differ)',
   builder: (y) =>
     y
-      .option('to', { type: 'string', demandOption: true, describe: 'Environment to write' })
+      .option('to', { type: 'string', describe: 'Environment to write', defaultDescription: 'named after --to-url' })
       .option('to-url', { type: 'string', describe: 'Connection URL, overriding the environment' })
       .option('in', { type: 'string', demandOption: true, describe: 'Dump directory (full, or incremental from export --since)' })
       .option('truncate', { type: 'boolean', default: false, describe: "Replace the target's rows (in the same transaction); full dumps only" })
-      .option('version', { type: 'number', describe: 'Target version, when it should not be detected' })
+      .option('version', { type: 'string', coerce: numberCoerce('version', { integer: true, positive: true }), describe: 'Target version, when it should not be detected' })
       .option('verify', { type: 'boolean', default: true, describe: 'Re-read what was loaded and compare with the dump (--no-verify skips)' })
       .example('$0 import --to green --in dumps/blue-full', 'load into an empty green; a v1 dump into a v2 green is converted on the fly')
       .example('$0 import --to green --in dumps/blue-full --truncate', "replace green's rows")
       .example('$0 import --to green --in dumps/blue-inc', 'apply an incremental dump: changed rows upserted, deleted keys removed') as never,
   handler: handle<ImportArgs>(async (argv, ctx) => {
-    const env = ctx.env(argv.to, argv['to-url']);
+    const env = ctx.endpoint('to', argv.to, argv['to-url']);
     const r = await importDump({
       url: env.url,
       environment: env.name,

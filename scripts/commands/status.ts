@@ -1,9 +1,11 @@
 import type { CommandModule } from 'yargs';
 import { environmentStatus, renderStatus } from '../../src/status.ts';
 import { readClusterState } from '../../src/env/state.ts';
+import { pairsOf } from '../../src/metrics.ts';
 import { handle, type GlobalArgs } from '../context.ts';
+import { metricsOption, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
-interface StatusArgs extends GlobalArgs {
+interface StatusArgs extends GlobalArgs, MetricsArgs {
   env?: string[];
 }
 
@@ -11,13 +13,15 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
   command: 'status',
   describe: 'Versions, watermarks and lag, last run and last verify of every environment',
   builder: (y) =>
-    y
+    metricsOption(y)
       .option('env', { type: 'string', array: true, describe: 'Environments to show', defaultDescription: 'configured ones, else blue and green' })
       .example('$0 status', 'what a DBA checks before a cutover')
-      .example('$0 status --json', 'for monitoring: lagSeconds per source') as never,
+      .example('$0 status --json', 'for monitoring: lag seconds, last run and last failure per pair')
+      .example('$0 status --metrics-file /var/lib/node_exporter/bluegreen.prom', 'Prometheus textfile, every pair') as never,
   handler: handle<StatusArgs>(async (argv, ctx) => {
     const names = argv.env ?? [...new Set([...Object.keys(ctx.settings.environments), 'blue', 'green', ...Object.keys(readClusterState(ctx.settings.stateDir))])];
     const list: Awaited<ReturnType<typeof environmentStatus>>[] = [];
+    const urls = new Map<string, string>();
     for (const name of names) {
       let env;
       try {
@@ -28,8 +32,12 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
         if (argv.env || !/^no database for environment/.test((err as Error).message)) throw err;
         continue; // not configured anywhere: nothing to show
       }
+      urls.set(name, env.url);
       list.push(await environmentStatus(name, env.url, ctx.settings.mappingsDir));
     }
-    ctx.output(list, () => (list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'));
+    // Per pair (source -> target): what monitoring alerts on.
+    const pairs = await pairsOf(list, (n) => urls.get(n));
+    if (argv['metrics-file']) await writeMetrics(argv['metrics-file'], pairs);
+    ctx.output({ environments: list, pairs }, () => (list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'));
   }),
 };

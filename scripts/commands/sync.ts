@@ -4,11 +4,14 @@ import { repair, type RepairReport } from '../../src/sync/repair.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
+import { durationCoerce } from '../options.ts';
+import { runPlan } from './plan.ts';
+import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
-interface SyncArgs extends GlobalArgs, PairArgs {
+interface SyncArgs extends GlobalArgs, PairArgs, MetricsArgs {
   full?: boolean;
+  'dry-run'?: boolean;
   lookback?: string;
-  'lock-timeout': string;
   force?: boolean;
   verify: 'auto' | 'full' | 'changed' | 'none' | boolean;
   reconcile?: boolean;
@@ -57,9 +60,10 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
   command: 'sync',
   describe: 'Bring the target up to date with the source through the mappings (incremental after the first run)',
   builder: (y) =>
-    pairOptions(y)
+    metricsOption(pairOptions(y))
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
-      .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
+      .option('dry-run', { type: 'boolean', describe: 'Print what the sync would do (bluegreen plan) and write nothing' })
+      .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
       .option('verify', {
         type: 'string',
         default: 'auto',
@@ -86,13 +90,15 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         describe: 'Re-copy exactly the keys the last verify named (missing, extra, changed) in one transaction, and check them again',
       })
       .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
-      .option('lock-timeout', { type: 'string', default: '30s', describe: 'Give up if target tables stay locked this long' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
       .example('$0 sync --reconcile', 'nightly: compare whole key sets for deletes (when bluegreen capture is enabled)')
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
+    if (argv['dry-run']) return runPlan(argv, ctx);
     const pair = resolvePair(argv, ctx);
+    // Metrics describe the run whatever its outcome (a failed run sets last_run_success 0).
+    if (argv['metrics-file']) ctx.after(async () => writeMetrics(argv['metrics-file']!, await pairMetrics(ctx, pair)));
     if (argv.repair) {
       const fixed = await repair({ ...pair, mappingsDir: ctx.settings.mappingsDir, lockTimeout: argv['lock-timeout'], logger: ctx.logger });
       ctx.output(fixed, () => renderRepair(fixed));

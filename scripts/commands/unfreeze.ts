@@ -4,7 +4,7 @@ import { unfreezeNow } from '../../src/cutover/freeze.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 
 interface UnfreezeArgs extends GlobalArgs {
-  env: string;
+  env?: string;
   url?: string;
 }
 
@@ -13,11 +13,11 @@ export const unfreezeCommand: CommandModule<GlobalArgs, UnfreezeArgs> = {
   describe: 'Allow application writes again on an environment a cutover froze',
   builder: (y) =>
     y
-      .option('env', { type: 'string', demandOption: true, describe: 'Environment to unfreeze' })
+      .option('env', { type: 'string', describe: 'Environment to unfreeze', defaultDescription: 'named after --url' })
       .option('url', { type: 'string', describe: 'Connection URL, overriding the environment' })
       .example('$0 unfreeze --env blue', 'blue accepts writes again (make sure the app does not write to both sides)') as never,
   handler: handle<UnfreezeArgs>(async (argv, ctx) => {
-    const env = ctx.env(argv.env, argv.url);
+    const env = ctx.endpoint('env', argv.env, argv.url);
     const client = await connect(env.url, { label: env.name, applicationName: 'bluegreen unfreeze' });
     try {
       // Lifting the freeze is one UPDATE, which no reader holds up; dropping the then

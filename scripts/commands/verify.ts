@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { verify, renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
+import { numberCoerce } from '../options.ts';
 
 interface VerifyArgs extends GlobalArgs, PairArgs {
   keys: number;
@@ -14,7 +15,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
   describe: 'Prove the target holds what the source holds, through the mappings; names every differing key',
   builder: (y) =>
     pairOptions(y)
-      .option('keys', { type: 'number', default: 10, describe: 'Differing keys to name per table and kind (counts are always complete)' })
+      .option('keys', { type: 'string', default: 10, coerce: numberCoerce('keys', { integer: true, min: 0 }), describe: 'Differing keys to name per table and kind (counts are always complete)' })
       .option('recheck', { type: 'boolean', default: true, describe: 'Compare differing rows once more before reporting (live source)' })
       .option('table', { type: 'string', array: true, describe: 'Only these target tables' })
       .example('$0 verify --from blue --to green', 'exit 0 when equal, 3 with the differing keys listed')

@@ -3,7 +3,8 @@
  * with the default NULL (an empty unquoted field) and quote (`"`).
  *
  * Why hand-written: csv-parse can only tell NULL from `""` through a `cast` callback, which
- * makes it ~9x slower (FACTS.md), and csv-stringify writes NULL and '' the same way. This
+ * made it 28-34x slower than this decoder, and csv-stringify writes NULL and '' the same way
+ * unless told otherwise per value (README, Design figures; `npx tsx bench/csv-libs.ts`). This
  * codec keeps the two apart by construction. Where the time goes (bench/convert.ts, a
  * hostile 1M-user dump): decoding finds fields with `indexOf` and `slice` (a per-character
  * loop over `charCodeAt` measured 2-4x slower than V8's native search), joins doubled quotes
@@ -238,7 +239,7 @@ export interface CsvEncoderOptions {
   header?: readonly string[];
   /**
    * Minimum size of each pushed Buffer in bytes (the last one may be smaller). Default
-   * 64 KiB: one COPY message per row costs ~10 CPU-s per million rows (FACTS.md).
+   * 64 KiB: one COPY message per row costs ~10 CPU-s per million rows (README, Design figures).
    */
   chunkSize?: number;
 }

@@ -128,10 +128,12 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
           ? await sqlTable(server!.client, p, catalogs[from]!, catalogs[opts.toVersion]!, staged, into, tap)
           : await convertTable(p, { header: true, through: tap, into });
       stats.push(s);
+      logger.progress('convert', stats.length, plan.tables.length, { unit: 'tables' });
       tables.push({ name: p.target.table, file, columns: p.target.columns, key: p.target.key, rows: s.rows, ...tap.digest() });
       if (s.orphans > 0) logger.warn(`  ${p.target.table}: ${s.orphans} rows of merged tables had no partner and were dropped`, { table: p.target.table, orphans: s.orphans });
       logger.info(`  ${p.target.table}: ${s.rows} rows`, { table: p.target.table, rows: s.rows, ms: s.ms });
     }
+    logger.progressDone('convert');
     const convertMs = Date.now() - t0;
     const out = newManifest({
       schemaVersion: opts.toVersion,

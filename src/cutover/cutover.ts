@@ -28,6 +28,7 @@ import { compileChain } from '../mapping/index.ts';
 import { BluegreenError, ExitCode, InvalidInputError, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { sync, type Endpoint, type SyncReport } from '../sync/sync.ts';
+import { freezeTimer } from '../progress.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { dropFreezeTriggers, freeze, frozenBy, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
 import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
@@ -113,7 +114,7 @@ export class CutoverRefusedError extends BluegreenError {
   }
 }
 
-async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, report: CutoverReport): Promise<void> {
+export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.Client, report: CutoverReport): Promise<void> {
   const g = (name: string, ok: boolean, detail: string) => report.guardrails.push({ name, ok, detail });
   const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
   for (const [side, client, pinned] of [['source', src, opts.from.version], ['target', dst, opts.to.version]] as const) {
@@ -343,6 +344,8 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
     }
     const frozenAt = new Date();
     report.frozenAt = frozenAt.toISOString();
+    // A live "writes frozen on blue: N s" line until the target takes the writes (or the source is unfrozen).
+    const frozenTimer = freezeTimer(logger, from);
 
     const runApps = [`bluegreen cutover ${from}->${to}`.slice(0, 63), `bluegreen verify ${from}->${to}`.slice(0, 63)];
     let final: Promise<SyncReport> | undefined;
@@ -401,7 +404,9 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
         });
       }
       await src.query('commit');
+      frozenTimer();
     } catch (err) {
+      frozenTimer();
       await src.query('rollback').catch(() => {});
       throw await abandon(err);
     }

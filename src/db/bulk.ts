@@ -1,5 +1,5 @@
 /**
- * Bulk-load fast path (FACTS.md: index maintenance dominates an indexed load; loading
+ * Bulk-load fast path (README, Design figures: index maintenance dominates an indexed load; loading
  * into bare tables and building indexes afterwards takes ~0.4x the time). Foreign keys,
  * primary/unique constraints and secondary indexes of the loaded tables are dropped
  * inside the caller's transaction and rebuilt after the data, so the whole thing stays

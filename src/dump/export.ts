@@ -18,7 +18,9 @@ import { InvalidInputError, TableError, VersionMismatchError } from '../errors.t
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { dumpOrderBy, keylessTables } from './keyless.ts';
-import { dumpFileName, newManifest, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { dumpFileName, newManifest, writeManifest, type DumpTable, type Manifest } from './manifest.ts';
+import { progressTap, tableEstimate } from '../progress.ts';
+import { markDumpComplete, prepareExportDir } from './outdir.ts';
 
 export interface ExportOptions {
   /** Source connection URL. */
@@ -40,6 +42,8 @@ export interface ExportOptions {
   since?: string;
   /** Extra margin for the next `since` (PostgreSQL interval), for application clocks. */
   lookback?: string;
+  /** Replace a previous complete dump in `out` (a killed export's partial output is always cleaned). */
+  force?: boolean;
   logger: Logger;
 }
 
@@ -79,7 +83,7 @@ export function keyOrderBy(t: TableInfo, key: string[]): string {
     .join(', ');
 }
 
-/** A table's key: its primary key, else refused (SPEC: no silent guesses). */
+/** A table's key: its primary key, else refused (no silent guesses). */
 export function tableKey(t: TableInfo): string[] {
   if (t.primaryKey.length > 0) return t.primaryKey;
   throw new TableError(
@@ -87,10 +91,6 @@ export function tableKey(t: TableInfo): string[] {
     'has no primary key',
     'add a primary key, or name a unique non-null key (or "reload": "full") for it in the mapping',
   );
-}
-
-async function ensureEmptyDir(dir: string): Promise<void> {
-  await prepareDumpDir(dir); // one-line refusals for files, read-only and pseudo file systems
 }
 
 /** A pass-through that hashes and counts what flows through it. */
@@ -113,10 +113,12 @@ export async function copyQueryToFile(
   client: pg.Client,
   sql: string,
   file: string,
+  progress?: Transform,
 ): Promise<{ rows: number; bytes: number; sha256: string }> {
   const source = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT csv, HEADER true)`));
   const tap = hashTap();
-  await pipeline(source, tap, createWriteStream(file, { mode: 0o600 }));
+  if (progress) await pipeline(source, tap, progress, createWriteStream(file, { mode: 0o600 }));
+  else await pipeline(source, tap, createWriteStream(file, { mode: 0o600 }));
   return { rows: source.rowCount, ...tap.digest() };
 }
 
@@ -180,7 +182,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       version = detected.version;
       catalog = await catalogs.get(version);
     }
-    await ensureEmptyDir(opts.out);
+    await prepareExportDir(opts.out, { force: opts.force, logger });
     const order = loadOrder(catalog);
     // Keyless tables a mapping reloads whole or appends to: dumped whole (src/dump/keyless.ts).
     const keyless = await keylessTables(opts.mappingsDir, version);
@@ -217,7 +219,8 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const bound = sinceFilters.get(p.t.name);
       const filter = bound ? ` where ${bound}` : '';
       const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${dumpOrderBy(p.key.length ? keyOrderBy(p.t, p.key) : '', p.key, p.columns)}`;
-      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file));
+      const est = opts.since === undefined ? await tableEstimate(client, p.t.name) : {};
+      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file), progressTap(logger, p.t.name, { totalRows: est.rows === undefined ? undefined : est.rows + 1 }));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined && p.key.length) {
         // Every key at the snapshot: target rows whose key is not here were deleted.
@@ -246,6 +249,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     });
     // The manifest is written last: a directory without one is never taken for a dump.
     await writeManifest(opts.out, manifest);
+    await markDumpComplete(opts.out);
     return { dir: opts.out, manifest, nextSince: horizon.value, tables: reports, ms: Date.now() - started };
   } finally {
     for (const c of [main, ...extra]) await c.end().catch(() => {});

@@ -8,7 +8,7 @@
  * load is one transaction: a failure or a SIGKILL at any point leaves the target as it
  * was (PostgreSQL rolls back the open transaction when the session dies).
  *
- * Fast path for an initial load (FACTS.md: index maintenance dominates an indexed load):
+ * Fast path for an initial load (README, Design figures: index maintenance dominates an indexed load):
  * foreign keys, unique/primary constraints and secondary indexes of the loaded tables are
  * dropped inside the transaction and rebuilt after the data, which is also atomic.
  */
@@ -32,6 +32,7 @@ import { convertTable, locateInConverted, planConversion, type TablePlan } from 
 import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
+import { progressTap } from '../progress.ts';
 import { assertDumpReproduced } from './reproduce.ts';
 import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { dumpOrderBy } from './keyless.ts';
@@ -187,12 +188,12 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
         );
         let expected: number;
         if (l.raw) {
-          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), sink);
+          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
           expected = l.raw.rows;
         } else {
           // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
           // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, into: sink }).catch(async (e: unknown) => {
+          const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
             throw await locateInConverted(e, l.convert!); // a value the target refused: which row
           });
           expected = stats.rows;

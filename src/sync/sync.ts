@@ -12,6 +12,7 @@
  * hash buckets; only keys in differing buckets travel, and target rows whose key is gone
  * are deleted, children before parents.
  */
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -30,6 +31,7 @@ import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
 import { acquireTargetLock, releaseTargetLock } from './lock.ts';
 import { loadHorizonSample, readHorizon, saveHorizonSample } from './horizon.ts';
+import { progressTap, tableEstimate } from '../progress.ts';
 import { verify, type VerifyReport } from '../verify/verify.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
 import { preflight } from '../convert/preflight.ts';
@@ -265,8 +267,11 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
         const sql = ct.selectSql((table) => sourceRelation(ct, table, inc, planFor));
         const r: TableSyncReport = { table: ct.table, mode: bulk ? 'bulk' : inc ? 'incremental' : 'full', read: 0, inserted: 0, updated: 0, deleted: 0, ms: 0 };
         report.tables.push(r);
+        // Progress per table; a total only when the whole source table is read.
+        const est = inc ? {} : await tableEstimate(src, ct.sources[0]!.table);
+        const tap = (binary: boolean) => progressTap(logger, ct.table, { totalRows: est.rows, bytesPerRow: binary ? est.bytesPerRow ?? 0 : undefined });
         if (bulk) {
-          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns).catch(async (e) => {
+          r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap).catch(async (e) => {
             throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
           });
         } else {
@@ -274,7 +279,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
           await dst.query(
             `create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`,
           );
-          r.read = await pipeCopy(src, dst, sql, stage, ct.columns).catch(async (e) => {
+          r.read = await pipeCopy(src, dst, sql, stage, ct.columns, tap).catch(async (e) => {
             // A row the mapping cannot convert: name its table, column and key.
             throw await locateOnFreshSession(e, ct, (t) => sourceRelation(ct, t, inc, planFor), opts.from.url, opts.from.name);
           });
@@ -432,11 +437,12 @@ function sourceRelation(ct: CompiledTable, table: string, incremental: boolean, 
 }
 
 /** Streams `COPY (sql) TO STDOUT` on `src` into `COPY rel (columns) FROM STDIN` on `dst`. */
-export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[]): Promise<number> {
+export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[], tap?: (binary: boolean) => Transform): Promise<number> {
   const format = (await binaryIsExact(src, dst, sql, rel, columns)) ? 'binary' : 'csv';
   const out = src.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT ${format})`));
   const inn = dst.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT ${format})`));
-  await pipeline(out, inn);
+  if (tap) await pipeline(out, tap(format === 'binary'), inn);
+  else await pipeline(out, inn);
   return inn.rowCount;
 }
 

@@ -309,7 +309,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
       r.ms = Date.now() - t0;
       report.tables.push(r);
       opts.logger.debug(`verify ${name}: ${r.sourceRows}/${r.targetRows} rows, ${differing.length} differing buckets`);
+      opts.logger.progress('verify', report.tables.length, names.length, { unit: 'tables', phase: 'hash' });
     }
+    opts.logger.progressDone('verify');
     await end();
 
     // Recheck what differed, in fresh snapshots, unless we compared against a fixed one.

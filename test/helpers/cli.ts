@@ -13,10 +13,14 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * Starts bluegreen. Output is text unless the test says otherwise (`--log-format json`,
+ * or BLUEGREEN_LOG_FORMAT: '' for the not-a-terminal default, which is JSON).
+ */
 export function startCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd,
-    env: { ...process.env, BLUE_URL: '', GREEN_URL: '', ...env },
+    env: { ...process.env, BLUE_URL: '', GREEN_URL: '', BLUEGREEN_LOG_FORMAT: 'text', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

@@ -29,7 +29,8 @@ export async function makePair(blueVersion: number | null = 1, greenVersion: num
   return { blue, green, run, ok };
 }
 
-/** Parses the JSON report printed by a command run with --json. */
+/** Parses the JSON report printed by a command run with --json (the envelope's `report`). */
 export function report<T = any>(r: CliResult): T {
-  return JSON.parse(r.stdout) as T;
+  const printed = JSON.parse(r.stdout);
+  return (printed && typeof printed === 'object' && 'formatVersion' in printed ? printed.report : printed) as T;
 }

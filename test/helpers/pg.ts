@@ -1,7 +1,7 @@
 /**
  * Real databases for integration tests: each call makes a fresh database owned by a
- * NON-superuser role, so every test also proves bluegreen needs no superuser (SPEC:
- * least privilege). Databases are dropped when the test file ends.
+ * NON-superuser role, so every test also proves bluegreen needs no superuser (least
+ * privilege). Databases are dropped when the test file ends.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../helpers/pg.ts';
 import { runCli, ROOT } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { report } from '../helpers/pair.ts';
 
 const MAPPINGS = path.join(ROOT, 'mappings');
 let catalogUrl: string;
@@ -42,7 +43,7 @@ describe('check', () => {
     expect(r.stdout).toMatch(/v1 -> v2 -> v1\s+ok\s+lossless round trip/);
     expect(r.stdout).toMatch(/v2 -> v1 -> v2\s+ok\s+lossy columns: users.first_name, users.last_name/);
     expect(r.stdout).toContain('check passed');
-    const j = JSON.parse((await check(MAPPINGS, ['--json'])).stdout);
+    const j = report((await check(MAPPINGS, ['--json'])));
     expect(j.ok).toBe(true);
     expect(j.fixtures.kind).toBe('sample');
     expect(j.fixtures.rows.users).toBe(300);
@@ -66,7 +67,7 @@ describe('check', () => {
     expect(r.stdout).toContain(`${path.join('v2', 'up.json')} at /tables/roles: unknown key "colour"`);
     expect(r.stdout).toMatch(/v3\/up\.json at \/tables\/user_groups\/ops\/0/);
     expect(r.stdout).toMatch(/v3\/down\.json at \/loses: source column user_profiles\.updated_at is lost/);
-    const j = JSON.parse((await check(dir, ['--json'])).stdout);
+    const j = report((await check(dir, ['--json'])));
     expect(j.ok).toBe(false);
     const where = j.problems.map((p: { file: string; path: string }) => `${path.relative(dir, p.file)} ${p.path}`);
     expect(where).toContain('v2/up.json /tables/roles');
@@ -96,13 +97,13 @@ describe('check', () => {
     await writeFile(path.join(dir, 'v2', 'schema.sql'), `CREATE TABLE items (sku text PRIMARY KEY, title text, qty integer NOT NULL DEFAULT 0);`);
     await editJson(path.join(dir, 'v2', 'up.json'), (j) => (j.tables.items.ops = [{ op: 'rename', from: 'label', to: 'title' }]));
     await editJson(path.join(dir, 'v2', 'down.json'), (j) => (j.tables.items.ops = [{ op: 'rename', from: 'title', to: 'label' }]));
-    const bare = JSON.parse((await check(dir, ['--json'])).stdout);
+    const bare = report((await check(dir, ['--json'])));
     expect(bare).toMatchObject({ ok: true, fixtures: { kind: 'none' }, roundTrips: [] });
     await mkdir(path.join(dir, 'fixtures', 'v1'), { recursive: true });
     await writeFile(path.join(dir, 'fixtures', 'v1', 'items.csv'), 'qty,sku,label\n1,a,"x, y"\n2,b,\n3,c,""\n');
     const r = await check(dir, ['--json']);
     expect(r.code, r.stdout).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, fixtures: { kind: 'files', rows: { items: 3 } } });
+    expect(report(r)).toMatchObject({ ok: true, fixtures: { kind: 'files', rows: { items: 3 } } });
   });
 });
 
@@ -180,7 +181,7 @@ CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2) NOT NULL, placed
   it('passes a mapping whose zone cast has no JS face: the server runs its SQL face in the round trip', async () => {
     const dir = await app({ op: 'copy', from: 'note', to: 'note' }, twin);
     const r = await check(dir, ['--json']);
-    const j = JSON.parse(r.stdout);
+    const j = report(r);
     expect(r.code, JSON.stringify(j.problems) + JSON.stringify(j.roundTrips)).toBe(0);
     expect(j.server).toBe('--catalog-url');
     expect(j.roundTrips.map((t: { ok: boolean }) => t.ok)).toEqual([true, true]);

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { runCli, ROOT } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { report } from '../helpers/pair.ts';
 
 const MAPPINGS = path.join(ROOT, 'mappings');
 const V1 = ['roles', 'users', 'user_roles', 'user_settings'];
@@ -119,7 +120,7 @@ describe('issue 3 done-when: blue v1 -> green v2 and v3 -> back to v1', () => {
     const dumpV3 = await exportTo(green3);
     const fresh = await databaseAt(1);
     const r = await ok(['import', '--to', 'green', '--to-url', fresh, '--in', dumpV3, '--json']);
-    expect(JSON.parse(r.stdout)).toMatchObject({ version: 1, dumpVersion: 3 });
+    expect(report(r)).toMatchObject({ version: 1, dumpVersion: 3 });
     expect(await snapshot(fresh, V1)).toEqual(await snapshot(blue, V1));
     // Bulk-load DDL came back and the identity sequence moved past the imported ids.
     const [row] = await query<{ id: string }>(fresh, `insert into users (username) values ('after-import') returning id`);

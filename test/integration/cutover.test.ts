@@ -249,7 +249,7 @@ describe('cutover', () => {
     const status = await p.ok(['status']);
     expect(status.stdout).toContain('FROZEN by an interrupted cutover to green: run bluegreen unfreeze --env blue');
     const statusJson = report(await p.ok(['status', '--json']));
-    expect(statusJson.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: false, target: 'green' });
+    expect(statusJson.environments.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: false, target: 'green' });
     const again = await p.run(['cutover', '--json']);
     expect(again.code).toBe(1);
     const g = report(again).guardrails.find((x: { name: string }) => x.name === 'source serving');
@@ -266,7 +266,7 @@ describe('cutover', () => {
     expect(cut.ok).toBe(true);
     expect(await query(p.green, `select count(*)::int as n from users where login = 'written after unfreeze'`)).toEqual([{ n: 1 }]);
     const after = report(await p.ok(['status', '--json']));
-    expect(after.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: true, target: 'green' });
+    expect(after.environments.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: true, target: 'green' });
   });
 
   it('M5: a timed-out cutover unfreezes blue promptly while a long report reads it', async () => {

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { collect, runCli, startCli, ROOT } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { report } from '../helpers/pair.ts';
 
 const MAPPINGS = path.join(ROOT, 'mappings');
 
@@ -149,7 +150,7 @@ describe('refusals change nothing', () => {
     const r = await runCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--to-url', await emptyGreen(), '--in', bad]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/tables/1/rows');
-    expect(r.stderr).toContain('missing required key \\"sha256\\"');
+    expect(r.stderr).toContain('missing required key "sha256"');
   });
 
   it('refuses a target at another version', async () => {
@@ -221,7 +222,7 @@ describe('incremental export and import', () => {
     const green = await freshDatabase('green');
     await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
     const full = path.join(await tmp('full'), 'd');
-    const first = JSON.parse((await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', full, '--json'])).stdout);
+    const first = report((await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', full, '--json'])));
     await runOk(['import', '--to', 'green', '--to-url', green, '--in', full]);
     // Changes after the full export: an update, an insert, deletes in parent and child.
     await query(blue, `update users set full_name = 'Changed Name' where username = 'comma'`);
@@ -229,17 +230,17 @@ describe('incremental export and import', () => {
     await query(blue, `delete from user_settings where id = '12345678-1234-1234-1234-123456789abc'`);
     await query(blue, `delete from users where username = 'spaces'`);
     const inc = path.join(await tmp('inc'), 'd');
-    const second = JSON.parse((await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', inc, '--since', first.nextSince, '--json'])).stdout);
+    const second = report((await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', inc, '--since', first.nextSince, '--json'])));
     expect(second.mode).toBe('incremental');
     const manifest = JSON.parse(await readFile(path.join(inc, 'manifest.json'), 'utf8'));
     const users = manifest.tables.find((t: { name: string }) => t.name === 'users');
     expect(users.rows).toBe(2); // the update and the insert, not the 10 seeded rows
     expect(users.keysFile.rows).toBe(10);
     expect(users.watermark.from).toBe(first.nextSince);
-    const r = JSON.parse((await runOk(['import', '--to', 'green', '--to-url', green, '--in', inc, '--json'])).stdout);
+    const r = report((await runOk(['import', '--to', 'green', '--to-url', green, '--in', inc, '--json'])));
     expect(r.tables.find((t: { table: string }) => t.table === 'users')).toMatchObject({ inserted: 1, updated: 1, deleted: 1 });
     expect(await snapshot(green)).toEqual(await snapshot(blue));
-    const again = JSON.parse((await runOk(['import', '--to', 'green', '--to-url', green, '--in', inc, '--json'])).stdout);
+    const again = report((await runOk(['import', '--to', 'green', '--to-url', green, '--in', inc, '--json'])));
     for (const t of again.tables) expect([t.table, t.inserted, t.updated, t.deleted]).toEqual([t.table, 0, 0, 0]);
   });
 
@@ -249,7 +250,7 @@ describe('incremental export and import', () => {
     await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
     const d = path.join(await tmp('full'), 'd');
     await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', d]);
-    const r = JSON.parse((await runOk(['import', '--to', 'green', '--to-url', green, '--in', d, '--json'])).stdout);
+    const r = report((await runOk(['import', '--to', 'green', '--to-url', green, '--in', d, '--json'])));
     expect(r.verify).toEqual({ clean: true, method: 'sha256', differing: [] });
   });
 });

@@ -14,6 +14,7 @@ import { runCli } from '../helpers/cli.ts';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { SHOP_MAPPINGS } from '../helpers/shop.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { report } from '../helpers/pair.ts';
 
 /** A mappings folder holding only the shop's v1. */
 async function shopV1Folder(): Promise<string> {
@@ -64,7 +65,7 @@ describe('new-version --from', () => {
 
     const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout);
+    const out = report(r);
     expect(out.version).toBe(2);
     expect(out.drift).toEqual([]);
     expect(out.skipped).toEqual([]);
@@ -137,7 +138,7 @@ describe('new-version --from', () => {
     // check lists what is left to decide, file and JSON path, and refuses the drafts.
     const checked = await bluegreen(dir, ['check', '--json', '--catalog-url', db]);
     expect(checked.code).toBe(2);
-    const problems = JSON.parse(checked.stdout).problems as { file: string; path: string; message: string }[];
+    const problems = report(checked).problems as { file: string; path: string; message: string }[];
     const todo = problems.filter((p) => p.path.startsWith('/_todo/'));
     expect(todo.length).toBe(up._todo.length + down._todo.length);
     expect(todo.every((p) => p.message.startsWith('open decision: '))).toBe(true);
@@ -175,7 +176,7 @@ describe('new-version --from', () => {
     expect([idUp.tables.order_events.reload, idDown.tables.order_events.reload]).toEqual(['append', 'append']);
     const db = await freshDatabase('shopv2');
     const checked = await bluegreen(plain, ['check', '--json', '--catalog-url', db]);
-    const v3Problems = JSON.parse(checked.stdout).problems.filter((p: { file: string }) => p.file.includes(`${path.sep}v3${path.sep}`));
+    const v3Problems = report(checked).problems.filter((p: { file: string }) => p.file.includes(`${path.sep}v3${path.sep}`));
     expect(v3Problems).toEqual([]);
 
     // --from a v2 database the team migrated: only the new column is left to decide.
@@ -184,7 +185,7 @@ describe('new-version --from', () => {
     await query(db, `alter table customers add column phone text`);
     const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout);
+    const out = report(r);
     expect(out.drift).toEqual([]);
     expect(out.changes).toEqual([{ kind: 'column added', table: 'customers', column: 'phone', detail: 'text' }]);
     expect(out.upTodo).toEqual([expect.stringMatching(/^customers\.phone \(text\) is new/)]);
@@ -200,7 +201,7 @@ describe('new-version --from', () => {
     expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--version', '1'])).code).toBe(0);
     const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout);
+    const out = report(r);
     expect([out.changes, out.drift]).toEqual([[], []]);
     // The only decision: how to sync the keyless table (nothing earlier says so).
     for (const todo of [out.upTodo, out.downTodo]) expect(todo).toEqual([expect.stringMatching(/^table order_events has no key: GUESS "reload": "append"/)]);

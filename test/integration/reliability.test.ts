@@ -436,7 +436,8 @@ describe('8. timeouts', () => {
       ]);
       expect(r.code, r.stderr).toBe(1);
       expect(Date.now() - t0).toBeLessThan(10_000);
-      expect(r.stderr).toMatch(/^error: cannot connect to blue at postgres:\/\/u:\*\*\*@127\.0\.0\.1:\d+\/db: no answer within 2 s \(--connect-timeout\)\n/);
+      // With only --from-url the endpoint is named after it (host:port/database).
+      expect(r.stderr).toMatch(/^error: cannot connect to 127\.0\.0\.1:\d+\/db at postgres:\/\/u:\*\*\*@127\.0\.0\.1:\d+\/db: no answer within 2 s \(--connect-timeout\)\n/);
       expect(r.stderr).not.toContain('pw@');
     } finally {
       for (const s of sockets) s.destroy();
@@ -502,7 +503,7 @@ describe('11. failures are recorded; a finished cutover shows no growing lag', (
     }
     expect(await query(p.green, `select * from bluegreen.watermarks order by table_name`)).toEqual(marks);
     const st = report(await p.ok(['status', '--json', '--env', 'green']));
-    const green = (Array.isArray(st) ? st : st.report)[0];
+    const green = (Array.isArray(st) ? st : st.environments)[0];
     expect(green.lastFailure.kind).toBe('sync');
     expect(green.lastFailure.source).toBe('blue');
     expect(green.lastFailure.error).toMatch(/lock timeout/);
@@ -519,7 +520,7 @@ describe('11. failures are recorded; a finished cutover shows no growing lag', (
     const r = await p.run(['cutover', '--max-lag', '0']);
     expect(r.code, r.stderr).toBe(1);
     const st = report(await p.ok(['status', '--json', '--env', 'green']));
-    const green = (Array.isArray(st) ? st : st.report)[0];
+    const green = (Array.isArray(st) ? st : st.environments)[0];
     expect(green.lastFailure.kind).toBe('cutover');
     expect(green.lastFailure.error).toMatch(/refused: lag: \d+ s behind \(max 0 s\)/);
     expect(green.frozen ?? null).toBeNull();
@@ -533,7 +534,7 @@ describe('11. failures are recorded; a finished cutover shows no growing lag', (
     await p.ok(['cutover']);
     await new Promise((r) => setTimeout(r, 1500));
     const st = report(await p.ok(['status', '--json', '--env', 'green']));
-    const green = (Array.isArray(st) ? st : st.report)[0];
+    const green = (Array.isArray(st) ? st : st.environments)[0];
     const fromBlue = green.sources.find((s: { source: string }) => s.source === 'blue');
     expect(fromBlue.lagSeconds).toBeNull();
     expect(fromBlue.cutOverAt).toBeTruthy();

@@ -163,7 +163,7 @@ describe('local-time watermarks with the writers zone declared', () => {
     expect(s.stderr).toMatch(/orders.*local time.*zone=Europe\/Berlin/s);
     const c = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--json']);
     expect(c.code).toBe(1);
-    const r = JSON.parse(c.stdout);
+    const r = report(c);
     expect(r.frozenAt).toBeUndefined();
     expect(r.guardrails.find((g: { name: string }) => g.name === 'watermarks')).toMatchObject({ ok: false });
     // Blue was never frozen: no freeze record, no freeze trigger, and it takes writes.
@@ -173,8 +173,8 @@ describe('local-time watermarks with the writers zone declared', () => {
     // An option the final sync would choke on is refused before the freeze too.
     const typo = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 parsecs', '--json']);
     expect(typo.code).toBe(1);
-    expect(JSON.parse(typo.stdout).frozenAt).toBeUndefined();
-    expect(JSON.parse(typo.stdout).guardrails.find((g: { name: string }) => g.name === 'options').detail).toMatch(/--lookback "14 parsecs" is not an interval/);
+    expect(report(typo).frozenAt).toBeUndefined();
+    expect(report(typo).guardrails.find((g: { name: string }) => g.name === 'options').detail).toMatch(/--lookback "14 parsecs" is not an interval/);
     expect(await query(p.blue, `select to_regclass('bluegreen.freeze') is null as none`)).toEqual([{ none: true }]);
     // The sync options work on cutover too: the legacy lookback accepts the zone-less column.
     const ok = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--force', '--lookback', '14 hours', '--lock-timeout', '5s', '--json']);
@@ -202,7 +202,7 @@ describe('cutover', () => {
     await w.end();
     const r = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const rep = JSON.parse(r.stdout);
+    const rep = report(r);
     expect(rep.guardrails.find((g: { name: string }) => g.name === 'watermarks').detail).toMatch(/orders\.updated_at \(local Europe\/Berlin\)/);
     // Every row verified before the freeze (when the last full verify was older than the
     // last sync), what the final sync read checked while frozen.
@@ -319,7 +319,7 @@ describe('append-only keyless tables', () => {
     await query(p.blue, `update history set delta = 1 where aid = 999`);
     const v = await p.run(['verify', '--from', 'blue', '--to', 'green', '--json']);
     expect(v.code).toBe(3);
-    const t = JSON.parse(v.stdout).tables.find((x: { table: string }) => x.table === 'history');
+    const t = report(v).tables.find((x: { table: string }) => x.table === 'history');
     expect(t).toMatchObject({ comparedAs: 'multiset', sourceRows: 20, targetRows: 21 });
     expect(t.extra.count).toBe(1);
   });
@@ -363,7 +363,7 @@ describe('keyless full reloads', () => {
       await w.query(sql!);
       await w.end();
     }
-    const since = JSON.parse(full.stdout).nextSince ?? JSON.parse(full.stdout).report?.nextSince;
+    const since = report(full).nextSince;
     await p.ok(['export', '--from', 'blue', '--since', since, '--out', path.join(out, 'inc')]);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'inc')]);
     for (const t of ['settings', 'history', 'events', 'orders', 'visits']) expect(await multiset(p.green, t)).toEqual(await multiset(p.blue, t));

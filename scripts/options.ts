@@ -1,0 +1,73 @@
+/**
+ * Interval and number flags, checked when the arguments are parsed: before any
+ * connection, a bad value is a usage error (exit 2) with one line naming the flag, never a
+ * server error or a NaN halfway through a run. Every form accepted here is one PostgreSQL
+ * reads as an `interval`; a duration setting is passed as exact milliseconds.
+ */
+
+const UNIT_MS: Record<string, number> = {
+  us: 0.001, usec: 0.001, usecs: 0.001, microsecond: 0.001, microseconds: 0.001,
+  ms: 1, msec: 1, msecs: 1, millisecond: 1, milliseconds: 1,
+  s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
+  m: 60_000, min: 60_000, mins: 60_000, minute: 60_000, minutes: 60_000,
+  h: 3_600_000, hr: 3_600_000, hrs: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  d: 86_400_000, day: 86_400_000, days: 86_400_000,
+  w: 604_800_000, week: 604_800_000, weeks: 604_800_000,
+};
+
+/**
+ * Milliseconds of a duration written as PostgreSQL would take it: `30s`, `500 ms`,
+ * `'2 minutes'`, `1 hour 30 minutes`, `00:01:30`, or a bare number of `bareUnit`s.
+ * Returns undefined when the text is not a duration.
+ */
+export function parseDuration(text: string, bareUnit: 'ms' | 's' = 's'): number | undefined {
+  const s = text.trim().toLowerCase();
+  if (s === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * (bareUnit === 's' ? 1000 : 1);
+  const clock = /^(\d+):([0-5]\d)(?::([0-5]\d(?:\.\d+)?))?$/.exec(s);
+  if (clock) return (Number(clock[1]) * 3600 + Number(clock[2]) * 60 + Number(clock[3] ?? 0)) * 1000;
+  let total = 0;
+  let matched = 0;
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)\s*([a-z]+)\s*/g)) {
+    const unit = UNIT_MS[m[2]!];
+    if (unit === undefined) return undefined;
+    total += Number(m[1]) * unit;
+    matched += m[0].length;
+  }
+  return matched === s.length ? total : undefined;
+}
+
+function usage(message: string): Error {
+  // yargs reports an Error thrown from a coerce function through .fail(): exit 2, one line.
+  return new Error(message);
+}
+
+/** yargs `coerce` for a duration flag: validated, and normalised to `<n>ms` (or `<n> seconds`). */
+export function durationCoerce(flag: string, opts: { min?: number; as?: 'ms' | 'interval'; bareUnit?: 'ms' | 's' } = {}) {
+  return (v: unknown): string | undefined => {
+    if (v === undefined) return undefined;
+    const ms = typeof v === 'number' ? v * (opts.bareUnit === 'ms' ? 1 : 1000) : parseDuration(String(v), opts.bareUnit);
+    if (ms === undefined || !Number.isFinite(ms)) {
+      throw usage(`--${flag} must be a duration such as '30s', '500ms' or '2 minutes' (got ${JSON.stringify(String(v))})`);
+    }
+    if (ms < (opts.min ?? 0)) throw usage(`--${flag} must be at least ${opts.min} ms (got ${JSON.stringify(String(v))})`);
+    // An interval is passed on as written (PostgreSQL reads every form accepted here, and
+    // messages then echo the user's words); a setting gets exact milliseconds.
+    return opts.as === 'interval' ? String(v).trim() : `${Math.round(ms)}ms`;
+  };
+}
+
+/** yargs `coerce` for a number flag: a finite number in range, an integer when asked. */
+export function numberCoerce(flag: string, opts: { min?: number; max?: number; integer?: boolean; positive?: boolean } = {}) {
+  return (v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    const text = String(Array.isArray(v) ? v[v.length - 1] : v).trim();
+    const n = text === '' ? NaN : Number(text);
+    const kind = opts.integer ? 'integer' : 'number';
+    const what = `${opts.positive ? `a positive ${kind}` : `${opts.integer ? 'an' : 'a'} ${kind}${opts.min !== undefined ? ` >= ${opts.min}` : ''}`}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
+    if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.positive && n <= 0) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
+      throw usage(`--${flag} must be ${what} (got ${JSON.stringify(text)})`);
+    }
+    return n;
+  };
+}
