@@ -18,6 +18,7 @@ import { createLogger, type Logger, type LogFormat } from '../src/log.ts';
 import { redactText } from '../src/redact.ts';
 import { envelope, type Envelope } from './envelope.ts';
 import { cancelStatements, parseTimeout, setSessionTimeouts } from '../src/db/connect.ts';
+import { checkConnectionUrl } from '../src/db/url.ts';
 
 export interface GlobalArgs {
   mappings?: string;
@@ -144,6 +145,8 @@ export function resolvePair(argv: PairArgs, ctx: Context) {
  * password), so reports and the state kept on the target name the database itself.
  */
 export function nameFromUrl(url: string): string {
+  // The same one-line refusals as any other URL (several hosts, unescaped password).
+  checkConnectionUrl(url, 'the endpoint', 'flag');
   try {
     const u = new URL(url);
     const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || u.searchParams.get('dbname') || '';
