@@ -176,7 +176,21 @@ export async function readSchemaSql(mappingsDir: string, version: number): Promi
  */
 export async function loadVersionCatalog(client: pg.Client, mappingsDir: string, version: number): Promise<Catalog> {
   const sql = await readSchemaSql(mappingsDir, version);
-  const scratch = `bluegreen_probe_${process.pid}_${Date.now() % 1e6}`;
+  return catalogOfDdl(client, sql, 'bluegreen_probe', (err) =>
+    new InvalidInputError(
+      `${schemaFile(mappingsDir, version)} does not apply: ${err.message}`,
+      'fix the DDL; it must use unqualified names and run in an empty schema',
+    ),
+  );
+}
+
+/**
+ * The catalog that DDL `sql` produces, learnt in a scratch schema (`prefix` + pid) inside
+ * a transaction that is rolled back, so nothing stays. `failed` turns the server's refusal
+ * of the DDL into the caller's error.
+ */
+export async function catalogOfDdl(client: pg.Client, sql: string, prefix: string, failed: (err: Error) => Error): Promise<Catalog> {
+  const scratch = `${prefix}_${process.pid}_${Date.now() % 1e6}`;
   await client.query('begin');
   try {
     await client.query(`create schema ${ident(scratch)}`);
@@ -184,10 +198,7 @@ export async function loadVersionCatalog(client: pg.Client, mappingsDir: string,
     try {
       await client.query(sql);
     } catch (err) {
-      throw new InvalidInputError(
-        `${schemaFile(mappingsDir, version)} does not apply: ${(err as Error).message}`,
-        'fix the DDL; it must use unqualified names and run in an empty schema',
-      );
+      throw failed(err as Error);
     }
     return await readCatalog(client, scratch);
   } finally {

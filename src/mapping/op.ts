@@ -45,6 +45,29 @@ export interface OpEnv {
 /** How an op writes one row, given the indices of its `writes` in the output row. */
 export type JsFace = (outIndex: readonly number[]) => (src: Row, out: Row) => void;
 
+/**
+ * The JS face of an op that turns one source value into one target value: NULL stays
+ * NULL; a value `convert` refuses becomes the caller's error (`refused`), which names the
+ * table and column.
+ */
+export function valueFace(srcIndex: number, convert: (value: string) => string, refused: (value: string, err: Error) => Error): JsFace {
+  return ([o]) => {
+    const oi = o!;
+    return (row, out) => {
+      const v = row[srcIndex]!;
+      if (v === null) {
+        out[oi] = null;
+        return;
+      }
+      try {
+        out[oi] = convert(v);
+      } catch (e) {
+        throw refused(v, e as Error);
+      }
+    };
+  };
+}
+
 /** The compiled form of a valid op. */
 export interface OpPlan {
   /** Source columns it reads (consumed: not implicitly lost). */

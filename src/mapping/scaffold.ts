@@ -12,9 +12,8 @@
 import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { diffCatalogs, loadVersionCatalog, readCatalog } from '../db/catalog.ts';
+import { catalogOfDdl, diffCatalogs, loadVersionCatalog, readCatalog } from '../db/catalog.ts';
 import type { Catalog, TableInfo } from '../db/catalog-types.ts';
-import { ident } from '../db/connect.ts';
 import { schemaDdl } from '../db/schema-ddl.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { listMappingVersions } from './check.ts';
@@ -328,19 +327,8 @@ export async function scaffoldFromDatabase(client: pg.Client, mappingsDir: strin
 }
 
 /** The catalog `sql` produces, learnt in a scratch schema in a rolled-back transaction. */
-async function catalogOfSql(client: pg.Client, sql: string, file: string): Promise<Catalog> {
-  const scratch = `bluegreen_scaffold_${process.pid}_${Date.now() % 1e6}`;
-  await client.query('begin');
-  try {
-    await client.query(`create schema ${ident(scratch)}`);
-    await client.query(`set local search_path = ${ident(scratch)}`);
-    try {
-      await client.query(sql);
-    } catch (err) {
-      throw new RuntimeFailure(`the schema written from the database does not apply (${file}): ${(err as Error).message}`, 'report this as a bug; the database holds something new-version --from cannot write yet');
-    }
-    return await readCatalog(client, scratch);
-  } finally {
-    await client.query('rollback');
-  }
+function catalogOfSql(client: pg.Client, sql: string, file: string): Promise<Catalog> {
+  return catalogOfDdl(client, sql, 'bluegreen_scaffold', (err) =>
+    new RuntimeFailure(`the schema written from the database does not apply (${file}): ${err.message}`, 'report this as a bug; the database holds something new-version --from cannot write yet'),
+  );
 }

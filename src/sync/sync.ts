@@ -25,7 +25,7 @@ import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { upsertOrRebuild } from '../db/apply.ts';
 import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
-import { InvalidInputError, LockedError, TableError, VersionMismatchError } from '../errors.ts';
+import { InvalidInputError, LockedError, VersionMismatchError } from '../errors.ts';
 import { frozenBy } from '../cutover/freeze.ts';
 import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';

@@ -12,7 +12,7 @@ import { freeze, unfreezeNow } from '../../src/cutover/freeze.ts';
 import { checkFreezeSeal, sealFreeze } from '../../src/db/freeze-guard.ts';
 import { adminQuery, freshDatabase, query, urlFor } from '../helpers/pg.ts';
 import { makePair, MAPPINGS } from '../helpers/pair.ts';
-import { collect, runCli, startCli } from '../helpers/cli.ts';
+import { collect, startCli } from '../helpers/cli.ts';
 
 const APP_ROLE = 'bluegreen_test_dml';
 const APP_PASSWORD = 'dml-secret-pw';

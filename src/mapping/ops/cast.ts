@@ -18,7 +18,7 @@
  */
 import type { ValidationProblem } from '../../errors.ts';
 import { MappingValueError } from '../errors.ts';
-import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
+import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, valueFace, type ColumnOp } from '../op.ts';
 import { castTo, isBuiltinType, quoteLiteral, sqlFail } from '../sql.ts';
 import type { CastOpSpec } from '../types.ts';
 
@@ -281,22 +281,7 @@ export const cast: ColumnOp<CastOpSpec> = {
       js:
         jsRule === undefined
           ? { unsupported: `cast ${spec.from} (${src.column.type}) -> ${to} (${toType}) at ${env.path} has no exact JS face` }
-          : ([o]) => {
-              const i = src.index;
-              const oi = o!;
-              return (row, out) => {
-                const v = row[i]!;
-                if (v === null) {
-                  out[oi] = null;
-                  return;
-                }
-                try {
-                  out[oi] = jsRule(v);
-                } catch (e) {
-                  throw new MappingValueError(table, to, v, `cast from ${src.column.type} to ${toType} failed: ${(e as Error).message}`);
-                }
-              };
-            },
+          : valueFace(src.index, jsRule, (v, e) => new MappingValueError(table, to, v, `cast from ${src.column.type} to ${toType} failed: ${e.message}`)),
     };
   },
   invert(spec) {

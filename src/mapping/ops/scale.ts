@@ -12,7 +12,7 @@
  */
 import type { ValidationProblem } from '../../errors.ts';
 import { MappingValueError } from '../errors.ts';
-import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, type ColumnOp } from '../op.ts';
+import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, valueFace, type ColumnOp } from '../op.ts';
 import { castTo, quoteLiteral, sqlFail } from '../sql.ts';
 import type { ScaleOpSpec } from '../types.ts';
 
@@ -132,22 +132,7 @@ export const scale: ColumnOp<ScaleOpSpec> = {
       keySafe: false,
       // NULL in, NULL out: every branch of the face is NULL for a NULL product.
       sql: [scaleSql(src.sql, spec.factor, src.column.type, toType, `${table}.${to} = ${spec.from} × ${spec.factor}`)],
-      js: ([o]) => {
-        const i = src.index;
-        const oi = o!;
-        return (row, out) => {
-          const v = row[i]!;
-          if (v === null) {
-            out[oi] = null;
-            return;
-          }
-          try {
-            out[oi] = js(v);
-          } catch (e) {
-            throw new MappingValueError(table, to, v, `scale by ${spec.factor} failed: ${(e as Error).message}`, `make ${table}.${to} wide enough, or change the op at ${env.path}`);
-          }
-        };
-      },
+      js: valueFace(src.index, js, (v, e) => new MappingValueError(table, to, v, `scale by ${spec.factor} failed: ${e.message}`, `make ${table}.${to} wide enough, or change the op at ${env.path}`)),
     };
   },
   invert(spec) {

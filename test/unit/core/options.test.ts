@@ -33,6 +33,6 @@ describe('flag validation', () => {
   it('names a URL-only endpoint host:port/database, never with its user or password', () => {
     expect(nameFromUrl('postgres://app:secret@db.example:6543/shop?sslmode=require')).toBe('db.example:6543/shop');
     expect(nameFromUrl('postgresql://app@localhost/app')).toBe('localhost:5432/app');
-    expect(() => nameFromUrl('not a url')).toThrow(/is not a connection URL/);
+    expect(() => nameFromUrl('not a url')).toThrow(/is not a postgres:\/\/ URL/);
   });
 });
