@@ -65,7 +65,7 @@ async function waitingOnLock(url: string, app: string, relation?: string): Promi
   const rows = await query(
     url,
     `select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
-      where not l.granted and a.application_name like $1 and ($2::text is null or l.relation = to_regclass($2))`,
+      where not l.granted and a.datname = current_database() and a.application_name like $1 and ($2::text is null or l.relation = to_regclass($2))`,
     [app, relation ?? null],
   );
   return rows.length > 0;
@@ -260,7 +260,7 @@ describe('cutover', () => {
     // What the guardrail says to do works: unfreeze, blue serves, cutover again.
     await p.ok(['unfreeze', '--env', 'blue']);
     await query(p.blue, `insert into users (username) values ('written after unfreeze')`);
-    await waitFor('the killed run gone from green', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name like 'bluegreen cutover blue%'`)).length === 0);
+    await waitFor('the killed run gone from green', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name like 'bluegreen cutover blue%'`)).length === 0);
     await p.ok(['sync']);
     const cut = report(await p.ok(['cutover', '--json']));
     expect(cut.ok).toBe(true);

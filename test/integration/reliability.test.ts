@@ -75,12 +75,13 @@ async function otherRoleUrl(url: string, role = 'bg_rel_writer'): Promise<string
   return u.toString();
 }
 
+/** Sessions of `app` in THIS database: test files run in parallel on one server, and their runs share application names. */
 function backends(url: string, app: string) {
-  return query<{ pid: number }>(url, `select pid from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()`, [app]);
+  return query<{ pid: number }>(url, `select pid from pg_stat_activity where datname = current_database() and application_name = $1 and pid <> pg_backend_pid()`, [app]);
 }
 
 function lockHolders(url: string) {
-  return query<{ pid: number }>(url, `select pid from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted`, LOCK);
+  return query<{ pid: number }>(url, `select pid from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and database = (select oid from pg_database where datname = current_database())`, LOCK);
 }
 
 async function stateSchemaOn(url: string): Promise<boolean> {
@@ -103,7 +104,7 @@ describe('1. no lost write: the horizon without pg_read_all_stats', () => {
     await writer.connect();
     // The application's transaction: its updated_at is its start, before the next sync.
     const tx = writer.query(`BEGIN; UPDATE users SET email = '888' WHERE id = 2; SELECT pg_sleep(4); COMMIT`);
-    await waitFor('the writer sleeping inside its transaction', async () => (await query(p.blue, `select 1 from pg_locks where locktype = 'virtualxid' and pid <> pg_backend_pid() and pid in (select pid from pg_stat_activity where application_name = 'shop app')`)).length > 0);
+    await waitFor('the writer sleeping inside its transaction', async () => (await query(p.blue, `select 1 from pg_locks where locktype = 'virtualxid' and pid <> pg_backend_pid() and pid in (select pid from pg_stat_activity where datname = current_database() and application_name = 'shop app')`)).length > 0);
     const during = await p.run(['sync', '--json', '--lookback', '0 seconds']);
     expect(during.code, during.stderr).toBe(0);
     const rep = report(during);
@@ -251,7 +252,7 @@ describe('4. a killed run leaves no server work or lock behind', () => {
     const child = startCli(['--mappings', MAPPINGS, 'sync'], { BLUE_URL: p.blue, GREEN_URL: p.green });
     const done = collect(child);
     try {
-      await waitFor('the sync waiting on green', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock'`, [app])).length > 0);
+      await waitFor('the sync waiting on green', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name = $1 and wait_event_type = 'Lock'`, [app])).length > 0);
       const t0 = Date.now();
       child.kill('SIGTERM');
       const r = await done;
@@ -275,7 +276,7 @@ describe('4. a killed run leaves no server work or lock behind', () => {
     const app = 'bluegreen sync blue->green';
     const child = startCli(['--mappings', MAPPINGS, 'sync'], { BLUE_URL: p.blue, GREEN_URL: p.green });
     const done = collect(child);
-    await waitFor('the first COPY', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = $1 and query ilike 'copy%'`, [app])).length > 0);
+    await waitFor('the first COPY', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name = $1 and query ilike 'copy%'`, [app])).length > 0);
     child.kill('SIGTERM');
     const r = await done;
     expect(r.code).toBe(1);
@@ -296,7 +297,7 @@ describe('4. a killed run leaves no server work or lock behind', () => {
     const child = startCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--in', dir, '--truncate'], { BLUE_URL: p.blue, GREEN_URL: p.green });
     const done = collect(child);
     try {
-      await waitFor('the import waiting on green', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = 'bluegreen import' and wait_event_type = 'Lock'`)).length > 0);
+      await waitFor('the import waiting on green', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name = 'bluegreen import' and wait_event_type = 'Lock'`)).length > 0);
       child.kill('SIGINT');
       const r = await done;
       expect(r.code).toBe(1);
@@ -319,7 +320,7 @@ describe('4. a killed run leaves no server work or lock behind', () => {
       c.connect().then(() => c.query('select pg_advisory_lock(${LOCK[0]}, ${LOCK[1]})')).then(() => { console.log('locked'); return c.query('select pg_sleep(60)'); });`;
     const ghost = spawn(process.execPath, ['-e', script, p.green], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => ghost.stdout!.on('data', (d) => String(d).includes('locked') && resolve()));
-    await waitFor('the ghost sleeping', async () => (await query(p.green, `select 1 from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'`)).length > 0);
+    await waitFor('the ghost sleeping', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and query = 'select pg_sleep(60)' and state = 'active'`)).length > 0);
     ghost.kill('SIGKILL');
     await new Promise((r) => ghost.on('close', r));
     const [holder] = await lockHolders(p.green);
@@ -366,7 +367,7 @@ COMMENT ON COLUMN items.version IS 'bluegreen:watermark';`);
     const child = startCli(['--mappings', MAPPINGS, 'sync'], { BLUE_URL: p.blue, GREEN_URL: p.green });
     const done = collect(child);
     try {
-      await waitFor('the run waiting inside its transaction', async () => (await query(p.green, `select 1 from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock'`, [app])).length > 0);
+      await waitFor('the run waiting inside its transaction', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name = $1 and wait_event_type = 'Lock'`, [app])).length > 0);
       child.kill('SIGKILL');
       await done;
     } finally {

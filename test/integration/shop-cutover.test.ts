@@ -91,7 +91,7 @@ describe('shop example: cutover and rollback', () => {
     const done = collect(cut);
     // ...while the freeze, locking table by table, already holds customers and waits for orders.
     for (let i = 0; ; i++) {
-      const [w] = await query<{ n: number }>(p.blue, `select count(*)::int as n from pg_locks where not granted and relation = 'orders'::regclass`);
+      const [w] = await query<{ n: number }>(p.blue, `select count(*)::int as n from pg_locks where not granted and relation = 'orders'::regclass and database = (select oid from pg_database where datname = current_database())`);
       if (w!.n > 0) break;
       if (i > 400) throw new Error('the freeze never waited on orders');
       await new Promise((r) => setTimeout(r, 50));

@@ -55,6 +55,17 @@ function quadraticShapes(node: PlanNode, out: string[] = []): string[] {
   return out;
 }
 
+/**
+ * The planned cost of the work under the check's final count. PostgreSQL 15 estimates the
+ * join of two grouped relations on a computed hash at n²/200 rows (default selectivity: no
+ * statistics on the hash), so the final aggregate's estimate grows quadratically although
+ * the hash join matches each group at most once; PostgreSQL 18 estimates it as n. The
+ * join and everything below it is what the plan does, so that is what must stay linear.
+ */
+function workCost(node: PlanNode): number {
+  return node['Node Type'] === 'Aggregate' && node.Plans?.length === 1 ? node.Plans[0]!['Total Cost'] : node['Total Cost'];
+}
+
 /** The check the keyless case used to run (kept here to prove the test can fail). */
 function quadraticSql(s: StagedForCheck): string {
   const cols = (a: string) => `row(${s.ct.columns.map((c) => `${a}.${c}`).join(', ')})::text`;
@@ -69,7 +80,7 @@ describe('changed check', () => {
         const s = await seed(keyed ? 'keyed' : 'keyless', n, keyed);
         const p = await plan(checkSql(s));
         expect(quadraticShapes(p)).toEqual([]);
-        costs.push(p['Total Cost']);
+        costs.push(workCost(p));
         // The replaced query: the shape check catches it (its estimated cost does not).
         if (!keyed) expect(quadraticShapes(await plan(quadraticSql(s))).join()).toMatch(/correlated/);
       }

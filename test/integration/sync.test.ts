@@ -173,7 +173,7 @@ describe('sync', () => {
       if (r.code === 0) break; // finished before the kill: the rest of the check still holds
       // Wait until the server has rolled the dead session back.
       for (let i = 0; i < 100; i++) {
-        const [n] = await query<{ n: number }>(p.green, `select count(*)::int as n from pg_stat_activity where application_name like 'bluegreen sync%'`);
+        const [n] = await query<{ n: number }>(p.green, `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name like 'bluegreen sync%'`);
         if (n!.n === 0) break;
         await new Promise((res) => setTimeout(res, 50));
       }
