@@ -183,7 +183,7 @@ export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.C
 }
 
 /**
- * Cancels the statements of the sessions named `appNames` on a server (same role: no
+ * Cancels the statements of the sessions named `appNames` in this database (same role: no
  * privilege needed): the final sync's and its verify's, or the control session's freeze.
  */
 async function cancelOwn(url: string, label: string, appNames: string[], pids: number[] = []): Promise<void> {
@@ -192,7 +192,9 @@ async function cancelOwn(url: string, label: string, appNames: string[], pids: n
   try {
     await c.query(
       `select pg_cancel_backend(pid) from pg_stat_activity
-        where (application_name = any($1) or pid = any($2)) and pid <> pg_backend_pid()`,
+        where (application_name = any($1) or pid = any($2)) and pid <> pg_backend_pid()
+          -- Only this database's: the same role may run other pairs on the same server.
+          and datname = current_database()`,
       [appNames, pids],
     );
   } catch {
