@@ -86,8 +86,11 @@ export function topLevelStatements(sql: string): Statement[] {
       continue;
     }
     const startLine = line;
-    if (c === "'" || ((c === 'E' || c === 'e') && sql[i + 1] === "'")) {
-      const escapes = c !== "'";
+    // A string ('…', E'…' with backslash escapes) or a quoted identifier ("…"): a doubled
+    // quote stands for itself. Either counts as one word of the statement.
+    const quote = c === "'" || c === '"' ? c : (c === 'E' || c === 'e') && sql[i + 1] === "'" ? "'" : undefined;
+    if (quote) {
+      const escapes = c === 'E' || c === 'e';
       i += escapes ? 2 : 1;
       while (i < n) {
         const d = sql[i]!;
@@ -96,8 +99,8 @@ export function topLevelStatements(sql: string): Statement[] {
           i += 2;
           continue;
         }
-        if (d === "'") {
-          if (sql[i + 1] === "'") {
+        if (d === quote) {
+          if (sql[i + 1] === quote) {
             i += 2;
             continue;
           }
@@ -107,25 +110,7 @@ export function topLevelStatements(sql: string): Statement[] {
         i++;
       }
       cur ??= { line: startLine, words: [] };
-      if (cur.words.length < 64) cur.words.push("'");
-      continue;
-    }
-    if (c === '"') {
-      i++;
-      while (i < n) {
-        if (sql[i] === '\n') line++;
-        if (sql[i] === '"') {
-          if (sql[i + 1] === '"') {
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        i++;
-      }
-      cur ??= { line: startLine, words: [] };
-      if (cur.words.length < 64) cur.words.push('"');
+      if (cur.words.length < 64) cur.words.push(quote);
       continue;
     }
     if (c === '$') {
