@@ -119,6 +119,10 @@ export async function copyQueryToFile(
   const tap = hashTap();
   if (progress) await pipeline(source, tap, progress, createWriteStream(file, { mode: 0o600 }));
   else await pipeline(source, tap, createWriteStream(file, { mode: 0o600 }));
+  // The stream ends at CopyDone; its rowCount arrives with the CommandComplete after it,
+  // which the pipeline does not wait for (a manifest once said 0 rows for 311). The client
+  // runs queries in order, so the next one returns after the COPY is complete.
+  await client.query('select 1');
   return { rows: source.rowCount, ...tap.digest() };
 }
 
