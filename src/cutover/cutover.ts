@@ -28,7 +28,7 @@ import { abandon, completeFreeze, connectControl, finalSync, finish, freezeSourc
 import { Stopper } from './stop.ts';
 import type { CutoverOptions, CutoverReport } from './report.ts';
 
-export { CutoverRefusedError, type CutoverOptions, type CutoverReport, type Guardrail } from './report.ts';
+export { CutoverRefusedError, type CutoverOptions, type CutoverReport, type FrozenDeletes, type Guardrail } from './report.ts';
 export { guardrails } from './guardrails.ts';
 
 /** Runs the cutover's steps in order; see the module comment for what each promises. */

@@ -10,6 +10,7 @@ import { compileChain, type CompiledChain } from '../mapping/index.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { frozenBy } from './freeze.ts';
 import { lastFullVerify } from './before-freeze.ts';
+import { captureGuardrail } from './capture-guardrail.ts';
 import type { CutoverOptions, CutoverReport } from './report.ts';
 
 /** Appends one guardrail to the report. */
@@ -20,8 +21,17 @@ export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.C
   const g: Push = (name, ok, detail, warning) => report.guardrails.push(warning ? { name, ok, detail, warning } : { name, ok, detail });
   const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
   await versionGuardrails(opts, src, dst, catalogs, report, g);
-  await mappingGuardrails(opts, src, dst, catalogs, report, g);
+  const chain = await mappingGuardrails(opts, src, dst, catalogs, report, g);
   await servingGuardrail(opts, src, g);
+  // Also with --force: it only warns, and a forced cutover freezes just as long.
+  if (chain) {
+    try {
+      await captureGuardrail(opts, src, dst, chain, (await catalogs.all()).get(report.fromVersion!)!, g);
+    } catch (err) {
+      // A warning that cannot be computed must not refuse the cutover.
+      g('delete capture', true, `could not tell how the final sync will find deletes: ${(err as Error).message}`, true);
+    }
+  }
   if (opts.force) return;
   await lagGuardrails(opts, dst, g);
 }

@@ -52,6 +52,14 @@ export interface Guardrail {
   warning?: boolean;
 }
 
+/** How the final sync, inside the freeze, found the source's deletes. */
+export interface FrozenDeletes {
+  /** Tables whose deletes came from the source's capture trigger (cost follows the change). */
+  captured: string[];
+  /** Tables whose key sets were compared by key buckets (cost follows the table). */
+  reconciled: string[];
+}
+
 export interface CutoverReport {
   from: string;
   to: string;
@@ -68,6 +76,8 @@ export interface CutoverReport {
    * or to the source being unfrozen again when the cutover failed.
    */
   freezeMs?: number;
+  /** Where the final sync's deletes came from while writes were refused, per target table. */
+  frozenDeletes?: FrozenDeletes;
   /** The sync with a full verify run before the freeze, when the last clean one was older than the last sync. */
   verifiedBeforeFreeze?: SyncReport;
   /** Watermarks of the reverse direction (target -> source) seeded at cutover, per table. */

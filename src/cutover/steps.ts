@@ -18,7 +18,7 @@ import { dropFreezeTriggers, freeze, markFreezeCompleted, unfreeze, unfreezeNow 
 import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
 import { guardrails } from './guardrails.ts';
 import { cancelOwn, reasonText, settled, type Stopper } from './stop.ts';
-import { CutoverRefusedError, type CutoverOptions, type CutoverReport } from './report.ts';
+import { CutoverRefusedError, type CutoverOptions, type CutoverReport, type FrozenDeletes } from './report.ts';
 
 /** What the steps of one cutover share. */
 export interface CutoverRun {
@@ -180,9 +180,18 @@ export async function finalSync(run: CutoverRun): Promise<void> {
   });
   report.sync = await Promise.race([run.final, stop.stopped]);
   report.freezeMs = Date.now() - run.freezeStarted!;
+  report.frozenDeletes = frozenDeletes(report.sync);
   if ((report.sync.verify && !report.sync.verify.clean) || (report.sync.check && !report.sync.check.clean)) {
     throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
   }
+}
+
+/** Which tables' deletes the final sync took from capture, and which it reconciled by key buckets. */
+function frozenDeletes(r: SyncReport): FrozenDeletes {
+  return {
+    captured: r.tables.filter((t) => t.deletes === 'captured').map((t) => t.table),
+    reconciled: r.tables.filter((t) => t.deletes === 'reconciled').map((t) => t.table),
+  };
 }
 
 /**
