@@ -24,7 +24,14 @@ function stale(builtAt) {
 }
 
 if (process.env.BLUEGREEN_FROM_SOURCE !== '1' && existsSync(bundle) && !stale(statSync(bundle).mtimeMs)) {
-  register('./ts-hooks.mjs', import.meta.url);
+  // The hooks run on a loader thread of their own (about 20 MB of RSS), and only a mapping
+  // with a functions.ts needs them: src/mapping/load.ts registers them before its first
+  // such import, through this function.
+  let hooks = false;
+  globalThis[Symbol.for('bluegreen.tsHooks')] = () => {
+    if (!hooks) register('./ts-hooks.mjs', import.meta.url);
+    hooks = true;
+  };
   await import(pathToFileURL(bundle).href);
 } else {
   const { register: registerTsx } = await import('tsx/esm/api');
