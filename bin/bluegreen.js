@@ -8,6 +8,16 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
+
+// Keep V8's young generation at its initial size. A COPY streams through Node as small
+// Buffer objects whose memory lives outside the heap until a scavenge frees them; left to
+// grow (the default doubles it up to 32 MB), the young generation lets tens of MB of spent
+// COPY chunks wait for the next scavenge. Measured on a 1M-user full sync with verify:
+// peak RSS 113-117 MB -> 87 MB, and Node's own CPU time slightly lower (1.15-1.18 s vs
+// 1.25-1.37 s), since small scavenges of mostly dead objects are cheap. This flag is
+// read whenever the young generation would grow, so setting it here, at start-up, works.
+v8.setFlagsFromString('--semi-space-growth-factor=1');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = path.join(root, 'dist', 'cli.js');
