@@ -114,7 +114,7 @@ async function lagGuardrails(opts: CutoverOptions, dst: pg.Client, g: Push): Pro
   if (l.n === 0) g('lag', false, `${opts.to.name} was never synced from ${opts.from.name}`);
   else g('lag', (l.lag ?? 0) <= max, `${Math.round(l.lag ?? 0)} s behind (max ${max} s)`);
   // A clean full verify newer than the last sync passes; otherwise one runs before the
-  // freeze (see cutover()), and that one decides.
+  // freeze (verifyBeforeFreeze, src/cutover/steps.ts), and that one decides.
   const v = await lastFullVerify(dst, opts.from.name);
   g('last verify', true, v.fresh ? v.detail : `${v.detail}: verifying every row before freezing`);
 }
