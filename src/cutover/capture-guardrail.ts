@@ -122,3 +122,40 @@ async function estimatedRows(src: pg.Client, tables: string[]): Promise<number |
   );
   return r.rows[0]!.n;
 }
+
+/**
+ * Warns (never refuses) about foreign keys on the target whose referencing columns lead no
+ * index: every row the final sync deletes from the referenced table makes PostgreSQL look
+ * for referencing rows (the cascade, or the check) by scanning the referencing table, so
+ * a few deletes cost a scan of that table each, while writes are refused.
+ */
+export async function foreignKeyIndexGuardrail(opts: CutoverOptions, dst: pg.Client, chain: CompiledChain, g: Push): Promise<void> {
+  const r = await dst.query<{ child: string; parent: string; cols: string; rows: number | null }>(
+    `select c.conrelid::regclass::text as child, c.confrelid::regclass::text as parent,
+            (select string_agg(quote_ident(a.attname), ', ' order by k.ord)
+               from unnest(c.conkey) with ordinality k(attnum, ord)
+               join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum) as cols,
+            nullif(greatest(t.reltuples, -1), -1)::float8 as rows
+       from pg_constraint c join pg_class t on t.oid = c.conrelid
+      where c.contype = 'f' and c.conparentid = 0
+        and c.conrelid in (select to_regclass(x) from unnest($1::text[]) x)
+        and c.confrelid in (select to_regclass(x) from unnest($1::text[]) x)
+        -- Any index whose leading columns are the key's columns (in any order) serves the lookup.
+        and not exists (
+          select 1 from pg_index i
+           where i.indrelid = c.conrelid
+             and (string_to_array(i.indkey::text, ' ')::int2[])[1:cardinality(c.conkey)] @> c.conkey
+             and (string_to_array(i.indkey::text, ' ')::int2[])[1:cardinality(c.conkey)] <@ c.conkey)
+      order by 1, 3`,
+    [Object.keys(chain.tables).map(ident)],
+  );
+  if (r.rows.length === 0) {
+    g('foreign key indexes', true, `every foreign key on ${opts.to.name} has an index on its columns`);
+    return;
+  }
+  const each = r.rows.map(
+    (x) => `${x.child} (${x.cols}) references ${x.parent}: each row deleted from ${x.parent} scans ${x.child}${x.rows === null ? '' : ` (~${Math.round(x.rows).toLocaleString('en-US')} rows)`}`,
+  );
+  const fix = r.rows.map((x) => `create index on ${x.child} (${x.cols})`).join('; ');
+  g('foreign key indexes', true, `on ${opts.to.name}, ${each.join('; ')}, while writes are refused; fix on ${opts.to.name} (and in the version's schema.sql): ${fix}`, true);
+}

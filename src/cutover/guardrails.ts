@@ -10,7 +10,7 @@ import { compileChain, type CompiledChain } from '../mapping/index.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { frozenBy } from './freeze.ts';
 import { lastFullVerify } from './before-freeze.ts';
-import { captureGuardrail } from './capture-guardrail.ts';
+import { captureGuardrail, foreignKeyIndexGuardrail } from './capture-guardrail.ts';
 import type { CutoverOptions, CutoverReport } from './report.ts';
 
 /** Appends one guardrail to the report. */
@@ -30,6 +30,11 @@ export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.C
     } catch (err) {
       // A warning that cannot be computed must not refuse the cutover.
       g('delete capture', true, `could not tell how the final sync will find deletes: ${(err as Error).message}`, true);
+    }
+    try {
+      await foreignKeyIndexGuardrail(opts, dst, chain, g);
+    } catch (err) {
+      g('foreign key indexes', true, `could not read ${opts.to.name}'s foreign keys: ${(err as Error).message}`, true);
     }
   }
   if (opts.force) return;

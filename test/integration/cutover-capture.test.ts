@@ -61,4 +61,21 @@ describe('cutover: delete capture guardrail', () => {
     expect(rep.frozenDeletes.reconciled).not.toContain('users');
     expect(await query(p.green, `select id from users where id = 8`)).toEqual([]);
   });
+
+  it('warns about foreign keys on the target without an index: each deleted parent row scans the referencing table', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '50']);
+    const fk = (r: { guardrails: Guard[] }) => r.guardrails.find((g) => g.name === 'foreign key indexes')!;
+    // v2 indexes user_roles by its key (user_id, role_id) but neither user_settings.user_id nor user_roles.role_id.
+    let g = fk(report(await p.ok(['plan', '--json'])));
+    expect(g).toMatchObject({ ok: true, warning: true });
+    expect(g.detail).toMatch(/user_settings \(user_id\) references users: each row deleted from users scans user_settings/);
+    expect(g.detail).toMatch(/user_roles \(role_id\) references roles/);
+    expect(g.detail).not.toMatch(/user_roles \(user_id\)/);
+    expect(g.detail).toMatch(/create index on user_roles \(role_id\); create index on user_settings \(user_id\)/);
+    await query(p.green, `create index on user_settings (user_id); create index on user_roles (role_id, user_id)`);
+    g = fk(report(await p.ok(['plan', '--json'])));
+    expect(g.warning).toBeUndefined();
+    expect(g.ok).toBe(true);
+  });
 });
