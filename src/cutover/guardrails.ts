@@ -10,7 +10,7 @@ import { compileChain, type CompiledChain } from '../mapping/index.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { frozenBy } from './freeze.ts';
 import { lastFullVerify } from './before-freeze.ts';
-import { captureGuardrail, foreignKeyIndexGuardrail } from './capture-guardrail.ts';
+import { captureGuardrail, foreignKeyIndexGuardrail } from './delete-guardrails.ts';
 import type { CutoverOptions, CutoverReport } from './report.ts';
 
 /** Appends one guardrail to the report. */

@@ -1,7 +1,9 @@
 /**
- * The capture guardrail: before freezing, say when the final sync would find deletes by
- * comparing the key buckets of whole tables (src/sync/deletes.ts), with an estimate from
- * the tables' sizes and the command that makes the freeze follow the change instead.
+ * The guardrails about deletes inside the freeze, both warnings (never refusals): the
+ * final sync's deletes cost what changed only when they come from the source's capture
+ * trigger (otherwise key buckets of whole tables are compared, src/sync/deletes.ts), and
+ * only when every foreign key on the target has an index on its columns (otherwise each
+ * deleted row scans the referencing table). Each names the fix.
  */
 import type pg from 'pg';
 import type { Catalog } from '../db/catalog.ts';
