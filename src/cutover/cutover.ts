@@ -24,7 +24,7 @@ import { connect } from '../db/connect.ts';
 import { recordFailedRun } from '../db/state.ts';
 import { InvalidInputError } from '../errors.ts';
 import { freezeTimer } from '../progress.ts';
-import { abandon, completeFreeze, connectControl, finalSync, finish, freezeSource, preflight, verifyBeforeFreeze, type CutoverRun } from './steps.ts';
+import { abandon, catchUpBeforeFreeze, completeFreeze, connectControl, finalSync, finish, freezeSource, preflight, verifyBeforeFreeze, type CutoverRun } from './steps.ts';
 import { Stopper } from './stop.ts';
 import type { CutoverOptions, CutoverReport } from './report.ts';
 
@@ -46,6 +46,7 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
     run = { opts, report, started, src, dst: await connectControl(opts.to.url, opts.to.name), stop };
     await preflight(run);
     await verifyBeforeFreeze(run);
+    await catchUpBeforeFreeze(run);
     await freezeSource(run);
     // A live "writes frozen on blue: N s" line until the target takes the writes (or the source is unfrozen).
     const frozenTimer = freezeTimer(opts.logger, opts.from.name);

@@ -80,6 +80,8 @@ export interface CutoverReport {
   frozenDeletes?: FrozenDeletes;
   /** The sync with a full verify run before the freeze, when the last clean one was older than the last sync. */
   verifiedBeforeFreeze?: SyncReport;
+  /** The incremental sync run just before the freeze when no verify sync ran then: the freeze carries only what came after it. */
+  caughtUpBeforeFreeze?: SyncReport;
   /** Watermarks of the reverse direction (target -> source) seeded at cutover, per table. */
   reverseWatermarks?: Record<string, string>;
   sync?: SyncReport;

@@ -301,9 +301,15 @@ describe('cutover', () => {
     await query(p.blue, `update users set email = 'before cutover ' || id where id <= 5`);
     const fresh = report(await p.ok(['cutover', '--json']));
     expect(fresh.verifiedBeforeFreeze).toBeUndefined();
+    // The 5 changed users travel in the catch-up sync while blue still serves; the frozen
+    // part carries only what was written after it (nothing here).
+    const users = (r: { tables: { table: string; updated: number }[] }) => r.tables.find((t) => t.table === 'users')!;
+    expect(users(fresh.caughtUpBeforeFreeze).updated).toBe(5);
+    expect(fresh.caughtUpBeforeFreeze.check.clean).toBe(true);
+    expect(fresh.guardrails.find((g: { name: string }) => g.name === 'catch-up before freeze').ok).toBe(true);
+    expect(users(fresh.sync).updated).toBe(0);
     expect(fresh.sync.verify).toBeUndefined(); // no whole-database verify while frozen
     expect(fresh.sync.check.clean).toBe(true);
-    expect(fresh.sync.check.tables.find((t: { table: string }) => t.table === 'users').checked).toBe(5);
     expect(typeof fresh.freezeMs).toBe('number');
     expect(fresh.freezeMs).toBeGreaterThan(0);
     expect(fresh.freezeMs).toBeLessThanOrEqual(fresh.ms);
@@ -319,6 +325,7 @@ describe('cutover', () => {
     expect(stale.verifiedBeforeFreeze.verify.clean).toBe(true);
     expect(stale.guardrails.find((g: { name: string }) => g.name === 'verify before freeze').ok).toBe(true);
     expect(stale.verifiedBeforeFreeze.mode).toBe('incremental');
+    expect(stale.caughtUpBeforeFreeze).toBeUndefined(); // the verify's sync was the catch-up
     expect(stale.sync.verify).toBeUndefined();
   });
 
@@ -330,7 +337,9 @@ describe('cutover', () => {
     await query(p.blue, `update users set email = 'changed before cutover' where id = 3`);
     // Something on green silently swallows that update (a rule: sync turns user triggers off).
     await query(p.green, `create rule swallow as on update to users where old.id = 3 do instead nothing`);
-    const r = await p.run(['cutover', '--json']);
+    // --full: no catch-up sync before the freeze (it would find this first, see below), so
+    // the frozen part's own check is what finds it.
+    const r = await p.run(['cutover', '--full', '--json']);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/final check found differences between blue and green in users/);
     expect(r.stderr).toMatch(/green rolled back/);
@@ -340,6 +349,22 @@ describe('cutover', () => {
     expect(typeof rep.freezeMs).toBe('number');
     expect(await query(p.green, `select email from users where id = 3`)).toEqual([before]);
     await query(p.blue, `insert into users (username) values ('blue serves')`);
+  });
+
+  it('a difference found by the catch-up sync before the freeze refuses with exit 3 and never freezes blue', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync']);
+    await query(p.blue, `update users set email = 'changed before cutover' where id = 3`);
+    await query(p.green, `create rule swallow as on update to users where old.id = 3 do instead nothing`);
+    const r = await p.run(['cutover', '--json']);
+    expect(r.code, r.stderr).toBe(3);
+    const rep = report(r);
+    expect(rep.ok).toBe(false);
+    expect(rep.outcome).toMatch(/catch-up sync before freezing found differences; nothing frozen/);
+    expect(rep.next).toMatch(/sync --repair/);
+    expect(rep.freezeMs).toBeUndefined();
+    expect(await frozenOn(p.blue)).toBe(false);
   });
 
   it('the lag guardrail measures time since the last sync, not the watermarks a lookback set back', async () => {
