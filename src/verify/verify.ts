@@ -137,55 +137,71 @@ export interface RepairKeys {
 export const REPAIR_KEYS = 100_000;
 
 /** Buckets per table: about 1000 rows each, within [64, 16384], a power of two. */
-function bucketCount(rows: number): number {
+export function bucketCount(rows: number): number {
   let n = 64;
   while (n < 16384 && n * 1000 < rows) n *= 2;
   return n;
 }
 
-interface Side {
-  /** SQL of a relation with columns `k` (key text), `h` (row hash). */
+/** One side of a table's comparison. */
+export interface Side {
+  /**
+   * SQL of a relation with columns `k` (key text, to name keys), `kh` (64-bit hash of the
+   * key, to pick its bucket) and `h` (row hash).
+   */
   rel: string;
 }
 
-function keyExpr(alias: string, key: string[]): string {
-  return `row(${key.map((k) => `${alias}.${ident(k)}`).join(', ')})::text`;
+/** How a compared column is encoded, and how the side spells it before encoding. */
+type Field = (column: string) => string;
+
+function sideRel(key: string[], columns: string[], field: Field, from: string, encodings?: Map<string, ColumnEncoding>): string {
+  const k = `row(${key.map(field).join(', ')})::text`;
+  // The bucket needs only a hash that equal keys share; the binary encoding gives one
+  // without printing the key (a uuid key's text is most of a narrow table's key cost).
+  const kh = encodings ? `hash_record_extended(row(${key.map((c) => fieldSql(field(c), encodings.get(c)!)).join(', ')}), 1)` : `hashtextextended(${k}, 1)`;
+  const h = encodings
+    ? rowHashSql(columns.map((c) => fieldSql(field(c), encodings.get(c)!)))
+    : `hashtextextended(row(${columns.map(field).join(', ')})::text, 0)`;
+  return `(select ${k} as k, ${kh} as kh, ${h} as h from ${from})`;
 }
 
 /**
- * (key text, row hash) for every row of the projected source. `encodings` (the target's
- * column types, see ./encoding.ts) selects the binary row hash; without it, the row text.
+ * (key text, key hash, row hash) for every row of the projected source. `encodings` (the
+ * target's column types, see ./encoding.ts) selects the binary row hash; without it, the
+ * row text.
  */
 function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: (t: string) => string, encodings?: Map<string, ColumnEncoding>): Side {
   // A user-defined type may exist on the target only: the source compares its text, which
   // is what the target's row prints for it too.
   const types = new Map(target.tables[ct.table]!.columns.map((c) => [c.name, isBuiltinType(c.type) ? c.type : 'text']));
-  const cast = (c: string) => `q.${ident(c)}::${types.get(c)}`;
-  const key = `row(${ct.key.map(cast).join(', ')})::text`;
-  const h = encodings
-    ? rowHashSql(columns.map((c) => fieldSql(cast(c), encodings.get(c)!)))
-    : `hashtextextended(row(${columns.map(cast).join(', ')})::text, 0)`;
-  return { rel: `(select ${key} as k, ${h} as h from (${ct.selectSql(rel)}) q)` };
+  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}::${types.get(c)}`, `(${ct.selectSql(rel)}) q`, encodings) };
 }
 
-function targetSide(ct: CompiledTable, columns: string[], encodings?: Map<string, ColumnEncoding>): Side {
-  const h = encodings
-    ? rowHashSql(columns.map((c) => fieldSql(`q.${ident(c)}`, encodings.get(c)!)))
-    : `hashtextextended(row(${columns.map((c) => `q.${ident(c)}`).join(', ')})::text, 0)`;
-  return { rel: `(select ${keyExpr('q', ct.key)} as k, ${h} as h from ${ident(ct.table)} q)` };
+/**
+ * (key text, key hash, row hash) for every target row; exported with bucketSumSql so the
+ * benchmark can EXPLAIN exactly the query verify runs.
+ */
+export function targetSide(ct: Pick<CompiledTable, 'table' | 'key'>, columns: string[], encodings?: Map<string, ColumnEncoding>): Side {
+  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}`, `${ident(ct.table)} q`, encodings) };
 }
 
-function bucketOf(expr: string, buckets: number): string {
-  return `(hashtextextended(${expr}, 1) & ${buckets - 1})::int`;
+function bucketOf(buckets: number): string {
+  return `(kh & ${buckets - 1})::int`;
 }
 
 /** The per-bucket count and hash sum of one side: the query both servers run per table. */
 export function bucketSumSql(side: Side, buckets: number): string {
-  return `select ${bucketOf('k', buckets)} as b, count(*)::text as n, sum(h)::text as s from ${side.rel} x group by 1`;
+  return `select ${bucketOf(buckets)} as b, count(*)::text as n, sum(h)::text as s from ${side.rel} x group by 1`;
 }
 
 async function bucketSums(client: pg.Client, side: Side, buckets: number): Promise<Map<number, string>> {
+  // The planner cannot know that the bucket expression has at most `buckets` values: it
+  // expects one group per row and sorts every row to group them (spilling to disk past
+  // work_mem). Hashing into `buckets` groups is one pass in little memory.
+  await client.query('set local enable_sort = off');
   const r = await client.query<{ b: number; n: string; s: string }>(bucketSumSql(side, buckets));
+  await client.query('set local enable_sort to default');
   return new Map(r.rows.map((x) => [x.b, `${x.n}:${x.s}`]));
 }
 
@@ -217,12 +233,12 @@ async function descend(
   const list = differing.join(', ');
   await dst.query(`create temp table if not exists bg_verify_src (k text, h bigint)`);
   await dst.query(`truncate bg_verify_src`);
-  const out = src.query(copyTo(`COPY (select k, h from ${s.rel} x where ${bucketOf('k', buckets)} in (${list})) TO STDOUT`));
+  const out = src.query(copyTo(`COPY (select k, h from ${s.rel} x where ${bucketOf(buckets)} in (${list})) TO STDOUT`));
   const inn = dst.query(copyFrom(`COPY bg_verify_src (k, h) FROM STDIN`));
   await pipeline(out, inn);
   await dst.query(`create temp table if not exists bg_verify_dst (k text, h bigint)`);
   await dst.query(`truncate bg_verify_dst`);
-  await dst.query(`insert into bg_verify_dst select k, h from ${t.rel} x where ${bucketOf('k', buckets)} in (${list})`);
+  await dst.query(`insert into bg_verify_dst select k, h from ${t.rel} x where ${bucketOf(buckets)} in (${list})`);
   await dst.query(`analyze bg_verify_src; analyze bg_verify_dst`);
   const kinds = {
     missing: `from bg_verify_src s where not exists (select 1 from bg_verify_dst d where d.k = s.k)`,

@@ -182,10 +182,10 @@ describe('verify names a subtle planted difference by key (exit 3)', () => {
   });
 
   it('two users of one key bucket swapping their emails', async () => {
-    // verify's bucket of `row(id)::text` with 64 buckets (tables under 64k rows).
+    // verify's bucket of a bigint key with 64 buckets (tables under 64k rows).
     const [a, b] = await query<{ id: number }>(
       p.green,
-      `select id from (select id, (hashtextextended(row(id)::text, 1) & 63) as b, count(*) over (partition by hashtextextended(row(id)::text, 1) & 63) as n
+      `select id from (select id, (hash_record_extended(row(int8send(id)), 1) & 63) as b, count(*) over (partition by hash_record_extended(row(int8send(id)), 1) & 63) as n
          from users where email is not null) x where n > 1 order by b, id limit 2`,
     );
     await query(
