@@ -10,7 +10,9 @@ import type pg from 'pg';
 import { connect } from '../../src/db/connect.ts';
 import { fieldSql, readEncodings, rowHashSql } from '../../src/verify/encoding.ts';
 import { freshDatabase, query } from '../helpers/pg.ts';
-import { makePair, report, type Pair } from '../helpers/pair.ts';
+import { makePair, report, MAPPINGS, type Pair } from '../helpers/pair.ts';
+import { verify } from '../../src/verify/verify.ts';
+import { silentLogger } from '../../src/log.ts';
 
 let db: pg.Client;
 let n = 0;
@@ -207,5 +209,44 @@ describe('verify names a subtle planted difference by key (exit 3)', () => {
     const r = await changed(['--jobs', '3']);
     expect(r.code).toBe(0);
     expect(r.rep.clean).toBe(true);
+  });
+});
+
+describe('verify --jobs: every job reads one snapshot per side', () => {
+  it('all jobs compare as of the source snapshot they are given; without it, later writes show', async () => {
+    const p = await makePair(1, 1);
+    await p.ok(['seed', '--to', 'blue', '--rows', '200']);
+    await p.ok(['sync', '--no-verify']);
+    const holder = await connect(p.blue);
+    try {
+      await holder.query('begin isolation level repeatable read read only');
+      const snapshot = (await holder.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
+      // After the snapshot, a change in every table: whichever job compares a table, it
+      // must not see them.
+      await query(
+        p.blue,
+        `insert into roles (id, name) values (9001, 'later');
+         update users set email = 'later' where id = 5;
+         delete from user_roles where (user_id, role_id) = (select user_id, role_id from user_roles order by 1, 2 limit 1);
+         update user_settings set active = not coalesce(active, false) where id = (select id from user_settings order by id limit 1)`,
+      );
+      const endpoints = { from: { name: 'blue', url: p.blue }, to: { name: 'green', url: p.green }, mappingsDir: MAPPINGS, logger: silentLogger, record: false };
+      const then = await verify({ ...endpoints, sourceSnapshot: snapshot, jobs: 4 });
+      expect(then.tables.map((t) => [t.table, t.missing.count + t.extra.count + t.changed.count])).toEqual([
+        ['roles', 0],
+        ['user_roles', 0],
+        ['user_settings', 0],
+        ['users', 0],
+      ]);
+      const now = await verify({ ...endpoints, jobs: 4 });
+      expect(now.tables.map((t) => [t.table, t.missing.count + t.extra.count + t.changed.count])).toEqual([
+        ['roles', 1],
+        ['user_roles', 1],
+        ['user_settings', 1],
+        ['users', 1],
+      ]);
+    } finally {
+      await holder.end();
+    }
   });
 });
