@@ -13,17 +13,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${BLUE_URL:?} ${GREEN_URL:?} ${OLD:?set OLD to a checkout of the previous verify}"
 RUNS=${RUNS:-3}
-declare -A samples=()
-sample() { # NAME ROOT ARGS…: wall seconds of one verify, which must be clean
-  local name=$1 root=$2 t0 t1
+declare -A wall=() own=()
+sample() { # NAME ROOT ARGS…: one verify, which must be clean; wall seconds and its report.ms
+  local name=$1 root=$2 t0 t1 out
   shift 2
   t0=$(date +%s.%N)
-  (cd "$root" && node bin/bluegreen.js verify "$@" >/dev/null 2>&1) || {
+  out=$(cd "$root" && node bin/bluegreen.js verify --json "$@" 2>/dev/null) || {
     echo "verify-ab: $name was not clean" >&2
     exit 1
   }
   t1=$(date +%s.%N)
-  samples[$name]+="$(echo "$t1 - $t0" | bc) "
+  wall[$name]+="$(echo "$t1 - $t0" | bc) "
+  own[$name]+="$(node -e 'console.log(JSON.parse(process.argv[1]).report.ms / 1000)' "$out") "
 }
 for ((i = 1; i <= RUNS; i++)); do
   sample old "$OLD"
@@ -32,7 +33,9 @@ for ((i = 1; i <= RUNS; i++)); do
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# report.ms is verify's own time (what a sync's built-in verify costs); wall adds Node
+# start-up and connecting.
 for k in old new new-jobs2; do
-  echo "$k: median $(echo "${samples[$k]}" | median) s of: ${samples[$k]}"
+  echo "$k: verify $(echo "${own[$k]}" | median) s (runs: ${own[$k]}), wall $(echo "${wall[$k]}" | median) s (runs: ${wall[$k]})"
 done
 RUNS=$RUNS npx tsx bench/verify-explain.ts
