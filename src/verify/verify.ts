@@ -152,13 +152,14 @@ export interface Side {
   rel: string;
 }
 
-/** How a compared column is encoded, and how the side spells it before encoding. */
+/** How one side spells a column: the target's own, or the source's projection cast to the target's type. */
 type Field = (column: string) => string;
 
 function sideRel(key: string[], columns: string[], field: Field, from: string, encodings?: Map<string, ColumnEncoding>): string {
   const k = `row(${key.map(field).join(', ')})::text`;
   // The bucket needs only a hash that equal keys share; the binary encoding gives one
-  // without printing the key (a uuid key's text is most of a narrow table's key cost).
+  // without printing the key. The key text is computed only where keys are named (the
+  // descent): the planner drops the unused `k` from the bucket-sum query.
   const kh = encodings ? `hash_record_extended(row(${key.map((c) => fieldSql(field(c), encodings.get(c)!)).join(', ')}), 1)` : `hashtextextended(${k}, 1)`;
   const h = encodings
     ? rowHashSql(columns.map((c) => fieldSql(field(c), encodings.get(c)!)))
