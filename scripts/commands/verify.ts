@@ -25,8 +25,8 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
         coerce: numberCoerce('jobs', { integer: true, positive: true }),
         describe:
           'Tables compared at once. Each job opens one session on each side; all sessions of a side read one snapshot, ' +
-          'so the result is still one consistent view per side. Every job keeps a backend busy on BOTH servers: ' +
-          'on one machine hosting both, 2 jobs per 4 cores is about the limit. Only helps with several large tables',
+          'so the result is still one consistent view per side. Every job keeps one backend busy on EACH server, so N jobs ' +
+          'want about 2N cores when both servers share a machine. Helps when several tables are large',
       })
       .example('$0 verify --from blue --to green', 'exit 0 when equal, 3 with the differing keys listed')
       .example('$0 verify --from green --to blue --json', 'rollback direction, machine-readable')
