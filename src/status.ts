@@ -1,7 +1,8 @@
 /**
  * `status`: for each environment, its version and what bluegreen recorded there as a
  * target: watermarks per source (and the lag behind now), the last run, the last verify,
- * and whether it is frozen by a cutover.
+ * and whether it is frozen by a cutover. As a source: whether its deletes are captured, and
+ * the backlog of `bluegreen.deleted_rows` (how much of it every target has consumed).
  */
 import { connect } from './db/connect.ts';
 import { detectVersion, VersionCatalogs } from './db/catalog.ts';
@@ -9,6 +10,8 @@ import { BluegreenError } from './errors.ts';
 import { redactUrl } from './redact.ts';
 import { frozenBy, type FreezeInfo } from './cutover/freeze.ts';
 import { checkFreezeSeal } from './db/freeze-guard.ts';
+import { CAPTURE_TRIGGER } from './sync/deletes.ts';
+import type pg from 'pg';
 
 export interface EnvironmentStatus {
   name: string;
@@ -45,6 +48,8 @@ export interface EnvironmentStatus {
    * the flag lifted, rows written since): what was found, one line each.
    */
   freezeBroken?: string[];
+  /** Set when delete capture was ever enabled on this database (as a source). */
+  capture?: CaptureStatus;
 }
 
 export async function environmentStatus(name: string, url: string, mappingsDir: string): Promise<EnvironmentStatus> {
@@ -109,6 +114,8 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
       const ver = await client.query(`select source, clean, at::text as at from bluegreen.verifies order by id desc limit 1`);
       if (ver.rows[0]) out.lastVerify = ver.rows[0];
     }
+    const capture = await captureStatus(client);
+    if (capture) out.capture = capture;
     if (has.rows[0].freeze) out.frozen = await frozenBy(client);
     if (has.rows[0].freeze) {
       const held = await checkFreezeSeal(client);
@@ -117,6 +124,132 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
     return out;
   } finally {
     await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Counts of `bluegreen.deleted_rows` stop here (per table) and are reported as "at least":
+ * status must stay cheap on a source whose backlog nobody prunes.
+ */
+export const CAPTURE_COUNT_LIMIT = 100_000;
+
+/** Delete capture on a source and the backlog it keeps (src/sync/deletes.ts). */
+export interface CaptureStatus {
+  /** Source tables whose deletes are recorded now (capture trigger present and enabled). */
+  tables: string[];
+  /** Tables capture was enabled on whose trigger is gone or disabled: their deletes are not recorded. */
+  disarmed: string[];
+  /** Rows in `bluegreen.deleted_rows` (counted up to CAPTURE_COUNT_LIMIT per table). */
+  rows: number;
+  /** True when a count stopped at the limit: `rows` (and `prunable`) are lower bounds. */
+  atLeast: boolean;
+  /** When the oldest recorded delete's transaction started; null when none is recorded. */
+  oldest: string | null;
+  /** Its age in seconds; null when none is recorded. */
+  oldestAgeSeconds: number | null;
+  /**
+   * Per target kept current from this source: the oldest watermark of the captured tables
+   * there (a run reads recorded deletes from its table's watermark on, so older ones are
+   * consumed) and how many recorded deletes are older. Filled by `captureConsumers`.
+   */
+  consumers: { target: string; before: string | null; prunable: number }[];
+  /**
+   * The bound for `bluegreen capture prune --before`: the oldest `before` of all consumers
+   * (null when a consumer has no watermark for a captured table yet, or there is none).
+   */
+  pruneBefore: string | null;
+  /** Recorded deletes older than `pruneBefore`: what that prune would forget. */
+  prunable: number;
+}
+
+/**
+ * Capture on this database as a source, undefined when it was never enabled. Cheap on any
+ * backlog: per table, the oldest row and a count bounded by CAPTURE_COUNT_LIMIT, both read
+ * from the (table_name, deleted_at) index capture creates, nothing from application tables.
+ */
+async function captureStatus(client: pg.Client): Promise<CaptureStatus | undefined> {
+  const has = await client.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null and to_regclass('bluegreen.deleted_rows') is not null as ok`);
+  if (!has.rows[0]!.ok) return undefined;
+  const tables = await client.query<{ table_name: string; armed: boolean }>(
+    `select c.table_name,
+            exists (select 1 from pg_trigger g where g.tgrelid = to_regclass(quote_ident(c.table_name)) and g.tgname = $1 and g.tgenabled <> 'D') as armed
+       from bluegreen.capture c order by 1`,
+    [CAPTURE_TRIGGER],
+  );
+  const out: CaptureStatus = { tables: [], disarmed: [], rows: 0, atLeast: false, oldest: null, oldestAgeSeconds: null, consumers: [], pruneBefore: null, prunable: 0 };
+  for (const t of tables.rows) (t.armed ? out.tables : out.disarmed).push(t.table_name);
+  for (const t of tables.rows) {
+    const r = await client.query<{ n: number; oldest: string | null; age: number | null }>(
+      `select (select count(*)::int from (select 1 from bluegreen.deleted_rows where table_name = $1 limit $2) x) as n,
+              o.at::text as oldest, extract(epoch from now() - o.at)::float8 as age
+         from (select min(deleted_at) as at from bluegreen.deleted_rows where table_name = $1) o`,
+      [t.table_name, CAPTURE_COUNT_LIMIT],
+    );
+    const x = r.rows[0]!;
+    out.rows += x.n;
+    if (x.n >= CAPTURE_COUNT_LIMIT) out.atLeast = true;
+    if (x.age !== null && (out.oldestAgeSeconds === null || x.age > out.oldestAgeSeconds)) {
+      out.oldestAgeSeconds = Math.round(x.age);
+      out.oldest = x.oldest;
+    }
+  }
+  return out;
+}
+
+/** Recorded deletes of `tables` stamped before `before`, each table's count bounded like captureStatus's. */
+async function countBefore(client: pg.Client, tables: string[], before: string): Promise<{ n: number; atLeast: boolean }> {
+  let n = 0;
+  let atLeast = false;
+  for (const t of tables) {
+    const r = await client.query<{ n: number }>(
+      `select count(*)::int as n from (select 1 from bluegreen.deleted_rows where table_name = $1 and deleted_at < $2::timestamptz limit $3) x`,
+      [t, before, CAPTURE_COUNT_LIMIT],
+    );
+    n += r.rows[0]!.n;
+    if (r.rows[0]!.n >= CAPTURE_COUNT_LIMIT) atLeast = true;
+  }
+  return { n, atLeast };
+}
+
+/**
+ * Fills each capturing source's `consumers`, `pruneBefore` and `prunable` from the
+ * watermarks its targets hold (`list` is every environment `status` read). A run of a pair
+ * consumes a table's recorded deletes from that table's watermark on (its lower bound), so
+ * those stamped earlier are consumed by that pair; a watermark already allows for
+ * transactions open at the sync (the horizon). A pair syncing with --lookback reads further
+ * back: prune before `pruneBefore` minus that margin.
+ */
+export async function captureConsumers(list: EnvironmentStatus[], urlOf: (name: string) => string | undefined): Promise<void> {
+  for (const source of list) {
+    const cap = source.capture;
+    const url = urlOf(source.name);
+    if (!cap || !url || cap.tables.length + cap.disarmed.length === 0) continue;
+    const captured = [...cap.tables, ...cap.disarmed];
+    const client = await connect(url, { label: source.name, applicationName: 'bluegreen status' });
+    try {
+      let unknown = false;
+      for (const target of list) {
+        const pair = target.sources.find((s) => s.source === source.name);
+        if (!pair || pair.cutOverAt) continue;
+        const marks = pair.tables.filter((t) => captured.includes(t.table) && t.value !== null && !/^-?[0-9]+$/.test(t.value)).map((t) => t.value!);
+        // Compared on the source's server: the texts may carry different zones.
+        const before = marks.length
+          ? (await client.query<{ at: string }>(`select min(v::timestamptz)::text as at from unnest($1::text[]) v`, [marks])).rows[0]!.at
+          : null;
+        if (before === null) unknown = true;
+        const prunable = before === null ? 0 : (await countBefore(client, captured, before)).n;
+        cap.consumers.push({ target: target.name, before, prunable });
+      }
+      const bounds = cap.consumers.map((c) => c.before);
+      if (!unknown && bounds.length) {
+        cap.pruneBefore = (await client.query<{ at: string }>(`select min(v::timestamptz)::text as at from unnest($1::text[]) v`, [bounds])).rows[0]!.at;
+        const c = await countBefore(client, captured, cap.pruneBefore);
+        cap.prunable = c.n;
+        if (c.atLeast) cap.atLeast = true;
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 }
 
@@ -162,6 +295,21 @@ export function renderStatus(list: EnvironmentStatus[]): string {
       lines.push(`  last failure: ${f.kind}${f.source ? ` from ${f.source}` : ''} at ${f.finishedAt} (exit ${f.exitCode ?? 1}): ${f.error}`);
     }
     if (e.lastVerify) lines.push(`  last verify: ${e.lastVerify.clean ? 'clean' : 'DIFFERENCES'} against ${e.lastVerify.source} at ${e.lastVerify.at}`);
+    if (e.capture) lines.push(...renderCapture(e.name, e.capture));
   }
   return lines.join('\n');
+}
+
+function renderCapture(env: string, c: CaptureStatus): string[] {
+  const lines: string[] = [];
+  const n = (x: number) => `${c.atLeast ? '>=' : ''}${x}`;
+  lines.push(
+    c.tables.length
+      ? `  delete capture on ${c.tables.join(', ')}: ${n(c.rows)} recorded deletes${c.oldest ? `, oldest ${c.oldest} (${ago(c.oldestAgeSeconds)} ago)` : ''}`
+      : `  delete capture: off (syncs from ${env} compare whole key sets for deletes)`,
+  );
+  if (c.disarmed.length) lines.push(`  capture NOT recording on ${c.disarmed.join(', ')} (trigger dropped or disabled): bluegreen capture enable --env ${env}`);
+  for (const x of c.consumers) lines.push(`    consumed by ${x.target} up to ${x.before ?? '- (no watermark yet)'}: ${x.prunable} older`);
+  if (c.pruneBefore && c.prunable > 0) lines.push(`    prunable: ${n(c.prunable)} (bluegreen capture prune --env ${env} --before '${c.pruneBefore}')`);
+  return lines;
 }

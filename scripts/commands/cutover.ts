@@ -19,10 +19,14 @@ interface CutoverArgs extends GlobalArgs, PairArgs, MetricsArgs {
 
 function render(r: CutoverReport): string {
   const lines = [`cutover ${r.from} -> ${r.to}: ${r.ok ? 'DONE' : 'NOT DONE'} (${(r.ms / 1000).toFixed(1)} s)`];
-  for (const g of r.guardrails) lines.push(`  [${g.ok ? 'ok' : 'FAIL'}] ${g.name}: ${g.detail}`);
+  for (const g of r.guardrails) lines.push(`  [${g.ok ? (g.warning ? 'WARN' : 'ok') : 'FAIL'}] ${g.name}: ${g.detail}`);
   if (r.verifiedBeforeFreeze?.verify) lines.push(renderVerify(r.verifiedBeforeFreeze.verify));
   if (r.sync) lines.push(renderSync(r.sync));
   if (r.freezeMs !== undefined) lines.push(`  writes on ${r.from} refused for ${(r.freezeMs / 1000).toFixed(2)} s`);
+  const d = r.frozenDeletes;
+  if (d && (d.captured.length || d.reconciled.length)) {
+    lines.push(`  deletes while frozen: ${[d.captured.length ? `captured on ${d.captured.join(', ')}` : '', d.reconciled.length ? `key buckets of whole tables on ${d.reconciled.join(', ')}` : ''].filter(Boolean).join('; ')}`);
+  }
   if (r.sync?.verify) lines.push(renderVerify(r.sync.verify));
   for (const s of r.sync?.sequences ?? []) lines.push(`  sequence ${s.sequence} -> next ${s.next}`);
   lines.push(`  ${r.outcome}`, `  next: ${r.next}`);

@@ -18,7 +18,7 @@ export function renderPlan(r: PlanReport): string {
         `key (${t.key.join(', ') || 'whole row'}); ${t.watermark ? `${t.watermark.table}.${t.watermark.column} >= ${t.watermark.from ?? '-'}` : 'no watermark'} — ${t.why}`,
     ),
     'cutover guardrails now:',
-    ...r.guardrails.map((g) => `  [${g.ok ? 'ok' : 'FAIL'}] ${g.name}: ${g.detail}`),
+    ...r.guardrails.map((g) => `  [${g.ok ? (g.warning ? 'WARN' : 'ok') : 'FAIL'}] ${g.name}: ${g.detail}`),
     `estimated freeze during a cutover: ${r.estimatedFreezeSeconds} s (${r.freezeBasis})`,
   ];
   return lines.join('\n');

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { environmentStatus, renderStatus } from '../../src/status.ts';
+import { captureConsumers, environmentStatus, renderStatus } from '../../src/status.ts';
 import { readClusterState } from '../../src/env/state.ts';
 import { pairsOf } from '../../src/metrics.ts';
 import { handle, type GlobalArgs } from '../context.ts';
@@ -35,9 +35,17 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       urls.set(name, env.url);
       list.push(await environmentStatus(name, env.url, ctx.settings.mappingsDir));
     }
+    // What each target consumed of a source's recorded deletes needs both sides.
+    await captureConsumers(list, (n) => urls.get(n));
     // Per pair (source -> target): what monitoring alerts on.
     const pairs = await pairsOf(list, (n) => urls.get(n));
     if (argv['metrics-file']) await writeMetrics(argv['metrics-file'], pairs);
-    ctx.output({ environments: list, pairs }, () => (list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'));
+    // Each pair also says what its source's delete capture holds (the source's `capture`, per target).
+    const withCapture = pairs.map((p) => {
+      const c = list.find((e) => e.name === p.from)?.capture;
+      const mine = c?.consumers.find((x) => x.target === p.to);
+      return { ...p, capture: c ? { tables: c.tables, rows: c.rows, oldest: c.oldest, consumedBefore: mine?.before ?? null, prunable: mine?.prunable ?? 0 } : null };
+    });
+    ctx.output({ environments: list, pairs: withCapture }, () => (list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'));
   }),
 };

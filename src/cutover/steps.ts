@@ -1,0 +1,327 @@
+/**
+ * The cutover's steps, in the order src/cutover/cutover.ts composes them. Each takes the
+ * run's shared state (`CutoverRun`) and either advances it or throws the refusal to report:
+ *
+ *   preflight -> verifyBeforeFreeze -> freezeSource -> finalSync -> completeFreeze -> finish
+ *                                                      \-- on any failure: abandon
+ */
+import { spawn } from 'node:child_process';
+import type pg from 'pg';
+import { connect } from '../db/connect.ts';
+import { VersionCatalogs } from '../db/catalog.ts';
+import { ExitCode, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { sync, type SyncReport } from '../sync/sync.ts';
+import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
+import { acquireTargetLock } from '../sync/lock.ts';
+import { dropFreezeTriggers, freeze, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
+import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
+import { guardrails } from './guardrails.ts';
+import { cancelOwn, reasonText, settled, type Stopper } from './stop.ts';
+import { CutoverRefusedError, type CutoverOptions, type CutoverReport, type FrozenDeletes } from './report.ts';
+
+/** What the steps of one cutover share. */
+export interface CutoverRun {
+  opts: CutoverOptions;
+  report: CutoverReport;
+  /** Date.now() when the cutover began (for `report.ms`). */
+  started: number;
+  src: pg.Client;
+  dst: pg.Client;
+  stop: Stopper;
+  /** Date.now() when the freeze began taking its locks: writers queue from here. */
+  freezeStarted?: number;
+  /** When the freeze committed. */
+  frozenAt?: Date;
+  /** The final sync, once started (the failure path waits for it). */
+  final?: Promise<SyncReport>;
+  /** Read on the target just before it became writable: the reverse watermarks' value. */
+  reverseHorizon?: string;
+}
+
+/** The refusal to throw: fills the report's outcome, next step and duration. */
+export function refused(run: CutoverRun, outcome: string, next: string, message = `cutover failed: ${outcome}`, exitCode: ExitCode = ExitCode.failure): CutoverRefusedError {
+  run.report.outcome = outcome;
+  run.report.next = next;
+  run.report.ms = Date.now() - run.started;
+  return new CutoverRefusedError(message, run.report, next, exitCode);
+}
+
+/** Application names of the final sync's and its verify's sessions (cancelled on abort). */
+function runApps(from: string, to: string): string[] {
+  return [`bluegreen cutover ${from}->${to}`.slice(0, 63), `bluegreen verify ${from}->${to}`.slice(0, 63)];
+}
+
+/** The target's writer lock, then every guardrail; throws the refusal when one failed. */
+export async function preflight(run: CutoverRun): Promise<void> {
+  const { opts, report, src, dst } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  // The target's lock before anything else: a sync running into it must make this
+  // cutover fail before it freezes the source, not after (held until dst closes).
+  await acquireTargetLock(dst, `target ${to}`);
+  await guardrails(opts, src, dst, report);
+  for (const w of report.guardrails.filter((g) => g.warning)) opts.logger.warn(`${w.name}: ${w.detail}`);
+  const failed = report.guardrails.filter((g) => !g.ok);
+  if (!failed.length) return;
+  const interrupted = failed.find((g) => g.name === 'source serving' && /interrupted/.test(g.detail));
+  const next = interrupted
+    ? `bluegreen unfreeze --env ${from}, then cutover again`
+    : failed.some((g) => g.name === 'lag' || g.name === 'last verify')
+      ? `bluegreen sync --from ${from} --to ${to} (it verifies), then cutover again`
+      : 'fix what the failed guardrails name, then cutover again';
+  throw refused(run, 'refused by guardrails; nothing changed', next, `cutover ${from} -> ${to} refused: ${failed.map((g) => `${g.name}: ${g.detail}`).join('; ')}`);
+}
+
+/** Unless a clean full verify is newer than the last sync: a sync with a full verify, source still serving. */
+export async function verifyBeforeFreeze(run: CutoverRun): Promise<void> {
+  const { opts, report, dst } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  if (opts.force || (await lastFullVerify(dst, from)).fresh) return;
+  // Every row compared while the source still serves, against the snapshot this sync
+  // read; the frozen part then checks only what changed since.
+  opts.logger.info(`verifying every row before freezing ${from} (sync with a full verify)`);
+  const pre = await sync({
+    from: { ...opts.from, version: report.fromVersion },
+    to: { ...opts.to, version: report.toVersion },
+    mappingsDir: opts.mappingsDir,
+    logger: opts.logger,
+    verify: 'full',
+    lookback: opts.lookback,
+    targetLockHeld: true, // by the control session
+  });
+  report.verifiedBeforeFreeze = pre;
+  const clean = Boolean(pre.verify?.clean);
+  report.guardrails.push({ name: 'verify before freeze', ok: clean, detail: clean ? `clean (${pre.mode} sync + full verify in ${pre.ms} ms)` : 'DIFFERENCES' });
+  if (!clean) {
+    throw refused(
+      run,
+      'refused: the verify before freezing found differences; nothing frozen',
+      `bluegreen sync --repair --from ${from} --to ${to} (re-copies the keys the verify named), then cutover again`,
+      `cutover ${from} -> ${to} refused: the full verify before the freeze found differences`,
+      ExitCode.verifyDiff,
+    );
+  }
+}
+
+/**
+ * Arms the deadline and the signal, then freezes the source's writes. Throws the refusal
+ * (nothing changed) when the freeze did not commit; sets `freezeStarted` and `frozenAt`.
+ */
+export async function freezeSource(run: CutoverRun): Promise<void> {
+  const { opts, report, src, dst, stop } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  if (opts.signal?.aborted) throw refused(run, `interrupted (${reasonText(opts.signal.reason)}) before freezing; nothing changed`, 'cutover again when ready');
+  stop.arm(opts.timeoutMs ?? 60_000);
+
+  opts.logger.info(`freezing writes on ${from}`);
+  const controlPid = (await src.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+  const catalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.fromVersion!);
+  // Writers queue behind the freeze's locks from here: the refused time starts now.
+  run.freezeStarted = Date.now();
+  const freezing = freeze(src, Object.keys(catalog.tables), {
+    by: `cutover to ${to} (v${report.toVersion})`,
+    target: to,
+    lockTimeout: `${Math.min(stop.remaining(), 15_000)}ms`,
+  });
+  let freezeSettled = false;
+  void freezing.then(() => (freezeSettled = true), () => (freezeSettled = true));
+  try {
+    await Promise.race([freezing, stop.stopped]);
+  } catch (err) {
+    // Cancel only a freeze still waiting: the control session runs the unfreeze next.
+    if (stop.why && !freezeSettled) await cancelOwn(opts.from.url, from, [], [controlPid]);
+    // The freeze may have committed just as it was stopped: then unfreeze (abandon) follows.
+    const froze = await freezing.then(() => true, () => false);
+    if (!froze) {
+      throw stop.why
+        ? refused(run, `${stop.why} while freezing ${from}; nothing changed`, 'cutover again when ready')
+        : refused(
+            run,
+            `could not freeze ${from}: ${(err as Error).message}; nothing changed`,
+            `a long transaction on ${from} holds its tables; find it in pg_stat_activity and retry`,
+          );
+    }
+  }
+  run.frozenAt = new Date();
+  report.frozenAt = run.frozenAt.toISOString();
+}
+
+/**
+ * The final sync, its `changed` check and the target unfrozen, in one transaction on the
+ * target; `freezeMs` measured when it committed (the target takes writes from then).
+ */
+export async function finalSync(run: CutoverRun): Promise<void> {
+  const { opts, report, stop } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  if (stop.why) throw new RuntimeFailure(stop.why);
+  run.final = sync({
+    from: { ...opts.from, version: report.fromVersion },
+    to: { ...opts.to, version: report.toVersion },
+    mappingsDir: opts.mappingsDir,
+    logger: opts.logger,
+    kind: 'cutover',
+    targetLockHeld: true, // by the control session, since before the freeze
+    // Every row was compared before the freeze; frozen, only what the final sync read
+    // is checked, inside its transaction: a difference rolls the target back.
+    verify: opts.verify ?? 'changed',
+    lockTimeout: opts.lockTimeout ?? `${Math.min(stop.remaining(), 15_000)}ms`,
+    lookback: opts.lookback,
+    full: opts.full,
+    // The target becomes the writable side in the same transaction as its final data.
+    beforeCommit: async (target, r) => {
+      if (stop.why) throw new RuntimeFailure(stop.why);
+      if (r.check && !r.check.clean) {
+        const bad = r.check.tables.filter((t) => t.mismatched || t.sourceRows !== t.targetRows).map((t) => t.table);
+        throw new VerifyDifferenceError(`the final check found differences between ${from} and ${to} in ${bad.join(', ')}`);
+      }
+      run.reverseHorizon = await targetHorizon(opts.to.url, to, opts.logger);
+      await unfreeze(target);
+    },
+  });
+  report.sync = await Promise.race([run.final, stop.stopped]);
+  report.freezeMs = Date.now() - run.freezeStarted!;
+  report.frozenDeletes = frozenDeletes(report.sync);
+  if ((report.sync.verify && !report.sync.verify.clean) || (report.sync.check && !report.sync.check.clean)) {
+    throw new VerifyDifferenceError(`the final verify found differences between ${from} and ${to} after ${to} committed`);
+  }
+}
+
+/** Which tables' deletes the final sync took from capture, and which it reconciled by key buckets. */
+function frozenDeletes(r: SyncReport): FrozenDeletes {
+  return {
+    captured: r.tables.filter((t) => t.deletes === 'captured').map((t) => t.table),
+    reconciled: r.tables.filter((t) => t.deletes === 'reconciled').map((t) => t.table),
+  };
+}
+
+/**
+ * Only now is the freeze a finished cutover's: a source frozen without this mark was left
+ * by a killed run, and its writes may not be on the target. The reverse direction's
+ * watermarks commit with it. Runs on the control session; the caller rolls back on failure.
+ */
+export async function completeFreeze(run: CutoverRun): Promise<void> {
+  const { opts, report, src, dst } = run;
+  await src.query('begin');
+  await src.query(`set local lock_timeout = '5s'`);
+  // The owner of the tables can walk through a freeze: a cutover whose source took
+  // writes after the freeze is not a clean one. Checked under lock, so the seal the
+  // completion renews absorbs nothing (src/db/freeze-guard.ts).
+  const held = await lockAndCheckFreeze(src);
+  if (held.findings.length) throw new RuntimeFailure(`the freeze on ${opts.from.name} did not hold: ${held.findings.join('; ')}`);
+  await markFreezeCompleted(src);
+  if (run.reverseHorizon) {
+    const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, dst).all());
+    report.reverseWatermarks = await seedReverseWatermarks(src, {
+      source: opts.to.name,
+      fromVersion: report.toVersion!,
+      toVersion: report.fromVersion!,
+      mappingsDir: opts.mappingsDir,
+      catalogs: all,
+      horizon: run.reverseHorizon,
+    });
+  }
+  await src.query('commit');
+}
+
+/** After success: inert triggers dropped, the report's outcome, then the switch command. */
+export async function finish(run: CutoverRun): Promise<CutoverReport> {
+  const { opts, report, dst } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  // The triggers lifted on the target in the final sync's transaction are inert now.
+  await dropFreezeTriggers(dst).catch(() => {});
+  report.ok = true;
+  report.outcome = `${to} is current at v${report.toVersion}; ${from} is frozen (read-only)`;
+  report.next =
+    `point the application at ${to}. To keep ${from} current for a rollback: ` +
+    `bluegreen sync --from ${to} --to ${from}; to roll back: bluegreen cutover --from ${to} --to ${from}`;
+  if (opts.switchCommand) {
+    opts.logger.info(`running switch command`);
+    const code = await runShell(opts.switchCommand, opts.logger);
+    report.switchCommand = { command: opts.switchCommand, code };
+    if (code !== 0) {
+      report.ms = Date.now() - run.started;
+      throw new CutoverRefusedError(
+        `cutover done but the switch command exited ${code}: the data is on ${to}, ${from} is frozen, traffic was NOT switched`,
+        report,
+        'run the switch by hand now; or bluegreen unfreeze --env ' + from + ' to let the application keep writing there',
+      );
+    }
+  }
+  report.ms = Date.now() - run.started;
+  return report;
+}
+
+/**
+ * The failure path after the freeze: stop what runs, put the target back the way the
+ * application must see it, unfreeze the source. Returns the error to throw.
+ */
+export async function abandon(run: CutoverRun, err: unknown): Promise<CutoverRefusedError> {
+  const { opts, report, dst, stop, final } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  const differences = err instanceof VerifyDifferenceError;
+  const why = stop.why ?? (err as Error).message;
+  if (stop.why && final) {
+    // Both the final sync's sessions and its verify's: the deadline holds throughout.
+    const apps = runApps(from, to);
+    await Promise.all([cancelOwn(opts.from.url, from, apps), cancelOwn(opts.to.url, to, apps)]);
+    if (!(await settled(final, 15_000))) opts.logger.warn('the final sync did not stop in 15 s; it cannot commit any more (stopped before commit)');
+  }
+  const notes: string[] = [];
+  // Once the target committed (the run ended in verify, or the stop came after the
+  // commit) it is current and writable: freeze it again so nobody writes to both.
+  const committed = final ? await targetCommitted(dst, from, run.frozenAt!) : false;
+  if (committed !== false) notes.push(await refreezeTarget(run, differences ? 'final verify found differences' : why));
+  else notes.push(`${to} rolled back`);
+  let next = `the application stays on ${from}; investigate, then bluegreen sync and cutover again`;
+  try {
+    await unfreezeNow(run.src);
+    report.freezeMs = Date.now() - run.freezeStarted!;
+    notes.push(`${from} unfrozen and serving`);
+  } catch (e) {
+    notes.push(`${from} is STILL FROZEN (${(e as Error).message})`);
+    next = `run bluegreen unfreeze --env ${from} now so the application can write again; then investigate, sync and cutover again`;
+  }
+  if (differences) {
+    next = `the application stays on ${from}; bluegreen verify --from ${from} --to ${to} names the differing keys, bluegreen sync --repair re-copies them; then cutover again`;
+  }
+  return refused(run, `${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure);
+}
+
+/** Freezes the target that had committed the final sync; returns the note for the report. */
+async function refreezeTarget(run: CutoverRun, why: string): Promise<string> {
+  const { opts, report, dst } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  try {
+    const targetCatalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.toVersion!);
+    await freeze(dst, Object.keys(targetCatalog.tables), { by: `failed cutover from ${from}: ${why}`, target: from, completed: true, lockTimeout: '5s' });
+    return `${to} had committed the final sync: frozen again`;
+  } catch (e) {
+    return `${to} may have committed the final sync and could NOT be frozen again (${(e as Error).message}): keep the application off ${to}`;
+  }
+}
+
+/** Whether the final sync committed on the target: its run record is there. */
+async function targetCommitted(dst: pg.Client, source: string, since: Date): Promise<boolean | 'unknown'> {
+  try {
+    if (!(await dst.query(`select to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) return false;
+    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and status = 'ok' and source = $1 and started_at >= $2`, [source, since]);
+    return (r.rowCount ?? 0) > 0;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function runShell(command: string, logger: Logger): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(command, { shell: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d) => logger.info(`switch: ${String(d).trimEnd()}`));
+    child.stderr.on('data', (d) => logger.warn(`switch: ${String(d).trimEnd()}`));
+    child.on('close', (code) => resolve(code));
+    child.on('error', () => resolve(127));
+  });
+}
+
+/** Connects the target's control session (the source's is opened first by the caller). */
+export function connectControl(url: string, label: string): Promise<pg.Client> {
+  return connect(url, { label, applicationName: 'bluegreen cutover-control' });
+}
