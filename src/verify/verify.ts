@@ -1,14 +1,17 @@
 /**
  * `verify`: does the target hold exactly what the source holds, seen through the mapping
- * chain? Both sides are reduced to one canonical text per row and compared in the
+ * chain? Both sides are reduced to one canonical hash per row and compared in the
  * databases, never by shipping tables:
  *
  * 1. Canonical encoding. The source is projected through the chain's SQL face, every
  *    compared column cast to the TARGET column's type (so numeric scale, timestamp
- *    precision and jsonb key order normalise the same way on both sides), then encoded as
- *    `row(c1, c2, …)::text`: NULL is an empty unquoted field, '' is `""`, fields are
- *    separated and quoted, so ('ab','c') never equals ('a','bc'). Sessions pin DateStyle,
- *    TimeZone and extra_float_digits (src/db/connect.ts), so equal rows print equally.
+ *    precision and jsonb key order normalise the same way on both sides), then reduced to
+ *    one 64-bit hash per row. On PostgreSQL 14+ (both servers) each column is hashed from
+ *    a canonical binary form, never printed: equal bytes exactly when equal text, so 1.0
+ *    and 1.00, '1 day' and '24 hours', '' and NULL, ('ab','c') and ('a','bc') stay apart
+ *    (./encoding.ts has the rule per type and why). Older servers hash `row(c1, c2, …)::text`,
+ *    which sessions make stable by pinning DateStyle, TimeZone and extra_float_digits
+ *    (src/db/connect.ts).
  * 2. Buckets. Rows are grouped by a hash of their key into buckets; each side returns
  *    (bucket, count, sum of 64-bit row hashes). Equal tables cost one scan per side, run
  *    in parallel on the two servers.
@@ -21,7 +24,9 @@
  *    When sync calls verify it passes its own source snapshot instead, so the comparison
  *    is exact: "the target equals the source as of the sync".
  *
- * Columns the mapping cannot carry (lossy) are excluded and listed.
+ * Columns the mapping cannot carry (lossy) are excluded and listed. With `jobs` > 1,
+ * tables are compared in parallel, each job on its own session pair, all sessions of a
+ * side in one exported snapshot.
  */
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -32,6 +37,7 @@ import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
 import { UsageError, VersionMismatchError } from '../errors.ts';
+import { binaryHashAvailable, fieldSql, readEncodings, rowHashSql, type ColumnEncoding } from './encoding.ts';
 import type { Logger } from '../log.ts';
 
 export interface VerifyEndpoint {
@@ -57,6 +63,12 @@ export interface VerifyOptions {
   tables?: string[];
   /** Version catalogs already learnt (sync passes its own: no second probe). */
   catalogs?: Record<number, Catalog>;
+  /**
+   * Tables compared at once (default 1), each job on its own source and target session.
+   * All source sessions share one snapshot (`sourceSnapshot`, else one exported by the
+   * first), and all target sessions one target snapshot, so the result is one view per side.
+   */
+  jobs?: number;
 }
 
 export interface KeyDiff {
@@ -125,44 +137,72 @@ export interface RepairKeys {
 export const REPAIR_KEYS = 100_000;
 
 /** Buckets per table: about 1000 rows each, within [64, 16384], a power of two. */
-function bucketCount(rows: number): number {
+export function bucketCount(rows: number): number {
   let n = 64;
   while (n < 16384 && n * 1000 < rows) n *= 2;
   return n;
 }
 
-interface Side {
-  /** SQL of a relation with columns `k` (key text), `h` (row hash). */
+/** One side of a table's comparison. */
+export interface Side {
+  /**
+   * SQL of a relation with columns `k` (key text, to name keys), `kh` (64-bit hash of the
+   * key, to pick its bucket) and `h` (row hash).
+   */
   rel: string;
 }
 
-function keyExpr(alias: string, key: string[]): string {
-  return `row(${key.map((k) => `${alias}.${ident(k)}`).join(', ')})::text`;
+/** How one side spells a column: the target's own, or the source's projection cast to the target's type. */
+type Field = (column: string) => string;
+
+function sideRel(key: string[], columns: string[], field: Field, from: string, encodings?: Map<string, ColumnEncoding>): string {
+  const k = `row(${key.map(field).join(', ')})::text`;
+  // The bucket needs only a hash that equal keys share; the binary encoding gives one
+  // without printing the key. The key text is computed only where keys are named (the
+  // descent): the planner drops the unused `k` from the bucket-sum query.
+  const kh = encodings ? `hash_record_extended(row(${key.map((c) => fieldSql(field(c), encodings.get(c)!)).join(', ')}), 1)` : `hashtextextended(${k}, 1)`;
+  const h = encodings
+    ? rowHashSql(columns.map((c) => fieldSql(field(c), encodings.get(c)!)))
+    : `hashtextextended(row(${columns.map(field).join(', ')})::text, 0)`;
+  return `(select ${k} as k, ${kh} as kh, ${h} as h from ${from})`;
 }
 
-/** (key text, row hash) for every row of the projected source. */
-function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: (t: string) => string): Side {
+/**
+ * (key text, key hash, row hash) for every row of the projected source. `encodings` (the
+ * target's column types, see ./encoding.ts) selects the binary row hash; without it, the
+ * row text.
+ */
+function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: (t: string) => string, encodings?: Map<string, ColumnEncoding>): Side {
   // A user-defined type may exist on the target only: the source compares its text, which
   // is what the target's row prints for it too.
   const types = new Map(target.tables[ct.table]!.columns.map((c) => [c.name, isBuiltinType(c.type) ? c.type : 'text']));
-  const row = `row(${columns.map((c) => `q.${ident(c)}::${types.get(c)}`).join(', ')})::text`;
-  const key = `row(${ct.key.map((k) => `q.${ident(k)}::${types.get(k)}`).join(', ')})::text`;
-  return { rel: `(select ${key} as k, hashtextextended(${row}, 0) as h from (${ct.selectSql(rel)}) q)` };
+  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}::${types.get(c)}`, `(${ct.selectSql(rel)}) q`, encodings) };
 }
 
-function targetSide(ct: CompiledTable, columns: string[]): Side {
-  const row = `row(${columns.map((c) => `q.${ident(c)}`).join(', ')})::text`;
-  return { rel: `(select ${keyExpr('q', ct.key)} as k, hashtextextended(${row}, 0) as h from ${ident(ct.table)} q)` };
+/**
+ * (key text, key hash, row hash) for every target row; exported with bucketSumSql so the
+ * benchmark can EXPLAIN exactly the query verify runs.
+ */
+export function targetSide(ct: Pick<CompiledTable, 'table' | 'key'>, columns: string[], encodings?: Map<string, ColumnEncoding>): Side {
+  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}`, `${ident(ct.table)} q`, encodings) };
 }
 
-function bucketOf(expr: string, buckets: number): string {
-  return `(hashtextextended(${expr}, 1) & ${buckets - 1})::int`;
+function bucketOf(buckets: number): string {
+  return `(kh & ${buckets - 1})::int`;
+}
+
+/** The per-bucket count and hash sum of one side: the query both servers run per table. */
+export function bucketSumSql(side: Side, buckets: number): string {
+  return `select ${bucketOf(buckets)} as b, count(*)::text as n, sum(h)::text as s from ${side.rel} x group by 1`;
 }
 
 async function bucketSums(client: pg.Client, side: Side, buckets: number): Promise<Map<number, string>> {
-  const r = await client.query<{ b: number; n: string; s: string }>(
-    `select ${bucketOf('k', buckets)} as b, count(*)::text as n, sum(h)::text as s from ${side.rel} x group by 1`,
-  );
+  // The planner cannot know that the bucket expression has at most `buckets` values: it
+  // expects one group per row and sorts every row to group them (spilling to disk past
+  // work_mem). Hashing into `buckets` groups is one pass in little memory.
+  await client.query('set local enable_sort = off');
+  const r = await client.query<{ b: number; n: string; s: string }>(bucketSumSql(side, buckets));
+  await client.query('set local enable_sort to default');
   return new Map(r.rows.map((x) => [x.b, `${x.n}:${x.s}`]));
 }
 
@@ -194,12 +234,12 @@ async function descend(
   const list = differing.join(', ');
   await dst.query(`create temp table if not exists bg_verify_src (k text, h bigint)`);
   await dst.query(`truncate bg_verify_src`);
-  const out = src.query(copyTo(`COPY (select k, h from ${s.rel} x where ${bucketOf('k', buckets)} in (${list})) TO STDOUT`));
+  const out = src.query(copyTo(`COPY (select k, h from ${s.rel} x where ${bucketOf(buckets)} in (${list})) TO STDOUT`));
   const inn = dst.query(copyFrom(`COPY bg_verify_src (k, h) FROM STDIN`));
   await pipeline(out, inn);
   await dst.query(`create temp table if not exists bg_verify_dst (k text, h bigint)`);
   await dst.query(`truncate bg_verify_dst`);
-  await dst.query(`insert into bg_verify_dst select k, h from ${t.rel} x where ${bucketOf('k', buckets)} in (${list})`);
+  await dst.query(`insert into bg_verify_dst select k, h from ${t.rel} x where ${bucketOf(buckets)} in (${list})`);
   await dst.query(`analyze bg_verify_src; analyze bg_verify_dst`);
   const kinds = {
     missing: `from bg_verify_src s where not exists (select 1 from bg_verify_dst d where d.k = s.k)`,
@@ -232,116 +272,231 @@ async function detected(client: pg.Client, catalogs: VersionCatalogs, name: stri
   return d.version;
 }
 
+/** One source and one target session; each verify job owns one. */
+interface Sessions {
+  src: pg.Client;
+  dst: pg.Client;
+}
+
+/** What to compare in one table, decided once and reused by the recheck. */
+interface TablePlan {
+  name: string;
+  /** The compiled table; for a keyless table its key is every compared column. */
+  ct: CompiledTable;
+  columns: string[];
+  excluded: string[];
+  comparedAs: 'key' | 'multiset';
+  s: Side;
+  t: Side;
+}
+
+/** A table whose buckets differed, kept for the recheck. */
+interface Flagged {
+  plan: TablePlan;
+  r: TableVerifyReport;
+  buckets: number;
+  differing: number[];
+}
+
+interface Prepared {
+  fromVersion: number;
+  toVersion: number;
+  plans: TablePlan[];
+  notCompared: string[];
+}
+
+/** Step 1: versions, the mapping chain, and what to compare in each table. */
+async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> {
+  const catalogs = new VersionCatalogs(opts.mappingsDir, first.dst);
+  const fromVersion = opts.from.version ?? (await detected(first.src, catalogs, opts.from.name));
+  const toVersion = opts.to.version ?? (await detected(first.dst, catalogs, opts.to.name));
+  const all = opts.catalogs ?? Object.fromEntries(await catalogs.all());
+  const target = all[toVersion]!;
+  const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
+  const names = Object.keys(chain.tables).filter((t) => !opts.tables || opts.tables.includes(t)).sort();
+  const unknown = (opts.tables ?? []).filter((t) => !chain.tables[t]);
+  if (unknown.length) {
+    throw new UsageError(
+      `--table ${unknown.join(', ')}: no such table in ${opts.to.name} (v${toVersion}) that a mapping produces`,
+      `tables that can be verified: ${Object.keys(chain.tables).sort().join(', ')}`,
+    );
+  }
+  const notCompared = Object.keys(target.tables).filter((t) => !chain.tables[t]);
+  // Both sides must hash alike: the binary encoding only when both servers have it.
+  const encodings = (await binaryHashAvailable(first.src, first.dst)) ? await readEncodings(first.dst, names) : undefined;
+  const plans = names.map((name): TablePlan => {
+    const ct = chain.tables[name]!;
+    const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !ct.columns.includes(c) || ct.lossyColumns.includes(c));
+    const columns = ct.columns.filter((c) => !excluded.includes(c));
+    // A keyless (full-reload) table is compared as a multiset: the whole row is its key.
+    const keyed = ct.key.length > 0 ? ct : { ...ct, key: columns };
+    const enc = encodings?.get(name);
+    return {
+      name,
+      ct: keyed,
+      columns,
+      excluded,
+      comparedAs: ct.key.length > 0 ? 'key' : 'multiset',
+      s: sourceSide(keyed, columns, target, (t) => ident(t), enc),
+      t: targetSide(keyed, columns, enc),
+    };
+  });
+  return { fromVersion, toVersion, plans, notCompared };
+}
+
+/**
+ * Step 2: one consistent view per side for every job. The first source session takes (or
+ * joins, from sync) the source snapshot and the first target session its repeatable-read
+ * snapshot; with more than one job both are exported and every other session imports
+ * them, so all tables are compared as of the same instant on each side.
+ */
+async function beginSnapshots(sessions: Sessions[], sourceSnapshot?: string): Promise<void> {
+  const [first, ...others] = sessions;
+  const joinAt = (snapshot: string) => `set transaction snapshot '${snapshot.replace(/'/g, "''")}'`;
+  await first!.src.query('begin isolation level repeatable read read only');
+  if (sourceSnapshot) await first!.src.query(joinAt(sourceSnapshot));
+  await first!.dst.query('begin isolation level repeatable read');
+  if (others.length === 0) return;
+  const exported = async (c: pg.Client) => (await c.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
+  const src = sourceSnapshot ?? (await exported(first!.src));
+  const dst = await exported(first!.dst);
+  for (const o of others) {
+    await o.src.query('begin isolation level repeatable read read only');
+    await o.src.query(joinAt(src));
+    await o.dst.query('begin isolation level repeatable read');
+    await o.dst.query(joinAt(dst));
+  }
+}
+
+async function endSnapshots(sessions: Sessions[]): Promise<void> {
+  for (const s of sessions) {
+    await s.src.query('commit');
+    await s.dst.query('rollback'); // temp tables and nothing else: leave no trace
+  }
+}
+
+/** Runs `work` over `items`, one at a time per session pair; the first failure wins. */
+async function runJobs<T>(items: T[], sessions: Sessions[], work: (item: T, s: Sessions) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  await Promise.all(
+    sessions.map(async (s) => {
+      while (!failed && next < items.length) {
+        const item = items[next++]!;
+        await work(item, s).catch((err: unknown) => (failed ??= { err }));
+      }
+    }),
+  );
+  if (failed) throw failed.err;
+}
+
+/** Step 3: one table's bucket sums on both sides at once, then a descent if they differ. */
+async function compareTable(p: TablePlan, s: Sessions, sample: number, repair: Record<string, RepairKeys>): Promise<{ r: TableVerifyReport; flagged?: Flagged }> {
+  const t0 = Date.now();
+  const est = await s.dst.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [ident(p.name)]);
+  const buckets = bucketCount(est.rows[0]?.n ?? 0);
+  const [a, b] = await Promise.all([bucketSums(s.src, p.s, buckets), bucketSums(s.dst, p.t, buckets)]);
+  const differing = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort((x, y) => x - y);
+  const none: KeyDiff = { count: 0, keys: [] };
+  const r: TableVerifyReport = {
+    table: p.name,
+    sourceRows: rowsIn(a),
+    targetRows: rowsIn(b),
+    missing: none,
+    extra: none,
+    changed: none,
+    columns: p.columns,
+    excluded: p.excluded,
+    settled: 0,
+    unexplainedBuckets: 0,
+    comparedAs: p.comparedAs,
+    ms: 0,
+  };
+  let flagged: Flagged | undefined;
+  if (differing.length > 0) {
+    const { repair: keys, ...found } = await descend(s.src, s.dst, p.s, p.t, buckets, differing, p.ct.key, sample);
+    Object.assign(r, found);
+    if (p.comparedAs === 'key') repair[p.name] = keys;
+    if (r.missing.count + r.extra.count + r.changed.count === 0) r.unexplainedBuckets = differing.length;
+    flagged = { plan: p, r, buckets, differing };
+  }
+  r.ms = Date.now() - t0;
+  return { r, flagged };
+}
+
+/** Step 4: what differed, compared again in fresh snapshots; only what still differs stays. */
+async function recheck(flagged: Flagged[], sessions: Sessions[], sample: number, repair: Record<string, RepairKeys>): Promise<void> {
+  await beginSnapshots(sessions);
+  await runJobs(flagged, sessions, async (f, s) => {
+    const first = f.r.missing.count + f.r.extra.count + f.r.changed.count;
+    const { repair: keys, ...found } = await descend(s.src, s.dst, f.plan.s, f.plan.t, f.buckets, f.differing, f.plan.ct.key, sample);
+    Object.assign(f.r, found);
+    if (repair[f.r.table]) repair[f.r.table] = keys;
+    f.r.settled = Math.max(0, first - (f.r.missing.count + f.r.extra.count + f.r.changed.count));
+    if (f.r.missing.count + f.r.extra.count + f.r.changed.count > 0) f.r.unexplainedBuckets = 0;
+  });
+  await endSnapshots(sessions);
+}
+
+/** Step 5: the result in the target's bluegreen.verifies (with the keys `sync --repair` reads). */
+async function recordVerify(dst: pg.Client, opts: VerifyOptions, report: VerifyReport, repair: Record<string, RepairKeys>): Promise<void> {
+  await ensureStateSchema(dst);
+  await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
+    opts.from.name,
+    report.clean,
+    // `partial` (some tables only) never counts as the full verify a cutover wants.
+    JSON.stringify({ mode: opts.tables ? 'partial' : 'full', ...report, repair }),
+  ]);
+}
+
+/**
+ * Compares the source, through the mapping chain, with the target (see the module
+ * comment); `opts.jobs` tables at a time, each job with its own session pair sharing one
+ * snapshot per side.
+ */
 export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
   const started = Date.now();
   const sample = opts.sampleKeys ?? 10;
   const app = `bluegreen verify ${opts.from.name}->${opts.to.name}`.slice(0, 63);
-  const src = await connect(opts.from.url, { label: opts.from.name, applicationName: app });
-  let dst: pg.Client | undefined;
+  const open = async (): Promise<Sessions> => {
+    const src = await connect(opts.from.url, { label: opts.from.name, applicationName: app });
+    const dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app }).catch(async (err: unknown) => {
+      await src.end().catch(() => {});
+      throw err;
+    });
+    return { src, dst };
+  };
+  const sessions: Sessions[] = [await open()];
   try {
-    dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
-    const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
-    const fromVersion = opts.from.version ?? (await detected(src, catalogs, opts.from.name));
-    const toVersion = opts.to.version ?? (await detected(dst, catalogs, opts.to.name));
-    const all = opts.catalogs ?? Object.fromEntries(await catalogs.all());
-    const target = all[toVersion]!;
-    const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
-    const names = Object.keys(chain.tables).filter((t) => !opts.tables || opts.tables.includes(t)).sort();
-    const unknown = (opts.tables ?? []).filter((t) => !chain.tables[t]);
-    if (unknown.length) {
-      throw new UsageError(
-        `--table ${unknown.join(', ')}: no such table in ${opts.to.name} (v${toVersion}) that a mapping produces`,
-        `tables that can be verified: ${Object.keys(chain.tables).sort().join(', ')}`,
-      );
-    }
-    const notCompared = Object.keys(target.tables).filter((t) => !chain.tables[t]);
-
-    const begin = async () => {
-      await src.query('begin isolation level repeatable read read only');
-      if (opts.sourceSnapshot) await src.query(`set transaction snapshot '${opts.sourceSnapshot.replace(/'/g, "''")}'`);
-      await dst!.query('begin isolation level repeatable read');
-    };
-    const end = async () => {
-      await src.query('commit');
-      await dst!.query('rollback'); // temp tables and nothing else: leave no trace
-    };
-
+    const { fromVersion, toVersion, plans, notCompared } = await prepare(opts, sessions[0]!);
+    const jobs = Math.max(1, Math.min(opts.jobs ?? 1, plans.length));
+    while (sessions.length < jobs) sessions.push(await open());
     const report: VerifyReport = { from: opts.from.name, to: opts.to.name, fromVersion, toVersion, clean: true, tables: [], notCompared, ms: 0 };
-    await begin();
-    const flagged: { ct: CompiledTable; r: TableVerifyReport; s: Side; t: Side; buckets: number; differing: number[] }[] = [];
     // Every differing key (up to REPAIR_KEYS per kind), recorded for `sync --repair` only.
     const repair: Record<string, RepairKeys> = {};
-    for (const name of names) {
-      const t0 = Date.now();
-      const ct = chain.tables[name]!;
-      const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !ct.columns.includes(c) || ct.lossyColumns.includes(c));
-      const columns = ct.columns.filter((c) => !excluded.includes(c));
-      // A keyless (full-reload) table is compared as a multiset: the whole row is its key.
-      const keyed = ct.key.length > 0 ? ct : { ...ct, key: columns };
-      const s = sourceSide(keyed, columns, target, (t) => ident(t));
-      const t = targetSide(keyed, columns);
-      const est = await dst.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [ident(name)]);
-      const buckets = bucketCount(est.rows[0]?.n ?? 0);
-      const [a, b] = await Promise.all([bucketSums(src, s, buckets), bucketSums(dst, t, buckets)]);
-      const differing = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort((x, y) => x - y);
-      const none: KeyDiff = { count: 0, keys: [] };
-      const r: TableVerifyReport = {
-        table: name,
-        sourceRows: rowsIn(a),
-        targetRows: rowsIn(b),
-        missing: none,
-        extra: none,
-        changed: none,
-        columns,
-        excluded,
-        settled: 0,
-        unexplainedBuckets: 0,
-        comparedAs: ct.key.length > 0 ? 'key' : 'multiset',
-        ms: 0,
-      };
-      if (differing.length > 0) {
-        const { repair: keys, ...found } = await descend(src, dst, s, t, buckets, differing, keyed.key, sample);
-        Object.assign(r, found);
-        if (ct.key.length > 0) repair[name] = keys;
-        if (r.missing.count + r.extra.count + r.changed.count === 0) r.unexplainedBuckets = differing.length;
-        flagged.push({ ct: keyed, r, s, t, buckets, differing });
-      }
-      r.ms = Date.now() - t0;
-      report.tables.push(r);
-      opts.logger.debug(`verify ${name}: ${r.sourceRows}/${r.targetRows} rows, ${differing.length} differing buckets`);
-      opts.logger.progress('verify', report.tables.length, names.length, { unit: 'tables', phase: 'hash' });
-    }
+    const results = new Map<string, { r: TableVerifyReport; flagged?: Flagged }>();
+    await beginSnapshots(sessions, opts.sourceSnapshot);
+    await runJobs(plans, sessions, async (p, s) => {
+      const res = await compareTable(p, s, sample, repair);
+      results.set(p.name, res);
+      opts.logger.debug(`verify ${p.name}: ${res.r.sourceRows}/${res.r.targetRows} rows, ${res.flagged?.differing.length ?? 0} differing buckets`);
+      opts.logger.progress('verify', results.size, plans.length, { unit: 'tables', phase: 'hash' });
+    });
     opts.logger.progressDone('verify');
-    await end();
-
+    await endSnapshots(sessions);
+    report.tables = plans.map((p) => results.get(p.name)!.r);
+    const flagged = plans.flatMap((p) => results.get(p.name)!.flagged ?? []);
     // Recheck what differed, in fresh snapshots, unless we compared against a fixed one.
-    if (flagged.length > 0 && (opts.recheck ?? true) && !opts.sourceSnapshot) {
-      await begin();
-      for (const f of flagged) {
-        const first = f.r.missing.count + f.r.extra.count + f.r.changed.count;
-        const { repair: keys, ...found } = await descend(src, dst, f.s, f.t, f.buckets, f.differing, f.ct.key, sample);
-        Object.assign(f.r, found);
-        if (repair[f.r.table]) repair[f.r.table] = keys;
-        f.r.settled = Math.max(0, first - (f.r.missing.count + f.r.extra.count + f.r.changed.count));
-        if (f.r.missing.count + f.r.extra.count + f.r.changed.count > 0) f.r.unexplainedBuckets = 0;
-      }
-      await end();
-    }
+    if (flagged.length > 0 && (opts.recheck ?? true) && !opts.sourceSnapshot) await recheck(flagged, sessions, sample, repair);
     report.clean = report.tables.every((t) => t.missing.count + t.extra.count + t.changed.count + t.unexplainedBuckets === 0);
     report.ms = Date.now() - started;
-    if (opts.record ?? true) {
-      await ensureStateSchema(dst);
-      await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
-        opts.from.name,
-        report.clean,
-        // `partial` (some tables only) never counts as the full verify a cutover wants.
-        JSON.stringify({ mode: opts.tables ? 'partial' : 'full', ...report, repair }),
-      ]);
-    }
+    if (opts.record ?? true) await recordVerify(sessions[0]!.dst, opts, report, repair);
     return report;
   } finally {
-    await dst?.end().catch(() => {});
-    await src.end().catch(() => {});
+    for (const s of sessions) {
+      await s.dst.end().catch(() => {});
+      await s.src.end().catch(() => {});
+    }
   }
 }
 

@@ -1,0 +1,51 @@
+/**
+ * EXPLAIN ANALYZE of verify's per-table target query (bucket count and hash sum), the row
+ * text hash grouped by sorting (before) against the binary row hash grouped by hashing
+ * (now), on the database at GREEN_URL.
+ * Every column of every table with a primary key is compared, as in a same-version verify.
+ * Prints one JSON line per table: median execution ms of RUNS runs each, alternating.
+ *
+ *   GREEN_URL=postgres://… RUNS=3 npx tsx bench/verify-explain.ts
+ */
+import { connect } from '../src/db/connect.ts';
+import { readEncodings } from '../src/verify/encoding.ts';
+import { bucketCount, bucketSumSql, targetSide } from '../src/verify/verify.ts';
+
+const runs = Number(process.env.RUNS ?? 3);
+const db = await connect(process.env.GREEN_URL!);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+try {
+  const tables = await db.query<{ t: string; n: number; key: string[]; cols: string[] }>(
+    `select c.relname as t, greatest(c.reltuples, 0)::bigint::int as n,
+            (select array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum)) from pg_index i
+               join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any (i.indkey) where i.indrelid = c.oid and i.indisprimary) as key,
+            (select array_agg(a.attname::text order by a.attnum) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as cols
+       from pg_class c join pg_namespace s on s.oid = c.relnamespace
+      where s.nspname = 'public' and c.relkind = 'r' order by c.relname`,
+  );
+  const enc = await readEncodings(db, tables.rows.map((r) => r.t));
+  for (const { t, n, key, cols } of tables.rows) {
+    if (!key) continue;
+    const buckets = bucketCount(n);
+    const text = bucketSumSql(targetSide({ table: t, key }, cols), buckets);
+    const binary = bucketSumSql(targetSide({ table: t, key }, cols, enc.get(t)), buckets);
+    // Before: row text, grouped by sorting (the planner's choice). Now: binary row hash,
+    // grouped by hashing (verify turns sorting off for this query); binary with sorting
+    // separates the two effects.
+    const variants = { textSort: [text, 'on'], binarySort: [binary, 'on'], binaryHash: [binary, 'off'] } as const;
+    const ms: Record<string, number[]> = { textSort: [], binarySort: [], binaryHash: [] };
+    for (let i = 0; i < runs; i++) {
+      for (const [name, [sql, sort]] of Object.entries(variants)) {
+        await db.query(`set enable_sort = ${sort}`);
+        const r = await db.query<{ 'QUERY PLAN': { 'Execution Time': number }[] }>(`explain (analyze, format json) ${sql}`);
+        ms[name]!.push(r.rows[0]!['QUERY PLAN'][0]!['Execution Time']);
+      }
+    }
+    await db.query('reset enable_sort');
+    const encodings = Object.fromEntries([...enc.get(t)!].map(([c, e]) => [c, e.encoding]));
+    const medians = Object.fromEntries(Object.entries(ms).map(([k, v]) => [`${k}Ms`, Math.round(median(v))]));
+    console.log(JSON.stringify({ table: t, rows: n, ...medians, encodings }));
+  }
+} finally {
+  await db.end();
+}
