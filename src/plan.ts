@@ -155,9 +155,11 @@ async function rowCount(client: pg.Client, table: string): Promise<number> {
 }
 
 /**
- * A cutover's freeze holds writes for a final incremental sync and a verify of every row:
- * the last incremental run's duration plus the last full verify's, as the target recorded
- * them. Without history, unknown (0, and the basis says so).
+ * A cutover's freeze holds writes for its final incremental sync and that sync's check of
+ * what it read. The verify of every row (when the last one is stale) and a catch-up sync
+ * run before the freeze, while the source serves, so the final sync reads only the seconds
+ * of writes since: the last incremental run's duration, as the target recorded it, is an
+ * upper bound. Without history, unknown (0, and the basis says so).
  */
 async function freezeEstimate(dst: pg.Client, source: string, hasState: boolean): Promise<{ seconds: number; basis: string }> {
   if (!hasState) return { seconds: 0, basis: 'no run recorded yet: sync first, then plan again' };
@@ -167,20 +169,12 @@ async function freezeEstimate(dst: pg.Client, source: string, hasState: boolean)
         where source = $1 and status = 'ok' and kind in ('sync', 'cutover') ${incremental ? `and detail->>'mode' = 'incremental'` : ''} order by id desc limit 1`,
       [source],
     );
-  // A verify report's own duration, or the sum of its tables' when it was recorded before its total.
-  const ver = await dst.query<{ s: number | null }>(
-    `select greatest((report->>'ms')::float8, (select sum((t->>'ms')::float8) from jsonb_array_elements(report->'tables') t)) / 1000 as s
-       from bluegreen.verifies where source = $1 and coalesce(report->>'mode', 'full') = 'full' order by id desc limit 1`,
-    [source],
-  );
   const inc = (await last(true)).rows[0]?.s ?? null;
   const any = inc === null ? ((await last(false)).rows[0]?.s ?? null) : null;
-  const a = inc ?? any;
-  const b = ver.rows[0]?.s ?? null;
-  const seconds = Math.round(((a ?? 0) + (b ?? 0)) * 10) / 10;
+  const seconds = Math.round((inc ?? any ?? 0) * 10) / 10;
   const basis = [
-    inc !== null ? `last incremental run ${inc.toFixed(1)} s` : any !== null ? `no incremental run yet, so the last full run's ${any.toFixed(1)} s (an upper bound)` : 'no run yet',
-    b === null ? 'no full verify yet' : `last full verify ${b.toFixed(1)} s`,
-  ].join(' + ');
+    inc !== null ? `at most the last incremental run, ${inc.toFixed(1)} s` : any !== null ? `no incremental run yet, so the last full run's ${any.toFixed(1)} s (an upper bound)` : 'no run yet',
+    'the full verify and a catch-up sync run before the freeze, while the source serves',
+  ].join('; ');
   return { seconds, basis };
 }
