@@ -106,6 +106,7 @@ function checkDumpFitsTarget(manifest: Manifest, target: Catalog, dir: string): 
   }
 }
 
+/** Loads a dump into a target, all or nothing; see the file's comment. */
 export async function importDump(opts: ImportOptions): Promise<ImportReport> {
   const started = Date.now();
   const { logger } = opts;
@@ -118,18 +119,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     await acquireTargetLock(client, `target ${opts.environment}`);
     await assertFreezeHeld(client, opts.environment); // never overwrite writes that slipped through a freeze
     const catalogs = new VersionCatalogs(opts.mappingsDir, client);
-    let version: number;
-    if (opts.version !== undefined) version = opts.version;
-    else {
-      const d = await detectVersion(client, catalogs, opts.environment);
-      if (d.version === 'empty') {
-        throw new VersionMismatchError(
-          `${opts.environment} has no schema yet`,
-          `create it first: bluegreen schema apply --to ${opts.environment} --version ${manifest.schemaVersion}`,
-        );
-      }
-      version = d.version;
-    }
+    const version = await targetVersion(client, catalogs, opts, manifest);
     if (manifest.mode === 'incremental') {
       if (version !== manifest.schemaVersion) {
         throw new VersionMismatchError(
@@ -141,109 +131,17 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       checkDumpFitsTarget(manifest, await catalogs.get(version), opts.dir);
       return await applyIncremental(client, manifest, opts, version, started);
     }
-    // One load step per target table: raw bytes when versions match, else converted.
-    const loads: LoadStep[] = [];
-    if (version === manifest.schemaVersion) {
-      const target = await catalogs.get(version);
-      checkDumpFitsTarget(manifest, target, opts.dir);
-      for (const t of manifest.tables) loads.push({ table: t.name, columns: t.columns, raw: { file: path.join(opts.dir, t.file), rows: t.rows } });
-    } else {
-      const needed: Record<number, Catalog> = {};
-      for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
-      const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
-      // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
-      const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
-      for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
-      logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
-    }
+    const loads = await planLoads(manifest, catalogs, opts, version);
     const tables = loads.map((l) => l.table);
     const occupied = await nonEmptyTables(client, tables);
     if (occupied.length > 0 && !opts.truncate) throw new TargetNotEmptyError(occupied);
 
     logger.info(`importing ${opts.dir} (v${manifest.schemaVersion}${version !== manifest.schemaVersion ? ` -> v${version}` : ''}, ${tables.length} tables) into ${opts.environment}`);
     const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
-    await client.query('begin');
-    try {
-      await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
-      await ensureStateSchema(client);
-      if (opts.truncate && occupied.length > 0) {
-        await client.query(`truncate ${tables.map(ident).join(', ')}`);
-      }
-      // Replayed rows must keep their own updated_at and fire no application side
-      // effects: user triggers are off for this transaction only (FK triggers stay).
-      await setUserTriggers(client, tables, false);
-      const ddl = await deferrableDdl(client, tables);
-      for (const stmt of ddl.drop) await client.query(stmt);
-      const staged: Staged = new Map();
-      for (const l of loads) {
-        const t0 = Date.now();
-        if (l.convert?.face === 'sql') {
-          const rows = await insertThroughSql(client, l.convert, await catalogs.get(manifest.schemaVersion), await catalogs.get(version), staged);
-          report.tables.push({ table: l.table, rows, ms: Date.now() - t0 });
-          logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
-          continue;
-        }
-        const sink = client.query(
-          copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
-        );
-        let expected: number;
-        if (l.raw) {
-          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
-          expected = l.raw.rows;
-        } else {
-          // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
-          // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
-            throw await locateInConverted(e, l.convert!); // a value the target refused: which row
-          });
-          expected = stats.rows;
-          if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
-        }
-        if (sink.rowCount !== expected) {
-          throw new DumpError(`table ${l.table}: loaded ${sink.rowCount} rows, expected ${expected}`, 'the dump is inconsistent; export it again');
-        }
-        report.tables.push({ table: l.table, rows: sink.rowCount, ms: Date.now() - t0 });
-        logger.info(`  ${l.table}: ${sink.rowCount} rows`, { table: l.table, rows: sink.rowCount });
-      }
-      logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
-      for (const stmt of ddl.create) await client.query(stmt);
-      await setUserTriggers(client, tables, true);
-      report.sequences = await alignSequences(client, tables);
-      // The target's rows were replaced: watermarks from earlier syncs no longer describe
-      // them, so the next sync into it starts over with a full run.
-      await client.query(`delete from bluegreen.watermarks`);
-      await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + t.rows, 0), {
-        convertedOnTheFly: version !== manifest.schemaVersion,
-      });
-      // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
-      if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await catalogs.get(version), opts.dir);
-      await sealFreeze(client); // our own writes into a frozen target are not tampering
-      await client.query('commit');
-    } catch (err) {
-      await client.query('rollback').catch(() => {});
-      throw err;
-    }
+    await loadFull(client, { manifest, catalogs, opts, version, started, loads, truncate: Boolean(opts.truncate && occupied.length > 0) }, report);
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
-    if ((opts.verify ?? true) && !report.verify) {
-      if (version === manifest.schemaVersion) {
-        const target = await catalogs.get(version);
-        const differing: string[] = [];
-        for (const t of manifest.tables) {
-          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${dumpOrderBy(t.key.length ? keyOrderBy(target.tables[t.name]!, t.key) : '', t.key, t.columns)}`;
-          const again = await hashQuery(client, sql);
-          if (again.sha256 !== t.sha256) differing.push(t.name);
-        }
-        report.verify = { clean: differing.length === 0, method: 'sha256', differing };
-      } else {
-        const differing: string[] = [];
-        for (const t of report.tables) {
-          const n = await client.query<{ n: string }>(`select count(*)::text as n from ${ident(t.table)}`);
-          if (Number(n.rows[0]!.n) !== t.rows) differing.push(t.table);
-        }
-        report.verify = { clean: differing.length === 0, method: 'row counts', differing };
-      }
-    }
+    if ((opts.verify ?? true) && !report.verify) report.verify = await verifyAfterCommit(client, manifest, catalogs, version, report);
     report.ms = Date.now() - started;
     return report;
   } catch (err) {
@@ -252,6 +150,138 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** The target's version: pinned, or detected (an empty target is refused). */
+async function targetVersion(client: pg.Client, catalogs: VersionCatalogs, opts: ImportOptions, manifest: Manifest): Promise<number> {
+  if (opts.version !== undefined) return opts.version;
+  const d = await detectVersion(client, catalogs, opts.environment);
+  if (d.version === 'empty') {
+    throw new VersionMismatchError(
+      `${opts.environment} has no schema yet`,
+      `create it first: bluegreen schema apply --to ${opts.environment} --version ${manifest.schemaVersion}`,
+    );
+  }
+  return d.version;
+}
+
+/** One load step per target table: raw bytes when versions match, else converted. */
+async function planLoads(manifest: Manifest, catalogs: VersionCatalogs, opts: ImportOptions, version: number): Promise<LoadStep[]> {
+  const loads: LoadStep[] = [];
+  if (version === manifest.schemaVersion) {
+    const target = await catalogs.get(version);
+    checkDumpFitsTarget(manifest, target, opts.dir);
+    for (const t of manifest.tables) loads.push({ table: t.name, columns: t.columns, raw: { file: path.join(opts.dir, t.file), rows: t.rows } });
+  } else {
+    const needed: Record<number, Catalog> = {};
+    for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
+    const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
+    // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
+    const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
+    for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
+    opts.logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
+  }
+  return loads;
+}
+
+/** What the full load's transaction needs. */
+interface FullLoad {
+  manifest: Manifest;
+  catalogs: VersionCatalogs;
+  opts: ImportOptions;
+  version: number;
+  started: number;
+  loads: LoadStep[];
+  /** Empty the occupied tables first (--truncate). */
+  truncate: boolean;
+}
+
+/** The whole load in ONE transaction: indexes after data, the run recorded, committed last. */
+async function loadFull(client: pg.Client, f: FullLoad, report: ImportReport): Promise<void> {
+  const { manifest, opts, version } = f;
+  const tables = f.loads.map((l) => l.table);
+  await client.query('begin');
+  try {
+    await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
+    await ensureStateSchema(client);
+    if (f.truncate) {
+      await client.query(`truncate ${tables.map(ident).join(', ')}`);
+    }
+    // Replayed rows must keep their own updated_at and fire no application side
+    // effects: user triggers are off for this transaction only (FK triggers stay).
+    await setUserTriggers(client, tables, false);
+    const ddl = await deferrableDdl(client, tables);
+    for (const stmt of ddl.drop) await client.query(stmt);
+    const staged: Staged = new Map();
+    for (const l of f.loads) report.tables.push(await loadTable(client, l, f, staged));
+    opts.logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
+    for (const stmt of ddl.create) await client.query(stmt);
+    await setUserTriggers(client, tables, true);
+    report.sequences = await alignSequences(client, tables);
+    // The target's rows were replaced: watermarks from earlier syncs no longer describe
+    // them, so the next sync into it starts over with a full run.
+    await client.query(`delete from bluegreen.watermarks`);
+    await recordImport(client, manifest, opts.dir, version, f.started, report.tables.reduce((a, t) => a + t.rows, 0), {
+      convertedOnTheFly: version !== manifest.schemaVersion,
+    });
+    // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
+    if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await f.catalogs.get(version), opts.dir);
+    await sealFreeze(client); // our own writes into a frozen target are not tampering
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
+}
+
+/** One table of a full load: its file copied as is, or converted on the way in. */
+async function loadTable(client: pg.Client, l: LoadStep, f: FullLoad, staged: Staged): Promise<ImportReport['tables'][number]> {
+  const { logger } = f.opts;
+  const t0 = Date.now();
+  if (l.convert?.face === 'sql') {
+    const rows = await insertThroughSql(client, l.convert, await f.catalogs.get(f.manifest.schemaVersion), await f.catalogs.get(f.version), staged);
+    logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
+    return { table: l.table, rows, ms: Date.now() - t0 };
+  }
+  const sink = client.query(copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
+  let expected: number;
+  if (l.raw) {
+    await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
+    expected = l.raw.rows;
+  } else {
+    // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
+    // the transaction then rolls back below.
+    const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
+      throw await locateInConverted(e, l.convert!); // a value the target refused: which row
+    });
+    expected = stats.rows;
+    if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
+  }
+  if (sink.rowCount !== expected) {
+    throw new DumpError(`table ${l.table}: loaded ${sink.rowCount} rows, expected ${expected}`, 'the dump is inconsistent; export it again');
+  }
+  logger.info(`  ${l.table}: ${sink.rowCount} rows`, { table: l.table, rows: sink.rowCount });
+  return { table: l.table, rows: sink.rowCount, ms: Date.now() - t0 };
+}
+
+/** The verify of an import not checked before its commit: sha256 at the same version, else row counts. */
+async function verifyAfterCommit(client: pg.Client, manifest: Manifest, catalogs: VersionCatalogs, version: number, report: ImportReport): Promise<ImportReport['verify']> {
+  if (version === manifest.schemaVersion) {
+    const target = await catalogs.get(version);
+    const differing: string[] = [];
+    for (const t of manifest.tables) {
+      const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${dumpOrderBy(t.key.length ? keyOrderBy(target.tables[t.name]!, t.key) : '', t.key, t.columns)}`;
+      const again = await hashQuery(client, sql);
+      if (again.sha256 !== t.sha256) differing.push(t.name);
+    }
+    return { clean: differing.length === 0, method: 'sha256', differing };
+  }
+  const differing: string[] = [];
+  for (const t of report.tables) {
+    const n = await client.query<{ n: string }>(`select count(*)::text as n from ${ident(t.table)}`);
+    if (Number(n.rows[0]!.n) !== t.rows) differing.push(t.table);
+  }
+  return { clean: differing.length === 0, method: 'row counts', differing };
 }
 
 /**
