@@ -29,6 +29,11 @@ export interface TablePlan {
   report: TableSyncReport;
   /** Where its rows were staged; undefined on the bulk path (copied straight into the table). */
   stage?: string;
+  /**
+   * The `bluegreen_stage` table --jobs filled before the run's transaction (src/sync/jobs.ts);
+   * undefined on a one-job run.
+   */
+  prestaged?: string;
   /** What the deletes step found. */
   deletes?: DeleteResult;
 }

@@ -27,6 +27,7 @@ import type { Endpoint, SyncReport } from './sync.ts';
 export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan, t: TablePlan, index: number, from: Endpoint, logger: Logger): Promise<void> {
   const t0 = Date.now();
   const { ct, report: r } = t;
+  if (t.prestaged) return usePrestaged(dst, plan, t, t0);
   const sql = ct.selectSql(t.relation);
   // Progress per table; a total only when the whole source table is read.
   const est = t.incremental ? {} : await tableEstimate(src, ct.sources[0]!.table);
@@ -44,6 +45,20 @@ export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan,
     t.stage = stage;
   }
   r.ms = Date.now() - t0;
+}
+
+/**
+ * A table --jobs staged before the transaction: on the bulk path its rows go into the
+ * (empty, index-less) table in one INSERT … SELECT, else the stage table is the stage.
+ */
+async function usePrestaged(dst: pg.Client, plan: SyncPlan, t: TablePlan, t0: number): Promise<void> {
+  const { ct, report: r } = t;
+  if (plan.bulk) {
+    const cols = ct.columns.map(ident).join(', ');
+    // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's key (COPY does).
+    r.inserted = (await dst.query(`insert into ${ident(ct.table)} (${cols}) overriding system value select ${cols} from ${t.prestaged}`)).rowCount ?? 0;
+  } else t.stage = t.prestaged;
+  r.ms += Date.now() - t0;
 }
 
 /** Deletes: target rows whose key the source no longer has (src/sync/deletes.ts). */

@@ -34,6 +34,7 @@ import { withPair } from './pair.ts';
 import { refuseUnsafeSync } from './guards.ts';
 import { planSync, type SyncPlan } from './run-plan.ts';
 import { schedule } from './schedule.ts';
+import { dropOwnStages, newRunId, stageWithJobs, sweepStaleStages } from './jobs.ts';
 import { applyStep, checkStep, commitState, deleteStep, stageTable } from './steps.ts';
 
 export type { ChangedCheck } from './check.ts';
@@ -85,6 +86,11 @@ export interface SyncOptions {
    * (PostgreSQL interval; default '24 hours'; 'never' turns it off). Not in a cutover.
    */
   reconcileEvery?: string;
+  /**
+   * Stage tables on this many extra session pairs before the run's transaction
+   * (src/sync/jobs.ts); 1 (default): every step on the run's own two sessions.
+   */
+  jobs?: number;
 }
 
 export interface TableSyncReport {
@@ -132,6 +138,9 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
   };
   return withPair({ from: opts.from, to: opts.to, app, targetLockHeld: opts.targetLockHeld, distinct: true, onFailure }, async ({ src, dst }) => {
     await refuseUnsafeSync(src, dst, { from: opts.from, to: opts.to, kind, force: opts.force });
+    // Stage tables an interrupted --jobs run left behind: ours to drop, we hold the lock.
+    const runId = newRunId();
+    await sweepStaleStages(dst, runId, opts.logger);
     const plan = await planSync(src, dst, opts, kind);
     const report: SyncReport = {
       from: opts.from.name,
@@ -145,7 +154,13 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       sequences: [],
       ms: 0,
     };
-    await writeTarget(src, dst, plan, report, opts, started);
+    try {
+      if ((opts.jobs ?? 1) > 1) await stageWithJobs(src, dst, plan, { from: opts.from, to: opts.to, jobs: opts.jobs!, runId, app, logger: opts.logger });
+      await writeTarget(src, dst, plan, report, opts, started);
+    } catch (err) {
+      await dropOwnStages(dst, plan); // after the rollback; the next run sweeps what this misses
+      throw err;
+    }
     await afterCommit(src, dst, plan, report, opts);
     report.ms = Date.now() - started;
     return report;
@@ -179,6 +194,9 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     report.sequences = await alignSequences(dst, plan.targetNames);
 
     if (effectiveVerify(opts.verify, report.mode) === 'changed') report.check = await checkStep(dst, plan, opts.from.name);
+    // --jobs stage tables go with the transaction that applied them.
+    const prestaged = plan.tables.flatMap((t) => (t.prestaged ? [t.prestaged] : []));
+    if (prestaged.length) await dst.query(`drop table ${prestaged.join(', ')}`);
     await commitState(src, dst, plan, report, { source: opts.from.name, started, reconciled: reconcile });
     if (opts.beforeCommit) await opts.beforeCommit(dst, report);
     await dst.query('commit');
