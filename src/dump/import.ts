@@ -36,6 +36,8 @@ import { progressTap } from '../progress.ts';
 import { assertDumpReproduced } from './reproduce.ts';
 import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { dumpOrderBy } from './keyless.ts';
+import { schedule } from '../sync/schedule.ts';
+import { createStage, dropStages, newRunId, sweepStaleStages } from '../sync/stage-tables.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -51,6 +53,12 @@ export interface ImportOptions {
   version?: number;
   /** Re-read the loaded tables and compare with the dump (default true). */
   verify?: boolean;
+  /**
+   * Load the dump's files on this many extra sessions into stage tables before the one
+   * transaction, which then moves them into the real tables (a full dump; tables converted
+   * by SQL stay in the transaction). 1 (default): everything in the transaction.
+   */
+  jobs?: number;
   logger: Logger;
 }
 
@@ -81,6 +89,8 @@ interface LoadStep {
   raw?: { file: string; rows: number };
   /** Other version: the conversion plan. */
   convert?: TablePlan;
+  /** The `bluegreen_stage` table --jobs loaded before the transaction, and how long that took. */
+  prestaged?: { rel: string; ms: number };
 }
 
 /** Tables among `tables` that hold at least one row. */
@@ -138,7 +148,17 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
 
     logger.info(`importing ${opts.dir} (v${manifest.schemaVersion}${version !== manifest.schemaVersion ? ` -> v${version}` : ''}, ${tables.length} tables) into ${opts.environment}`);
     const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
-    await loadFull(client, { manifest, catalogs, opts, version, started, loads, truncate: Boolean(opts.truncate && occupied.length > 0) }, report);
+    const full: FullLoad = { manifest, catalogs, opts, version, started, loads, truncate: Boolean(opts.truncate && occupied.length > 0) };
+    // Stage tables a killed --jobs run left behind: ours to drop, we hold the lock.
+    const runId = newRunId();
+    await sweepStaleStages(client, runId, logger);
+    try {
+      if ((opts.jobs ?? 1) > 1) await stageDumpWithJobs(client, full, opts.jobs!, runId);
+      await loadFull(client, full, report);
+    } catch (err) {
+      await dropStages(client, loads.flatMap((l) => (l.prestaged ? [l.prestaged.rel] : []))); // after the rollback; the next run sweeps what this misses
+      throw err;
+    }
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
     if ((opts.verify ?? true) && !report.verify) report.verify = await verifyAfterCommit(client, manifest, catalogs, version, report);
@@ -214,6 +234,9 @@ async function loadFull(client: pg.Client, f: FullLoad, report: ImportReport): P
     for (const stmt of ddl.drop) await client.query(stmt);
     const staged: Staged = new Map();
     for (const l of f.loads) report.tables.push(await loadTable(client, l, f, staged));
+    // --jobs stage tables go with the transaction that moved their rows.
+    const prestaged = f.loads.flatMap((l) => (l.prestaged ? [l.prestaged.rel] : []));
+    if (prestaged.length) await client.query(`drop table ${prestaged.join(', ')}`);
     opts.logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
     for (const stmt of ddl.create) await client.query(stmt);
     await setUserTriggers(client, tables, true);
@@ -243,7 +266,21 @@ async function loadTable(client: pg.Client, l: LoadStep, f: FullLoad, staged: St
     logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
     return { table: l.table, rows, ms: Date.now() - t0 };
   }
-  const sink = client.query(copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
+  if (l.prestaged) {
+    const cols = l.columns.map(ident).join(', ');
+    // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the dump's value (COPY does).
+    const rows = (await client.query(`insert into ${ident(l.table)} (${cols}) overriding system value select ${cols} from ${l.prestaged.rel}`)).rowCount ?? 0;
+    logger.info(`  ${l.table}: ${rows} rows`, { table: l.table, rows });
+    return { table: l.table, rows, ms: l.prestaged.ms + Date.now() - t0 };
+  }
+  const rows = await copyLoad(client, l, ident(l.table), logger);
+  logger.info(`  ${l.table}: ${rows} rows`, { table: l.table, rows });
+  return { table: l.table, rows, ms: Date.now() - t0 };
+}
+
+/** COPYs one load step's file (as is, or converted on the way) into `rel`; checks the row count. */
+async function copyLoad(client: pg.Client, l: LoadStep, rel: string, logger: Logger): Promise<number> {
+  const sink = client.query(copyFrom(`COPY ${rel} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
   let expected: number;
   if (l.raw) {
     await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
@@ -260,8 +297,38 @@ async function loadTable(client: pg.Client, l: LoadStep, f: FullLoad, staged: St
   if (sink.rowCount !== expected) {
     throw new DumpError(`table ${l.table}: loaded ${sink.rowCount} rows, expected ${expected}`, 'the dump is inconsistent; export it again');
   }
-  logger.info(`  ${l.table}: ${sink.rowCount} rows`, { table: l.table, rows: sink.rowCount });
-  return { table: l.table, rows: sink.rowCount, ms: Date.now() - t0 };
+  return sink.rowCount;
+}
+
+/**
+ * import --jobs N: every file (tables converted by SQL excepted: they read other staged
+ * tables inside the transaction) COPYed on up to N extra sessions into an unlogged stage
+ * table (src/sync/stage-tables.ts), each COPY committed on its own. The real tables change
+ * only in the one transaction that moves the rows and drops the stage tables, so the
+ * import stays all or nothing. On a job's failure the other sessions are ended at once.
+ */
+async function stageDumpWithJobs(client: pg.Client, f: FullLoad, jobs: number, runId: string): Promise<void> {
+  const { opts } = f;
+  const parallel = f.loads.filter((l) => l.convert?.face !== 'sql');
+  const rels = new Map<LoadStep, string>();
+  // Created before any job starts, on the session holding the target lock.
+  for (const [i, l] of parallel.entries()) rels.set(l, await createStage(client, runId, i, l.table, l.columns));
+  for (const [l, rel] of rels) l.prestaged = { rel, ms: 0 };
+  const sessions: pg.Client[] = [];
+  const endAll = () => Promise.all(sessions.map((c) => c.end().catch(() => {})));
+  try {
+    for (let w = 0; w < Math.min(jobs, parallel.length); w++) {
+      sessions.push(await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen import job' }));
+    }
+    opts.logger.info(`staging ${parallel.length} tables on ${sessions.length} jobs`);
+    await schedule(parallel, { workers: sessions.length, onFailure: () => void endAll() }, async (l, _i, w) => {
+      const t0 = Date.now();
+      await copyLoad(sessions[w]!, l, l.prestaged!.rel, opts.logger);
+      l.prestaged!.ms = Date.now() - t0;
+    });
+  } finally {
+    await endAll();
+  }
 }
 
 /** The verify of an import not checked before its commit: sha256 at the same version, else row counts. */

@@ -15,12 +15,11 @@
  *   table is not one job.
  * - A run killed midway leaves its stage tables behind; the next run that holds the
  *   target lock drops every stage table of another run id before it starts
- *   (sweepStaleStages), and says so.
+ *   (src/sync/stage-tables.ts), and says so.
  *
  * The extra sessions are ordinary registered sessions (src/db/connect.ts), so SIGINT and
  * SIGTERM cancel their statements too; on a job's failure the others are ended at once.
  */
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { connect, ident, literal } from '../db/connect.ts';
 import type { Logger } from '../log.ts';
@@ -28,38 +27,16 @@ import { progressTap } from '../progress.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
 import { pipeCopy } from './copy.ts';
 import { schedule } from './schedule.ts';
+import { createStage, dropStages } from './stage-tables.ts';
 import type { SyncPlan, TablePlan } from './run-plan.ts';
 import type { Endpoint } from './sync.ts';
-
-/** Schema of the stage tables --jobs fills before the run's transaction. */
-export const STAGE_SCHEMA = 'bluegreen_stage';
 
 /** Below this many source blocks (8 MB) a table is one job: a range's own overhead would dominate. */
 const SPLIT_MIN_BLOCKS = 1024;
 
-/** A fresh id for a run's stage tables (`s<id>_<n>`). */
-export function newRunId(): string {
-  return randomBytes(4).toString('hex');
-}
-
-/** Drops the stage tables of runs other than `runId` (killed midway); returns their names. */
-export async function sweepStaleStages(dst: pg.Client, runId: string, logger: Logger): Promise<string[]> {
-  const stale = await dst.query<{ name: string }>(
-    `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = $1 and c.relkind = 'r' and c.relname not like $2`,
-    [STAGE_SCHEMA, `s${runId}\\_%`],
-  );
-  const names = stale.rows.map((r) => r.name);
-  if (!names.length) return names;
-  await dst.query(`drop table if exists ${names.map((n) => `${ident(STAGE_SCHEMA)}.${ident(n)}`).join(', ')}`);
-  logger.warn(`dropped ${names.length} stage tables an interrupted --jobs run left in ${STAGE_SCHEMA}: ${names.join(', ')}`, { stageTables: names });
-  return names;
-}
-
 /** Drops this run's own stage tables (after a failed run; best effort, the next run sweeps). */
 export async function dropOwnStages(dst: pg.Client, plan: SyncPlan): Promise<void> {
-  const own = plan.tables.flatMap((t) => (t.prestaged ? [t.prestaged] : []));
-  if (own.length) await dst.query(`drop table if exists ${own.join(', ')}`).catch(() => {});
+  await dropStages(dst, plan.tables.flatMap((t) => (t.prestaged ? [t.prestaged] : [])));
 }
 
 /** One unit of job work: a table, or a block range of its single source. */
@@ -86,14 +63,8 @@ export interface JobsOptions {
  * session (inside the snapshot), `dst` its target session (holding the lock).
  */
 export async function stageWithJobs(src: pg.Client, dst: pg.Client, plan: SyncPlan, opts: JobsOptions): Promise<void> {
-  // Created here, on the session holding the target lock, before any job: two jobs
-  // creating the schema or a table at once would race (and a range shares its table).
-  await dst.query(`create schema if not exists ${ident(STAGE_SCHEMA)}`);
-  for (const [i, t] of plan.tables.entries()) {
-    const rel = `${ident(STAGE_SCHEMA)}.${ident(`s${opts.runId}_${i}`)}`;
-    await dst.query(`create unlogged table ${rel} as select ${t.ct.columns.map(ident).join(', ')} from ${ident(t.ct.table)} with no data`);
-    t.prestaged = rel;
-  }
+  // Created before any job starts (a table's block ranges share it).
+  for (const [i, t] of plan.tables.entries()) t.prestaged = await createStage(dst, opts.runId, i, t.ct.table, t.ct.columns);
   const units = await splitUnits(src, plan, opts.jobs);
   const pairs: { src: pg.Client; dst: pg.Client }[] = [];
   const endAll = () => Promise.all(pairs.flatMap((p) => [p.src.end().catch(() => {}), p.dst.end().catch(() => {})]));

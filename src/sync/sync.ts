@@ -34,7 +34,8 @@ import { withPair } from './pair.ts';
 import { refuseUnsafeSync } from './guards.ts';
 import { planSync, type SyncPlan } from './run-plan.ts';
 import { schedule } from './schedule.ts';
-import { dropOwnStages, newRunId, stageWithJobs, sweepStaleStages } from './jobs.ts';
+import { dropOwnStages, stageWithJobs } from './jobs.ts';
+import { newRunId, sweepStaleStages } from './stage-tables.ts';
 import { applyStep, checkStep, commitState, deleteStep, stageTable } from './steps.ts';
 
 export type { ChangedCheck } from './check.ts';

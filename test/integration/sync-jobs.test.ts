@@ -1,12 +1,14 @@
 /**
- * sync --jobs N on real PostgreSQL: the same result as one job (rows, report counts, a
- * clean verify), block ranges of a large table, atomicity when a job's session dies, and
- * the sweep of stage tables a killed run left behind.
+ * sync --jobs N and import --jobs N on real PostgreSQL: the same result as one job (rows,
+ * report counts, a clean verify), block ranges of a large table, atomicity when a job's
+ * session dies, and the sweep of stage tables a killed run left behind.
  */
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { collect, startCli } from '../helpers/cli.ts';
 import { makePair, report, MAPPINGS, type Pair } from '../helpers/pair.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const TABLES = ['roles', 'users', 'user_roles', 'user_settings'];
 
@@ -52,12 +54,12 @@ async function stageTables(url: string): Promise<string[]> {
   return r.map((x) => x.n);
 }
 
-/** Waits until a sync's job session is copying on `url`; returns its pid, or undefined when the run ended first. */
+/** Waits until a run's job session is copying on `url`; returns its pid, or undefined when the run ended first. */
 async function jobCopying(url: string, child: { exitCode: number | null }): Promise<number | undefined> {
   for (let i = 0; i < 2000 && child.exitCode === null; i++) {
     const [row] = await query<{ pid: number }>(
       url,
-      `select pid from pg_stat_activity where datname = current_database() and application_name like 'bluegreen sync% job' and query ilike 'copy%' and state = 'active' limit 1`,
+      `select pid from pg_stat_activity where datname = current_database() and application_name like 'bluegreen % job' and query ilike 'copy%' and state = 'active' limit 1`,
     );
     if (row) return row.pid;
     await new Promise((r) => setTimeout(r, 10));
@@ -141,6 +143,65 @@ describe('sync --jobs', () => {
     const next = await syncTo(p, p.green, []);
     expect(next.stderr).toMatch(new RegExp(`dropped ${left.length} stage tables`));
     expect(await stageTables(p.green)).toEqual([]);
+    expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+  });
+});
+
+describe('import --jobs', () => {
+  /** A v1 green, a v2 green, and a full dump of blue. */
+  async function dumped(p: Pair) {
+    const dump = path.join(await tempDir('jobs'), 'd');
+    await p.ok(['export', '--from', 'blue', '--out', dump]);
+    return dump;
+  }
+  async function importInto(p: Pair, url: string, dump: string, args: string[]) {
+    const r = await p.run(['import', '--to', 'green', '--in', dump, '--json', ...args], { GREEN_URL: url });
+    expect(r.code, r.stderr).toBe(0);
+    return { report: report(r), stderr: r.stderr };
+  }
+
+  it('loads a dump as one job does, same version (sha256 verified) and converted to v2, with no stage table left', async () => {
+    const p = await seeded(3000);
+    const dump = await dumped(p);
+    const two = await importInto(p, p.green, dump, ['--jobs', '2']);
+    expect(two.stderr).toMatch(/staging 4 tables on 2 jobs/);
+    expect(two.report.verify).toEqual({ clean: true, method: 'sha256', differing: [] });
+    expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+    expect(await stageTables(p.green)).toEqual([]);
+    // Converted on the fly into v2: the same rows as a one-job import.
+    const v2 = async () => {
+      const url = await freshDatabase('v2');
+      expect((await p.run(['schema', 'apply', '--to', 'green', '--version', '2'], { GREEN_URL: url })).code).toBe(0);
+      return url;
+    };
+    const [a, b] = [await v2(), await v2()];
+    const oneV2 = await importInto(p, a, dump, ['--jobs', '1']);
+    const twoV2 = await importInto(p, b, dump, ['--jobs', '2']);
+    const rows = (r: { tables: { table: string; rows: number }[] }) => r.tables.map((t) => [t.table, t.rows]);
+    expect(rows(twoV2.report)).toEqual(rows(oneV2.report));
+    const all = async (url: string) => {
+      const tables = await query<{ t: string }>(url, `select tablename as t from pg_tables where schemaname = 'public' order by 1`);
+      const out: Record<string, string[]> = {};
+      for (const { t } of tables) out[t] = (await query<{ r: string }>(url, `select x::text as r from "${t}" x order by 1`)).map((x) => x.r);
+      return out;
+    };
+    expect(await all(b)).toEqual(await all(a));
+    expect(await stageTables(b)).toEqual([]);
+  });
+
+  it('a job whose session dies fails the import: the target stays empty, no stage table, a rerun loads it', async () => {
+    const p = await seeded(40000);
+    const dump = await dumped(p);
+    const child = startCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--in', dump, '--jobs', '2'], { BLUE_URL: p.blue, GREEN_URL: p.green });
+    const done = collect(child);
+    const pid = await jobCopying(p.green, child);
+    expect(pid, 'the import ended before a job was seen copying').toBeDefined();
+    await query(p.green, `select pg_terminate_backend($1)`, [pid]);
+    const r = await done;
+    expect(r.code).not.toBe(0);
+    for (const t of TABLES) expect(await query(p.green, `select count(*)::int as n from ${t}`)).toEqual([{ n: 0 }]);
+    expect(await stageTables(p.green)).toEqual([]);
+    await importInto(p, p.green, dump, ['--jobs', '2']);
     expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
   });
 });
