@@ -263,7 +263,7 @@ bluegreen_syncs() {
     measure bg_verify_diff "$round" "${BG[@]}" --json verify --from blue --to green --keys 10 >"$WORK/verify-diff-$round.json" || rc=$?
     [[ $rc == 3 ]] || { log "verify exited $rc with 10 planted differences (see $WORK/verify-diff-$round.json)"; KEEP_WORK=1; exit 1; }
     node -e '
-      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = j.report ?? j; // --json prints the envelope {command, ok, report}
       const u = r.tables.find((t) => t.table === "users");
       const others = r.tables.filter((t) => t.table !== "users").reduce((a, t) => a + t.missing.count + t.extra.count + t.changed.count, 0);
       if (u.changed.count !== 10 || u.changed.keys.length !== 10 || others !== 0) {
@@ -274,7 +274,7 @@ bluegreen_syncs() {
     if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--repair'; then
       measure bg_repair "$round" "${BG[@]}" --json sync --from blue --to green --repair >"$WORK/repair-$round.json"
       node -e '
-        const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = j.report ?? j; // --json prints the envelope {command, ok, report}
         const u = r.tables.find((t) => t.table === "users");
         if (!r.clean || !u || u.updated !== 10) { console.error(`bench: repair did not fix the 10 planted rows: ${JSON.stringify(r.tables)}`); process.exit(1); }' "$WORK/repair-$round.json"
     fi
@@ -306,7 +306,7 @@ cutover_freeze() {
   changed=$(change_users $(((2 * round + 50) % 100)))
   measure bg_cutover "$round" "${BG[@]}" --json cutover --from blue --to green >"$WORK/cutover-$round.json"
   node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = j.report ?? j; // --json prints the envelope {command, ok, report}
     const u = r.sync && r.sync.tables.find((t) => t.table === "users");
     if (!r.ok || r.verifiedBeforeFreeze || r.sync.mode !== "incremental" || !u || u.updated !== Number(process.argv[2]) || typeof r.freezeMs !== "number") {
       console.error(`bench: cutover ${process.argv[1]}: ok ${r.ok}, users updated ${u && u.updated} (expected ${process.argv[2]}), freezeMs ${r.freezeMs}`);
@@ -330,7 +330,7 @@ check_green() {
 # An incremental sync must have been incremental and updated exactly the changed users.
 check_incremental() {
   node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = j.report ?? j; // --json prints the envelope {command, ok, report}
     const users = r.tables.find((t) => t.table === "users");
     if (r.mode !== "incremental" || users.updated !== Number(process.argv[2])) {
       console.error(`bench: ${process.argv[1]}: mode ${r.mode}, users updated ${users && users.updated}, expected ${process.argv[2]}`);

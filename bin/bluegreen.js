@@ -8,6 +8,16 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
+
+// Keep V8's young generation at its initial size. A COPY streams through Node as small
+// Buffer objects whose memory lives outside the heap until a scavenge frees them; left to
+// grow (the default doubles it up to 32 MB), the young generation lets tens of MB of spent
+// COPY chunks wait for the next scavenge. Measured on a 1M-user full sync with verify:
+// peak RSS 113-117 MB -> 87 MB, and Node's own CPU time slightly lower (1.15-1.18 s vs
+// 1.25-1.37 s), since small scavenges of mostly dead objects are cheap. This flag is
+// read whenever the young generation would grow, so setting it here, at start-up, works.
+v8.setFlagsFromString('--semi-space-growth-factor=1');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = path.join(root, 'dist', 'cli.js');
@@ -24,7 +34,14 @@ function stale(builtAt) {
 }
 
 if (process.env.BLUEGREEN_FROM_SOURCE !== '1' && existsSync(bundle) && !stale(statSync(bundle).mtimeMs)) {
-  register('./ts-hooks.mjs', import.meta.url);
+  // The hooks run on a loader thread of their own (about 20 MB of RSS), and only a mapping
+  // with a functions.ts needs them: src/mapping/load.ts registers them before its first
+  // such import, through this function.
+  let hooks = false;
+  globalThis[Symbol.for('bluegreen.tsHooks')] = () => {
+    if (!hooks) register('./ts-hooks.mjs', import.meta.url);
+    hooks = true;
+  };
   await import(pathToFileURL(bundle).href);
 } else {
   const { register: registerTsx } = await import('tsx/esm/api');

@@ -150,6 +150,8 @@ export async function loadFunctions(mappingsDir: string, version: number): Promi
   const file = path.join(mappingsDir, `v${version}`, 'functions.ts');
   if (!(await exists(file))) return {};
   const url = pathToFileURL(path.resolve(file)).href;
+  // The bundled CLI registers its TypeScript hooks only when first needed (bin/bluegreen.js).
+  (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('bluegreen.tsHooks')]?.();
   try {
     return (await import(url)) as Record<string, unknown>;
   } catch (e) {
