@@ -40,6 +40,7 @@ export function renderSync(r: SyncReport): string {
         : `  verify (${what}): DIFFERENCES in ${bad.map((t) => `${t.table} (${t.mismatched} rows differ${t.sourceRows !== null ? `, ${t.sourceRows} vs ${t.targetRows} rows` : ''})`).join(', ')}; run bluegreen verify for the keys, then bluegreen sync --repair`,
     );
   }
+  if (r.sweptStageTables) lines.push(`  dropped ${r.sweptStageTables.length} stage tables an interrupted --jobs run had left`);
   if (r.horizon.heldBackBy) lines.push(`  watermark held back by ${r.horizon.heldBackBy} (its rows are read again next run)`);
   return lines.join('\n');
 }

@@ -137,6 +137,8 @@ export async function commitState(src: pg.Client, dst: pg.Client, plan: SyncPlan
       horizon: report.horizon,
       reconciled: run.reconciled || report.mode === 'full',
       ...(plan.samples.length ? { watermarkSamples: plan.samples } : {}),
+      // In the run log, so status's last run shows what an interrupted --jobs run left.
+      ...(report.sweptStageTables ? { sweptStageTables: report.sweptStageTables } : {}),
     },
   });
   await sealFreeze(dst); // our own writes into a frozen target are not tampering

@@ -124,6 +124,8 @@ export interface SyncReport {
   check?: ChangedCheck;
   /** Sequences moved on the target. */
   sequences: SequenceMove[];
+  /** Stage tables an interrupted --jobs run had left on the target, dropped before this run (src/sync/stage-tables.ts). */
+  sweptStageTables?: string[];
   ms: number;
 }
 
@@ -141,7 +143,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     await refuseUnsafeSync(src, dst, { from: opts.from, to: opts.to, kind, force: opts.force });
     // Stage tables an interrupted --jobs run left behind: ours to drop, we hold the lock.
     const runId = newRunId();
-    await sweepStaleStages(dst, runId, opts.logger);
+    const swept = await sweepStaleStages(dst, runId, opts.logger);
     const plan = await planSync(src, dst, opts, kind);
     const report: SyncReport = {
       from: opts.from.name,
@@ -154,6 +156,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       tables: plan.tables.map((t) => t.report),
       sequences: [],
       ms: 0,
+      ...(swept.length ? { sweptStageTables: swept } : {}),
     };
     try {
       if ((opts.jobs ?? 1) > 1) await stageWithJobs(src, dst, plan, { from: opts.from, to: opts.to, jobs: opts.jobs!, runId, app, logger: opts.logger });

@@ -142,6 +142,10 @@ describe('sync --jobs', () => {
     expect(left.length).toBeGreaterThan(0);
     const next = await syncTo(p, p.green, []);
     expect(next.stderr).toMatch(new RegExp(`dropped ${left.length} stage tables`));
+    expect(next.report.sweptStageTables).toEqual(left);
+    // The run log says so too (status shows the last run's detail).
+    const [run] = await query<{ d: { sweptStageTables?: string[] } }>(p.green, `select detail as d from bluegreen.runs order by id desc limit 1`);
+    expect(run!.d.sweptStageTables).toEqual(left);
     expect(await stageTables(p.green)).toEqual([]);
     expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
   });
