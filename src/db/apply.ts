@@ -9,6 +9,7 @@ import { ident } from './connect.ts';
 import { deferrableDdl } from './bulk.ts';
 import type { Logger } from '../log.ts';
 import { applyAppend, applyFullReload } from './multiset.ts';
+import { probeByKey, withKeyProbes } from './key-probes.ts';
 
 /** What applying needs to know of a target table. */
 export interface ApplyTable {
@@ -39,23 +40,27 @@ export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Pro
   if (ct.key.length === 0) return applyFullReload(dst, ct, stage);
   const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
   const nonKey = ct.columns.filter((c) => !ct.key.includes(c));
-  let updated = 0;
-  if (nonKey.length) {
-    const u = await dst.query(
-      `update ${ident(ct.table)} t set ${nonKey.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
-         from ${stage} s
-        where ${on}
-          and row(${nonKey.map((c) => `t.${ident(c)}`).join(', ')})::text is distinct from row(${nonKey.map((c) => `s.${ident(c)}`).join(', ')})::text`,
+  // A few changed rows next to a large table: probe its key, never scan it (src/db/key-probes.ts).
+  const staged = Number((await dst.query<{ n: string }>(`select count(*) as n from ${stage}`)).rows[0]!.n);
+  return withKeyProbes(dst, await probeByKey(dst, ct.table, staged), async () => {
+    let updated = 0;
+    if (nonKey.length) {
+      const u = await dst.query(
+        `update ${ident(ct.table)} t set ${nonKey.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
+           from ${stage} s
+          where ${on}
+            and row(${nonKey.map((c) => `t.${ident(c)}`).join(', ')})::text is distinct from row(${nonKey.map((c) => `s.${ident(c)}`).join(', ')})::text`,
+      );
+      updated = u.rowCount ?? 0;
+    }
+    const i = await dst.query(
+      // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's key.
+      `insert into ${ident(ct.table)} (${cols}) overriding system value
+       select ${ct.columns.map((c) => `s.${ident(c)}`).join(', ')} from ${stage} s
+        where not exists (select 1 from ${ident(ct.table)} t where ${on})`,
     );
-    updated = u.rowCount ?? 0;
-  }
-  const i = await dst.query(
-    // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's key.
-    `insert into ${ident(ct.table)} (${cols}) overriding system value
-     select ${ct.columns.map((c) => `s.${ident(c)}`).join(', ')} from ${stage} s
-      where not exists (select 1 from ${ident(ct.table)} t where ${on})`,
-  );
-  return { inserted: i.rowCount ?? 0, updated };
+    return { inserted: i.rowCount ?? 0, updated };
+  });
 }
 
 /**
