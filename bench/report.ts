@@ -71,6 +71,7 @@ const lines: Line[] = [
   { key: 'raw_users', label: '    of which users alone', rows: counts.users ?? rows },
   { key: 'bg_full_sync', label: '(b) bluegreen sync v1->v2, full', rows: total },
   { key: 'bg_full_sync_noverify', label: '    the same with --no-verify', rows: total },
+  { key: 'bg_full_jobs2', label: '    the same with --no-verify --jobs 2', rows: total },
   { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
   { key: 'bg_incremental_noverify', label: '    the same with --no-verify', rows: changed },
   { key: 'bg_incremental_reconcile', label: '    the same with --reconcile (no capture)', rows: changed },
@@ -110,7 +111,7 @@ const incNv = results.bg_incremental_noverify;
 const incRec = results.bg_incremental_reconcile;
 /** Writes refused on blue during each round's cutover (the report's freezeMs), in ms. */
 const freezeRounds = [...perRound('cutover_freeze').entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => Math.round(v * 1000));
-const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental', 'bg_incremental_noverify', 'bg_incremental_reconcile', 'bg_verify', 'bg_verify_diff', 'bg_repair', 'bg_cutover'].map((k) => results[k]?.peak_rss_mb ?? 0);
+const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_full_jobs2', 'bg_incremental', 'bg_incremental_noverify', 'bg_incremental_reconcile', 'bg_verify', 'bg_verify_diff', 'bg_repair', 'bg_cutover'].map((k) => results[k]?.peak_rss_mb ?? 0);
 const report = {
   rows,
   total_rows: total,
@@ -131,6 +132,9 @@ const report = {
     pg_dump: results.pg_dump?.ratio ?? null,
     /** sync --no-verify: the transfer alone (when the build has the flag). */
     full_sync_noverify: fullNv?.ratio ?? null,
+    /** sync --no-verify --jobs 2 into an empty target, and its time over one job's (below 1: faster). */
+    full_sync_noverify_jobs2: results.bg_full_jobs2?.ratio ?? null,
+    jobs2_over_jobs1: fullNv && results.bg_full_jobs2 ? round3(results.bg_full_jobs2.seconds / fullNv.seconds) : null,
     incremental_noverify: incNv?.ratio ?? null,
     /** Issue 4's goal is incremental over full sync (≤ 0.03). */
     incremental_over_full: full && inc ? round3(inc.seconds / full.seconds) : null,
@@ -178,6 +182,7 @@ out.push(`ratio = median seconds / median of (a); rows/s for (c) counts the chan
 out.push(
   `full sync ${report.ratios.full_sync ?? '-'}x (a)` +
     (report.ratios.full_sync_noverify !== null ? ` (${report.ratios.full_sync_noverify}x with --no-verify)` : '') +
+    (report.ratios.jobs2_over_jobs1 !== null ? ` (--jobs 2: ${report.ratios.jobs2_over_jobs1}x the time of one job)` : '') +
     '; ' +
     `incremental ${report.ratios.incremental_over_full ?? '-'}x full sync` +
     (report.ratios.incremental_over_full_noverify !== null ? ` (${report.ratios.incremental_over_full_noverify}x with --no-verify)` : '') +

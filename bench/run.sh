@@ -283,6 +283,13 @@ bluegreen_syncs() {
     reset_green
     measure bg_full_sync_noverify "$round" "${BG[@]}" --json sync --from blue --to green --no-verify >"$WORK/full-noverify-$round.json"
     check_green "$round"
+    # (b2) the same full sync with its tables (and block ranges of users) staged on two
+    # connection pairs, beside (b)'s --no-verify: 1 vs 2 jobs in the same round.
+    if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--jobs'; then
+      reset_green
+      measure bg_full_jobs2 "$round" "${BG[@]}" --json sync --from blue --to green --no-verify --jobs 2 >"$WORK/full-jobs2-$round.json"
+      check_green "$round"
+    fi
   fi
   if "${BG[@]}" cutover --help 2>/dev/null | grep -q -- '--timeout'; then cutover_freeze "$round"; fi
   # Keep blue steady across rounds: clean the dead rows now, outside every timing.

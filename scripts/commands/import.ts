@@ -11,6 +11,7 @@ interface ImportArgs extends GlobalArgs {
   truncate?: boolean;
   version?: number;
   verify: boolean;
+  jobs: number;
 }
 
 function render(r: ImportReport): string {
@@ -43,6 +44,12 @@ export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
       .option('truncate', { type: 'boolean', default: false, describe: "Replace the target's rows (in the same transaction); full dumps only" })
       .option('version', { type: 'string', coerce: numberCoerce('version', { integer: true, positive: true }), describe: 'Target version, when it should not be detected' })
       .option('verify', { type: 'boolean', default: true, describe: 'Re-read what was loaded and compare with the dump (--no-verify skips)' })
+      .option('jobs', {
+        type: 'string',
+        default: 1,
+        coerce: numberCoerce('jobs', { integer: true, positive: true }),
+        describe: "Load a full dump's files on this many extra connections into stage tables, then move them in the one transaction",
+      })
       .example('$0 import --to green --in dumps/blue-full', 'load into an empty green; a v1 dump into a v2 green is converted on the fly')
       .example('$0 import --to green --in dumps/blue-full --truncate', "replace green's rows")
       .example('$0 import --to green --in dumps/blue-inc', 'apply an incremental dump: changed rows upserted, deleted keys removed') as never,
@@ -56,6 +63,7 @@ export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
       truncate: argv.truncate,
       version: argv.version ?? env.version,
       verify: argv.verify,
+      jobs: argv.jobs,
       logger: ctx.logger,
     });
     ctx.output(r, () => render(r));

@@ -4,7 +4,7 @@ import { repair, type RepairReport } from '../../src/sync/repair.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
-import { durationCoerce } from '../options.ts';
+import { durationCoerce, numberCoerce } from '../options.ts';
 import { runPlan } from './plan.ts';
 import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
@@ -17,6 +17,7 @@ interface SyncArgs extends GlobalArgs, PairArgs, MetricsArgs {
   reconcile?: boolean;
   'reconcile-every'?: string;
   repair?: boolean;
+  jobs: number;
 }
 
 export function renderSync(r: SyncReport): string {
@@ -39,6 +40,7 @@ export function renderSync(r: SyncReport): string {
         : `  verify (${what}): DIFFERENCES in ${bad.map((t) => `${t.table} (${t.mismatched} rows differ${t.sourceRows !== null ? `, ${t.sourceRows} vs ${t.targetRows} rows` : ''})`).join(', ')}; run bluegreen verify for the keys, then bluegreen sync --repair`,
     );
   }
+  if (r.sweptStageTables) lines.push(`  dropped ${r.sweptStageTables.length} stage tables an interrupted --jobs run had left`);
   if (r.horizon.heldBackBy) lines.push(`  watermark held back by ${r.horizon.heldBackBy} (its rows are read again next run)`);
   return lines.join('\n');
 }
@@ -89,9 +91,16 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         type: 'boolean',
         describe: 'Re-copy exactly the keys the last verify named (missing, extra, changed) in one transaction, and check them again',
       })
+      .option('jobs', {
+        type: 'string',
+        default: 1,
+        coerce: numberCoerce('jobs', { integer: true, positive: true }),
+        describe: 'Stage tables (and block ranges of large ones) on this many extra connection pairs, then apply them in the one transaction',
+      })
       .option('force', { type: 'boolean', describe: 'Sync against the usual direction (the source is normally kept current from the target)' })
       .example('$0 sync --from blue --to green', 'first run full, then only what changed since the last run')
       .example('$0 sync --from green --to blue', 'rollback direction, through the down mappings')
+      .example('$0 sync --full --jobs 4', 'a large full sync: tables and block ranges staged on 4 connection pairs, applied in one transaction')
       .example('$0 sync --reconcile', 'nightly: compare whole key sets for deletes (when bluegreen capture is enabled)')
       .example('*/5 * * * * cd /srv/bluegreen && node bin/bluegreen.js sync --log-format json >> sync.log 2>&1', 'cron: exit 75 means another run was busy') as never,
   handler: handle<SyncArgs>(async (argv, ctx) => {
@@ -114,6 +123,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       force: argv.force,
       reconcile: argv.reconcile,
       reconcileEvery: argv['reconcile-every'],
+      jobs: argv.jobs,
       logger: ctx.logger,
     });
     ctx.output(r, () => renderSync(r) + (r.verify ? '\n' + renderVerify(r.verify) : ''));

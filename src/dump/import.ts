@@ -36,6 +36,8 @@ import { progressTap } from '../progress.ts';
 import { assertDumpReproduced } from './reproduce.ts';
 import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { dumpOrderBy } from './keyless.ts';
+import { schedule } from '../sync/schedule.ts';
+import { createStage, dropStages, newRunId, sweepStaleStages } from '../sync/stage-tables.ts';
 
 export interface ImportOptions {
   /** Target connection URL. */
@@ -51,6 +53,12 @@ export interface ImportOptions {
   version?: number;
   /** Re-read the loaded tables and compare with the dump (default true). */
   verify?: boolean;
+  /**
+   * Load the dump's files on this many extra sessions into stage tables before the one
+   * transaction, which then moves them into the real tables (a full dump; tables converted
+   * by SQL stay in the transaction). 1 (default): everything in the transaction.
+   */
+  jobs?: number;
   logger: Logger;
 }
 
@@ -81,6 +89,8 @@ interface LoadStep {
   raw?: { file: string; rows: number };
   /** Other version: the conversion plan. */
   convert?: TablePlan;
+  /** The `bluegreen_stage` table --jobs loaded before the transaction, and how long that took. */
+  prestaged?: { rel: string; ms: number };
 }
 
 /** Tables among `tables` that hold at least one row. */
@@ -106,6 +116,7 @@ function checkDumpFitsTarget(manifest: Manifest, target: Catalog, dir: string): 
   }
 }
 
+/** Loads a dump into a target, all or nothing; see the file's comment. */
 export async function importDump(opts: ImportOptions): Promise<ImportReport> {
   const started = Date.now();
   const { logger } = opts;
@@ -118,18 +129,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
     await acquireTargetLock(client, `target ${opts.environment}`);
     await assertFreezeHeld(client, opts.environment); // never overwrite writes that slipped through a freeze
     const catalogs = new VersionCatalogs(opts.mappingsDir, client);
-    let version: number;
-    if (opts.version !== undefined) version = opts.version;
-    else {
-      const d = await detectVersion(client, catalogs, opts.environment);
-      if (d.version === 'empty') {
-        throw new VersionMismatchError(
-          `${opts.environment} has no schema yet`,
-          `create it first: bluegreen schema apply --to ${opts.environment} --version ${manifest.schemaVersion}`,
-        );
-      }
-      version = d.version;
-    }
+    const version = await targetVersion(client, catalogs, opts, manifest);
     if (manifest.mode === 'incremental') {
       if (version !== manifest.schemaVersion) {
         throw new VersionMismatchError(
@@ -141,109 +141,27 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       checkDumpFitsTarget(manifest, await catalogs.get(version), opts.dir);
       return await applyIncremental(client, manifest, opts, version, started);
     }
-    // One load step per target table: raw bytes when versions match, else converted.
-    const loads: LoadStep[] = [];
-    if (version === manifest.schemaVersion) {
-      const target = await catalogs.get(version);
-      checkDumpFitsTarget(manifest, target, opts.dir);
-      for (const t of manifest.tables) loads.push({ table: t.name, columns: t.columns, raw: { file: path.join(opts.dir, t.file), rows: t.rows } });
-    } else {
-      const needed: Record<number, Catalog> = {};
-      for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
-      const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
-      // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
-      const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
-      for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
-      logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
-    }
+    const loads = await planLoads(manifest, catalogs, opts, version);
     const tables = loads.map((l) => l.table);
     const occupied = await nonEmptyTables(client, tables);
     if (occupied.length > 0 && !opts.truncate) throw new TargetNotEmptyError(occupied);
 
     logger.info(`importing ${opts.dir} (v${manifest.schemaVersion}${version !== manifest.schemaVersion ? ` -> v${version}` : ''}, ${tables.length} tables) into ${opts.environment}`);
     const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
-    await client.query('begin');
+    const full: FullLoad = { manifest, catalogs, opts, version, started, loads, truncate: Boolean(opts.truncate && occupied.length > 0) };
+    // Stage tables a killed --jobs run left behind: ours to drop, we hold the lock.
+    const runId = newRunId();
+    await sweepStaleStages(client, runId, logger);
     try {
-      await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
-      await ensureStateSchema(client);
-      if (opts.truncate && occupied.length > 0) {
-        await client.query(`truncate ${tables.map(ident).join(', ')}`);
-      }
-      // Replayed rows must keep their own updated_at and fire no application side
-      // effects: user triggers are off for this transaction only (FK triggers stay).
-      await setUserTriggers(client, tables, false);
-      const ddl = await deferrableDdl(client, tables);
-      for (const stmt of ddl.drop) await client.query(stmt);
-      const staged: Staged = new Map();
-      for (const l of loads) {
-        const t0 = Date.now();
-        if (l.convert?.face === 'sql') {
-          const rows = await insertThroughSql(client, l.convert, await catalogs.get(manifest.schemaVersion), await catalogs.get(version), staged);
-          report.tables.push({ table: l.table, rows, ms: Date.now() - t0 });
-          logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
-          continue;
-        }
-        const sink = client.query(
-          copyFrom(`COPY ${ident(l.table)} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`),
-        );
-        let expected: number;
-        if (l.raw) {
-          await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
-          expected = l.raw.rows;
-        } else {
-          // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
-          // the transaction then rolls back below.
-          const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
-            throw await locateInConverted(e, l.convert!); // a value the target refused: which row
-          });
-          expected = stats.rows;
-          if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
-        }
-        if (sink.rowCount !== expected) {
-          throw new DumpError(`table ${l.table}: loaded ${sink.rowCount} rows, expected ${expected}`, 'the dump is inconsistent; export it again');
-        }
-        report.tables.push({ table: l.table, rows: sink.rowCount, ms: Date.now() - t0 });
-        logger.info(`  ${l.table}: ${sink.rowCount} rows`, { table: l.table, rows: sink.rowCount });
-      }
-      logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
-      for (const stmt of ddl.create) await client.query(stmt);
-      await setUserTriggers(client, tables, true);
-      report.sequences = await alignSequences(client, tables);
-      // The target's rows were replaced: watermarks from earlier syncs no longer describe
-      // them, so the next sync into it starts over with a full run.
-      await client.query(`delete from bluegreen.watermarks`);
-      await recordImport(client, manifest, opts.dir, version, started, report.tables.reduce((a, t) => a + t.rows, 0), {
-        convertedOnTheFly: version !== manifest.schemaVersion,
-      });
-      // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
-      if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await catalogs.get(version), opts.dir);
-      await sealFreeze(client); // our own writes into a frozen target are not tampering
-      await client.query('commit');
+      if ((opts.jobs ?? 1) > 1) await stageDumpWithJobs(client, full, opts.jobs!, runId);
+      await loadFull(client, full, report);
     } catch (err) {
-      await client.query('rollback').catch(() => {});
+      await dropStages(client, loads.flatMap((l) => (l.prestaged ? [l.prestaged.rel] : []))); // after the rollback; the next run sweeps what this misses
       throw err;
     }
     // Fresh statistics so the application's first queries on the new data plan well.
     for (const t of tables) await client.query(`analyze ${ident(t)}`);
-    if ((opts.verify ?? true) && !report.verify) {
-      if (version === manifest.schemaVersion) {
-        const target = await catalogs.get(version);
-        const differing: string[] = [];
-        for (const t of manifest.tables) {
-          const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${dumpOrderBy(t.key.length ? keyOrderBy(target.tables[t.name]!, t.key) : '', t.key, t.columns)}`;
-          const again = await hashQuery(client, sql);
-          if (again.sha256 !== t.sha256) differing.push(t.name);
-        }
-        report.verify = { clean: differing.length === 0, method: 'sha256', differing };
-      } else {
-        const differing: string[] = [];
-        for (const t of report.tables) {
-          const n = await client.query<{ n: string }>(`select count(*)::text as n from ${ident(t.table)}`);
-          if (Number(n.rows[0]!.n) !== t.rows) differing.push(t.table);
-        }
-        report.verify = { clean: differing.length === 0, method: 'row counts', differing };
-      }
-    }
+    if ((opts.verify ?? true) && !report.verify) report.verify = await verifyAfterCommit(client, manifest, catalogs, version, report);
     report.ms = Date.now() - started;
     return report;
   } catch (err) {
@@ -252,6 +170,185 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** The target's version: pinned, or detected (an empty target is refused). */
+async function targetVersion(client: pg.Client, catalogs: VersionCatalogs, opts: ImportOptions, manifest: Manifest): Promise<number> {
+  if (opts.version !== undefined) return opts.version;
+  const d = await detectVersion(client, catalogs, opts.environment);
+  if (d.version === 'empty') {
+    throw new VersionMismatchError(
+      `${opts.environment} has no schema yet`,
+      `create it first: bluegreen schema apply --to ${opts.environment} --version ${manifest.schemaVersion}`,
+    );
+  }
+  return d.version;
+}
+
+/** One load step per target table: raw bytes when versions match, else converted. */
+async function planLoads(manifest: Manifest, catalogs: VersionCatalogs, opts: ImportOptions, version: number): Promise<LoadStep[]> {
+  const loads: LoadStep[] = [];
+  if (version === manifest.schemaVersion) {
+    const target = await catalogs.get(version);
+    checkDumpFitsTarget(manifest, target, opts.dir);
+    for (const t of manifest.tables) loads.push({ table: t.name, columns: t.columns, raw: { file: path.join(opts.dir, t.file), rows: t.rows } });
+  } else {
+    const needed: Record<number, Catalog> = {};
+    for (const v of versionsBetween(manifest.schemaVersion, version)) needed[v] = await catalogs.get(v);
+    const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
+    // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
+    const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
+    for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
+    opts.logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
+  }
+  return loads;
+}
+
+/** What the full load's transaction needs. */
+interface FullLoad {
+  manifest: Manifest;
+  catalogs: VersionCatalogs;
+  opts: ImportOptions;
+  version: number;
+  started: number;
+  loads: LoadStep[];
+  /** Empty the occupied tables first (--truncate). */
+  truncate: boolean;
+}
+
+/** The whole load in ONE transaction: indexes after data, the run recorded, committed last. */
+async function loadFull(client: pg.Client, f: FullLoad, report: ImportReport): Promise<void> {
+  const { manifest, opts, version } = f;
+  const tables = f.loads.map((l) => l.table);
+  await client.query('begin');
+  try {
+    await assertFreezeHeld(client, opts.environment, { lock: true }); // held until commit: the seal renewed below absorbs nothing
+    await ensureStateSchema(client);
+    if (f.truncate) {
+      await client.query(`truncate ${tables.map(ident).join(', ')}`);
+    }
+    // Replayed rows must keep their own updated_at and fire no application side
+    // effects: user triggers are off for this transaction only (FK triggers stay).
+    await setUserTriggers(client, tables, false);
+    const ddl = await deferrableDdl(client, tables);
+    for (const stmt of ddl.drop) await client.query(stmt);
+    const staged: Staged = new Map();
+    for (const l of f.loads) report.tables.push(await loadTable(client, l, f, staged));
+    // --jobs stage tables go with the transaction that moved their rows.
+    const prestaged = f.loads.flatMap((l) => (l.prestaged ? [l.prestaged.rel] : []));
+    if (prestaged.length) await client.query(`drop table ${prestaged.join(', ')}`);
+    opts.logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
+    for (const stmt of ddl.create) await client.query(stmt);
+    await setUserTriggers(client, tables, true);
+    report.sequences = await alignSequences(client, tables);
+    // The target's rows were replaced: watermarks from earlier syncs no longer describe
+    // them, so the next sync into it starts over with a full run.
+    await client.query(`delete from bluegreen.watermarks`);
+    await recordImport(client, manifest, opts.dir, version, f.started, report.tables.reduce((a, t) => a + t.rows, 0), {
+      convertedOnTheFly: version !== manifest.schemaVersion,
+    });
+    // Bit-exact reproduction is checked before the commit: a dump that does not reproduce is refused, not imported.
+    if ((opts.verify ?? true) && version === manifest.schemaVersion) report.verify = await assertDumpReproduced(client, manifest, await f.catalogs.get(version), opts.dir);
+    await sealFreeze(client); // our own writes into a frozen target are not tampering
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
+}
+
+/** One table of a full load: its file copied as is, or converted on the way in. */
+async function loadTable(client: pg.Client, l: LoadStep, f: FullLoad, staged: Staged): Promise<ImportReport['tables'][number]> {
+  const { logger } = f.opts;
+  const t0 = Date.now();
+  if (l.convert?.face === 'sql') {
+    const rows = await insertThroughSql(client, l.convert, await f.catalogs.get(f.manifest.schemaVersion), await f.catalogs.get(f.version), staged);
+    logger.info(`  ${l.table}: ${rows} rows (converted in PostgreSQL)`, { table: l.table, rows });
+    return { table: l.table, rows, ms: Date.now() - t0 };
+  }
+  if (l.prestaged) {
+    const cols = l.columns.map(ident).join(', ');
+    // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the dump's value (COPY does).
+    const rows = (await client.query(`insert into ${ident(l.table)} (${cols}) overriding system value select ${cols} from ${l.prestaged.rel}`)).rowCount ?? 0;
+    logger.info(`  ${l.table}: ${rows} rows`, { table: l.table, rows });
+    return { table: l.table, rows, ms: l.prestaged.ms + Date.now() - t0 };
+  }
+  const rows = await copyLoad(client, l, ident(l.table), logger);
+  logger.info(`  ${l.table}: ${rows} rows`, { table: l.table, rows });
+  return { table: l.table, rows, ms: Date.now() - t0 };
+}
+
+/** COPYs one load step's file (as is, or converted on the way) into `rel`; checks the row count. */
+async function copyLoad(client: pg.Client, l: LoadStep, rel: string, logger: Logger): Promise<number> {
+  const sink = client.query(copyFrom(`COPY ${rel} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
+  let expected: number;
+  if (l.raw) {
+    await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
+    expected = l.raw.rows;
+  } else {
+    // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
+    // the transaction then rolls back below.
+    const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
+      throw await locateInConverted(e, l.convert!); // a value the target refused: which row
+    });
+    expected = stats.rows;
+    if (stats.orphans > 0) logger.warn(`  ${l.table}: ${stats.orphans} rows of merged tables had no partner and were dropped`, { table: l.table, orphans: stats.orphans });
+  }
+  if (sink.rowCount !== expected) {
+    throw new DumpError(`table ${l.table}: loaded ${sink.rowCount} rows, expected ${expected}`, 'the dump is inconsistent; export it again');
+  }
+  return sink.rowCount;
+}
+
+/**
+ * import --jobs N: every file (tables converted by SQL excepted: they read other staged
+ * tables inside the transaction) COPYed on up to N extra sessions into an unlogged stage
+ * table (src/sync/stage-tables.ts), each COPY committed on its own. The real tables change
+ * only in the one transaction that moves the rows and drops the stage tables, so the
+ * import stays all or nothing. On a job's failure the other sessions are ended at once.
+ */
+async function stageDumpWithJobs(client: pg.Client, f: FullLoad, jobs: number, runId: string): Promise<void> {
+  const { opts } = f;
+  const parallel = f.loads.filter((l) => l.convert?.face !== 'sql');
+  const rels = new Map<LoadStep, string>();
+  // Created before any job starts, on the session holding the target lock.
+  for (const [i, l] of parallel.entries()) rels.set(l, await createStage(client, runId, i, l.table, l.columns));
+  for (const [l, rel] of rels) l.prestaged = { rel, ms: 0 };
+  const sessions: pg.Client[] = [];
+  const endAll = () => Promise.all(sessions.map((c) => c.end().catch(() => {})));
+  try {
+    for (let w = 0; w < Math.min(jobs, parallel.length); w++) {
+      sessions.push(await connect(opts.url, { label: opts.environment, applicationName: 'bluegreen import job' }));
+    }
+    opts.logger.info(`staging ${parallel.length} tables on ${sessions.length} jobs`);
+    await schedule(parallel, { workers: sessions.length, onFailure: () => void endAll() }, async (l, _i, w) => {
+      const t0 = Date.now();
+      await copyLoad(sessions[w]!, l, l.prestaged!.rel, opts.logger);
+      l.prestaged!.ms = Date.now() - t0;
+    });
+  } finally {
+    await endAll();
+  }
+}
+
+/** The verify of an import not checked before its commit: sha256 at the same version, else row counts. */
+async function verifyAfterCommit(client: pg.Client, manifest: Manifest, catalogs: VersionCatalogs, version: number, report: ImportReport): Promise<ImportReport['verify']> {
+  if (version === manifest.schemaVersion) {
+    const target = await catalogs.get(version);
+    const differing: string[] = [];
+    for (const t of manifest.tables) {
+      const sql = `select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} order by ${dumpOrderBy(t.key.length ? keyOrderBy(target.tables[t.name]!, t.key) : '', t.key, t.columns)}`;
+      const again = await hashQuery(client, sql);
+      if (again.sha256 !== t.sha256) differing.push(t.name);
+    }
+    return { clean: differing.length === 0, method: 'sha256', differing };
+  }
+  const differing: string[] = [];
+  for (const t of report.tables) {
+    const n = await client.query<{ n: string }>(`select count(*)::text as n from ${ident(t.table)}`);
+    if (Number(n.rows[0]!.n) !== t.rows) differing.push(t.table);
+  }
+  return { clean: differing.length === 0, method: 'row counts', differing };
 }
 
 /**

@@ -12,8 +12,8 @@
  * cannot be repaired by key (`sync --full` reloads them).
  */
 import type pg from 'pg';
-import { connect, ident, literal } from '../db/connect.ts';
-import { detectVersion, loadOrder, VersionCatalogs } from '../db/catalog.ts';
+import { ident, literal } from '../db/connect.ts';
+import { detectVersion, loadOrder, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema, recordRun } from '../db/state.ts';
 import { setUserTriggers } from '../db/bulk.ts';
 import { upsertOrRebuild } from '../db/apply.ts';
@@ -22,9 +22,10 @@ import type { CompiledTable } from '../mapping/compile.ts';
 import { InvalidInputError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RepairKeys } from '../verify/verify.ts';
-import { acquireTargetLock, releaseTargetLock } from './lock.ts';
+import { withPair } from './pair.ts';
 import { checkChanged, type ChangedCheck } from './check.ts';
-import { pipeCopy, type Endpoint } from './sync.ts';
+import type { Endpoint } from './sync.ts';
+import { pipeCopy } from './copy.ts';
 
 export interface RepairOptions {
   from: Endpoint;
@@ -67,125 +68,157 @@ async function version(client: pg.Client, catalogs: VersionCatalogs, name: strin
   return d.version;
 }
 
+/** What the repair decided before its transaction: the versions, the chain, the keys. */
+interface RepairPlan {
+  report: RepairReport;
+  chain: Awaited<ReturnType<typeof compileChain>>;
+  /** The target version's catalog. */
+  target: Catalog;
+  /** Tables with named keys, in load order (parents first). */
+  tables: string[];
+  /** Per table, the keys the last verify named. */
+  repair: Record<string, RepairKeys>;
+}
+
+/** A table's named keys and the source rows found for them, in temp tables. */
+interface StagedRepair {
+  ct: CompiledTable;
+  r: TableRepairReport;
+  stage: string;
+  keys: string;
+}
+
+/** Re-copies the keys the last verify named, in one transaction; see the file's comment. */
 export async function repair(opts: RepairOptions): Promise<RepairReport> {
   const started = Date.now();
   const app = `bluegreen repair ${opts.from.name}->${opts.to.name}`.slice(0, 63);
-  const src = await connect(opts.from.url, { label: opts.from.name, applicationName: app });
-  let dst: pg.Client | undefined;
-  try {
-    dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
-    await acquireTargetLock(dst, `target ${opts.to.name}`);
-    const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
-    const fromVersion = await version(src, catalogs, opts.from.name, opts.from.version);
-    const toVersion = await version(dst, catalogs, opts.to.name, opts.to.version);
-    const all = Object.fromEntries(await catalogs.all());
-    const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
-    await ensureStateSchema(dst);
-    const last = (
-      await dst.query<{ at: string; clean: boolean; from_version: number; to_version: number; repair: Record<string, RepairKeys> | null }>(
-        `select at::text as at, clean, (report->>'fromVersion')::int as from_version, (report->>'toVersion')::int as to_version, report->'repair' as repair
-           from bluegreen.verifies where source = $1 and coalesce(report->>'mode', 'full') in ('full', 'partial') order by id desc limit 1`,
-        [opts.from.name],
-      )
-    ).rows[0];
-    const report: RepairReport = {
-      from: opts.from.name,
-      to: opts.to.name,
-      fromVersion,
-      toVersion,
-      verifiedAt: last?.at ?? null,
-      tables: [],
-      check: { clean: true, tables: [] },
-      clean: true,
-      ms: 0,
-    };
-    const hint = `run bluegreen verify --from ${opts.from.name} --to ${opts.to.name} first (it records the keys), then sync --repair`;
-    if (!last) throw new InvalidInputError(`${opts.to.name} has no verify from ${opts.from.name} to repair from`, hint);
-    if (last.from_version !== fromVersion || last.to_version !== toVersion) {
-      throw new InvalidInputError(`the last verify compared v${last.from_version} -> v${last.to_version}, the databases are now v${fromVersion} -> v${toVersion}`, hint);
-    }
-    if (last.clean) {
-      report.ms = Date.now() - started;
-      return report;
-    }
-    if (!last.repair) throw new InvalidInputError(`the last verify (${last.at}) recorded no keys to repair`, hint);
-    for (const [table, keys] of Object.entries(last.repair)) {
-      if (keys.truncated) {
-        throw new InvalidInputError(`the last verify found more differences in ${table} than it records for repair`, `a full reload is cheaper: bluegreen sync --full --from ${opts.from.name} --to ${opts.to.name}`);
-      }
-    }
-    const tables = loadOrder(all[toVersion]!).filter((t) => chain.tables[t] && last.repair![t]);
+  return withPair({ from: opts.from, to: opts.to, app }, async ({ src, dst }) => {
+    const plan = await planRepair(src, dst, opts, started);
+    if ('clean' in plan) return plan;
+    await repairInTransaction(src, dst, plan, opts, started);
+    plan.report.ms = Date.now() - started;
+    return plan.report;
+  });
+}
 
-    await src.query('begin isolation level repeatable read read only');
-    await dst.query('begin');
-    try {
-      await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
-      await setUserTriggers(dst, tables, false);
-      const staged: { ct: CompiledTable; r: TableRepairReport; stage: string; keys: string }[] = [];
-      for (const [i, name] of tables.entries()) {
-        const ct = chain.tables[name]!;
-        const k = last.repair[name]!;
-        const named = [...new Set([...k.missing, ...k.extra, ...k.changed])];
-        const keys = `bg_repair_keys_${i}`;
-        const stage = `bg_repair_stage_${i}`;
-        // The named keys, typed: a key's text is the row literal of the key columns.
-        await dst.query(`create temp table ${keys} on commit drop as select ${ct.key.map(ident).join(', ')} from ${ident(name)} with no data`);
-        await dst.query(`insert into ${keys} select (k::${keys}).* from unnest($1::text[]) k`, [named]);
-        await dst.query(`create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(name)} with no data`);
-        const r: TableRepairReport = { table: name, keys: named.length, copied: 0, inserted: 0, updated: 0, deleted: 0 };
-        r.copied = await pipeCopy(src, dst, selectByKeys(ct, await keyRows(dst, ct, keys), all[toVersion]!.tables[name]!.columns), stage, ct.columns);
-        await dst.query(`analyze ${keys}; analyze ${stage}`);
-        staged.push({ ct, r, stage, keys });
-        report.tables.push(r);
-      }
-      // Children first for deletes, parents first for upserts (as sync does).
-      for (const { ct, r, stage, keys } of [...staged].reverse()) {
-        const on = (a: string, b: string) => ct.key.map((c) => `${a}.${ident(c)} = ${b}.${ident(c)}`).join(' and ');
-        const del = await dst.query(
-          `delete from ${ident(ct.table)} t using ${keys} k where ${on('t', 'k')} and not exists (select 1 from ${stage} s where ${on('s', 't')})`,
-        );
-        r.deleted = del.rowCount ?? 0;
-      }
-      for (const { ct, r, stage } of staged) {
-        const applied = await upsertOrRebuild(dst, ct, stage, opts.logger);
-        r.inserted = applied.inserted;
-        r.updated = applied.updated;
-      }
-      await setUserTriggers(dst, tables, true);
-      report.check = await checkChanged(dst, staged.map(({ ct, stage }) => ({ ct, stage, whole: false })));
-      report.clean = report.check.clean;
-      report.ms = Date.now() - started;
-      await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
-        opts.from.name,
-        report.clean,
-        JSON.stringify({ mode: 'repair', ...report }),
-      ]);
-      await recordRun(dst, {
-        kind: 'sync',
-        source: opts.from.name,
-        fromVersion,
-        toVersion,
-        startedAt: new Date(started),
-        status: 'ok',
-        rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
-        detail: { mode: 'repair', tables: report.tables },
-      });
-      await dst.query('commit');
-    } catch (err) {
-      await dst.query('rollback').catch(() => {});
-      throw err;
-    } finally {
-      await src.query('commit').catch(() => {});
-    }
+/**
+ * The refusals and the keys: the last full verify of this pair, at these versions, with
+ * every difference recorded. A clean verify returns the (empty) report itself.
+ */
+async function planRepair(src: pg.Client, dst: pg.Client, opts: RepairOptions, started: number): Promise<RepairPlan | RepairReport> {
+  const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
+  const fromVersion = await version(src, catalogs, opts.from.name, opts.from.version);
+  const toVersion = await version(dst, catalogs, opts.to.name, opts.to.version);
+  const all = Object.fromEntries(await catalogs.all());
+  const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
+  await ensureStateSchema(dst);
+  const last = (
+    await dst.query<{ at: string; clean: boolean; from_version: number; to_version: number; repair: Record<string, RepairKeys> | null }>(
+      `select at::text as at, clean, (report->>'fromVersion')::int as from_version, (report->>'toVersion')::int as to_version, report->'repair' as repair
+         from bluegreen.verifies where source = $1 and coalesce(report->>'mode', 'full') in ('full', 'partial') order by id desc limit 1`,
+      [opts.from.name],
+    )
+  ).rows[0];
+  const report: RepairReport = {
+    from: opts.from.name,
+    to: opts.to.name,
+    fromVersion,
+    toVersion,
+    verifiedAt: last?.at ?? null,
+    tables: [],
+    check: { clean: true, tables: [] },
+    clean: true,
+    ms: 0,
+  };
+  const hint = `run bluegreen verify --from ${opts.from.name} --to ${opts.to.name} first (it records the keys), then sync --repair`;
+  if (!last) throw new InvalidInputError(`${opts.to.name} has no verify from ${opts.from.name} to repair from`, hint);
+  if (last.from_version !== fromVersion || last.to_version !== toVersion) {
+    throw new InvalidInputError(`the last verify compared v${last.from_version} -> v${last.to_version}, the databases are now v${fromVersion} -> v${toVersion}`, hint);
+  }
+  if (last.clean) {
     report.ms = Date.now() - started;
     return report;
-  } finally {
-    if (dst) {
-      await releaseTargetLock(dst);
-      await dst.end().catch(() => {});
-    }
-    await src.end().catch(() => {});
   }
+  if (!last.repair) throw new InvalidInputError(`the last verify (${last.at}) recorded no keys to repair`, hint);
+  for (const [table, keys] of Object.entries(last.repair)) {
+    if (keys.truncated) {
+      throw new InvalidInputError(`the last verify found more differences in ${table} than it records for repair`, `a full reload is cheaper: bluegreen sync --full --from ${opts.from.name} --to ${opts.to.name}`);
+    }
+  }
+  const tables = loadOrder(all[toVersion]!).filter((t) => chain.tables[t] && last.repair![t]);
+  return { report, chain, target: all[toVersion]!, tables, repair: last.repair };
+}
+
+/** Stage, delete, upsert and check the named keys, and record the run: one target transaction. */
+async function repairInTransaction(src: pg.Client, dst: pg.Client, plan: RepairPlan, opts: RepairOptions, started: number): Promise<void> {
+  const { report, tables } = plan;
+  await src.query('begin isolation level repeatable read read only');
+  await dst.query('begin');
+  try {
+    await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
+    await setUserTriggers(dst, tables, false);
+    const staged: StagedRepair[] = [];
+    for (const [i, name] of tables.entries()) {
+      const s = await stageRepair(src, dst, plan, name, i);
+      staged.push(s);
+      report.tables.push(s.r);
+    }
+    // Children first for deletes, parents first for upserts (as sync does).
+    for (const { ct, r, stage, keys } of [...staged].reverse()) {
+      const on = (a: string, b: string) => ct.key.map((c) => `${a}.${ident(c)} = ${b}.${ident(c)}`).join(' and ');
+      const del = await dst.query(
+        `delete from ${ident(ct.table)} t using ${keys} k where ${on('t', 'k')} and not exists (select 1 from ${stage} s where ${on('s', 't')})`,
+      );
+      r.deleted = del.rowCount ?? 0;
+    }
+    for (const { ct, r, stage } of staged) {
+      const applied = await upsertOrRebuild(dst, ct, stage, opts.logger);
+      r.inserted = applied.inserted;
+      r.updated = applied.updated;
+    }
+    await setUserTriggers(dst, tables, true);
+    report.check = await checkChanged(dst, staged.map(({ ct, stage }) => ({ ct, stage, whole: false })));
+    report.clean = report.check.clean;
+    report.ms = Date.now() - started;
+    await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [
+      opts.from.name,
+      report.clean,
+      JSON.stringify({ mode: 'repair', ...report }),
+    ]);
+    await recordRun(dst, {
+      kind: 'sync',
+      source: opts.from.name,
+      fromVersion: report.fromVersion,
+      toVersion: report.toVersion,
+      startedAt: new Date(started),
+      status: 'ok',
+      rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
+      detail: { mode: 'repair', tables: report.tables },
+    });
+    await dst.query('commit');
+  } catch (err) {
+    await dst.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    await src.query('commit').catch(() => {});
+  }
+}
+
+/** One table's named keys into a temp table, and the source's current rows for them into a stage. */
+async function stageRepair(src: pg.Client, dst: pg.Client, plan: RepairPlan, name: string, i: number): Promise<StagedRepair> {
+  const ct = plan.chain.tables[name]!;
+  const k = plan.repair[name]!;
+  const named = [...new Set([...k.missing, ...k.extra, ...k.changed])];
+  const keys = `bg_repair_keys_${i}`;
+  const stage = `bg_repair_stage_${i}`;
+  // The named keys, typed: a key's text is the row literal of the key columns.
+  await dst.query(`create temp table ${keys} on commit drop as select ${ct.key.map(ident).join(', ')} from ${ident(name)} with no data`);
+  await dst.query(`insert into ${keys} select (k::${keys}).* from unnest($1::text[]) k`, [named]);
+  await dst.query(`create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(name)} with no data`);
+  const r: TableRepairReport = { table: name, keys: named.length, copied: 0, inserted: 0, updated: 0, deleted: 0 };
+  r.copied = await pipeCopy(src, dst, selectByKeys(ct, await keyRows(dst, ct, keys), plan.target.tables[name]!.columns), stage, ct.columns);
+  await dst.query(`analyze ${keys}; analyze ${stage}`);
+  return { ct, r, stage, keys };
 }
 
 /** The keys in the target's temp table `keys`, each column as text (exact for every type). */

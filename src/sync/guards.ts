@@ -1,0 +1,68 @@
+/**
+ * The refusals a sync checks before it plans anything: a side frozen by a cutover (finished
+ * or not), a freeze walked through, and the wrong direction. Each one guards writes the
+ * other side may lack; none of them writes.
+ */
+import type pg from 'pg';
+import { InvalidInputError } from '../errors.ts';
+import { frozenBy } from '../cutover/freeze.ts';
+import { assertFreezeHeld } from '../db/freeze-guard.ts';
+import type { Endpoint } from './sync.ts';
+
+/** What the guards need of a run. */
+export interface GuardOptions {
+  from: Endpoint;
+  to: Endpoint;
+  /** A cutover's final sync reads a source it has just frozen, on purpose. */
+  kind: 'sync' | 'cutover';
+  /** Sync against the usual direction. */
+  force?: boolean;
+}
+
+/** Throws InvalidInputError when syncing `from` -> `to` now could lose or overwrite writes. */
+export async function refuseUnsafeSync(src: pg.Client, dst: pg.Client, opts: GuardOptions): Promise<void> {
+  const { kind } = opts;
+  // A side frozen by a cutover that never finished still holds writes the other side
+  // may lack; syncing into it would delete them, syncing from it would resume a flow the
+  // cutover meant to end. Either way the DBA must unfreeze and decide.
+  const srcFrozen = kind === 'cutover' ? undefined : await frozenBy(src);
+  const dstFrozen = await frozenBy(dst);
+  // A freeze the owner walked through: writing into (or reading from) that side would
+  // delete or skip the writes it took (src/db/freeze-guard.ts).
+  if (kind !== 'cutover') await assertFreezeHeld(src, opts.from.name);
+  await assertFreezeHeld(dst, opts.to.name);
+  for (const [side, f] of [[opts.from.name, srcFrozen], [opts.to.name, kind === 'cutover' ? undefined : dstFrozen]] as const) {
+    if (f && !f.completed) {
+      const other = f.target ?? (side === opts.from.name ? opts.to.name : opts.from.name);
+      throw new InvalidInputError(
+        `${side} is frozen by an interrupted cutover to ${other} (since ${f.since}): ${side}'s writes since then may not be on ${other}, and ${other} is not serving`,
+        `run bluegreen unfreeze --env ${side} so the application writes on ${side} again, then bluegreen sync --from ${side} --to ${other} and cut over again`,
+      );
+    }
+  }
+
+  // Wrong way round: the source is itself kept current from the target (its watermarks
+  // say so) and the target was not frozen by a cutover. Syncing now would overwrite the
+  // target's newer writes and delete rows the source lacks.
+  if (kind !== 'cutover' && !opts.force) {
+    const hasState = (await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0]!.ok;
+    const fed = hasState ? await src.query<{ ok: boolean }>(`select exists (select 1 from bluegreen.watermarks where source = $1) as ok`, [opts.to.name]) : undefined;
+    // (A source frozen by a finished cutover is reported below, naming the new direction.)
+    if (fed?.rows[0]?.ok && !dstFrozen && !srcFrozen) {
+      throw new InvalidInputError(
+        `${opts.from.name} is kept current from ${opts.to.name} (its watermarks say so) and ${opts.to.name} is not frozen: syncing ${opts.from.name} -> ${opts.to.name} would overwrite ${opts.to.name}'s newer writes`,
+        `the usual direction is: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to switch directions, cut over first (bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}); or pass --force if you mean it`,
+      );
+    }
+  }
+
+  // After a cutover the old side is frozen and data flows the other way; syncing from
+  // it would delete the new side's fresh writes. The cutover's own final sync reads a
+  // source it has just frozen, on purpose.
+  if (srcFrozen) {
+    throw new InvalidInputError(
+      `${opts.from.name} is frozen since ${srcFrozen.since} (${srcFrozen.by}): data now flows ${opts.to.name} -> ${opts.from.name}`,
+      `to keep ${opts.from.name} current run: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to move the application back to ${opts.from.name}: bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}`,
+    );
+  }
+}
