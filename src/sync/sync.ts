@@ -223,6 +223,7 @@ async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
       logger: opts.logger,
       sourceSnapshot: plan.snapshot,
       catalogs: plan.catalogs,
+      jobs: opts.jobs, // tables compared in parallel too, each job joining the snapshot
     });
   }
   await src.query('commit');
