@@ -11,7 +11,7 @@ import { connect, sessionTimeouts, setSessionTimeouts } from '../db/connect.ts';
 import { VersionCatalogs } from '../db/catalog.ts';
 import { ExitCode, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { sync, type SyncReport } from '../sync/sync.ts';
+import { sync, type SyncOptions, type SyncReport } from '../sync/sync.ts';
 import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
 import { acquireTargetLock } from '../sync/lock.ts';
 import { dropFreezeTriggers, freeze, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
@@ -72,6 +72,20 @@ export async function preflight(run: CutoverRun): Promise<void> {
   throw refused(run, 'refused by guardrails; nothing changed', next, `cutover ${from} -> ${to} refused: ${failed.map((g) => `${g.name}: ${g.detail}`).join('; ')}`);
 }
 
+/** A sync of the pair before the freeze, the source still serving, under the control session's lock. */
+function syncWhileServing(run: CutoverRun, options: Pick<SyncOptions, 'verify' | 'lockTimeout'>): Promise<SyncReport> {
+  const { opts, report } = run;
+  return sync({
+    from: { ...opts.from, version: report.fromVersion },
+    to: { ...opts.to, version: report.toVersion },
+    mappingsDir: opts.mappingsDir,
+    logger: opts.logger,
+    lookback: opts.lookback,
+    targetLockHeld: true, // by the control session
+    ...options,
+  });
+}
+
 /** Unless a clean full verify is newer than the last sync: a sync with a full verify, source still serving. */
 export async function verifyBeforeFreeze(run: CutoverRun): Promise<void> {
   const { opts, report, dst } = run;
@@ -80,15 +94,7 @@ export async function verifyBeforeFreeze(run: CutoverRun): Promise<void> {
   // Every row compared while the source still serves, against the snapshot this sync
   // read; the frozen part then checks only what changed since.
   opts.logger.info(`verifying every row before freezing ${from} (sync with a full verify)`);
-  const pre = await sync({
-    from: { ...opts.from, version: report.fromVersion },
-    to: { ...opts.to, version: report.toVersion },
-    mappingsDir: opts.mappingsDir,
-    logger: opts.logger,
-    verify: 'full',
-    lookback: opts.lookback,
-    targetLockHeld: true, // by the control session
-  });
+  const pre = await syncWhileServing(run, { verify: 'full' });
   report.verifiedBeforeFreeze = pre;
   const clean = Boolean(pre.verify?.clean);
   report.guardrails.push({ name: 'verify before freeze', ok: clean, detail: clean ? `clean (${pre.mode} sync + full verify in ${pre.ms} ms)` : 'DIFFERENCES' });
@@ -129,16 +135,7 @@ export async function catchUpBeforeFreeze(run: CutoverRun): Promise<void> {
   const saved = sessionTimeouts();
   setSessionTimeouts({ lockMs: Math.min(saved.lockMs, wait) });
   try {
-    pre = await sync({
-      from: { ...opts.from, version: report.fromVersion },
-      to: { ...opts.to, version: report.toVersion },
-      mappingsDir: opts.mappingsDir,
-      logger: opts.logger,
-      verify: 'changed',
-      lookback: opts.lookback,
-      lockTimeout: `${wait}ms`,
-      targetLockHeld: true, // by the control session
-    });
+    pre = await syncWhileServing(run, { verify: 'changed', lockTimeout: `${wait}ms` });
   } catch (err) {
     if ((err as { code?: string }).code !== '55P03') throw err; // lock_not_available
     const detail = `skipped: ${to}'s tables stayed locked for ${wait} ms; the final sync carries everything since the last sync`;
