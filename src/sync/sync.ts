@@ -27,7 +27,7 @@ import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { LockedError } from '../errors.ts';
 import { assertFreezeHeld } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
-import { verify, type VerifyReport } from '../verify/verify.ts';
+import { startSourceSums, verify, type SourceSumsRun, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
 import type { ChangedCheck } from './check.ts';
 import { reconcileDue, type DeleteResult } from './deletes.ts';
 import { withPair } from './pair.ts';
@@ -158,21 +158,23 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       ms: 0,
       ...(swept.length ? { sweptStageTables: swept } : {}),
     };
+    const ahead: Ahead = {};
     try {
       if ((opts.jobs ?? 1) > 1) await stageWithJobs(src, dst, plan, { from: opts.from, to: opts.to, jobs: opts.jobs!, runId, app, logger: opts.logger });
-      await writeTarget(src, dst, plan, report, opts, started);
+      await writeTarget(src, dst, plan, report, opts, started, ahead);
+      await afterCommit(src, dst, plan, report, opts, ahead);
     } catch (err) {
+      await ahead.run?.cancel();
       await dropOwnStages(dst, plan); // after the rollback; the next run sweeps what this misses
       throw err;
     }
-    await afterCommit(src, dst, plan, report, opts);
     report.ms = Date.now() - started;
     return report;
   });
 }
 
 /** Every target write of the run, in ONE transaction, committed last. */
-async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, started: number): Promise<void> {
+async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, started: number, ahead: Ahead): Promise<void> {
   await dst.query('begin');
   try {
     await ensureStateSchema(dst);
@@ -187,6 +189,9 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     // cleanly: stage every table (parents first), delete what the source no longer
     // has (children first), then update changed rows before inserting new ones.
     await schedule(plan.tables, { workers: 1 }, (t, i) => stageTable(src, dst, plan, t, i, opts.from, opts.logger));
+    // Every row is read: from here the source sits idle while the target rebuilds, applies
+    // and analyzes, so the full verify's source side is hashed now, on its own sessions.
+    if (effectiveVerify(opts.verify, report.mode) === 'full') ahead.run = startSourceSums(verifyOptions(plan, opts));
     for (const stmt of ddl.create) await dst.query(stmt);
     const staged = plan.tables.filter((t) => t.stage);
     const reconcile = Boolean(opts.reconcile) || (plan.kind !== 'cutover' && (await reconcileDue(dst, opts.from.name, opts.reconcileEvery)));
@@ -211,22 +216,32 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
 }
 
 /** After the commit: statistics of a bulk load, the catalog cache, and the full verify. */
-async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions): Promise<void> {
+async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, ahead: Ahead): Promise<void> {
   if (bulkAnalyze(report)) for (const t of report.tables) await dst.query(`analyze ${ident(t.table)}`);
   // The catalogs learnt before the state schema existed (a first run): cached for the next.
   await rememberCatalogs(dst, plan.catalogs, (v) => readSchemaSql(opts.mappingsDir, v)).catch(() => {});
   if (effectiveVerify(opts.verify, report.mode) === 'full') {
-    report.verify = await verify({
-      from: { ...opts.from, version: plan.fromVersion },
-      to: { ...opts.to, version: plan.toVersion },
-      mappingsDir: opts.mappingsDir,
-      logger: opts.logger,
-      sourceSnapshot: plan.snapshot,
-      catalogs: plan.catalogs,
-      jobs: opts.jobs, // tables compared in parallel too, each job joining the snapshot
-    });
+    report.verify = await verify({ ...verifyOptions(plan, opts), sourceSums: ahead.run?.result });
   }
   await src.query('commit');
+}
+
+/** The full verify's source side, when started ahead of the commit (src/verify/verify.ts, startSourceSums). */
+interface Ahead {
+  run?: SourceSumsRun;
+}
+
+/** The run's full verify: against the very snapshot it read, with the catalogs it learnt. */
+function verifyOptions(plan: SyncPlan, opts: SyncOptions): VerifyOptions {
+  return {
+    from: { ...opts.from, version: plan.fromVersion },
+    to: { ...opts.to, version: plan.toVersion },
+    mappingsDir: opts.mappingsDir,
+    logger: opts.logger,
+    sourceSnapshot: plan.snapshot,
+    catalogs: plan.catalogs,
+    jobs: opts.jobs, // tables compared in parallel too, each job joining the snapshot
+  };
 }
 
 function effectiveVerify(v: SyncOptions['verify'], mode: SyncReport['mode']): 'full' | 'changed' | 'none' {

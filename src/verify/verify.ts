@@ -61,6 +61,12 @@ export interface VerifyOptions {
   record?: boolean;
   /** Only these target tables. */
   tables?: string[];
+  /**
+   * The source side's bucket sums, already computed against `sourceSnapshot` by
+   * startSourceSums (sync overlaps them with the target's index rebuild). A table missing
+   * from it, or a failed computation, is compared the usual way.
+   */
+  sourceSums?: Promise<Map<string, SourceSums>>;
   /** Version catalogs already learnt (sync passes its own: no second probe). */
   catalogs?: Record<number, Catalog>;
   /**
@@ -391,11 +397,17 @@ async function runJobs<T>(items: T[], sessions: Sessions[], work: (item: T, s: S
 }
 
 /** Step 3: one table's bucket sums on both sides at once, then a descent if they differ. */
-async function compareTable(p: TablePlan, s: Sessions, sample: number, repair: Record<string, RepairKeys>): Promise<{ r: TableVerifyReport; flagged?: Flagged }> {
+async function compareTable(
+  p: TablePlan,
+  s: Sessions,
+  sample: number,
+  repair: Record<string, RepairKeys>,
+  ahead?: SourceSums,
+): Promise<{ r: TableVerifyReport; flagged?: Flagged }> {
   const t0 = Date.now();
   const est = await s.dst.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [ident(p.name)]);
-  const buckets = bucketCount(est.rows[0]?.n ?? 0);
-  const [a, b] = await Promise.all([bucketSums(s.src, p.s, buckets), bucketSums(s.dst, p.t, buckets)]);
+  const buckets = ahead?.buckets ?? bucketCount(est.rows[0]?.n ?? 0);
+  const [a, b] = await Promise.all([ahead?.sums ?? bucketSums(s.src, p.s, buckets), bucketSums(s.dst, p.t, buckets)]);
   const differing = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort((x, y) => x - y);
   const none: KeyDiff = { count: 0, keys: [] };
   const r: TableVerifyReport = {
@@ -449,6 +461,55 @@ async function recordVerify(dst: pg.Client, opts: VerifyOptions, report: VerifyR
   ]);
 }
 
+/** One table's source-side bucket sums, computed ahead of the comparison. */
+export interface SourceSums {
+  /** Buckets the sums are grouped in; the target side is grouped alike. */
+  buckets: number;
+  sums: Map<number, string>;
+}
+
+/** Source-side sums under way (startSourceSums): their result, and a way to stop them. */
+export interface SourceSumsRun {
+  result: Promise<Map<string, SourceSums>>;
+  /** Ends the run's sessions (the sync failed): the server stops hashing at once. */
+  cancel: () => Promise<void>;
+}
+
+/**
+ * Starts the source side of a verify on its own session pair, joined to
+ * `opts.sourceSnapshot` (required). A full sync calls it once its COPYs are done: the
+ * source then sits idle while the target rebuilds keys and indexes, validates foreign keys
+ * and analyzes, so hashing the source meanwhile takes the source side out of the verify
+ * that follows the commit. The bucket count comes from the source's row estimate, since
+ * the target's tables are still being built. The target session only reads catalogs.
+ */
+export function startSourceSums(opts: VerifyOptions): SourceSumsRun {
+  const app = `bluegreen verify ${opts.from.name}->${opts.to.name}`.slice(0, 63);
+  const sessions: Partial<Sessions> = {};
+  const close = async () => {
+    await sessions.src?.end().catch(() => {});
+    await sessions.dst?.end().catch(() => {});
+  };
+  const run = async (): Promise<Map<string, SourceSums>> => {
+    sessions.src = await connect(opts.from.url, { label: opts.from.name, applicationName: app });
+    sessions.dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
+    const { plans } = await prepare(opts, sessions as Sessions);
+    await beginSnapshots([sessions as Sessions], opts.sourceSnapshot);
+    const out = new Map<string, SourceSums>();
+    for (const p of plans) {
+      const est = await sessions.src.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [
+        ident(p.ct.sources[0]!.table),
+      ]);
+      const buckets = bucketCount(est.rows[0]?.n ?? 0);
+      out.set(p.name, { buckets, sums: await bucketSums(sessions.src, p.s, buckets) });
+    }
+    return out;
+  };
+  const result = run().finally(close);
+  result.catch(() => {}); // a failure only means the verify hashes the source itself
+  return { result, cancel: close };
+}
+
 /**
  * Compares the source, through the mapping chain, with the target (see the module
  * comment); `opts.jobs` tables at a time, each job with its own session pair sharing one
@@ -475,9 +536,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     // Every differing key (up to REPAIR_KEYS per kind), recorded for `sync --repair` only.
     const repair: Record<string, RepairKeys> = {};
     const results = new Map<string, { r: TableVerifyReport; flagged?: Flagged }>();
+    // Sums computed ahead must be of the very snapshot this verify compares against.
+    const ahead = opts.sourceSums && opts.sourceSnapshot ? await opts.sourceSums.catch(() => undefined) : undefined;
     await beginSnapshots(sessions, opts.sourceSnapshot);
     await runJobs(plans, sessions, async (p, s) => {
-      const res = await compareTable(p, s, sample, repair);
+      const res = await compareTable(p, s, sample, repair, ahead?.get(p.name));
       results.set(p.name, res);
       opts.logger.debug(`verify ${p.name}: ${res.r.sourceRows}/${res.r.targetRows} rows, ${res.flagged?.differing.length ?? 0} differing buckets`);
       opts.logger.progress('verify', results.size, plans.length, { unit: 'tables', phase: 'hash' });

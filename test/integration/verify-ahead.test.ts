@@ -1,0 +1,70 @@
+/**
+ * A full sync hashes the source side of its verify while the target rebuilds
+ * (startSourceSums). Those sums must be exactly what verify computes itself: the same
+ * snapshot, the same buckets on both sides, differences still named by key.
+ */
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { makePair, MAPPINGS, report } from '../helpers/pair.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startSourceSums, verify, type VerifyOptions } from '../../src/verify/verify.ts';
+
+async function query(url: string, sql: string): Promise<Record<string, unknown>[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+describe('verify with the source side computed ahead', () => {
+  it('a full sync verifies clean through the sums computed ahead', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '300']);
+    const r = report(await p.ok(['sync', '--json']));
+    expect(r.mode).toBe('full');
+    expect(r.verify.clean).toBe(true);
+    expect(r.verify.tables.find((t: { table: string }) => t.table === 'users').sourceRows).toBe(300);
+  });
+
+  it('the sums computed ahead equal verify\'s own, and a planted difference is still named by key', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '300']);
+    await p.ok(['sync']);
+    const snap = new pg.Client({ connectionString: p.blue });
+    await snap.connect();
+    try {
+      await snap.query('begin isolation level repeatable read read only');
+      const snapshot = (await snap.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
+      const opts: VerifyOptions = {
+        from: { name: 'blue', url: p.blue, version: 1 },
+        to: { name: 'green', url: p.green, version: 2 },
+        mappingsDir: MAPPINGS,
+        logger: silentLogger,
+        sourceSnapshot: snapshot,
+        record: false,
+      };
+      // A write after the snapshot is seen by neither side's sums.
+      await query(p.blue, `update users set email = 'after the snapshot' where id = 9`);
+      const ahead = startSourceSums(opts);
+      const sums = await ahead.result;
+      expect([...sums.keys()].sort()).toEqual(['roles', 'user_roles', 'user_settings', 'users']);
+      // Clean as of the snapshot, though blue moved on since.
+      expect((await verify({ ...opts, sourceSums: ahead.result })).clean).toBe(true);
+      await query(p.green, `update users set email = 'planted' where id = 7`);
+      const own = await verify(opts);
+      const fromAhead = await verify({ ...opts, sourceSums: ahead.result });
+      const strip = (v: typeof own) => v.tables.map(({ ms: _ms, ...t }) => t);
+      expect(strip(fromAhead)).toEqual(strip(own));
+      expect(fromAhead.clean).toBe(false);
+      const users = fromAhead.tables.find((t) => t.table === 'users')!;
+      expect(users.changed.keys).toEqual(['id=7']);
+      expect(users.missing.count + users.extra.count).toBe(0);
+    } finally {
+      await snap.query('rollback').catch(() => {});
+      await snap.end();
+    }
+  });
+});
