@@ -101,6 +101,7 @@ describe('1. no lost write: the horizon without pg_read_all_stats', () => {
     const p = await seeded(40);
     const first = report(await p.ok(['sync', '--json']));
     const writer = new pg.Client({ connectionString: await otherRoleUrl(p.blue), application_name: 'shop app' });
+    writer.on('error', () => {}); // a failed assertion below must not turn into an unhandled error when the database is dropped
     await writer.connect();
     // The application's transaction: its updated_at is its start, before the next sync.
     const tx = writer.query(`BEGIN; UPDATE users SET email = '888' WHERE id = 2; SELECT pg_sleep(4); COMMIT`);
@@ -108,7 +109,9 @@ describe('1. no lost write: the horizon without pg_read_all_stats', () => {
     const during = await p.run(['sync', '--json', '--lookback', '0 seconds']);
     expect(during.code, during.stderr).toBe(0);
     const rep = report(during);
-    expect(rep.horizon.hiddenSessions).toBe(1);
+    // At least the writer: on a server shared with other test files, a lock holder whose
+    // session ended between the two catalog reads counts too (the safe side).
+    expect(rep.horizon.hiddenSessions).toBeGreaterThanOrEqual(1);
     // Exact: held back to the previous run's sample, not a guessed 15 minutes.
     expect(rep.horizon.heldBackBy).toMatch(/begun after the previous run's sample/);
     expect(during.stderr).not.toMatch(/15 minutes/);
