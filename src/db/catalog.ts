@@ -120,6 +120,16 @@ export function watermarkRuleOf(comment: string): { zone?: string; skew?: string
   return rule.zone !== undefined || rule.skew !== undefined ? rule : undefined;
 }
 
+/**
+ * PostgreSQL's row estimate of `relation` (an identifier as SQL text, quoted where it
+ * needs to be): pg_class.reltuples, 0 for a relation never analyzed or not found. Costs
+ * one catalog read, never a scan.
+ */
+export async function estimatedRows(client: pg.Client, relation: string): Promise<number> {
+  const r = await client.query<{ n: number }>(`select greatest(reltuples, 0)::float8 as n from pg_class where oid = to_regclass($1)`, [relation]);
+  return r.rows[0]?.n ?? 0;
+}
+
 /** Versions present in a mappings folder (`v1`, `v2`, …), ascending. */
 export async function listVersions(mappingsDir: string): Promise<number[]> {
   let entries: string[];

@@ -16,6 +16,7 @@
  */
 import type pg from 'pg';
 import { ident } from './connect.ts';
+import { estimatedRows } from './catalog.ts';
 
 /** Stages up to this share of their table's estimated rows are joined by key probes. */
 export const KEY_PROBE_SHARE = 0.05;
@@ -25,8 +26,7 @@ export const KEY_PROBE_SHARE = 0.05;
  * between them should probe the table's key rather than scan it.
  */
 export async function probeByKey(client: pg.Client, table: string, stageRows: number): Promise<boolean> {
-  const r = await client.query<{ n: number }>(`select greatest(reltuples, 0)::float8 as n from pg_class where oid = to_regclass($1)`, [ident(table)]);
-  const tableRows = r.rows[0]?.n ?? 0;
+  const tableRows = await estimatedRows(client, ident(table));
   return tableRows > 0 && stageRows <= tableRows * KEY_PROBE_SHARE;
 }
 

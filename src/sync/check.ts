@@ -19,6 +19,7 @@
 import type pg from 'pg';
 import { ident } from '../db/connect.ts';
 import { probeByKey, withKeyProbes } from '../db/key-probes.ts';
+import { estimatedRows } from '../db/catalog.ts';
 
 /** What the check needs of a target table. */
 export interface CheckedTable {
@@ -110,8 +111,7 @@ export async function checkChanged(dst: pg.Client, staged: StagedForCheck[]): Pr
     await dst.query(`analyze ${s.stage}`);
     // Even with statistics, a stage of 1% of a large table is hash-joined to a scan of the
     // whole table unless told otherwise (src/db/key-probes.ts): keyed checks probe the key.
-    const staged = (await dst.query<{ n: number }>(`select greatest(reltuples, 0)::float8 as n from pg_class where oid = $1::regclass`, [s.stage])).rows[0]!.n;
-    const probe = s.ct.key.length > 0 && !s.whole && (await probeByKey(dst, s.ct.table, staged));
+    const probe = s.ct.key.length > 0 && !s.whole && (await probeByKey(dst, s.ct.table, await estimatedRows(dst, s.stage)));
     const r = (
       await withKeyProbes(dst, probe, () =>
         dst.query<{ checked: string; mismatched: string; source_rows?: string; target_rows?: string; differing?: string }>(checkSql(s)),

@@ -32,7 +32,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, ident } from '../db/connect.ts';
-import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
+import { detectVersion, estimatedRows, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
@@ -405,8 +405,7 @@ async function compareTable(
   ahead?: SourceSums,
 ): Promise<{ r: TableVerifyReport; flagged?: Flagged }> {
   const t0 = Date.now();
-  const est = await s.dst.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [ident(p.name)]);
-  const buckets = ahead?.buckets ?? bucketCount(est.rows[0]?.n ?? 0);
+  const buckets = ahead?.buckets ?? bucketCount(await estimatedRows(s.dst, ident(p.name)));
   const [a, b] = await Promise.all([ahead?.sums ?? bucketSums(s.src, p.s, buckets), bucketSums(s.dst, p.t, buckets)]);
   const differing = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort((x, y) => x - y);
   const none: KeyDiff = { count: 0, keys: [] };
@@ -497,10 +496,7 @@ export function startSourceSums(opts: VerifyOptions): SourceSumsRun {
     await beginSnapshots([sessions as Sessions], opts.sourceSnapshot);
     const out = new Map<string, SourceSums>();
     for (const p of plans) {
-      const est = await sessions.src.query<{ n: number }>(`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = to_regclass($1)`, [
-        ident(p.ct.sources[0]!.table),
-      ]);
-      const buckets = bucketCount(est.rows[0]?.n ?? 0);
+      const buckets = bucketCount(await estimatedRows(sessions.src, ident(p.ct.sources[0]!.table)));
       out.set(p.name, { buckets, sums: await bucketSums(sessions.src, p.s, buckets) });
     }
     return out;
