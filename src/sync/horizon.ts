@@ -71,10 +71,6 @@ export async function readHorizon(client: pg.Client, label: string, logger: Logg
   // One statement: pg_locks, pg_stat_activity and statement_timestamp() describe the same
   // instant (pg_locks is read after the statement started, so "not open at the sample"
   // means "began after sampledAt"). Sessions without a role (autovacuum) write no rows.
-  // A lock holder with no pg_stat_activity row in this statement either ended before it
-  // (its writes precede the snapshot taken after) or began after the activity snapshot,
-  // itself after sampledAt: neither needs holding back. Counting them (as before) held
-  // the watermark back on a busy server for sessions of other databases.
   const r = await client.query<{ at: string; server_started: string; open: OpenTx[] }>(
     `select statement_timestamp()::text as at, pg_postmaster_start_time()::text as server_started,
             coalesce(json_agg(json_build_object('key', l.pid || '/' || l.virtualxid, 'pid', l.pid, 'start', a.xact_start::text,
@@ -83,7 +79,7 @@ export async function readHorizon(client: pg.Client, label: string, logger: Logg
        from (select 1) one
        left join pg_locks l on l.locktype = 'virtualxid' and l.granted and l.pid <> pg_backend_pid()
        left join pg_stat_activity a on a.pid = l.pid
-      where l.pid is null or ((a.datname is null or a.datname = current_database()) and a.usesysid is not null)`,
+      where l.pid is null or ((a.datname is null or a.datname = current_database()) and (a.pid is null or a.usesysid is not null))`,
   );
   const row = r.rows[0]!;
   const prev = previous && previous.serverStarted === row.server_started ? previous : undefined;
