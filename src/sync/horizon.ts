@@ -28,7 +28,7 @@ import { stateTableExists } from '../db/state.ts';
 
 /** What one run saw, stored for the next (bluegreen.horizons). */
 export interface HorizonSample {
-  /** statement_timestamp() of the sampling statement. */
+  /** statement_timestamp() of the first sampling statement (pg_stat_activity; pg_locks is read after it). */
   sampledAt: string;
   /** pg_postmaster_start_time(): transaction ids are only comparable within one server lifetime. */
   serverStarted: string;
@@ -67,21 +67,15 @@ interface OpenTx {
  * last committed run stored on this target for this source (loadHorizonSample). `lookback`
  * (a PostgreSQL interval) is subtracted on top, for application-side clocks.
  */
-export async function readHorizon(client: pg.Client, label: string, logger: Logger, lookback?: string, previous?: HorizonSample | null): Promise<Horizon> {
-  // One statement: pg_locks, pg_stat_activity and statement_timestamp() describe the same
-  // instant (pg_locks is read after the statement started, so "not open at the sample"
-  // means "began after sampledAt"). Sessions without a role (autovacuum) write no rows.
-  const r = await client.query<{ at: string; server_started: string; open: OpenTx[] }>(
-    `select statement_timestamp()::text as at, pg_postmaster_start_time()::text as server_started,
-            coalesce(json_agg(json_build_object('key', l.pid || '/' || l.virtualxid, 'pid', l.pid, 'start', a.xact_start::text,
-                                                'app', nullif(a.application_name, ''), 'role', a.usename)
-                              order by l.pid) filter (where l.pid is not null), '[]') as open
-       from (select 1) one
-       left join pg_locks l on l.locktype = 'virtualxid' and l.granted and l.pid <> pg_backend_pid()
-       left join pg_stat_activity a on a.pid = l.pid
-      where l.pid is null or ((a.datname is null or a.datname = current_database()) and (a.pid is null or a.usesysid is not null))`,
-  );
-  const row = r.rows[0]!;
+export async function readHorizon(
+  client: pg.Client,
+  label: string,
+  logger: Logger,
+  lookback?: string,
+  previous?: HorizonSample | null,
+  between?: () => Promise<void>,
+): Promise<Horizon> {
+  const row = await sampleOpenTransactions(client, between);
   const prev = previous && previous.serverStarted === row.server_started ? previous : undefined;
   const bounds = (
     await client.query<{ after_prev: string | null; guess: string }>(
@@ -141,6 +135,49 @@ export async function readHorizon(client: pg.Client, label: string, logger: Logg
     });
   }
   return h;
+}
+
+/**
+ * The open transactions that may write rows the coming snapshot cannot see, read in two
+ * statements in a fixed order: this database's sessions from pg_stat_activity first (at
+ * `at`, the first statement's start), then the virtualxid locks. A lock holder is an open
+ * transaction at the second read. Against the first read it is one of:
+ * - absent (no session, or another database's): if another database's, it writes no row
+ *   here; if absent, its session began after the first read, so its transaction began
+ *   after `at`, which bounds the horizon anyway;
+ * - visible and `idle` there: its transaction began after the first read, likewise;
+ * - visible with its xact_start: that start, or an earlier one (a session that began a
+ *   new transaction between the reads is bounded by the older one: the safe side);
+ * - details hidden (another role without pg_read_all_stats), or no start shown for any
+ *   other reason (track_activities off): hidden, bounded by the previous run's sample.
+ * One statement joining both views would read them in the plan's order, so a session
+ * ending or starting between the two reads showed as a hidden transaction and held the
+ * watermark back for nothing. `between` runs between the two reads (tests use it to land
+ * a session exactly there).
+ */
+async function sampleOpenTransactions(client: pg.Client, between?: () => Promise<void>): Promise<{ at: string; server_started: string; open: OpenTx[] }> {
+  // Sessions without a role (autovacuum, background workers) write no rows.
+  const a = (
+    await client.query<{ at: string; server_started: string; sessions: { pid: number; start: string | null; idle: boolean; app: string | null; role: string | null }[] }>(
+      `select statement_timestamp()::text as at, pg_postmaster_start_time()::text as server_started,
+              coalesce(json_agg(json_build_object('pid', a.pid, 'start', a.xact_start::text, 'idle', a.state = 'idle',
+                                                  'app', nullif(a.application_name, ''), 'role', a.usename)) filter (where a.pid is not null), '[]') as sessions
+         from (select 1) one
+         left join pg_stat_activity a on a.datname = current_database() and a.usesysid is not null and a.pid <> pg_backend_pid()`,
+    )
+  ).rows[0]!;
+  await between?.();
+  const locks = (await client.query<{ pid: number; key: string }>(
+    `select pid, pid || '/' || virtualxid as key from pg_locks where locktype = 'virtualxid' and granted and pid <> pg_backend_pid() order by pid`,
+  )).rows;
+  const sessions = new Map(a.sessions.map((s) => [s.pid, s]));
+  const open: OpenTx[] = [];
+  for (const l of locks) {
+    const s = sessions.get(l.pid);
+    if (!s || (s.idle && !s.start)) continue;
+    open.push({ key: l.key, pid: l.pid, start: s.start, app: s.app, role: s.role });
+  }
+  return { at: a.at, server_started: a.server_started, open };
 }
 
 /** The sample the last committed run from `source` stored on this target, if any. */
