@@ -18,7 +18,7 @@
  * the scheduler (src/sync/schedule.ts), then what follows the commit.
  */
 import type pg from 'pg';
-import { ident, literal } from '../db/connect.ts';
+import { connect, ident, literal } from '../db/connect.ts';
 import { readSchemaSql } from '../db/catalog.ts';
 import { rememberCatalogs } from '../db/catalog-cache.ts';
 import { ensureStateSchema, recordFailedRun } from '../db/state.ts';
@@ -215,15 +215,43 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
   }
 }
 
-/** After the commit: statistics of a bulk load, the catalog cache, and the full verify. */
+/**
+ * After the commit: statistics of a bulk load, the catalog cache, and the full verify.
+ * The source is idle by now and only the target works, so a full verify's target hashing
+ * and the bulk load's ANALYZE run side by side, on two target sessions: neither needs the
+ * other (the bucket counts come from the source, or from reltuples, which the index
+ * builds already set), and on a server with two cores or more the ANALYZE then costs
+ * next to no time (bench/README.md, "Full sync: where the time goes").
+ */
 async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, ahead: Ahead): Promise<void> {
-  if (bulkAnalyze(report)) for (const t of report.tables) await dst.query(`analyze ${ident(t.table)}`);
   // The catalogs learnt before the state schema existed (a first run): cached for the next.
   await rememberCatalogs(dst, plan.catalogs, (v) => readSchemaSql(opts.mappingsDir, v)).catch(() => {});
+  const tables = bulkAnalyze(report) ? report.tables.map((t) => ident(t.table)) : [];
   if (effectiveVerify(opts.verify, report.mode) === 'full') {
-    report.verify = await verify({ ...verifyOptions(plan, opts), sourceSums: ahead.run?.result });
+    const stats = analyzeAside(tables, opts);
+    report.verify = await verify({ ...verifyOptions(plan, opts), sourceSums: ahead.run?.result }).finally(() => stats);
+  } else {
+    for (const t of tables) await dst.query(`analyze ${t}`);
   }
   await src.query('commit');
+}
+
+/** ANALYZE of the bulk-loaded tables on a session of its own; a failure leaves them to autovacuum, with a warning. */
+async function analyzeAside(tables: string[], opts: SyncOptions): Promise<void> {
+  if (tables.length === 0) return;
+  const app = `bluegreen sync ${opts.from.name}->${opts.to.name}`.slice(0, 63);
+  try {
+    const c = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
+    try {
+      for (const t of tables) await c.query(`analyze ${t}`);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  } catch (err) {
+    opts.logger.warn(`could not analyze the loaded tables on ${opts.to.name}: ${(err as Error).message}`, {
+      hint: `autovacuum will; or run ANALYZE on ${opts.to.name} before the next sync`,
+    });
+  }
 }
 
 /** The full verify's source side, when started ahead of the commit (src/verify/verify.ts, startSourceSums). */

@@ -34,6 +34,9 @@ describe('sync', () => {
     const first = await syncJson(p);
     expect(first.mode).toBe('full');
     expect(await v1Rows(p.green)).toEqual(await v1Rows(p.blue));
+    // The bulk load is analyzed (beside the verify, on a session of its own) before the run returns.
+    const analyzed = await query<{ t: string }>(p.green, `select relname::text as t from pg_stat_user_tables where schemaname = 'public' and last_analyze is not null order by 1`);
+    expect(analyzed.map((r) => r.t)).toEqual(['roles', 'user_roles', 'user_settings', 'users']);
     const before = await query(p.green, `select count(*)::int as n, max(xmin::text::bigint)::text as x from users`);
     const second = await syncJson(p);
     expect(second.mode).toBe('incremental');
