@@ -17,6 +17,8 @@ interface Sample {
   method: string;
   seconds: number;
   rssKb: number | null;
+  /** CPU seconds of the clients and both servers (absent in samples of older runs). */
+  cpuS: number | null;
 }
 
 const [samplesPath, outPath, ...rest] = process.argv.slice(2);
@@ -36,8 +38,8 @@ const samples: Sample[] = readFileSync(samplesPath, 'utf8')
   .split('\n')
   .slice(1)
   .map((line) => {
-    const [round, method, seconds, rss] = line.split('\t');
-    return { round: Number(round), method: method!, seconds: Number(seconds), rssKb: rss === '-' ? null : Number(rss) };
+    const [round, method, seconds, rss, cpu] = line.split('\t');
+    return { round: Number(round), method: method!, seconds: Number(seconds), rssKb: rss === '-' ? null : Number(rss), cpuS: cpu ? Number(cpu) : null };
   });
 
 function median(xs: number[]): number {
@@ -46,18 +48,22 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Seconds per round of one method (raw_* summed per round into `raw`). */
-function perRound(method: string): Map<number, number> {
+/** Seconds (or CPU seconds) per round of one method (raw_* summed per round into `raw`). */
+function perRound(method: string, of: 'seconds' | 'cpuS' = 'seconds'): Map<number, number> {
   const out = new Map<number, number>();
   for (const s of samples) {
     const m = s.method.startsWith('raw_') && method === 'raw' ? 'raw' : s.method;
-    if (m === method) out.set(s.round, (out.get(s.round) ?? 0) + s.seconds);
+    const v = s[of];
+    if (m === method && v !== null) out.set(s.round, (out.get(s.round) ?? 0) + v);
   }
   return out;
 }
 
 const raw = perRound('raw');
 const rawMedian = median([...raw.values()]);
+const rawCpu = perRound('raw', 'cpuS');
+const rawCpuMedian = rawCpu.size ? median([...rawCpu.values()]) : null;
+const cpus = os.cpus().length;
 
 interface Line {
   key: string;
@@ -82,7 +88,20 @@ const lines: Line[] = [
   { key: 'pg_dump', label: '(e) pg_dump --data-only | psql', rows: total },
 ];
 
-const results: Record<string, { seconds: number; rows_per_s: number; ratio: number; per_round: number[]; peak_rss_mb: number | null }> = {};
+interface Result {
+  seconds: number;
+  rows_per_s: number;
+  ratio: number;
+  per_round: number[];
+  peak_rss_mb: number | null;
+  /** Median CPU seconds, clients and both servers together. */
+  cpu_seconds: number | null;
+  /** cpu_seconds over the raw pipe's. */
+  cpu_ratio: number | null;
+  /** cpu_seconds / cores over (a)'s seconds: the least ratio this machine allows the method. */
+  floor_ratio: number | null;
+}
+const results: Record<string, Result> = {};
 for (const l of lines) {
   const r = l.key === 'raw' ? raw : perRound(l.key);
   if (r.size === 0) continue;
@@ -94,7 +113,14 @@ for (const l of lines) {
     ratio: round3(secs / rawMedian),
     per_round: [...r.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => round3(v)),
     peak_rss_mb: rss.length ? round1(Math.max(...rss) / 1024) : null,
+    ...cpuOf(l.key === 'raw' ? rawCpu : perRound(l.key, 'cpuS')),
   };
+}
+
+function cpuOf(r: Map<number, number>): Pick<Result, 'cpu_seconds' | 'cpu_ratio' | 'floor_ratio'> {
+  if (r.size === 0) return { cpu_seconds: null, cpu_ratio: null, floor_ratio: null };
+  const c = median([...r.values()]);
+  return { cpu_seconds: round3(c), cpu_ratio: rawCpuMedian ? round3(c / rawCpuMedian) : null, floor_ratio: round3(c / cpus / rawMedian) };
 }
 
 function round3(x: number) {
@@ -146,6 +172,10 @@ const report = {
     repair: results.bg_repair?.ratio ?? null,
     /** The whole cutover command (guardrails, freeze, final sync, check). */
     cutover: results.bg_cutover?.ratio ?? null,
+    /** The least full_sync this machine allows: its CPU seconds spread over every core, over (a)'s seconds. */
+    full_sync_floor: full?.floor_ratio ?? null,
+    /** The least incremental_over_full this machine allows: the incremental's CPU seconds over every core, over the full sync's seconds. */
+    incremental_over_full_floor: full && inc?.cpu_seconds != null ? round3(inc.cpu_seconds / cpus / full.seconds) : null,
   },
   /** Median of the cutover reports' freezeMs: how long writes on blue were refused (goal ≤ 2000). */
   cutover_freeze_ms: freezeRounds.length ? median(freezeRounds) : null,
@@ -165,7 +195,7 @@ out.push(
 );
 out.push(`load average (1/5/15 min) at start / end: ${report.machine.loadavg_start_end ?? '?'}`);
 out.push('');
-out.push(`${'method'.padEnd(42)} ${'seconds'.padStart(8)} ${'rows/s'.padStart(10)} ${'ratio'.padStart(6)} ${'peak RSS'.padStart(9)}   per round`);
+out.push(`${'method'.padEnd(42)} ${'seconds'.padStart(8)} ${'rows/s'.padStart(10)} ${'ratio'.padStart(6)} ${'peak RSS'.padStart(9)} ${'CPU s'.padStart(7)} ${'floor'.padStart(6)}   per round`);
 for (const l of lines) {
   const r = results[l.key];
   if (!r) {
@@ -174,10 +204,12 @@ for (const l of lines) {
   }
   out.push(
     `${l.label.padEnd(42)} ${r.seconds.toFixed(2).padStart(8)} ${r.rows_per_s.toLocaleString('en').padStart(10)} ${r.ratio.toFixed(2).padStart(6)} ` +
-      `${(r.peak_rss_mb === null ? '' : `${r.peak_rss_mb} MB`).padStart(9)}   ${r.per_round.map((x) => x.toFixed(2)).join(' ')}`,
+      `${(r.peak_rss_mb === null ? '' : `${r.peak_rss_mb} MB`).padStart(9)} ${(r.cpu_seconds?.toFixed(2) ?? '').padStart(7)} ${(r.floor_ratio?.toFixed(2) ?? '').padStart(6)}   ` +
+      r.per_round.map((x) => x.toFixed(2)).join(' '),
   );
 }
 out.push('');
+out.push(`CPU s = CPU seconds of the clients and both servers; floor = CPU s / ${cpus} cores / (a)'s seconds: the least ratio this machine allows, however well the work overlaps.`);
 out.push(`ratio = median seconds / median of (a); rows/s for (c) counts the changed rows. Goals: full sync ≤ 0.45 (issue 7), incremental ≤ 0.03 of full (issue 4), peak RSS ≤ 128 MB.`);
 out.push(
   `full sync ${report.ratios.full_sync ?? '-'}x (a)` +

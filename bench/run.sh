@@ -62,14 +62,39 @@ if [[ ! -x $TIME_BIN ]] && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null
 fi
 [[ -x $TIME_BIN ]] || { TIME_BIN=""; log "/usr/bin/time unavailable: peak RSS sampled from /proc/PID/status (VmHWM)"; }
 
-# measure LABEL ROUND CMD...: runs CMD, appends "round method seconds rss_kb" to SAMPLES.
-# rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for pipelines).
+# cpu_ticks: CPU time (user + system, in clock ticks) of everything a method runs on: this
+# shell's reaped children (bluegreen, psql, pg_dump) and both clusters (each postmaster,
+# its live children, and the backends it has reaped). Seconds depend on how busy the
+# machine is; CPU seconds much less, and CPU seconds / cores is the least time a method
+# can take on this machine, however well it overlaps its work.
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() {
+  local t f p pm dir
+  f=$(sed 's/.*) //' "/proc/$$/stat") # $$: the bench shell, which reaps every measured command
+  set -- $f
+  t=$((${14} + ${15}))
+  for dir in "${STARTED[@]}"; do
+    pm=$(head -1 "$dir/postmaster.pid" 2>/dev/null) || continue
+    for p in $pm $(pgrep -P "$pm"); do
+      f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+      set -- $f
+      t=$((t + ${12} + ${13} + ${14} + ${15}))
+    done
+  done
+  echo "$t"
+}
+
+# measure LABEL ROUND CMD...: runs CMD, appends "round method seconds rss_kb cpu_s" to
+# SAMPLES. rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for
+# pipelines); cpu_s the CPU seconds it cost, clients and servers together (cpu_ticks).
 measure() {
   local label=$1 round=$2; shift 2
   local t0 t1 rss=- out=$WORK/time.out status=0
   # Others may edit the working tree during a long run: rebuild the bundle (untimed) so
   # every bluegreen run starts like an installed CLI, on the current code.
   [[ $label == bg_* ]] && node "$ROOT/bin/build.mjs" 2>/dev/null
+  local c0 c1
+  c0=$(cpu_ticks)
   t0=$(date +%s.%N)
   if [[ $label == bg_* && -n $TIME_BIN ]]; then
     "$TIME_BIN" -f '%M' -o "$out" "$@" || status=$?
@@ -88,7 +113,9 @@ measure() {
     "$@" || status=$?
   fi
   t1=$(date +%s.%N)
-  printf '%s\t%s\t%s\t%s\n' "$round" "$label" "$(echo "$t1 - $t0" | bc)" "$rss" >>"$SAMPLES"
+  sleep 0.3 # (untimed) the postmasters reap the method's backends, whose CPU time then counts
+  c1=$(cpu_ticks)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$label" "$(echo "$t1 - $t0" | bc)" "$rss" "$(echo "scale=2; ($c1 - $c0) / $TICKS" | bc)" >>"$SAMPLES"
   # The command's own status, so callers can insist on it (verify's 0 or 3).
   return "$status"
 }
@@ -184,7 +211,7 @@ HAS_VERIFY=0 HAS_NO_VERIFY=0
 if "${BG[@]}" verify --help >/dev/null 2>&1; then HAS_VERIFY=1; else log "no 'verify' command in this build: (d) skipped"; fi
 if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--verify'; then HAS_NO_VERIFY=1; fi
 
-printf 'round\tmethod\tseconds\trss_kb\n' >"$SAMPLES"
+printf 'round\tmethod\tseconds\trss_kb\tcpu_s\n' >"$SAMPLES"
 # Other work on the machine skews seconds (less so ratios): the load is reported.
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
