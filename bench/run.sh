@@ -143,8 +143,11 @@ trap 'exit 130' INT TERM
 
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 
-# start_cluster NAME: initdb + start with the stock configuration (README's Design figures were measured on a stock
-# PostgreSQL 15), listening on 127.0.0.1 only, trust auth for this throwaway cluster only.
+# start_cluster NAME VAR: initdb + start with the stock configuration (README's Design figures were measured on a stock
+# PostgreSQL 15), listening on 127.0.0.1 only, trust auth for this throwaway cluster only; its port goes into VAR.
+# Not called as $(start_cluster …): STARTED must grow in this shell, or the trap stops nothing (the servers then
+# only went down a minute later, when they found their lock file deleted with the work dir) and the CPU count
+# (cpu_ticks) sees no server.
 start_cluster() {
   local name=$1 dir=$WORK/$1 port
   port=$(free_port)
@@ -153,7 +156,7 @@ start_cluster() {
   as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null
   STARTED+=("$dir/data")
-  echo "$port"
+  printf -v "$2" '%s' "$port"
 }
 
 log "PostgreSQL $PG_MAJOR from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS rounds"
@@ -162,8 +165,8 @@ log "PostgreSQL $PG_MAJOR from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS 
 log "measuring the CLI's start-up (bench/startup.sh)"
 STARTUP=$(bash "$ROOT/bench/startup.sh" 5)
 CLI_MODE=$([[ -f $ROOT/dist/cli.js ]] && echo "bundle (dist/cli.js)" || echo "tsx from source")
-BLUE_PORT=$(start_cluster blue)
-GREEN_PORT=$(start_cluster green)
+start_cluster blue BLUE_PORT
+start_cluster green GREEN_PORT
 admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
 # bluegreen runs as `app`, an owner and not a superuser (least privilege).
 admin "$BLUE_PORT" -c "create role app login" -c "create database app owner app"
