@@ -129,7 +129,9 @@ export async function envUp(stateDir: string, names: string[], logger: Logger): 
       '-D', dataDir,
       '-l', path.join(dataDir, 'server.log'),
       '-w', '-t', '60',
-      '-o', `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
+      // max_prepared_transactions: two-phase commit (XA) works as on the servers of
+      // applications that use it, so sync's handling of prepared transactions can be tried.
+      '-o', `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_prepared_transactions=16`,
       'start',
     ]);
     if (started.code !== 0) {

@@ -60,6 +60,18 @@ interface OpenTx {
   start: string | null;
   app: string | null;
   role: string | null;
+  /** A prepared (two-phase) transaction: its gid, and its PREPARE time less the fallback. */
+  prepared?: { gid: string; guess: string };
+}
+
+/** What readHorizon computes once per run to bound transactions whose start it cannot see. */
+interface Bounds {
+  /** The previous sample less a second: for a transaction first seen now. */
+  afterPrev: string | null;
+  /** The least of afterPrev and the previous run's horizon: for one that may have been open at that sample, unseen. */
+  sincePrev: string | null;
+  /** The present less the fallback: for one open at the first sample. */
+  guess: string;
 }
 
 /**
@@ -78,36 +90,30 @@ export async function readHorizon(
   const row = await sampleOpenTransactions(client, between);
   const prev = previous && previous.serverStarted === row.server_started ? previous : undefined;
   const bounds = (
-    await client.query<{ after_prev: string | null; guess: string }>(
-      `select ($1::timestamptz - interval '1 second')::text as after_prev, ($2::timestamptz - $3::interval)::text as guess`,
-      [prev?.sampledAt ?? null, row.at, FALLBACK],
+    await client.query<Bounds>(
+      `select ($1::timestamptz - interval '1 second')::text as "afterPrev",
+              least($1::timestamptz - interval '1 second', $4::timestamptz)::text as "sincePrev",
+              ($2::timestamptz - $3::interval)::text as guess`,
+      [prev?.sampledAt ?? null, row.at, FALLBACK, prev?.open[HORIZON_KEY] ?? null],
     )
   ).rows[0]!;
+  // Without the previous horizon (a sample stored before it was kept), a prepared transaction first seen has no exact bound.
+  if (!prev?.open[HORIZON_KEY]) bounds.sincePrev = null;
 
   const sample: HorizonSample = { sampledAt: row.at, serverStarted: row.server_started, open: {} };
   const candidates: { at: string; why: string }[] = [{ at: row.at, why: '' }];
   let hidden = 0;
   let guessed = 0;
   for (const tx of row.open) {
-    const who = `pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''}`;
     if (tx.start) {
-      candidates.push({ at: tx.start, why: `transaction of ${who} open since ${tx.start}` });
+      candidates.push({ at: tx.start, why: `transaction of pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''} open since ${tx.start}` });
       continue;
     }
     hidden++;
-    let bound = prev?.open[tx.key];
-    let why = `transaction of ${who}${tx.role ? ` (role ${tx.role})` : ''}, start hidden, open since before ${bound}`;
-    if (!bound && prev) {
-      bound = bounds.after_prev!;
-      why = `transaction of ${who}${tx.role ? ` (role ${tx.role})` : ''}, start hidden, begun after the previous run's sample at ${prev.sampledAt}`;
-    }
-    if (!bound) {
-      guessed++;
-      bound = bounds.guess;
-      why = `transaction of ${who}${tx.role ? ` (role ${tx.role})` : ''}, start hidden and open at the first sample: held back ${FALLBACK}`;
-    }
-    sample.open[tx.key] = bound;
-    candidates.push({ at: bound, why });
+    const b = boundOf(tx, prev, bounds);
+    if (b.guessed) guessed++;
+    sample.open[tx.key] = b.at;
+    candidates.push(b);
   }
   const min = (
     await client.query<{ v: string; i: number; back: string }>(
@@ -116,6 +122,7 @@ export async function readHorizon(
       [candidates.map((c) => c.at), lookback ?? null],
     )
   ).rows[0]!;
+  sample.open[HORIZON_KEY] = min.v;
   const h: Horizon = {
     value: min.back,
     at: row.at,
@@ -126,15 +133,50 @@ export async function readHorizon(
   };
   if (guessed > 0) {
     logger.warn(
-      `${guessed} transaction(s) of other roles in this database on ${label} hide their transaction start and were already open at the first sample; holding the watermark back by ${FALLBACK}${lookback ? ` plus --lookback ${lookback}` : ''} this once`,
+      `${guessed} transaction(s) in this database on ${label} (of other roles, or prepared) hide their transaction start and were already open at the first sample; holding the watermark back by ${FALLBACK}${lookback ? ` plus --lookback ${lookback}` : ''} this once`,
       { hint: 'later runs bound them exactly by the previous run; GRANT pg_read_all_stats TO this role (not superuser) to see their start at once' },
     );
   } else if (hidden > 0) {
-    logger.info(`${hidden} transaction(s) of other roles on ${label} hide their transaction start; each is bounded by the run sample before it was first seen`, {
+    logger.info(`${hidden} transaction(s) on ${label} (of other roles, or prepared) hide their transaction start; each is bounded by the run sample before it was first seen`, {
       hiddenSessions: hidden,
     });
   }
   return h;
+}
+
+/**
+ * Key of the sample's own horizon (before --lookback) in its `open` map. Every other key
+ * holds a slash. Each transaction open at a sample had its start, or a lower bound of it,
+ * among that sample's candidates, so its start is at or after that horizon.
+ */
+const HORIZON_KEY = 'horizon';
+
+/**
+ * A lower bound for the start of a transaction whose start this role cannot see.
+ * - Seen at the previous sample: the bound it was given then.
+ * - A session's transaction first seen now: it was not open at the previous sample (its
+ *   virtualxid would have been seen), so it began after it (less a second).
+ * - A prepared transaction first seen now: it may have been open at the previous sample
+ *   as a session (a different key), so it began after that sample or is bounded by that
+ *   sample's horizon, whichever is earlier.
+ * - Otherwise (the first sample, or a server restart): the fallback, once, with a warning;
+ *   for a prepared transaction counted back from its PREPARE, which comes after its start.
+ */
+function boundOf(tx: OpenTx, prev: HorizonSample | undefined, bounds: Bounds): { at: string; why: string; guessed: boolean } {
+  const who = tx.prepared
+    ? `prepared transaction '${tx.prepared.gid}'${tx.role ? ` (role ${tx.role})` : ''}`
+    : `transaction of pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''}${tx.role ? ` (role ${tx.role})` : ''}`;
+  const kept = prev?.open[tx.key];
+  if (kept) return { at: kept, why: `${who}, start hidden, open since before ${kept}`, guessed: false };
+  const since = tx.prepared ? bounds.sincePrev : bounds.afterPrev;
+  if (prev && since) {
+    return { at: since, why: `${who}, start hidden, begun after the previous run's sample at ${prev.sampledAt}${tx.prepared ? ' or bounded by its horizon' : ''}`, guessed: false };
+  }
+  return {
+    at: tx.prepared?.guess ?? bounds.guess,
+    why: `${who}, start hidden and open at the first sample: held back ${FALLBACK}${tx.prepared ? ' before its PREPARE' : ''}`,
+    guessed: true,
+  };
 }
 
 /**
@@ -170,6 +212,15 @@ async function sampleOpenTransactions(client: pg.Client, between?: () => Promise
   const locks = (await client.query<{ pid: number; key: string }>(
     `select pid, pid || '/' || virtualxid as key from pg_locks where locktype = 'virtualxid' and granted and pid <> pg_backend_pid() order by pid`,
   )).rows;
+  // Prepared (two-phase) transactions hold no virtualxid and belong to no session, yet
+  // their rows appear at COMMIT PREPARED, with watermarks from when they began.
+  const prepared = (
+    await client.query<{ key: string; gid: string; role: string | null; guess: string }>(
+      `select 'prepared/' || transaction::text as key, gid, owner::text as role, (prepared - $1::interval)::text as guess
+         from pg_prepared_xacts where database = current_database() order by prepared`,
+      [FALLBACK],
+    )
+  ).rows;
   const sessions = new Map(a.sessions.map((s) => [s.pid, s]));
   const open: OpenTx[] = [];
   for (const l of locks) {
@@ -177,6 +228,7 @@ async function sampleOpenTransactions(client: pg.Client, between?: () => Promise
     if (!s || (s.idle && !s.start)) continue;
     open.push({ key: l.key, pid: l.pid, start: s.start, app: s.app, role: s.role });
   }
+  for (const p of prepared) open.push({ key: p.key, pid: 0, start: null, app: null, role: p.role, prepared: { gid: p.gid, guess: p.guess } });
   return { at: a.at, server_started: a.server_started, open };
 }
 

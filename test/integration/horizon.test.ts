@@ -113,3 +113,52 @@ describe('horizon: sessions between the two reads', () => {
     await writer.query('rollback');
   });
 });
+
+describe('horizon: prepared (two-phase) transactions', () => {
+  /** A transaction on `url` prepared as `gid`; its session ends, as XA coordinators' often do. */
+  async function prepare(gid: string, id: number): Promise<void> {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query('begin');
+    await c.query(`update t set v = v + 1 where id = ${id}`);
+    await c.query(`prepare transaction '${gid}'`);
+    await c.end();
+  }
+  const prepared: string[] = [];
+  afterAll(async () => {
+    for (const gid of prepared.splice(0)) await query(url, `rollback prepared '${gid}'`).catch(() => {});
+  });
+
+  it('bounds a prepared transaction: its PREPARE less the fallback at the first sample, then the earlier of the previous sample and its horizon, then that bound kept', async (ctx) => {
+    const max = (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
+    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    const gidA = `hz-a-${Date.now()}`;
+    await prepare(gidA, 5);
+    prepared.push(gidA);
+    const first = await horizon();
+    expect(first.guessed).toBe(1);
+    expect(first.heldBackBy).toContain(`prepared transaction '${gidA}'`);
+    expect(first.heldBackBy).toContain('held back 15 minutes before its PREPARE');
+    const exact = await query<{ ok: boolean }>(url, `select $1::timestamptz = (select prepared - interval '15 minutes' from pg_prepared_xacts where gid = $2) as ok`, [first.value, gidA]);
+    expect(exact[0]!.ok).toBe(true);
+
+    // Kept: the same transaction has the same bound at the next sample.
+    const second = await horizon(undefined, first.sample);
+    expect(second.guessed).toBe(0);
+    expect(second.value).toBe(first.value);
+    expect(second.heldBackBy).toMatch(/open since before/);
+
+    // A second one, prepared after `second`: bounded by the earlier of second's sample (less a second) and second's horizon.
+    await query(url, `commit prepared '${gidA}'`);
+    prepared.splice(prepared.indexOf(gidA), 1);
+    const gidB = `hz-b-${Date.now()}`;
+    await prepare(gidB, 6);
+    prepared.push(gidB);
+    const third = await horizon(undefined, second.sample);
+    expect(third.heldBackBy).toContain(`prepared transaction '${gidB}'`);
+    expect(third.heldBackBy).toMatch(/begun after the previous run's sample .* or bounded by its horizon/);
+    expect(third.value).toBe(second.value); // second's horizon was the earlier bound (gidA's)
+    await query(url, `commit prepared '${gidB}'`);
+    prepared.splice(prepared.indexOf(gidB), 1);
+  });
+});

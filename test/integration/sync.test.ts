@@ -94,6 +94,30 @@ describe('sync', () => {
     expect(await query(p.green, `select username from users where username = 'hidden-writer'`)).toEqual([{ username: 'hidden-writer' }]);
   });
 
+  it('catches a write of a PREPARED (two-phase) transaction that commits after a run, and names it while it holds the watermark', async (ctx) => {
+    const p = await seeded(30);
+    const max = (await query<{ max: number }>(p.blue, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
+    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    await syncJson(p);
+    const gid = `bg-xa-${Date.now()}`;
+    const app = new pg.Client({ connectionString: p.blue });
+    await app.connect();
+    await app.query('begin');
+    await app.query(`update users set email = 'xa@example.test' where id = (select min(id) from users)`);
+    await app.query(`prepare transaction '${gid}'`);
+    await app.end(); // a prepared transaction outlives its session
+    try {
+      const during = await syncJson(p);
+      expect(during.horizon.heldBackBy).toContain(`prepared transaction '${gid}'`);
+      expect(during.horizon.heldBackBy).toMatch(/begun after the previous run's sample .* or bounded by its horizon/);
+    } finally {
+      await query(p.blue, `commit prepared '${gid}'`);
+    }
+    const after = await syncJson(p);
+    expect(after.tables.find((t: { table: string }) => t.table === 'users').updated).toBe(1);
+    expect(await query(p.green, `select email from users where id = (select min(id) from users)`)).toEqual([{ email: 'xa@example.test' }]);
+  });
+
   it('brings every one of 1000 rows tied on the watermark across a run boundary', async () => {
     const p = await makePair(1, 1);
     await query(p.blue, `insert into users (username, updated_at) select 'tie-a-' || g, '2030-01-01 00:00:00+00' from generate_series(1, 500) g`);
