@@ -92,13 +92,13 @@ export async function readHorizon(
   const bounds = (
     await client.query<Bounds>(
       `select ($1::timestamptz - interval '1 second')::text as "afterPrev",
-              least($1::timestamptz - interval '1 second', $4::timestamptz)::text as "sincePrev",
+              least($4::timestamptz - interval '1 second', $5::timestamptz)::text as "sincePrev",
               ($2::timestamptz - $3::interval)::text as guess`,
-      [prev?.sampledAt ?? null, row.at, FALLBACK, prev?.open[HORIZON_KEY] ?? null],
+      [prev?.sampledAt ?? null, row.at, FALLBACK, previous?.sampledAt ?? null, previous?.open[HORIZON_KEY] ?? null],
     )
   ).rows[0]!;
   // Without the previous horizon (a sample stored before it was kept), a prepared transaction first seen has no exact bound.
-  if (!prev?.open[HORIZON_KEY]) bounds.sincePrev = null;
+  if (!previous?.open[HORIZON_KEY]) bounds.sincePrev = null;
 
   const sample: HorizonSample = { sampledAt: row.at, serverStarted: row.server_started, open: {} };
   const candidates: { at: string; why: string }[] = [{ at: row.at, why: '' }];
@@ -110,7 +110,9 @@ export async function readHorizon(
       continue;
     }
     hidden++;
-    const b = boundOf(tx, prev, bounds);
+    // Prepared transactions survive a server restart, and so do their ids and the times
+    // that bound them: the previous sample serves them whatever the restart.
+    const b = boundOf(tx, tx.prepared ? (previous ?? undefined) : prev, bounds);
     if (b.guessed) guessed++;
     sample.open[tx.key] = b.at;
     candidates.push(b);
@@ -169,6 +171,7 @@ function boundOf(tx: OpenTx, prev: HorizonSample | undefined, bounds: Bounds): {
   const kept = prev?.open[tx.key];
   if (kept) return { at: kept, why: `${who}, start hidden, open since before ${kept}`, guessed: false };
   const since = tx.prepared ? bounds.sincePrev : bounds.afterPrev;
+  // (For a prepared transaction `prev` is the previous sample even across a server restart: see readHorizon.)
   if (prev && since) {
     return { at: since, why: `${who}, start hidden, begun after the previous run's sample at ${prev.sampledAt}${tx.prepared ? ' or bounded by its horizon' : ''}`, guessed: false };
   }
