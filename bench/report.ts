@@ -19,6 +19,8 @@ interface Sample {
   rssKb: number | null;
   /** CPU seconds of the clients and both servers (absent in samples of older runs). */
   cpuS: number | null;
+  /** The same as [client, blue, green]. */
+  cpuSplit: number[] | null;
 }
 
 const [samplesPath, outPath, ...rest] = process.argv.slice(2);
@@ -38,8 +40,15 @@ const samples: Sample[] = readFileSync(samplesPath, 'utf8')
   .split('\n')
   .slice(1)
   .map((line) => {
-    const [round, method, seconds, rss, cpu] = line.split('\t');
-    return { round: Number(round), method: method!, seconds: Number(seconds), rssKb: rss === '-' ? null : Number(rss), cpuS: cpu ? Number(cpu) : null };
+    const [round, method, seconds, rss, cpu, split] = line.split('\t');
+    return {
+      round: Number(round),
+      method: method!,
+      seconds: Number(seconds),
+      rssKb: rss === '-' ? null : Number(rss),
+      cpuS: cpu ? Number(cpu) : null,
+      cpuSplit: split ? split.split('/').map(Number) : null,
+    };
   });
 
 function median(xs: number[]): number {
@@ -100,6 +109,8 @@ interface Result {
   cpu_ratio: number | null;
   /** cpu_seconds / cores over (a)'s seconds: the least ratio this machine allows the method. */
   floor_ratio: number | null;
+  /** CPU seconds of the round with the median cpu_seconds, per process group. */
+  cpu_split: { client: number; blue: number; green: number } | null;
 }
 const results: Record<string, Result> = {};
 for (const l of lines) {
@@ -114,7 +125,15 @@ for (const l of lines) {
     per_round: [...r.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => round3(v)),
     peak_rss_mb: rss.length ? round1(Math.max(...rss) / 1024) : null,
     ...cpuOf(l.key === 'raw' ? rawCpu : perRound(l.key, 'cpuS')),
+    cpu_split: l.key === 'raw' ? null : splitOf(l.key),
   };
+}
+
+/** The client/blue/green split of the round whose CPU seconds are the median (one sample per round). */
+function splitOf(method: string): Result['cpu_split'] {
+  const xs = samples.filter((s) => s.method === method && s.cpuS !== null && s.cpuSplit?.length === 3).sort((a, b) => a.cpuS! - b.cpuS!);
+  const m = xs[(xs.length - 1) >> 1];
+  return m ? { client: m.cpuSplit![0]!, blue: m.cpuSplit![1]!, green: m.cpuSplit![2]! } : null;
 }
 
 function cpuOf(r: Map<number, number>): Pick<Result, 'cpu_seconds' | 'cpu_ratio' | 'floor_ratio'> {
@@ -210,6 +229,11 @@ for (const l of lines) {
 }
 out.push('');
 out.push(`CPU s = CPU seconds of the clients and both servers; floor = CPU s / ${cpus} cores / (a)'s seconds: the least ratio this machine allows, however well the work overlaps.`);
+const splits = (['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental'] as const).flatMap((k) => {
+  const c = results[k]?.cpu_split;
+  return c ? [`${k.replace('bg_', '')} ${c.client}/${c.blue}/${c.green}`] : [];
+});
+if (splits.length) out.push(`CPU s as client/blue/green: ${splits.join('; ')}.`);
 out.push(`ratio = median seconds / median of (a); rows/s for (c) counts the changed rows. Goals: full sync ≤ 0.45 (issue 7), incremental ≤ 0.03 of full (issue 4), peak RSS ≤ 128 MB.`);
 out.push(
   `full sync ${report.ratios.full_sync ?? '-'}x (a)` +

@@ -68,25 +68,36 @@ fi
 # machine is; CPU seconds much less, and CPU seconds / cores is the least time a method
 # can take on this machine, however well it overlaps its work.
 TICKS=$(getconf CLK_TCK)
+# Prints three counts: the clients, then each cluster in the order started (blue, green).
 cpu_ticks() {
-  local t f p pm dir
+  local t f p pm dir out
   f=$(sed 's/.*) //' "/proc/$$/stat") # $$: the bench shell, which reaps every measured command
   set -- $f
-  t=$((${14} + ${15}))
+  out=$((${14} + ${15}))
   for dir in "${STARTED[@]}"; do
+    t=0
     pm=$(head -1 "$dir/postmaster.pid" 2>/dev/null) || continue
     for p in $pm $(pgrep -P "$pm"); do
       f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
       set -- $f
       t=$((t + ${12} + ${13} + ${14} + ${15}))
     done
+    out="$out $t"
   done
-  echo "$t"
+  echo "$out"
+}
+# cpu_seconds "C0 B0 G0" "C1 B1 G1": "total client/blue/green" in seconds.
+cpu_seconds() {
+  local -a a=($1) b=($2)
+  local c=$((b[0] - a[0])) bl=$((b[1] - a[1])) g=$((b[2] - a[2]))
+  printf '%s\t%s/%s/%s' "$(echo "scale=2; ($c + $bl + $g) / $TICKS" | bc)" \
+    "$(echo "scale=2; $c / $TICKS" | bc)" "$(echo "scale=2; $bl / $TICKS" | bc)" "$(echo "scale=2; $g / $TICKS" | bc)"
 }
 
-# measure LABEL ROUND CMD...: runs CMD, appends "round method seconds rss_kb cpu_s" to
-# SAMPLES. rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for
-# pipelines); cpu_s the CPU seconds it cost, clients and servers together (cpu_ticks).
+# measure LABEL ROUND CMD...: runs CMD, appends "round method seconds rss_kb cpu_s cpu_split"
+# to SAMPLES. rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for
+# pipelines); cpu_s the CPU seconds it cost, clients and servers together (cpu_ticks), and
+# cpu_split the same as client/blue/green.
 measure() {
   local label=$1 round=$2; shift 2
   local t0 t1 rss=- out=$WORK/time.out status=0
@@ -115,7 +126,7 @@ measure() {
   t1=$(date +%s.%N)
   sleep 0.3 # (untimed) the postmasters reap the method's backends, whose CPU time then counts
   c1=$(cpu_ticks)
-  printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$label" "$(echo "$t1 - $t0" | bc)" "$rss" "$(echo "scale=2; ($c1 - $c0) / $TICKS" | bc)" >>"$SAMPLES"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$label" "$(echo "$t1 - $t0" | bc)" "$rss" "$(cpu_seconds "$c0" "$c1")" >>"$SAMPLES"
   # The command's own status, so callers can insist on it (verify's 0 or 3).
   return "$status"
 }
@@ -214,7 +225,7 @@ HAS_VERIFY=0 HAS_NO_VERIFY=0
 if "${BG[@]}" verify --help >/dev/null 2>&1; then HAS_VERIFY=1; else log "no 'verify' command in this build: (d) skipped"; fi
 if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--verify'; then HAS_NO_VERIFY=1; fi
 
-printf 'round\tmethod\tseconds\trss_kb\tcpu_s\n' >"$SAMPLES"
+printf 'round\tmethod\tseconds\trss_kb\tcpu_s\tcpu_split\n' >"$SAMPLES"
 # Other work on the machine skews seconds (less so ratios): the load is reported.
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
