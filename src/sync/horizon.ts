@@ -106,7 +106,9 @@ export async function readHorizon(
   let guessed = 0;
   for (const tx of row.open) {
     if (tx.start) {
-      candidates.push({ at: tx.start, why: `transaction of pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''} open since ${tx.start}` });
+      const who = tx.prepared ? `prepared transaction '${tx.prepared.gid}'` : `transaction of pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''}`;
+      candidates.push({ at: tx.start, why: `${who} open since ${tx.start}` });
+      if (tx.prepared) sample.open[tx.key] = tx.start; // it has no session next time: keep its start
       continue;
     }
     hidden++;
@@ -183,29 +185,37 @@ function boundOf(tx: OpenTx, prev: HorizonSample | undefined, bounds: Bounds): {
 }
 
 /**
- * The open transactions that may write rows the coming snapshot cannot see, read in two
- * statements in a fixed order: this database's sessions from pg_stat_activity first (at
- * `at`, the first statement's start), then the virtualxid locks. A lock holder is an open
- * transaction at the second read. Against the first read it is one of:
- * - absent (no session, or another database's): if another database's, it writes no row
- *   here; if absent, its session began after the first read, so its transaction began
- *   after `at`, which bounds the horizon anyway;
- * - visible and `idle` there: its transaction began after the first read, likewise;
- * - visible with its xact_start: that start, or an earlier one (a session that began a
- *   new transaction between the reads is bounded by the older one: the safe side);
+ * The open transactions that may write rows the coming snapshot cannot see, read in
+ * statements in a fixed order: (1) this database's sessions from pg_stat_activity, at
+ * `at` (the statement's start); (2) the virtualxid locks; (3) the prepared transactions;
+ * (4) only if needed, pg_stat_activity again for some lock holders. A lock holder is an
+ * open transaction at read 2. Against read 1 it is one of:
+ * - with its xact_start: that start, or an earlier one (a session that began a new
+ *   transaction between the reads is bounded by the older one: the safe side);
+ * - absent (its session began after read 1, so after `at`; or it is another database's,
+ *   and writes no row here), or visible but showing no transaction (`idle`, or `active`
+ *   in the instant before its transaction starts): read 4 looks at it again, after read
+ *   2. Still in a transaction there: that transaction's start (it was open at read 2, or
+ *   began after it: exact or safe). Not: the transaction read 2 saw has ended, before the
+ *   coming snapshot, which therefore sees its rows. Read 1 alone could not tell a
+ *   transaction begun after `at` from one whose statement began an instant before `at`
+ *   and showed as `idle` still;
  * - details hidden (another role without pg_read_all_stats), or no start shown for any
  *   other reason (track_activities off): hidden, bounded by the previous run's sample.
+ * A prepared transaction whose session read 1 showed (same transaction id) with its start
+ * gets that start; any other is bounded by the previous sample (readHorizon).
  * One statement joining both views would read them in the plan's order, so a session
- * ending or starting between the two reads showed as a hidden transaction and held the
- * watermark back for nothing. `between` runs between the two reads (tests use it to land
- * a session exactly there).
+ * ending or starting between the reads showed as a hidden transaction and held the
+ * watermark back for nothing. `between` runs between reads 1 and 2 (tests use it to land a
+ * session exactly there).
  */
 async function sampleOpenTransactions(client: pg.Client, between?: () => Promise<void>): Promise<{ at: string; server_started: string; open: OpenTx[] }> {
   // Sessions without a role (autovacuum, background workers) write no rows.
   const a = (
-    await client.query<{ at: string; server_started: string; sessions: { pid: number; start: string | null; idle: boolean; app: string | null; role: string | null }[] }>(
+    await client.query<{ at: string; server_started: string; sessions: Session[] }>(
       `select statement_timestamp()::text as at, pg_postmaster_start_time()::text as server_started,
-              coalesce(json_agg(json_build_object('pid', a.pid, 'start', a.xact_start::text, 'idle', a.state = 'idle',
+              coalesce(json_agg(json_build_object('pid', a.pid, 'start', a.xact_start::text, 'xid', a.backend_xid::text,
+                                                  'visible', a.state is not null and a.state <> 'disabled',
                                                   'app', nullif(a.application_name, ''), 'role', a.usename)) filter (where a.pid is not null), '[]') as sessions
          from (select 1) one
          left join pg_stat_activity a on a.datname = current_database() and a.usesysid is not null and a.pid <> pg_backend_pid()`,
@@ -218,21 +228,50 @@ async function sampleOpenTransactions(client: pg.Client, between?: () => Promise
   // Prepared (two-phase) transactions hold no virtualxid and belong to no session, yet
   // their rows appear at COMMIT PREPARED, with watermarks from when they began.
   const prepared = (
-    await client.query<{ key: string; gid: string; role: string | null; guess: string }>(
-      `select 'prepared/' || transaction::text as key, gid, owner::text as role, (prepared - $1::interval)::text as guess
+    await client.query<{ key: string; xid: string; gid: string; role: string | null; guess: string }>(
+      `select 'prepared/' || transaction::text as key, transaction::text as xid, gid, owner::text as role, (prepared - $1::interval)::text as guess
          from pg_prepared_xacts where database = current_database() order by prepared`,
       [FALLBACK],
     )
   ).rows;
   const sessions = new Map(a.sessions.map((s) => [s.pid, s]));
   const open: OpenTx[] = [];
+  const again: { pid: number; key: string }[] = [];
   for (const l of locks) {
     const s = sessions.get(l.pid);
-    if (!s || (s.idle && !s.start)) continue;
-    open.push({ key: l.key, pid: l.pid, start: s.start, app: s.app, role: s.role });
+    if (s?.start || (s && !s.visible)) open.push({ key: l.key, pid: l.pid, start: s.start, app: s.app, role: s.role });
+    else again.push(l);
   }
-  for (const p of prepared) open.push({ key: p.key, pid: 0, start: null, app: null, role: p.role, prepared: { gid: p.gid, guess: p.guess } });
+  open.push(...(await lookAgain(client, again)));
+  const startOfXid = new Map(a.sessions.flatMap((s) => (s.xid && s.start ? [[s.xid, s.start] as const] : [])));
+  for (const p of prepared) {
+    open.push({ key: p.key, pid: 0, start: startOfXid.get(p.xid) ?? null, app: null, role: p.role, prepared: { gid: p.gid, guess: p.guess } });
+  }
   return { at: a.at, server_started: a.server_started, open };
+}
+
+/** One session of read 1 (sampleOpenTransactions). */
+interface Session {
+  pid: number;
+  start: string | null;
+  /** Its transaction id, once it has one (a prepared transaction keeps it). */
+  xid: string | null;
+  /** Its state and start are shown to this role (and tracked). */
+  visible: boolean;
+  app: string | null;
+  role: string | null;
+}
+
+/** Read 4: lock holders read 1 could not place, those still in a transaction now, with its start. */
+async function lookAgain(client: pg.Client, holders: { pid: number; key: string }[]): Promise<OpenTx[]> {
+  if (holders.length === 0) return [];
+  const now = await client.query<{ pid: number; start: string; app: string | null; role: string | null }>(
+    `select pid, xact_start::text as start, nullif(application_name, '') as app, usename as role
+       from pg_stat_activity where pid = any($1::int[]) and datname = current_database() and xact_start is not null`,
+    [holders.map((h) => h.pid)],
+  );
+  const key = new Map(holders.map((h) => [h.pid, h.key]));
+  return now.rows.map((r) => ({ key: key.get(r.pid)!, pid: r.pid, start: r.start, app: r.app, role: r.role }));
 }
 
 /** The sample the last committed run from `source` stored on this target, if any. */

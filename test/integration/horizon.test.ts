@@ -129,6 +129,40 @@ describe('horizon: prepared (two-phase) transactions', () => {
     for (const gid of prepared.splice(0)) await query(url, `rollback prepared '${gid}'`).catch(() => {});
   });
 
+  it('a transaction seen with its start and prepared between the reads keeps that start; prepared after a sample that saw it open, it is bounded by that sample', async (ctx) => {
+    const max = (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
+    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    // Seen open (same role: start shown), then PREPAREd between reads 1 and 2.
+    const c = await session(url, 'hz xa session');
+    await c.query('begin');
+    const start = (await c.query<{ s: string }>(`select now()::text as s`)).rows[0]!.s;
+    await c.query('update t set v = v + 1 where id = 7');
+    const gidC = `hz-c-${Date.now()}`;
+    const h = await horizon(async () => {
+      await c.query(`prepare transaction '${gidC}'`);
+      prepared.push(gidC);
+    });
+    expect(h.heldBackBy).toContain(`prepared transaction '${gidC}' open since`);
+    expect((await query<{ eq: boolean }>(url, `select $1::timestamptz = $2::timestamptz as eq`, [h.value, start]))[0]!.eq).toBe(true);
+    await query(url, `commit prepared '${gidC}'`);
+    prepared.splice(prepared.indexOf(gidC), 1);
+
+    // Open at a sample (start shown, so not stored), PREPAREd after it: bounded by that sample's horizon.
+    await c.query('begin');
+    const start2 = (await c.query<{ s: string }>(`select now()::text as s`)).rows[0]!.s;
+    await c.query('update t set v = v + 1 where id = 8');
+    const seen = await horizon();
+    expect(seen.heldBackBy).toMatch(/hz xa session.*open since/);
+    const gidD = `hz-d-${Date.now()}`;
+    await c.query(`prepare transaction '${gidD}'`);
+    prepared.push(gidD);
+    const next = await horizon(undefined, seen.sample);
+    expect(next.heldBackBy).toMatch(new RegExp(`prepared transaction '${gidD}'.*or bounded by its horizon`));
+    expect((await query<{ ok: boolean }>(url, `select $1::timestamptz <= $2::timestamptz as ok`, [next.value, start2]))[0]!.ok).toBe(true);
+    await query(url, `commit prepared '${gidD}'`);
+    prepared.splice(prepared.indexOf(gidD), 1);
+  });
+
   it('bounds a prepared transaction: its PREPARE less the fallback at the first sample, then the earlier of the previous sample and its horizon, then that bound kept', async (ctx) => {
     const max = (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
     if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
