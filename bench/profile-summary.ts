@@ -3,6 +3,7 @@
  * server's statement log, and how busy Node was from its CPU profile.
  *
  *   npx tsx bench/profile-summary.ts GREEN.log T0 T1 [CPU.cpuprofile ...]
+ *   npx tsx bench/profile-summary.ts --statements LABEL T0 T1 NAME=LOG ...
  *
  * T0/T1 are the epoch seconds around the bluegreen process. Statement durations come from
  * log_min_duration_statement = 0 (`duration: X ms  statement: …`, or the execute step of
@@ -10,6 +11,33 @@
  * source-only work and client time, reported as such rather than guessed at.
  */
 import { readFileSync } from 'node:fs';
+
+const LINE = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC \[\d+\] LOG:  duration: ([\d.]+) ms  (?:statement|execute [^:]*): (.*)$/;
+
+/**
+ * `--statements LABEL T0 T1 NAME=LOG ...`: for a short run (an incremental sync), each
+ * server's statement count, their total time and the largest ones, and the time no
+ * statement of either server covers (start-up, client work, round trips).
+ */
+if (process.argv[2] === '--statements') {
+  const [, , , label, a, b, ...logs] = process.argv;
+  const wall = (Number(b) - Number(a)) * 1000;
+  const out = [`profiled ${label}: ${(wall / 1000).toFixed(2)} s wall (one run, with statement logging on)`];
+  for (const spec of logs) {
+    const [name, file] = spec.split('=');
+    const rows = readFileSync(file!, 'utf8')
+      .split('\n')
+      .flatMap((l) => {
+        const m = LINE.exec(l);
+        return m ? [{ ms: Number(m[2]), sql: m[3]!.trim().replace(/\s+/g, ' ') }] : [];
+      });
+    const total = rows.reduce((t, r) => t + r.ms, 0);
+    out.push(`  ${name}: ${rows.length} statements, ${(total / 1000).toFixed(3)} s in all; the largest:`);
+    for (const r of [...rows].sort((x, y) => y.ms - x.ms).slice(0, 6)) out.push(`    ${(r.ms / 1000).toFixed(3).padStart(7)} s  ${r.sql.slice(0, 100)}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  process.exit(0);
+}
 
 const [logPath, t0s, t1s, ...profiles] = process.argv.slice(2);
 const t0 = Number(t0s) * 1000;
@@ -28,7 +56,7 @@ const totals = new Map<string, number>();
 const perTable = new Map<string, number>();
 let first = Infinity;
 let covered = 0;
-const re = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC \[\d+\] LOG:  duration: ([\d.]+) ms  (?:statement|execute [^:]*): (.*)$/;
+const re = LINE;
 for (const line of readFileSync(logPath!, 'utf8').split('\n')) {
   const m = re.exec(line);
   if (!m) continue;

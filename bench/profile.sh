@@ -1,5 +1,5 @@
 # Sourced by bench/run.sh when PROFILE=1, after the rounds: where one full sync spends
-# its time. Uses run.sh's clusters and helpers (admin, q, reset_green, BG, WORK, RESULTS).
+# its time, then one incremental sync. Uses run.sh's clusters and helpers (admin, q, reset_green, BG, WORK, RESULTS).
 #
 # Two views, both from this run:
 # - the servers' own statement log (log_min_duration_statement = 0 on both throwaway
@@ -20,9 +20,23 @@ t0=$(date +%s.%N)
 # The bundle and tsx start the same way; --cpu-prof must be a node flag, not NODE_OPTIONS.
 node --cpu-prof --cpu-prof-dir="$WORK/cpuprof" "${BG[@]:1}" --json sync --from blue --to green >"$WORK/profile-sync.json"
 t1=$(date +%s.%N)
-for port in "$BLUE_PORT" "$GREEN_PORT"; do
-  admin "$port" -c "alter system reset log_min_duration_statement" -c "alter system reset log_line_prefix" -c "select pg_reload_conf()" >/dev/null
-done
 cp "$WORK"/cpuprof/*.cpuprofile "$RESULTS/" 2>/dev/null || true
 tail -n +"$from_line" "$green_log" >"$WORK/profile-green.log"
 npx tsx bench/profile-summary.ts "$WORK/profile-green.log" "$t0" "$t1" "$WORK"/cpuprof/*.cpuprofile | tee "$RESULTS/profile.txt"
+
+# Then one incremental sync of 1% of users (as in (c), after a checkpoint), with both
+# servers' statements: what a cron run costs each side, and what is left for the client.
+blue_log=$WORK/blue/server.log
+change_users 97 >/dev/null
+from_blue=$(($(wc -l <"$blue_log") + 1))
+from_green=$(($(wc -l <"$green_log") + 1))
+t0=$(date +%s.%N)
+"${BG[@]}" --json sync --from blue --to green >"$WORK/profile-incremental.json"
+t1=$(date +%s.%N)
+tail -n +"$from_blue" "$blue_log" >"$WORK/profile-inc-blue.log"
+tail -n +"$from_green" "$green_log" >"$WORK/profile-inc-green.log"
+npx tsx bench/profile-summary.ts --statements "incremental sync, 1% of users" "$t0" "$t1" \
+  "blue=$WORK/profile-inc-blue.log" "green=$WORK/profile-inc-green.log" | tee -a "$RESULTS/profile.txt"
+for port in "$BLUE_PORT" "$GREEN_PORT"; do
+  admin "$port" -c "alter system reset log_min_duration_statement" -c "alter system reset log_line_prefix" -c "select pg_reload_conf()" >/dev/null
+done
