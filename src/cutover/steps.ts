@@ -190,17 +190,34 @@ export async function freezeSource(run: CutoverRun): Promise<void> {
     // The freeze may have committed just as it was stopped: then unfreeze (abandon) follows.
     const froze = await freezing.then(() => true, () => false);
     if (!froze) {
+      const prepared = await preparedHint(src, from);
       throw stop.why
-        ? refused(run, `${stop.why} while freezing ${from}; nothing changed`, 'cutover again when ready')
+        ? refused(run, `${stop.why} while freezing ${from}; nothing changed`, prepared ?? 'cutover again when ready')
         : refused(
             run,
             `could not freeze ${from}: ${(err as Error).message}; nothing changed`,
-            `a long transaction on ${from} holds its tables; find it in pg_stat_activity and retry`,
+            prepared ?? `a long transaction on ${from} holds its tables; find it in pg_stat_activity and retry`,
           );
     }
   }
   run.frozenAt = new Date();
   report.frozenAt = run.frozenAt.toISOString();
+}
+
+/**
+ * What to do when the freeze could not lock the source's tables in time, if prepared
+ * (two-phase) transactions are open there: they keep their locks with no session, so
+ * pg_stat_activity, where a DBA would look first, does not show them. Name them.
+ */
+async function preparedHint(src: pg.Client, from: string): Promise<string | undefined> {
+  const prepared = await src
+    .query<{ gid: string; owner: string; at: string }>(
+      `select gid, owner::text as owner, prepared::text as at from pg_prepared_xacts where database = current_database() order by prepared`,
+    )
+    .then((r) => r.rows, () => []);
+  if (prepared.length === 0) return undefined;
+  const list = prepared.map((x) => `'${x.gid}' (owner ${x.owner}, prepared ${x.at})`).join(', ');
+  return `${prepared.length} prepared transaction(s) on ${from} keep their locks until resolved: ${list}; COMMIT PREPARED or ROLLBACK PREPARED each (as its application's transaction manager would), then retry`;
 }
 
 /**

@@ -174,6 +174,31 @@ describe('cutover', () => {
     expect(await query(p.green, `select t::text from users t order by id`)).toEqual(before);
   });
 
+  it('a prepared transaction holding a table on blue: the refusal names it and says how to resolve it; nothing changed', async (ctx) => {
+    const p = await makePair(1, 2);
+    const max = (await query<{ max: number }>(p.blue, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
+    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    await p.ok(['seed', '--to', 'blue', '--rows', '100']);
+    await p.ok(['sync']);
+    const gid = `bg-cutover-xa-${Date.now()}`;
+    const xa = new pg.Client({ connectionString: p.blue });
+    await xa.connect();
+    await xa.query('begin');
+    await xa.query(`update users set email = 'xa' where id = 5`);
+    await xa.query(`prepare transaction '${gid}'`);
+    await xa.end();
+    try {
+      const r = await p.run(['cutover', '--timeout', '4', '--json']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`'${gid}'`);
+      expect(r.stderr).toMatch(/COMMIT PREPARED or ROLLBACK PREPARED/);
+      expect(await blueFrozen(p)).toBe(false);
+    } finally {
+      await query(p.blue, `rollback prepared '${gid}'`);
+    }
+    await query(p.blue, `insert into users (username) values ('still writable')`);
+  });
+
   it('rolls back: writes on green flow to blue at v1, then cutover green -> blue, verify clean', async () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '300']);
