@@ -32,6 +32,11 @@ export interface EnvironmentStatus {
     lagSeconds: number | null;
     /** Set when the last successful run from this source was a cutover: when it finished. */
     cutOverAt?: string;
+    /**
+     * The open transaction that held the last run's watermark back, if one did (a long
+     * or prepared transaction on the source): its rows are read again until it ends.
+     */
+    heldBackBy?: string;
     tables: { table: string; value: string | null }[];
   }[];
   lastRun?: { kind: string; source: string | null; status: string; rows: number; finishedAt: string; fromVersion: number | null; toVersion: number | null };
@@ -85,13 +90,14 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
       // Lag = time since the last successful run read its horizon: the watermark itself
       // may be held back on purpose (open transactions, --lookback) though data is current.
       for (const s of out.sources) {
-        const h = await client.query<{ lag: number | null }>(
-          `select extract(epoch from now() - (detail->'horizon'->>'at')::timestamptz)::float8 as lag
+        const h = await client.query<{ lag: number | null; held: string | null }>(
+          `select extract(epoch from now() - (detail->'horizon'->>'at')::timestamptz)::float8 as lag, detail->'horizon'->>'heldBackBy' as held
              from bluegreen.runs where source = $1 and status = 'ok' and kind in ('sync', 'cutover') and detail->'horizon'->>'at' is not null
             order by id desc limit 1`,
           [s.source],
         );
         if (h.rows[0]?.lag != null) s.lagSeconds = Math.round(h.rows[0].lag);
+        if (h.rows[0]?.held) s.heldBackBy = h.rows[0].held;
         const last = await client.query<{ kind: string; at: string }>(
           `select kind, finished_at::text as at from bluegreen.runs where source = $1 and status = 'ok' and kind in ('sync', 'cutover') order by id desc limit 1`,
           [s.source],
@@ -285,6 +291,7 @@ export function renderStatus(list: EnvironmentStatus[]): string {
           ? `  cut over from ${s.source} at ${s.cutOverAt}: ${s.source} is frozen, nothing flows from it (no lag)`
           : `  synced from ${s.source}: watermark ${s.watermark ?? '-'} (lag ${ago(s.lagSeconds)})`,
       );
+      if (s.heldBackBy && !s.cutOverAt) lines.push(`    watermark held back by ${s.heldBackBy} (its rows are read again each run until it ends)`);
     }
     if (e.lastRun) {
       const r = e.lastRun;

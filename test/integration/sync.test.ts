@@ -110,6 +110,11 @@ describe('sync', () => {
       const during = await syncJson(p);
       expect(during.horizon.heldBackBy).toContain(`prepared transaction '${gid}'`);
       expect(during.horizon.heldBackBy).toMatch(/begun after the previous run's sample .* or bounded by its horizon/);
+      // status says why the watermark stands still, for the DBA who looks there first.
+      const st = report(await p.ok(['status', '--json']));
+      const green = st.environments.find((e: { name: string }) => e.name === 'green');
+      expect(green.sources[0].heldBackBy).toContain(`prepared transaction '${gid}'`);
+      expect((await p.ok(['status'])).stdout).toContain(`watermark held back by prepared transaction '${gid}'`);
     } finally {
       await query(p.blue, `commit prepared '${gid}'`);
     }
