@@ -113,6 +113,7 @@ export async function readHorizon(
   const candidates: { at: string; why: string }[] = [{ at: row.at, why: '' }];
   let hidden = 0;
   let guessed = 0;
+  let guessedPrepared = 0;
   for (const tx of row.open) {
     if (tx.start) {
       const who = tx.prepared ? `prepared transaction '${tx.prepared.gid}'` : `transaction of pid ${tx.pid}${tx.app ? ` "${tx.app}"` : ''}`;
@@ -125,6 +126,7 @@ export async function readHorizon(
     // that bound them: the previous sample serves them whatever the restart.
     const b = boundOf(tx, tx.prepared ? (previous ?? undefined) : prev, bounds);
     if (b.guessed) guessed++;
+    if (b.guessed && tx.prepared) guessedPrepared++;
     sample.open[tx.key] = b.at;
     candidates.push(b);
   }
@@ -147,7 +149,12 @@ export async function readHorizon(
   if (guessed > 0) {
     logger.warn(
       `${guessed} transaction(s) in this database on ${label} (of other roles, or prepared) hide their transaction start and were already open at the first sample; holding the watermark back by ${FALLBACK}${lookback ? ` plus --lookback ${lookback}` : ''} this once`,
-      { hint: 'later runs bound them exactly by the previous run; GRANT pg_read_all_stats TO this role (not superuser) to see their start at once' },
+      {
+        hint:
+          'later runs bound them exactly by the previous run; GRANT pg_read_all_stats TO this role (not superuser) to see their start at once' +
+          // No privilege shows a prepared transaction's start: only ending it does.
+          (guessedPrepared > 0 ? `; ${guessedPrepared} of them prepared: see pg_prepared_xacts, and COMMIT PREPARED or ROLLBACK PREPARED any orphan` : ''),
+      },
     );
   } else if (hidden > 0) {
     logger.info(`${hidden} transaction(s) on ${label} (of other roles, or prepared) hide their transaction start; each is bounded by the run sample before it was first seen`, {

@@ -162,7 +162,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     try {
       if ((opts.jobs ?? 1) > 1) await stageWithJobs(src, dst, plan, { from: opts.from, to: opts.to, jobs: opts.jobs!, runId, app, logger: opts.logger });
       await writeTarget(src, dst, plan, report, opts, started, ahead);
-      await afterCommit(src, dst, plan, report, opts, ahead);
+      await afterCommit(src, dst, plan, report, opts, ahead, app);
     } catch (err) {
       await ahead.run?.cancel();
       await dropOwnStages(dst, plan); // after the rollback; the next run sweeps what this misses
@@ -223,12 +223,12 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
  * builds already set), and on a server with two cores or more the ANALYZE then costs
  * next to no time (bench/README.md, "Full sync: where the time goes").
  */
-async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, ahead: Ahead): Promise<void> {
+async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, ahead: Ahead, app: string): Promise<void> {
   // The catalogs learnt before the state schema existed (a first run): cached for the next.
   await rememberCatalogs(dst, plan.catalogs, (v) => readSchemaSql(opts.mappingsDir, v)).catch(() => {});
   const tables = bulkAnalyze(report) ? report.tables.map((t) => ident(t.table)) : [];
   if (effectiveVerify(opts.verify, report.mode) === 'full') {
-    const stats = analyzeAside(tables, opts);
+    const stats = analyzeAside(tables, opts, app);
     report.verify = await verify({ ...verifyOptions(plan, opts), sourceSums: ahead.run?.result }).finally(() => stats);
   } else {
     for (const t of tables) await dst.query(`analyze ${t}`);
@@ -236,10 +236,13 @@ async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
   await src.query('commit');
 }
 
-/** ANALYZE of the bulk-loaded tables on a session of its own; a failure leaves them to autovacuum, with a warning. */
-async function analyzeAside(tables: string[], opts: SyncOptions): Promise<void> {
+/**
+ * ANALYZE of the bulk-loaded tables on a session of its own, named like the run's (`app`:
+ * a cutover cancels its final sync's sessions by that name); a failure leaves them to
+ * autovacuum, with a warning.
+ */
+async function analyzeAside(tables: string[], opts: SyncOptions, app: string): Promise<void> {
   if (tables.length === 0) return;
-  const app = `bluegreen sync ${opts.from.name}->${opts.to.name}`.slice(0, 63);
   try {
     const c = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
     try {

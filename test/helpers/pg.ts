@@ -73,3 +73,8 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
     await c.end();
   }
 }
+
+/** Whether the server behind `url` takes prepared (two-phase) transactions: max_prepared_transactions > 0. */
+export async function twoPhaseCommit(url: string): Promise<boolean> {
+  return (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max > 0;
+}

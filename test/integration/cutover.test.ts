@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
-import { query } from '../helpers/pg.ts';
+import { query, twoPhaseCommit } from '../helpers/pg.ts';
 import { makePair, MAPPINGS, report, type Pair } from '../helpers/pair.ts';
 import { collect, startCli, type CliResult } from '../helpers/cli.ts';
 
@@ -176,8 +176,7 @@ describe('cutover', () => {
 
   it('a prepared transaction holding a table on blue: the refusal names it and says how to resolve it; nothing changed', async (ctx) => {
     const p = await makePair(1, 2);
-    const max = (await query<{ max: number }>(p.blue, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
-    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    if (!(await twoPhaseCommit(p.blue))) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
     await p.ok(['seed', '--to', 'blue', '--rows', '100']);
     await p.ok(['sync']);
     const gid = `bg-cutover-xa-${Date.now()}`;

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, freshDatabase, query, urlFor } from '../helpers/pg.ts';
+import { adminQuery, freshDatabase, query, urlFor, twoPhaseCommit } from '../helpers/pg.ts';
 import { readHorizon, type Horizon } from '../../src/sync/horizon.ts';
 import { createLogger } from '../../src/log.ts';
 
@@ -130,8 +130,7 @@ describe('horizon: prepared (two-phase) transactions', () => {
   });
 
   it('a transaction seen with its start and prepared between the reads keeps that start; prepared after a sample that saw it open, it is bounded by that sample', async (ctx) => {
-    const max = (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
-    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    if (!(await twoPhaseCommit(url))) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
     // Seen open (same role: start shown), then PREPAREd between reads 1 and 2.
     const c = await session(url, 'hz xa session');
     await c.query('begin');
@@ -164,8 +163,7 @@ describe('horizon: prepared (two-phase) transactions', () => {
   });
 
   it('bounds a prepared transaction: its PREPARE less the fallback at the first sample, then the earlier of the previous sample and its horizon, then that bound kept', async (ctx) => {
-    const max = (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
-    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    if (!(await twoPhaseCommit(url))) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
     const gidA = `hz-a-${Date.now()}`;
     await prepare(gidA, 5);
     prepared.push(gidA);
@@ -175,6 +173,11 @@ describe('horizon: prepared (two-phase) transactions', () => {
     expect(first.heldBackBy).toContain('held back 15 minutes before its PREPARE');
     const exact = await query<{ ok: boolean }>(url, `select $1::timestamptz = (select prepared - interval '15 minutes' from pg_prepared_xacts where gid = $2) as ok`, [first.value, gidA]);
     expect(exact[0]!.ok).toBe(true);
+    // The warning says what to do about it: no privilege shows a prepared transaction's start.
+    const said: string[] = [];
+    const c = await session(url, 'horizon reader');
+    await readHorizon(c, 'src', createLogger({ format: 'json', level: 'warn', write: (l) => said.push(l) }));
+    expect(said.join('')).toMatch(/1 of them prepared: see pg_prepared_xacts, and COMMIT PREPARED or ROLLBACK PREPARED any orphan/);
 
     // Kept: the same transaction has the same bound at the next sample.
     const second = await horizon(undefined, first.sample);

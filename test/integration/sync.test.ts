@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { adminQuery, query } from '../helpers/pg.ts';
+import { adminQuery, query, twoPhaseCommit } from '../helpers/pg.ts';
 import { collect, startCli } from '../helpers/cli.ts';
 import { makePair, report, MAPPINGS, type Pair } from '../helpers/pair.ts';
 
@@ -96,8 +96,7 @@ describe('sync', () => {
 
   it('catches a write of a PREPARED (two-phase) transaction that commits after a run, and names it while it holds the watermark', async (ctx) => {
     const p = await seeded(30);
-    const max = (await query<{ max: number }>(p.blue, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max;
-    if (max === 0) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
+    if (!(await twoPhaseCommit(p.blue))) ctx.skip('this server has max_prepared_transactions = 0 (two-phase commit off)');
     await syncJson(p);
     const gid = `bg-xa-${Date.now()}`;
     const app = new pg.Client({ connectionString: p.blue });
