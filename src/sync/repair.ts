@@ -10,12 +10,19 @@
  * Per key: the source's current row (a fresh snapshot: the source is the truth) is upserted;
  * a key the source no longer has is deleted. Watermarks are left alone. Keyless tables
  * cannot be repaired by key (`sync --full` reloads them).
+ *
+ * A target frozen by a cutover (the old side, repaired during a rollback) is written like
+ * sync writes it: the freeze seal is checked under lock first (a walked-through freeze is
+ * refused, its writes are not overwritten) and renewed before the commit, because disabling
+ * the user triggers and writing rows is exactly what tampering looks like
+ * (src/db/freeze-guard.ts).
  */
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
 import { detectVersion, loadOrder, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema, recordRun } from '../db/state.ts';
 import { setUserTriggers } from '../db/bulk.ts';
+import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { upsertOrRebuild } from '../db/apply.ts';
 import { compileChain } from '../mapping/chain.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
@@ -156,6 +163,7 @@ async function repairInTransaction(src: pg.Client, dst: pg.Client, plan: RepairP
   await dst.query('begin');
   try {
     await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
+    await assertFreezeHeld(dst, opts.to.name, { lock: true }); // held until commit: the seal renewed below absorbs nothing
     await setUserTriggers(dst, tables, false);
     const staged: StagedRepair[] = [];
     for (const [i, name] of tables.entries()) {
@@ -195,6 +203,7 @@ async function repairInTransaction(src: pg.Client, dst: pg.Client, plan: RepairP
       rows: report.tables.reduce((a, t) => a + t.inserted + t.updated + t.deleted, 0),
       detail: { mode: 'repair', tables: report.tables },
     });
+    await sealFreeze(dst); // our own writes into a frozen target are not tampering
     await dst.query('commit');
   } catch (err) {
     await dst.query('rollback').catch(() => {});
