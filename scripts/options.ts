@@ -71,3 +71,19 @@ export function numberCoerce(flag: string, opts: { min?: number; max?: number; i
     return n;
   };
 }
+
+/**
+ * `--lookback`, as sync and cutover (for its final sync) take it: one definition, so the
+ * two validate it the same way, before connecting.
+ */
+export const lookbackOption = {
+  type: 'string',
+  coerce: durationCoerce('lookback', { as: 'interval' }),
+  describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')",
+} as const;
+
+/**
+ * The largest delay Node's timers take (2^31 - 1 ms): a longer one fires at once, so a
+ * `cutover --timeout` past it would stop the cutover as soon as it froze the source.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);

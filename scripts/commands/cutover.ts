@@ -2,9 +2,8 @@ import type { CommandModule } from 'yargs';
 import { cutover, CutoverRefusedError, type CutoverReport } from '../../src/cutover/cutover.ts';
 import { renderSync } from './sync.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
-import { UsageError } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
-import { numberCoerce } from '../options.ts';
+import { lookbackOption, MAX_TIMER_SECONDS, numberCoerce } from '../options.ts';
 import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
 interface CutoverArgs extends GlobalArgs, PairArgs, MetricsArgs {
@@ -39,12 +38,23 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
   builder: (y) =>
     metricsOption(pairOptions(y, 'Environment serving now (frozen by the cutover)', 'Environment taking over'))
       .option('max-lag', { type: 'string', default: 300, coerce: numberCoerce('max-lag', { min: 0 }), describe: 'Refuse when the target is more than this many seconds behind (sync first)' })
-      .option('timeout', { type: 'string', default: 60, coerce: numberCoerce('timeout', { positive: true }), describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
-      .option('switch-command', { type: 'string', describe: 'Shell command run after success, e.g. to flip a load balancer' })
+      .option('timeout', { type: 'string', default: 60, coerce: numberCoerce('timeout', { positive: true, max: MAX_TIMER_SECONDS }), describe: 'Seconds for freeze + final sync; past it the source is unfrozen and keeps serving' })
+      .option('switch-command', {
+        type: 'string',
+        // An empty command (an unset variable in a script) would switch nothing after a
+        // cutover the operator expects to flip traffic: refused before anything is frozen.
+        coerce: (v: unknown) => {
+          if (v === undefined) return undefined;
+          if (String(v).trim() === '') throw new Error('--switch-command is empty: give the command that switches traffic, or leave the flag out');
+          return String(v);
+        },
+        describe: 'Shell command run after success, e.g. to flip a load balancer',
+      })
       .option('force', { type: 'boolean', describe: 'Skip the lag and last-verify guardrails' })
       // The options sync takes, where they mean something for the final sync.
       .option('full', { type: 'boolean', describe: 'The final sync re-reads every row (a longer freeze)' })
-      .option('lookback', { type: 'string', describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes'), as for sync" })
+      // Validated as sync validates them, while parsing: a typo is exit 2 before anything connects.
+      .option('lookback', { ...lookbackOption, describe: `${lookbackOption.describe}, as for sync` })
       .option('verify', {
         type: 'string',
         default: 'changed',
@@ -59,9 +69,6 @@ export const cutoverCommand: CommandModule<GlobalArgs, CutoverArgs> = {
       .example('$0 cutover --from green --to blue', 'roll back (green writes flow back through the down mappings)')
       .example("$0 cutover --switch-command './flip-lb.sh green'", 'flip traffic once the data is there') as never,
   handler: handle<CutoverArgs>(async (argv, ctx) => {
-    if (!Number.isFinite(argv.timeout) || argv.timeout <= 0) {
-      throw new UsageError(`--timeout must be a positive number of seconds, got ${argv.timeout}`, 'e.g. --timeout 60');
-    }
     const pair = resolvePair(argv, ctx);
     if (argv['metrics-file']) ctx.after(async () => writeMetrics(argv['metrics-file']!, await pairMetrics(ctx, pair)));
     // Ctrl-C or SIGTERM mid-cutover must not leave the source frozen: the cutover stops as

@@ -4,7 +4,7 @@ import { repair, type RepairReport } from '../../src/sync/repair.ts';
 import { renderVerify } from '../../src/verify/verify.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, pairOptions, resolvePair, type GlobalArgs, type PairArgs } from '../context.ts';
-import { durationCoerce, numberCoerce } from '../options.ts';
+import { lookbackOption, numberCoerce } from '../options.ts';
 import { runPlan } from './plan.ts';
 import { metricsOption, pairMetrics, writeMetrics, type MetricsArgs } from '../metrics.ts';
 
@@ -65,7 +65,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
     metricsOption(pairOptions(y))
       .option('full', { type: 'boolean', describe: 'Ignore stored watermarks and re-read every row' })
       .option('dry-run', { type: 'boolean', describe: 'Print what the sync would do (bluegreen plan) and write nothing' })
-      .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Extra margin for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
+      .option('lookback', lookbackOption)
       .option('verify', {
         type: 'string',
         default: 'auto',
