@@ -4,8 +4,8 @@
  * TRUNCATE with SQLSTATE 25006 (read_only_sql_transaction) while a row of
  * `bluegreen.freeze` is active. Why this shape:
  *
- * - Freezing takes SHARE ROW EXCLUSIVE on each table (creating the trigger takes it; when
- *   the trigger is already there, LOCK TABLE does), which waits for every writer already
+ * - Freezing takes SHARE ROW EXCLUSIVE on every table in one LOCK statement, in short
+ *   attempts that cannot deadlock with the application (see `freeze`), which waits for every writer already
  *   in flight and blocks new ones until the freeze commits; after it commits, no write
  *   can succeed. So every write ever acknowledged is committed before the freeze and
  *   visible to the final sync's snapshot, taken after it. Nothing is missed.
@@ -35,6 +35,7 @@ import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { dropSeal, ensureGuardObjects, restoreWriteGrants, revokeWriteGrants, sealFreeze } from '../db/freeze-guard.ts';
+import { RuntimeFailure } from '../errors.ts';
 
 export const FREEZE_TRIGGER = 'bluegreen_freeze';
 
@@ -114,40 +115,161 @@ async function partitionTrees(client: pg.Client, tables: string[]): Promise<stri
 export interface FreezeOptions {
   /** Who freezes, recorded and shown (`cutover to green (v2)`). */
   by: string;
-  /** Longest wait for writers in flight (a PostgreSQL interval, e.g. `15000ms`). */
-  lockTimeout: string;
+  /** Longest the freeze may keep trying to lock the tables, over all its attempts (ms). */
+  waitMs: number;
   /** The environment taking over, for status and hints. */
   target?: string;
   /** Record the freeze as complete at once (not a cutover in progress). */
   completed?: boolean;
+  /** Checked between attempts: the caller was stopped (deadline, signal); give up at once. */
+  stopped?: () => boolean;
 }
 
-/**
- * Freezes `tables` and all their partitions in one transaction, waiting at most
- * `lockTimeout` for writers in flight. Throws (and freezes nothing) if a writer holds a
- * table longer than that. Returns the relations that now carry the trigger.
- */
-export async function freeze(client: pg.Client, tables: string[], opts: FreezeOptions): Promise<string[]> {
-  // Tables are locked one by one, so an application transaction that writes several of
-  // them (an order and its lines, a cascading delete) can deadlock with the freeze. The
-  // server then aborts one side: when it is the freeze, nothing was frozen, so try again.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await freezeOnce(client, tables, opts);
-    } catch (err) {
-      if ((err as { code?: string }).code !== '40P01' || attempt >= 5) throw err;
-    }
+/** What a freeze that committed did. */
+export interface FreezeResult {
+  /** The relations that now carry the trigger (every member of every partition tree). */
+  rels: string[];
+  /** Lock attempts it took (1 when no writer was in the way). */
+  attempts: number;
+  /** Date.now() when the attempt that froze began: writers queued behind it from then. */
+  startedAt: number;
+}
+
+/** A session that held one of the tables in a mode the freeze waits for, when it gave up. */
+export interface FreezeBlocker {
+  pid: number;
+  user: string | null;
+  application: string | null;
+  /** `active`, `idle in transaction`, … (null when the role may not see it). */
+  state: string | null;
+  xactStart: string | null;
+  query: string | null;
+  tables: string[];
+}
+
+/** The freeze could not lock every table within its wait: nothing was frozen. */
+export class FreezeLockError extends RuntimeFailure {
+  constructor(
+    message: string,
+    readonly attempts: number,
+    readonly blockers: FreezeBlocker[],
+  ) {
+    super(message);
   }
 }
 
-async function freezeOnce(client: pg.Client, tables: string[], opts: FreezeOptions): Promise<string[]> {
+/** SQLSTATEs of an attempt that lost to a writer: statement or lock timeout, deadlock. */
+const LOST_TO_A_WRITER = new Set(['57014', '55P03', '40P01']);
+
+/**
+ * Freezes `tables` and all their partitions in one transaction. Throws (and freezes
+ * nothing) if writers keep a table for longer than `waitMs` altogether.
+ *
+ * Why attempts, and why they are short: locking tables one after another waits for each
+ * in turn while holding the ones already locked. An application transaction that writes
+ * several tables (pgbench's TPC-B script: accounts, tellers, branches, history) can hold
+ * one the freeze still needs while waiting for one the freeze already holds: a deadlock.
+ * PostgreSQL breaks it after `deadlock_timeout`, killing whichever side checks first, often
+ * the application's transaction. So every attempt locks all tables in ONE statement whose
+ * `statement_timeout` is below the server's `deadlock_timeout`: any writer that queues
+ * behind the freeze started waiting after the statement began, so the freeze always gives
+ * up first, releases everything and lets that writer finish. It then waits a moment (with
+ * jitter, so it does not fall into step with the writers), tries again in another table
+ * order, with a longer attempt each time up to that cap. No application transaction is
+ * ever a deadlock victim, and writers are held at most one attempt at a time.
+ */
+export async function freeze(client: pg.Client, tables: string[], opts: FreezeOptions): Promise<FreezeResult> {
+  const deadline = Date.now() + opts.waitMs;
+  const cap = await attemptCap(client);
+  let order = [...tables].sort();
+  let attemptMs = Math.min(100, cap);
+  for (let attempt = 1; ; attempt++) {
+    const startedAt = Date.now();
+    const budget = Math.max(1, Math.min(attemptMs, deadline - startedAt));
+    try {
+      return { rels: await freezeOnce(client, order, budget, opts), attempts: attempt, startedAt };
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!LOST_TO_A_WRITER.has(code) || opts.stopped?.()) throw err;
+      if (Date.now() + 10 >= deadline) {
+        const blockers = await freezeBlockers(client, tables);
+        throw new FreezeLockError(
+          `writers kept its tables locked for ${Math.round(opts.waitMs / 100) / 10} s (${attempt} attempt(s))` +
+            (blockers.length ? `: ${blockers.map(describeBlocker).join('; ')}` : ''),
+          attempt,
+          blockers,
+        );
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10 + Math.random() * 40));
+    if (opts.stopped?.()) throw new RuntimeFailure('the freeze was stopped before it could lock the tables');
+    attemptMs = Math.min(cap, Math.ceil(attemptMs * 1.5));
+    order = shuffled(tables);
+  }
+}
+
+/** Longest single attempt: 80% of the server's deadlock_timeout (our session's value; it is superuser-only). */
+async function attemptCap(client: pg.Client): Promise<number> {
+  const r = await client.query<{ ms: number }>(
+    `select (extract(epoch from current_setting('deadlock_timeout')::interval) * 1000)::int as ms`,
+  );
+  return Math.max(20, Math.floor(r.rows[0]!.ms * 0.8));
+}
+
+function shuffled<T>(items: T[]): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+/**
+ * Sessions holding a lock on `tables` (or their partitions) that conflicts with SHARE ROW
+ * EXCLUSIVE, oldest transaction first: who kept the freeze out. A role without
+ * pg_read_all_stats sees other roles' sessions without their query and times.
+ */
+export async function freezeBlockers(client: pg.Client, tables: string[]): Promise<FreezeBlocker[]> {
+  const r = await client
+    .query<FreezeBlocker>(
+      `with rels as (
+         select t.relid from unnest($1::text[]) as n(name), pg_partition_tree(to_regclass(n.name)) as t
+         union select to_regclass(n.name) from unnest($1::text[]) as n(name))
+       select a.pid, a.usename as user, a.application_name as application, a.state,
+              a.xact_start::text as "xactStart", left(regexp_replace(a.query, '\s+', ' ', 'g'), 120) as query,
+              array_agg(distinct l.relation::regclass::text order by l.relation::regclass::text) as tables
+         from pg_locks l join pg_stat_activity a on a.pid = l.pid
+        where l.granted and l.relation in (select relid from rels) and l.pid <> pg_backend_pid()
+          and l.mode in ('RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+        group by a.pid, a.usename, a.application_name, a.state, a.xact_start, a.query
+        order by a.xact_start nulls last, a.pid
+        limit 5`,
+      [tables.map(ident)],
+    )
+    .catch(() => ({ rows: [] as FreezeBlocker[] }));
+  return r.rows;
+}
+
+function describeBlocker(b: FreezeBlocker): string {
+  const who = [b.user && `user ${b.user}`, b.application && `application '${b.application}'`, b.state, b.xactStart && `in a transaction since ${b.xactStart}`]
+    .filter(Boolean)
+    .join(', ');
+  return `pid ${b.pid} (${who}) holds ${b.tables.join(', ')}${b.query ? `: ${b.query}` : ''}`;
+}
+
+async function freezeOnce(client: pg.Client, tables: string[], attemptMs: number, opts: FreezeOptions): Promise<string[]> {
   await client.query('begin');
   try {
-    await client.query(`set local lock_timeout = ${literal(opts.lockTimeout)}`);
-    // Tables first: once they are held no application writer is inside the trigger, so
-    // creating or altering bluegreen's own objects below cannot deadlock with one. LOCK
-    // TABLE on a partitioned table locks every partition as well.
-    for (const t of tables) await client.query(`lock table ${ident(t)} in share row exclusive mode`);
+    // The whole LOCK is bounded, not each table's wait: see `freeze`. LOCK TABLE on a
+    // partitioned table locks every partition as well.
+    const saved = (await client.query<{ v: string }>(`select current_setting('statement_timeout') as v`)).rows[0]!.v;
+    await client.query(`set local statement_timeout = ${literal(`${attemptMs}ms`)}`);
+    await client.query(`lock table ${tables.map(ident).join(', ')} in share row exclusive mode`);
+    await client.query(`set local statement_timeout = ${literal(saved)}`);
+    // The tables are held: no application writer is inside the trigger, so creating or
+    // altering bluegreen's own objects below cannot deadlock with one.
+    await client.query(`set local lock_timeout = '5s'`);
     await ensureFreezeObjects(client);
     const rels = await partitionTrees(client, tables);
     const armed = await client.query<{ rel: string }>(

@@ -76,6 +76,11 @@ export interface CutoverReport {
    * or to the source being unfrozen again when the cutover failed.
    */
   freezeMs?: number;
+  /**
+   * Lock attempts the freeze took: each is bounded below the server's deadlock_timeout and
+   * released when a writer is in the way, so writers never deadlock with it (1: none was).
+   */
+  freezeAttempts?: number;
   /** Where the final sync's deletes came from while writes were refused, per target table. */
   frozenDeletes?: FrozenDeletes;
   /** The sync with a full verify run before the freeze, when the last clean one was older than the last sync. */

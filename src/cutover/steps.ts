@@ -14,7 +14,7 @@ import type { Logger } from '../log.ts';
 import { sync, type SyncOptions, type SyncReport } from '../sync/sync.ts';
 import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
 import { acquireTargetLock } from '../sync/lock.ts';
-import { dropFreezeTriggers, freeze, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
+import { dropFreezeTriggers, freeze, FreezeLockError, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
 import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
 import { guardrails } from './guardrails.ts';
 import { cancelOwn, reasonText, settled, type Stopper } from './stop.ts';
@@ -173,30 +173,40 @@ export async function freezeSource(run: CutoverRun): Promise<void> {
   opts.logger.info(`freezing writes on ${from}`);
   const controlPid = (await src.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
   const catalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.fromVersion!);
-  // Writers queue behind the freeze's locks from here: the refused time starts now.
+  // Writers queue behind the freeze's locks from here (refined to the attempt that froze).
   run.freezeStarted = Date.now();
   const freezing = freeze(src, Object.keys(catalog.tables), {
     by: `cutover to ${to} (v${report.toVersion})`,
     target: to,
-    lockTimeout: `${Math.min(stop.remaining(), 15_000)}ms`,
+    waitMs: Math.min(stop.remaining(), 15_000),
+    stopped: () => Boolean(stop.why),
   });
   let freezeSettled = false;
   void freezing.then(() => (freezeSettled = true), () => (freezeSettled = true));
   try {
-    await Promise.race([freezing, stop.stopped]);
+    const froze = await Promise.race([freezing, stop.stopped]);
+    run.freezeStarted = froze.startedAt;
+    report.freezeAttempts = froze.attempts;
   } catch (err) {
     // Cancel only a freeze still waiting: the control session runs the unfreeze next.
     if (stop.why && !freezeSettled) await cancelOwn(opts.from.url, from, [], [controlPid]);
     // The freeze may have committed just as it was stopped: then unfreeze (abandon) follows.
-    const froze = await freezing.then(() => true, () => false);
-    if (!froze) {
+    const froze = await freezing.then((f) => f, () => undefined);
+    if (froze) {
+      run.freezeStarted = froze.startedAt;
+      report.freezeAttempts = froze.attempts;
+    } else {
       const prepared = await preparedHint(src, from);
+      if (err instanceof FreezeLockError) report.freezeAttempts = err.attempts;
       throw stop.why
         ? refused(run, `${stop.why} while freezing ${from}; nothing changed`, prepared ?? 'cutover again when ready')
         : refused(
             run,
             `could not freeze ${from}: ${(err as Error).message}; nothing changed`,
-            prepared ?? `a long transaction on ${from} holds its tables; find it in pg_stat_activity and retry`,
+            prepared ??
+              (err instanceof FreezeLockError
+                ? `the sessions named hold ${from}'s tables in long transactions: let them finish (or end a stuck one with pg_terminate_backend(pid)), then cutover again; --timeout gives the freeze up to that long (15 s at most)`
+                : `cutover again; if it persists, look at ${from}'s server log`),
           );
     }
   }
@@ -367,7 +377,7 @@ async function refreezeTarget(run: CutoverRun, why: string): Promise<string> {
   const [from, to] = [opts.from.name, opts.to.name];
   try {
     const targetCatalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.toVersion!);
-    await freeze(dst, Object.keys(targetCatalog.tables), { by: `failed cutover from ${from}: ${why}`, target: from, completed: true, lockTimeout: '5s' });
+    await freeze(dst, Object.keys(targetCatalog.tables), { by: `failed cutover from ${from}: ${why}`, target: from, completed: true, waitMs: 5_000 });
     return `${to} had committed the final sync: frozen again`;
   } catch (e) {
     return `${to} may have committed the final sync and could NOT be frozen again (${(e as Error).message}): keep the application off ${to}`;

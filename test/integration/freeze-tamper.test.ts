@@ -50,7 +50,7 @@ async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-const frozen = () => withClient((c) => freeze(c, ['notes', 'events'], { by: 'test', lockTimeout: '2s', completed: true }));
+const frozen = () => withClient((c) => freeze(c, ['notes', 'events'], { by: 'test', waitMs: 2_000, completed: true }));
 const findings = async () => (await withClient((c) => checkFreezeSeal(c))).findings.join('\n');
 const grants = () =>
   query<{ g: string }>(
