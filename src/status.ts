@@ -30,7 +30,11 @@ export interface EnvironmentStatus {
      * and a lag growing forever would fire every alert).
      */
     lagSeconds: number | null;
-    /** Set when the last successful run from this source was a cutover: when it finished. */
+    /**
+     * Set when the last successful run from this source was a cutover: when it finished.
+     * Left out once the source is known to write again (unfrozen, or rolled back to):
+     * then the lag is real again (see {@link settleCutOvers}).
+     */
     cutOverAt?: string;
     /**
      * The open transaction that held the last run's watermark back, if one did (a long
@@ -104,6 +108,7 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
         );
         if (last.rows[0]?.kind === 'cutover') {
           s.cutOverAt = last.rows[0].at;
+          lagAfterCutover.set(s, s.lagSeconds);
           s.lagSeconds = null;
         }
       }
@@ -131,6 +136,43 @@ export async function environmentStatus(name: string, url: string, mappingsDir: 
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * The lag a pair whose last run was a cutover would have, kept out of the report: it is
+ * shown again only if the source turns out to write again ({@link settleCutOvers}).
+ */
+const lagAfterCutover = new WeakMap<EnvironmentStatus['sources'][number], number | null>();
+
+/**
+ * A target only knows that its last run from a source was a cutover, not whether that
+ * source is still frozen: after `bluegreen unfreeze` of it, or a rollback cutover back to
+ * it, it writes again, and "frozen, nothing flows from it (no lag)" would be stale. When
+ * the source is among `list` and reachable, its own freeze decides: not frozen, the pair
+ * is an ordinary one again (its lag since the cutover shown). A source not shown, or
+ * unreachable, keeps the cutover's reading.
+ */
+export function settleCutOvers(list: EnvironmentStatus[]): void {
+  for (const target of list) {
+    for (const s of target.sources) {
+      if (!s.cutOverAt) continue;
+      const source = list.find((e) => e.name === s.source);
+      if (!source?.reachable || source.frozen) continue;
+      delete s.cutOverAt;
+      s.lagSeconds = lagAfterCutover.get(s) ?? null;
+    }
+  }
+}
+
+/**
+ * What `status` exits with: 3 when a freeze did not hold (writes may be missing on the
+ * other side: the most urgent), else 1 when an environment could not be read (the report
+ * is incomplete), else 0.
+ */
+export function statusExitCode(list: EnvironmentStatus[]): 0 | 1 | 3 {
+  if (list.some((e) => e.freezeBroken?.length)) return 3;
+  if (list.some((e) => !e.reachable)) return 1;
+  return 0;
 }
 
 /**
@@ -288,14 +330,16 @@ export function renderStatus(list: EnvironmentStatus[]): string {
     for (const s of e.sources) {
       lines.push(
         s.cutOverAt
-          ? `  cut over from ${s.source} at ${s.cutOverAt}: ${s.source} is frozen, nothing flows from it (no lag)`
+          ? `  cut over from ${s.source} at ${s.cutOverAt}: nothing flows from ${s.source} since (no lag)`
           : `  synced from ${s.source}: watermark ${s.watermark ?? '-'} (lag ${ago(s.lagSeconds)})`,
       );
       if (s.heldBackBy && !s.cutOverAt) lines.push(`    watermark held back by ${s.heldBackBy} (its rows are read again each run until it ends)`);
     }
     if (e.lastRun) {
       const r = e.lastRun;
-      lines.push(`  last run: ${r.kind} from ${r.source ?? '-'} v${r.fromVersion ?? '?'}->v${r.toVersion ?? '?'} ${r.status}, ${r.rows} rows changed, at ${r.finishedAt}`);
+      // A failed run records no versions: say only what is known.
+      const versions = r.fromVersion != null && r.toVersion != null ? ` v${r.fromVersion}->v${r.toVersion}` : '';
+      lines.push(`  last run: ${r.kind} from ${r.source ?? '-'}${versions} ${r.status}, ${r.rows} rows changed, at ${r.finishedAt}`);
     }
     if (e.lastFailure) {
       const f = e.lastFailure;

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { captureConsumers, environmentStatus, renderStatus } from '../../src/status.ts';
+import { captureConsumers, environmentStatus, renderStatus, settleCutOvers, statusExitCode } from '../../src/status.ts';
 import { readClusterState } from '../../src/env/state.ts';
 import { pairsOf } from '../../src/metrics.ts';
 import { handle, type GlobalArgs } from '../context.ts';
@@ -17,7 +17,12 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       .option('env', { type: 'string', array: true, describe: 'Environments to show', defaultDescription: 'configured ones, else blue and green' })
       .example('$0 status', 'what a DBA checks before a cutover')
       .example('$0 status --json', 'for monitoring: lag seconds, last run and last failure per pair')
-      .example('$0 status --metrics-file /var/lib/node_exporter/bluegreen.prom', 'Prometheus textfile, every pair') as never,
+      .example('$0 status --metrics-file /var/lib/node_exporter/bluegreen.prom', 'Prometheus textfile, every pair')
+      .epilogue(
+        'Exit 0 when every environment was read and no freeze is broken; 1 when an environment is UNREACHABLE ' +
+          '(the report is incomplete); 3 when a freeze is BROKEN (writes got through a cutover\'s freeze and may be missing ' +
+          'on the other side), which wins over 1. The report is printed either way.',
+      ) as never,
   handler: handle<StatusArgs>(async (argv, ctx) => {
     const names = argv.env ?? [...new Set([...Object.keys(ctx.settings.environments), 'blue', 'green', ...Object.keys(readClusterState(ctx.settings.stateDir))])];
     const list: Awaited<ReturnType<typeof environmentStatus>>[] = [];
@@ -35,6 +40,8 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       urls.set(name, env.url);
       list.push(await environmentStatus(name, env.url, ctx.settings.mappingsDir));
     }
+    // A cutover's source unfrozen since (or rolled back to) is no longer "frozen, no lag".
+    settleCutOvers(list);
     // What each target consumed of a source's recorded deletes needs both sides.
     await captureConsumers(list, (n) => urls.get(n));
     // Per pair (source -> target): what monitoring alerts on.
@@ -47,5 +54,7 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       return { ...p, capture: c ? { tables: c.tables, rows: c.rows, oldest: c.oldest, consumedBefore: mine?.before ?? null, prunable: mine?.prunable ?? 0 } : null };
     });
     ctx.output({ environments: list, pairs: withCapture }, () => (list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'));
+    // Monitoring and scripts read the exit code: an unreachable side or a broken freeze is not "ok".
+    return statusExitCode(list);
   }),
 };
