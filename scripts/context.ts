@@ -12,12 +12,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Argv } from 'yargs';
-import { BluegreenError, ExitCode, UsageError } from '../src/errors.ts';
+import { BluegreenError, ConnectionLostError, ExitCode, UsageError } from '../src/errors.ts';
 import { loadSettings, resolveEnvironment, type Environment, type Settings } from '../src/config.ts';
 import { createLogger, type Logger, type LogFormat } from '../src/log.ts';
 import { redactText } from '../src/redact.ts';
 import { envelope, type Envelope } from './envelope.ts';
-import { cancelStatements, parseTimeout, setSessionTimeouts } from '../src/db/connect.ts';
+import { cancelStatements, parseTimeout, sessionOf, setSessionTimeouts } from '../src/db/connect.ts';
 import { checkConnectionUrl } from '../src/db/url.ts';
 
 export interface GlobalArgs {
@@ -235,9 +235,10 @@ function line(stream: NodeJS.WriteStream, text: string, revealSecrets = false): 
 }
 
 /**
- * Runs a command handler. Expected failures (BluegreenError) print one line — what went
- * wrong and what to do next — and set the exit code; anything else is a bug and keeps its
- * stack so it can be reported. The result is printed after the exit code is known, so the
+ * Runs a command handler. Expected failures (BluegreenError, a database's refusal, a
+ * session lost under the run) print one line — what went wrong, on which side, and what
+ * to do next — and set the exit code; anything else is a bug and keeps its stack so it
+ * can be reported. The result is printed after the exit code is known, so the
  * envelope says it.
  */
 export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>) {
@@ -287,6 +288,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
               error: described.code,
               exitCode: code,
               hint: described.hint,
+              side: described.side,
               sqlstate: described.sqlstate,
               detail: described.detail,
               stack: described.stack,
@@ -317,10 +319,12 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
 
 interface DescribedError {
   exitCode: number;
-  /** Error class name (`LockedError`, `VersionMismatchError`), `DatabaseError`, or `Bug`. */
+  /** Error class name (`LockedError`, `ConnectionLostError`), `DatabaseError`, or `Bug`. */
   code: string;
   message: string;
   hint?: string;
+  /** The environment whose session failed (blue, green, …), when known. */
+  side?: string;
   /** PostgreSQL's error code, for a database error. */
   sqlstate?: string;
   detail?: string;
@@ -329,39 +333,98 @@ interface DescribedError {
   text: string;
 }
 
+/** SQLSTATEs with which a server ends a session (the session is gone, not the statement refused). */
+const SESSION_ENDED: Record<string, string> = {
+  '57P01': 'admin_shutdown',
+  '57P02': 'crash_shutdown',
+  '57P03': 'cannot_connect_now',
+  '57P05': 'idle_session_timeout',
+  '25P03': 'idle_in_transaction_session_timeout',
+  '08000': 'connection_exception',
+  '08003': 'connection_does_not_exist',
+  '08006': 'connection_failure',
+};
+
+/** How Node and pg say a connection closed under a query, with no word from the server. */
+const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ENOTCONN']);
+const CLOSED = /^(Connection terminated|Client has encountered a connection error and is not queryable|Client was closed and is not queryable)/;
+
+type PgError = { message: string; code: string; severity: string; table?: string; detail?: string };
+
+function isDatabaseError(err: unknown): err is PgError {
+  return Boolean(err && typeof err === 'object' && 'severity' in err && 'code' in err);
+}
+
+/**
+ * A session lost under the run (terminated, restarted, failed over, the connection reset):
+ * a runtime failure naming the side and, when the server said why, its SQLSTATE. Never a
+ * bug, and never mistaken for a refused statement.
+ */
+function lostSession(err: unknown): ConnectionLostError | undefined {
+  if (err instanceof ConnectionLostError) return err;
+  const s = sessionOf(err);
+  const side = s?.side;
+  const server = isDatabaseError(err) ? err : s?.ended;
+  const where = side ? ` ${side}` : ' a database';
+  const rerun = `rerun once${side ? ` ${side}` : ' it'} accepts connections again (a run's writes commit together or not at all)`;
+  if (server?.code && SESSION_ENDED[server.code]) {
+    return new ConnectionLostError(side ?? 'database', `lost the session on${where}: ${server.message} (SQLSTATE ${server.code} ${SESSION_ENDED[server.code]})`, `the server ended it (pg_terminate_backend, a restart, a failover); ${rerun}`, server.code);
+  }
+  if (isDatabaseError(err)) return undefined;
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (e && ((typeof e.code === 'string' && SOCKET_ERRORS.has(e.code)) || (typeof e.message === 'string' && CLOSED.test(e.message)))) {
+    return new ConnectionLostError(side ?? 'database', `lost the connection to${where}: ${String(e.message)} (no SQLSTATE: it closed without a word from the server)`, `check${where} and the network path to it; ${rerun}`);
+  }
+  return undefined;
+}
+
 function describeError(err: unknown, verbose: boolean): DescribedError {
-  if (err instanceof BluegreenError) {
-    const skipped = err.exitCode === ExitCode.locked;
+  // --verbose adds the detail and the stack; it never changes the classification or the exit code.
+  const stack = verbose ? ((err as Error)?.stack ?? String(err)) : undefined;
+  const trace = stack ? `\n  trace: ${stack.replace(/\n/g, '\n  ')}` : '';
+  const known = lostSession(err) ?? (err instanceof BluegreenError ? err : undefined);
+  if (known) {
+    const skipped = known.exitCode === ExitCode.locked;
+    const side = known instanceof ConnectionLostError ? known.side : undefined;
+    const sqlstate = known instanceof ConnectionLostError ? known.sqlstate : undefined;
+    const detail = verbose && known !== err ? (err as Error)?.message : undefined;
     return {
-      exitCode: err.exitCode,
-      code: err.name,
-      message: err.message,
-      hint: err.hint,
-      text: `${skipped ? 'skipped: ' : 'error: '}${err.message}${err.hint ? `\n  next: ${err.hint}` : ''}`,
+      exitCode: known.exitCode,
+      code: known.name,
+      message: known.message,
+      hint: known.hint,
+      side,
+      sqlstate,
+      detail,
+      stack,
+      text: `${skipped ? 'skipped: ' : 'error: '}${known.message}${detail ? `\n  detail: ${detail}` : ''}${known.hint ? `\n  next: ${known.hint}` : ''}${trace}`,
     };
   }
-  if (err && typeof err === 'object' && 'severity' in err && 'code' in err && !verbose) {
-    // A server-side error we did not anticipate: say what the server said, not a JS stack.
-    const e = err as unknown as { message: string; code: string; table?: string; detail?: string };
-    const message = `the database refused an operation: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`;
+  if (isDatabaseError(err)) {
+    // A server-side error we did not anticipate: say what the server said, and where.
+    const e = err;
+    const side = sessionOf(err)?.side;
+    const message = `the database refused an operation${side ? ` on ${side}` : ''}: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`;
     const hint = `nothing was committed; ${timeoutHint(e) ?? 'rerun with --verbose for the full trace and report it if it persists'}`;
     return {
       exitCode: ExitCode.failure,
       code: 'DatabaseError',
       message,
       hint,
+      side,
       sqlstate: e.code,
       detail: e.detail,
-      text: `error: ${message}${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: ${hint}`,
+      stack,
+      text: `error: ${message}${e.detail ? `\n  detail: ${e.detail}` : ''}\n  next: ${hint}${trace}`,
     };
   }
-  const stack = (err as Error)?.stack ?? String(err);
+  const bugStack = (err as Error)?.stack ?? String(err);
   return {
     exitCode: ExitCode.failure,
     code: 'Bug',
     message: `unexpected failure (this is a bug, please report it): ${(err as Error)?.message ?? String(err)}`,
     hint: 'report it with the stack trace',
-    stack,
-    text: `bluegreen: unexpected failure (this is a bug, please report it):\n${stack}`,
+    stack: bugStack,
+    text: `bluegreen: unexpected failure (this is a bug, please report it):\n${bugStack}`,
   };
 }

@@ -155,3 +155,21 @@ export class NotAppendOnlyError extends BluegreenError {
     );
   }
 }
+
+/**
+ * A session was lost mid-run (exit 1): the server ended it (pg_terminate_backend, a
+ * restart, a failover: `sqlstate` says which) or the connection closed or went silent.
+ * Not a bug: the network and the servers are outside bluegreen. `side` names the
+ * environment (blue, green, …) whose session it was, so the DBA knows where to look.
+ */
+export class ConnectionLostError extends RuntimeFailure {
+  constructor(
+    readonly side: string,
+    message: string,
+    hint: string,
+    /** PostgreSQL's error code, when the server said why before closing (57P01, …). */
+    readonly sqlstate?: string,
+  ) {
+    super(message, hint);
+  }
+}

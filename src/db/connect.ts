@@ -7,6 +7,9 @@
  * forever, under cron runs would pile up) and is registered while open, so the CLI can
  * cancel its server statements on SIGINT/SIGTERM: a killed run must not leave a backend
  * running its query and holding the target lock.
+ *
+ * Errors a session's queries fail with are remembered with the session's side
+ * (`sessionOf`), so the CLI names blue or green and tells a lost session from a bug.
  */
 import net from 'node:net';
 import pg from 'pg';
@@ -133,6 +136,49 @@ export interface ConnectOptions {
   label?: string;
 }
 
+/** What a failed query's error came from: the session's side, and what the server said when it ended the session. */
+export interface SessionOfError {
+  /** The session's label (blue, green, …). */
+  side: string;
+  /** The server's FATAL error that ended the session earlier (a query sent after it fails without a SQLSTATE). */
+  ended?: Error & { code?: string };
+}
+
+const errorSessions = new WeakMap<object, SessionOfError>();
+
+/** The session an error of a query came from, when it came from one opened by `connect`. */
+export function sessionOf(err: unknown): SessionOfError | undefined {
+  return err && typeof err === 'object' ? errorSessions.get(err) : undefined;
+}
+
+/**
+ * Remembers the side of every error this session's queries fail with (promise queries and
+ * submittables such as COPY streams).
+ */
+function instrument(client: pg.Client, side: string): void {
+  let ended: SessionOfError['ended'];
+  client.on('error', (err: Error & { code?: string; severity?: string }) => {
+    if (!ended && err.code && (err.severity === 'FATAL' || err.severity === 'PANIC')) ended = err;
+  });
+  const note = (err: unknown) => {
+    if (err && typeof err === 'object' && !errorSessions.has(err)) errorSessions.set(err, { side, ...(ended && ended !== err ? { ended } : {}) });
+    return err;
+  };
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (config: unknown, ...rest: unknown[]) => {
+    const submittable = config as { submit?: unknown; handleError?: (err: unknown, ...more: unknown[]) => void };
+    if (submittable && typeof submittable.submit === 'function' && typeof submittable.handleError === 'function') {
+      const handleError = submittable.handleError;
+      submittable.handleError = function (this: unknown, err: unknown, ...more: unknown[]) {
+        return handleError.call(this, note(err), ...more);
+      };
+      return query(config, ...rest);
+    }
+    const result = query(config, ...rest);
+    return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(note(err))) : result;
+  };
+}
+
 export async function connect(url: string, opts: ConnectOptions = {}): Promise<pg.Client> {
   const t = timeouts;
   const settings = { ...PINNED_SETTINGS, statement_timeout: String(t.statementMs), lock_timeout: String(t.lockMs) };
@@ -148,6 +194,8 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<p
   // An idle client whose server goes away emits 'error'; without a listener that kills
   // the process with a stack trace. The next query reports the failure properly.
   client.on('error', () => {});
+  const side = opts.label ?? 'database';
+  instrument(client, side);
   try {
     await client.connect();
     // A backend whose client died mid-statement notices it only when it next writes to
