@@ -109,7 +109,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
     // Metrics describe the run whatever its outcome (a failed run sets last_run_success 0).
     if (argv['metrics-file']) ctx.after(async () => writeMetrics(argv['metrics-file']!, await pairMetrics(ctx, pair)));
     if (argv.repair) {
-      const fixed = await repair({ ...pair, mappingsDir: ctx.settings.mappingsDir, lockTimeout: argv['lock-timeout'], logger: ctx.logger });
+      const fixed = await repair({ ...pair, mappingsDir: ctx.settings.mappingsDir, lockTimeout: argv['lock-timeout'], force: argv.force, logger: ctx.logger });
       ctx.output(fixed, () => renderRepair(fixed));
       return fixed.clean ? ExitCode.ok : ExitCode.verifyDiff;
     }

@@ -11,11 +11,13 @@
  * a key the source no longer has is deleted. Watermarks are left alone. Keyless tables
  * cannot be repaired by key (`sync --full` reloads them).
  *
- * A target frozen by a cutover (the old side, repaired during a rollback) is written like
- * sync writes it: the freeze seal is checked under lock first (a walked-through freeze is
- * refused, its writes are not overwritten) and renewed before the commit, because disabling
- * the user triggers and writing rows is exactly what tampering looks like
- * (src/db/freeze-guard.ts).
+ * The refusals are sync's (src/sync/guards.ts): no repair of a database from itself, from
+ * a side frozen by a cutover, into or out of a side frozen by an interrupted one, or
+ * against the usual direction without --force. A target frozen by a cutover (the old
+ * side, repaired during a rollback) is written as sync writes it: the freeze seal is
+ * checked under lock first (a walked-through freeze is refused, its writes are not
+ * overwritten) and renewed before the commit, because disabling the user triggers and
+ * writing rows is exactly what tampering looks like (src/db/freeze-guard.ts).
  */
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
@@ -30,6 +32,7 @@ import { InvalidInputError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RepairKeys } from '../verify/verify.ts';
 import { withPair } from './pair.ts';
+import { refuseUnsafeSync } from './guards.ts';
 import { checkChanged, type ChangedCheck } from './check.ts';
 import type { Endpoint } from './sync.ts';
 import { pipeCopy } from './copy.ts';
@@ -41,6 +44,8 @@ export interface RepairOptions {
   logger: Logger;
   /** Give up waiting for table locks on the target after this long (PostgreSQL interval). */
   lockTimeout?: string;
+  /** Repair against the usual direction (as `sync --force`). */
+  force?: boolean;
 }
 
 export interface TableRepairReport {
@@ -99,7 +104,7 @@ interface StagedRepair {
 export async function repair(opts: RepairOptions): Promise<RepairReport> {
   const started = Date.now();
   const app = `bluegreen repair ${opts.from.name}->${opts.to.name}`.slice(0, 63);
-  return withPair({ from: opts.from, to: opts.to, app }, async ({ src, dst }) => {
+  return withPair({ from: opts.from, to: opts.to, app, distinct: true }, async ({ src, dst }) => {
     const plan = await planRepair(src, dst, opts, started);
     if ('clean' in plan) return plan;
     await repairInTransaction(src, dst, plan, opts, started);
@@ -113,6 +118,9 @@ export async function repair(opts: RepairOptions): Promise<RepairReport> {
  * every difference recorded. A clean verify returns the (empty) report itself.
  */
 async function planRepair(src: pg.Client, dst: pg.Client, opts: RepairOptions, started: number): Promise<RepairPlan | RepairReport> {
+  // What sync refuses, repair refuses: it writes the same target from the same source (from
+  // a side frozen by a cutover it would overwrite the new side's writes with old rows).
+  await refuseUnsafeSync(src, dst, { from: opts.from, to: opts.to, kind: 'sync', force: opts.force });
   const catalogs = new VersionCatalogs(opts.mappingsDir, dst);
   const fromVersion = await version(src, catalogs, opts.from.name, opts.from.version);
   const toVersion = await version(dst, catalogs, opts.to.name, opts.to.version);

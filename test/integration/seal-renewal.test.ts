@@ -5,6 +5,8 @@
  * the seal looked walked through, status said FREEZE BROKEN and the rollback cutover
  * failed with "freeze trigger altered … rows written after the freeze". Here each command
  * that writes into a frozen side does so, then status stays clean and the rollback works.
+ * Nor did the repair refuse what sync refuses: from the frozen side it put old rows back
+ * over the serving side's newer writes.
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +52,18 @@ describe('a bluegreen write into a frozen side renews the seal', () => {
     expect(report(r).tables.find((t: { table: string }) => t.table === 'users')).toMatchObject({ inserted: 1, updated: 2 });
     expect(await query(p.blue, `select full_name from users where id = 3`)).toEqual([{ full_name: 'Written On Green' }]);
     await rollbackWorks(p);
+  });
+
+  it('sync --repair refuses what sync refuses: from the frozen blue into the serving green', async () => {
+    const p = await cutOver();
+    // blue still holds the old rows: a verify blue -> green names green's newer writes…
+    expect((await p.run(['verify', '--from', 'blue', '--to', 'green'])).code).toBe(3);
+    // …and a repair that way would put blue's old rows back over them.
+    const r = await p.run(['sync', '--repair', '--from', 'blue', '--to', 'green', ...text]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/blue is frozen since .*data now flows green -> blue/);
+    expect(await query(p.green, `select first_name, last_name from users where id = 3`)).toEqual([{ first_name: 'Written', last_name: 'On Green' }]);
+    expect(await query(p.green, `select count(*)::int as n from users where login = 'green-only'`)).toEqual([{ n: 1 }]);
   });
 
   it('sync --from green --to blue', async () => {
