@@ -317,14 +317,16 @@ export function renderStatus(list: EnvironmentStatus[]): string {
       ? ''
       : f.completed
         ? `  FROZEN since ${f.since} (${f.by})`
-        : `  FROZEN by an interrupted ${f.target ? `cutover to ${f.target}` : f.by}: run bluegreen unfreeze --env ${e.name}`;
+        : `  FROZEN by a cutover to ${f.target ?? '?'} that has not completed (still running, or its target could not be read here)`;
     lines.push(`${e.name} ${e.reachable ? v : 'UNREACHABLE'}  ${e.url}${e.freezeBroken ? '  FREEZE BROKEN' : frozen}`);
     if (e.freezeBroken) {
       lines.push(`  bluegreen froze ${e.name} but writes could get through: ${e.freezeBroken.join('; ')}`);
       lines.push(`  they may be missing on the other side: bluegreen verify names them; recover them, then bluegreen unfreeze --env ${e.name}`);
     }
     if (f && !f.completed) {
-      lines.push(`  frozen since ${f.since}; the cutover stopped before its final sync completed, so writes made here may be missing elsewhere: unfreeze, let the application write here, then cutover again`);
+      lines.push(
+        `  frozen since ${f.since}; a running cutover completes or unfreezes it itself; a stopped one is decided by the next status, sync or cutover that reaches ${f.target ?? 'its target'} (completed if ${f.target ?? 'it'} committed the final sync, else unfrozen)`,
+      );
     }
     if (e.error) lines.push(`  ${e.error}`);
     for (const s of e.sources) {

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { captureConsumers, environmentStatus, renderStatus, settleCutOvers, statusExitCode } from '../../src/status.ts';
 import { readClusterState } from '../../src/env/state.ts';
+import { reconcileEnvironments } from '../../src/cutover/reconcile.ts';
 import { pairsOf } from '../../src/metrics.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 import { metricsOption, writeMetrics, type MetricsArgs } from '../metrics.ts';
@@ -40,6 +41,14 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       urls.set(name, env.url);
       list.push(await environmentStatus(name, env.url, ctx.settings.mappingsDir));
     }
+    // A cutover stopped between its freeze and its completion mark is decided first, from
+    // the two databases: completed if its target committed the final sync, else rolled back.
+    const reconciled = await reconcileEnvironments([...urls].map(([name, url]) => ({ name, url })), { write: true, app: 'bluegreen status' });
+    for (const r of reconciled) ctx.logger.warn(r.detail);
+    if (reconciled.length) {
+      list.length = 0;
+      for (const [name, url] of urls) list.push(await environmentStatus(name, url, ctx.settings.mappingsDir));
+    }
     // A cutover's source unfrozen since (or rolled back to) is no longer "frozen, no lag".
     settleCutOvers(list);
     // What each target consumed of a source's recorded deletes needs both sides.
@@ -53,7 +62,10 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       const mine = c?.consumers.find((x) => x.target === p.to);
       return { ...p, capture: c ? { tables: c.tables, rows: c.rows, oldest: c.oldest, consumedBefore: mine?.before ?? null, prunable: mine?.prunable ?? 0 } : null };
     });
-    ctx.output({ environments: list, pairs: withCapture }, () => (list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'));
+    const decided = reconciled.map(({ frozen, target, action, detail }) => ({ frozen, target, action, detail }));
+    ctx.output({ environments: list, pairs: withCapture, ...(decided.length ? { reconciled: decided } : {}) }, () =>
+      [...decided.map((r) => `${r.action.toUpperCase()}: ${r.detail}`), list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'].join('\n'),
+    );
     // Monitoring and scripts read the exit code: an unreachable side or a broken freeze is not "ok".
     return statusExitCode(list);
   }),

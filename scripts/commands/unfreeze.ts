@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs';
-import { connect } from '../../src/db/connect.ts';
-import { unfreezeNow } from '../../src/cutover/freeze.ts';
+import { unfreezeEnvironment } from '../../src/cutover/unfreeze.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 
 interface UnfreezeArgs extends GlobalArgs {
   env?: string;
   url?: string;
+  force?: boolean;
 }
 
 export const unfreezeCommand: CommandModule<GlobalArgs, UnfreezeArgs> = {
@@ -15,21 +15,19 @@ export const unfreezeCommand: CommandModule<GlobalArgs, UnfreezeArgs> = {
     y
       .option('env', { type: 'string', describe: 'Environment to unfreeze', defaultDescription: 'named after --url' })
       .option('url', { type: 'string', describe: 'Connection URL, overriding the environment' })
-      .example('$0 unfreeze --env blue', 'blue accepts writes again (make sure the app does not write to both sides)') as never,
+      .option('force', {
+        type: 'boolean',
+        describe: 'Unfreeze even when an interrupted cutover from here cannot be decided (its target unreachable); only if the application will not use that target',
+      })
+      .example('$0 unfreeze --env blue', 'blue accepts writes again (make sure the app does not write to both sides); a cutover from blue that stopped half-way is decided first: completed if green committed it (then blue stays frozen), else blue is unfrozen') as never,
   handler: handle<UnfreezeArgs>(async (argv, ctx) => {
     const env = ctx.endpoint('env', argv.env, argv.url);
-    const client = await connect(env.url, { label: env.name, applicationName: 'bluegreen unfreeze' });
-    try {
-      // Lifting the freeze is one UPDATE, which no reader holds up; dropping the then
-      // inert triggers is best effort and skips a table an open transaction is reading.
-      const r = await unfreezeNow(client);
-      ctx.output({ environment: env.name, lifted: r.lifted ?? null, triggersDropped: r.dropped, triggersLeftInert: r.inert }, () => {
-        const lines = [r.lifted ? `${env.name}: writes allowed again (frozen since ${r.lifted.since} by ${r.lifted.by})` : `${env.name} was not frozen`];
-        if (r.inert.length) lines.push(`  inert freeze triggers left on ${r.inert.join(', ')} (tables in use); they reject nothing, and the next unfreeze drops them`);
-        return lines.join('\n');
-      });
-    } finally {
-      await client.end().catch(() => {});
-    }
+    const r = await unfreezeEnvironment({ env, resolveTarget: (name) => ctx.env(name), force: argv.force, logger: ctx.logger });
+    ctx.output(r, () => {
+      const lines = [r.lifted ? `${env.name}: writes allowed again (frozen since ${r.lifted.since} by ${r.lifted.by})` : `${env.name} was not frozen`];
+      if (r.reconciled) lines.unshift(`${r.reconciled.detail}`);
+      if (r.triggersLeftInert.length) lines.push(`  inert freeze triggers left on ${r.triggersLeftInert.join(', ')} (tables in use); they reject nothing, and the next unfreeze drops them`);
+      return lines.join('\n');
+    });
   }),
 };

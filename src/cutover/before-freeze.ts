@@ -66,18 +66,25 @@ export interface ReverseSeed {
   horizon: string;
 }
 
+/** One watermark of the reverse direction, as `bluegreen.watermarks` stores it. */
+export interface ReverseWatermark {
+  table: string;
+  column: string;
+  value: string;
+}
+
 /**
- * Writes the reverse direction's watermarks into the cutover source's `bluegreen` state,
- * in the caller's transaction on `client` (the cutover source). Per table of the reverse
- * chain's sources that has a timestamptz watermark: the horizon.
+ * The reverse direction's watermarks (target -> source) a cutover leaves on its source:
+ * per table of the reverse chain's sources that has a timestamptz watermark, the horizon.
+ * Computed before the target commits (`client`: any session; it only casts), so the
+ * target's commit record carries them and whoever completes the cutover writes the same.
  */
-export async function seedReverseWatermarks(client: pg.Client, seed: ReverseSeed): Promise<Record<string, string>> {
+export async function reverseWatermarks(client: pg.Client, seed: ReverseSeed): Promise<ReverseWatermark[]> {
   const chain = await compileChain(seed.mappingsDir, seed.fromVersion, seed.toVersion, seed.catalogs);
   const marks = new Map<string, string>();
   for (const ct of Object.values(chain.tables)) for (const s of ct.sources) if (s.watermark) marks.set(s.table, s.watermark);
   const source = seed.catalogs[seed.fromVersion]!;
-  await ensureStateSchema(client);
-  const out: Record<string, string> = {};
+  const out: ReverseWatermark[] = [];
   for (const [table, column] of marks) {
     const type = source.tables[table]?.columns.find((c) => c.name === column)?.type;
     // Only watermarks the horizon bounds directly (timestamptz set by now()); the others
@@ -85,12 +92,20 @@ export async function seedReverseWatermarks(client: pg.Client, seed: ReverseSeed
     // whole by the first rollback sync, which then stores their bounds.
     if (!type || !/^timestamp(\(\d\))? with time zone$/.test(type)) continue;
     const value = (await client.query<{ v: string }>(`select (${literal(seed.horizon)}::timestamptz::${type})::text as v`)).rows[0]!.v;
-    out[table] = value;
+    out.push({ table, column, value });
+  }
+  return out;
+}
+
+/** Writes `marks` as the watermarks of `source` on `client`, in the caller's transaction. */
+export async function writeReverseWatermarks(client: pg.Client, source: string, marks: ReverseWatermark[]): Promise<Record<string, string>> {
+  await ensureStateSchema(client);
+  for (const m of marks) {
     await client.query(
       `insert into bluegreen.watermarks (source, table_name, column_name, value) values ($1, $2, $3, $4)
        on conflict (source, table_name) do update set column_name = excluded.column_name, value = excluded.value, updated_at = clock_timestamp()`,
-      [seed.source, table, column, value],
+      [source, m.table, m.column, m.value],
     );
   }
-  return out;
+  return Object.fromEntries(marks.map((m) => [m.table, m.value]));
 }

@@ -22,11 +22,12 @@
  */
 import { connect } from '../db/connect.ts';
 import { recordFailedRun } from '../db/state.ts';
-import { InvalidInputError } from '../errors.ts';
+import { ExitCode, InvalidInputError } from '../errors.ts';
+import { faultPoint } from '../fault.ts';
 import { freezeTimer } from '../progress.ts';
-import { abandon, catchUpBeforeFreeze, completeFreeze, connectControl, finalSync, finish, freezeSource, preflight, verifyBeforeFreeze, type CutoverRun } from './steps.ts';
+import { abandon, alreadyDone, catchUpBeforeFreeze, completeFreeze, connectControl, finalSync, finish, freezeSource, preflight, verifyBeforeFreeze, type CutoverRun } from './steps.ts';
 import { Stopper } from './stop.ts';
-import type { CutoverOptions, CutoverReport } from './report.ts';
+import { CutoverRefusedError, type CutoverOptions, type CutoverReport } from './report.ts';
 
 export { CutoverRefusedError, type CutoverOptions, type CutoverReport, type FrozenDeletes, type Guardrail } from './report.ts';
 export { guardrails } from './guardrails.ts';
@@ -44,21 +45,40 @@ export async function cutover(opts: CutoverOptions): Promise<CutoverReport> {
   let run: CutoverRun | undefined;
   try {
     run = { opts, report, started, src, dst: await connectControl(opts.to.url, opts.to.name), stop };
-    await preflight(run);
+    if ((await preflight(run)) === 'done') return alreadyDone(run);
+    await faultPoint('cutover:after-preflight');
     await verifyBeforeFreeze(run);
     await catchUpBeforeFreeze(run);
+    await faultPoint('cutover:before-freeze');
     await freezeSource(run);
+    await faultPoint('cutover:after-freeze');
     // A live "writes frozen on blue: N s" line until the target takes the writes (or the source is unfrozen).
     const frozenTimer = freezeTimer(opts.logger, opts.from.name);
     try {
       await finalSync(run);
+      await faultPoint('cutover:after-target-commit');
       await completeFreeze(run);
       frozenTimer();
     } catch (err) {
       frozenTimer();
       await src.query('rollback').catch(() => {});
-      throw await abandon(run, err);
+      const left = await abandon(run, err);
+      if (!left.rolledForward) throw left.error;
+      // Past the point of no return: the cutover happened; say how it ended.
+      stop.disarm();
+      opts.logger.warn(left.note);
+      const done = await finish(run, left.note);
+      if (left.differences) {
+        throw new CutoverRefusedError(
+          `${left.note}, but the verify after ${opts.to.name}'s commit found differences`,
+          done,
+          `bluegreen verify --from ${opts.from.name} --to ${opts.to.name} names the differing keys; ${opts.to.name} serves`,
+          ExitCode.verifyDiff,
+        );
+      }
+      return done;
     }
+    await faultPoint('cutover:after-source-mark');
     // Done: neither the deadline nor a signal may undo it from here (the switch command
     // is reported on its own).
     stop.disarm();

@@ -31,6 +31,7 @@
  * nothing: each statement of the (volatile) trigger function reads a fresh snapshot, taken
  * after the writer got its table lock, hence after the freeze committed.
  */
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
 import { ensureStateSchema } from '../db/state.ts';
@@ -53,6 +54,11 @@ export interface FreezeInfo {
   completed: boolean;
   /** The environment the freezing cutover switched to, when recorded. */
   target?: string;
+  /**
+   * This freeze's identity: the cutover's target records it when it commits the final
+   * sync, so an interrupted cutover is decided from the two databases alone.
+   */
+  id?: string;
 }
 
 /** Raises while a freeze is active; see the module comment on REPEATABLE READ writers. */
@@ -83,7 +89,8 @@ async function ensureFreezeObjects(client: pg.Client): Promise<void> {
     by           text not null,
     lifted       timestamptz,
     target       text,
-    completed_at timestamptz)`);
+    completed_at timestamptz,
+    id           text)`);
   // Databases frozen by an earlier bluegreen lack the newer columns. ALTER TABLE locks
   // even when the column exists, hence the catalog check first.
   const cols = await client.query<{ attname: string }>(
@@ -92,6 +99,7 @@ async function ensureFreezeObjects(client: pg.Client): Promise<void> {
   const have = new Set(cols.rows.map((c) => c.attname));
   if (!have.has('target')) await client.query(`alter table bluegreen.freeze add column target text`);
   if (!have.has('completed_at')) await client.query(`alter table bluegreen.freeze add column completed_at timestamptz`);
+  if (!have.has('id')) await client.query(`alter table bluegreen.freeze add column id text`);
   await client.query(`create table if not exists bluegreen.freeze_epoch (
     one   boolean primary key default true check (one),
     epoch bigint not null default 0)`);
@@ -133,6 +141,8 @@ export interface FreezeResult {
   attempts: number;
   /** Date.now() when the attempt that froze began: writers queued behind it from then. */
   startedAt: number;
+  /** The freeze's identity (`FreezeInfo.id`). */
+  id: string;
 }
 
 /** A session that held one of the tables in a mode the freeze waits for, when it gave up. */
@@ -183,11 +193,12 @@ export async function freeze(client: pg.Client, tables: string[], opts: FreezeOp
   const cap = await attemptCap(client);
   let order = [...tables].sort();
   let attemptMs = Math.min(100, cap);
+  const id = randomUUID();
   for (let attempt = 1; ; attempt++) {
     const startedAt = Date.now();
     const budget = Math.max(1, Math.min(attemptMs, deadline - startedAt));
     try {
-      return { rels: await freezeOnce(client, order, budget, opts), attempts: attempt, startedAt };
+      return { rels: await freezeOnce(client, order, budget, id, opts), attempts: attempt, startedAt, id };
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (!LOST_TO_A_WRITER.has(code) || opts.stopped?.()) throw err;
@@ -258,7 +269,7 @@ function describeBlocker(b: FreezeBlocker): string {
   return `pid ${b.pid} (${who}) holds ${b.tables.join(', ')}${b.query ? `: ${b.query}` : ''}`;
 }
 
-async function freezeOnce(client: pg.Client, tables: string[], attemptMs: number, opts: FreezeOptions): Promise<string[]> {
+async function freezeOnce(client: pg.Client, tables: string[], attemptMs: number, id: string, opts: FreezeOptions): Promise<string[]> {
   await client.query('begin');
   try {
     // The whole LOCK is bounded, not each table's wait: see `freeze`. LOCK TABLE on a
@@ -286,8 +297,8 @@ async function freezeOnce(client: pg.Client, tables: string[], attemptMs: number
     }
     await client.query(`update bluegreen.freeze set active = false, lifted = clock_timestamp() where active`);
     await client.query(
-      `insert into bluegreen.freeze (by, target, completed_at) values ($1, $2, case when $3 then clock_timestamp() end)`,
-      [opts.by, opts.target ?? null, Boolean(opts.completed)],
+      `insert into bluegreen.freeze (by, target, completed_at, id) values ($1, $2, case when $3 then clock_timestamp() end, $4)`,
+      [opts.by, opts.target ?? null, Boolean(opts.completed), id],
     );
     await client.query(`update bluegreen.freeze_epoch set epoch = epoch + 1`);
     // Held by privileges too, for roles other than the owner; sealed, so tampering by the
@@ -392,10 +403,10 @@ export async function frozenBy(client: pg.Client): Promise<FreezeInfo | undefine
   // Through to_jsonb: a freeze table from before `completed_at` existed reads as complete
   // (that bluegreen left a source frozen only after a finished cutover, or when killed,
   // which it could not tell apart).
-  const r = await client.query<{ since: string; by: string; interrupted: boolean; target: string | null }>(
+  const r = await client.query<{ since: string; by: string; interrupted: boolean; target: string | null; id: string | null }>(
     `select since::text as since, by,
             (to_jsonb(f) ? 'completed_at' and f_json->>'completed_at' is null) as interrupted,
-            f_json->>'target' as target
+            f_json->>'target' as target, f_json->>'id' as id
        from bluegreen.freeze f, to_jsonb(f) as f_json
       where active order by since desc limit 1`,
   );
@@ -403,5 +414,6 @@ export async function frozenBy(client: pg.Client): Promise<FreezeInfo | undefine
   if (!row) return undefined;
   const info: FreezeInfo = { since: row.since, by: row.by, completed: !row.interrupted };
   if (row.target) info.target = row.target;
+  if (row.id) info.id = row.id;
   return info;
 }

@@ -87,8 +87,8 @@ async function servingGuardrail(opts: CutoverOptions, src: pg.Client, g: Push): 
     g(
       'source serving',
       false,
-      `frozen since ${frozen.since} by an interrupted ${frozen.by}: its writes since then may not be on ${frozen.target ?? 'the target'}; ` +
-        `run bluegreen unfreeze --env ${opts.from.name} and retry`,
+      `frozen since ${frozen.since} by a cutover to ${frozen.target ?? 'another environment'} that has not completed: ` +
+        `bluegreen status --env ${opts.from.name} --env ${frozen.target ?? 'TARGET'} decides it (completes it if ${frozen.target ?? 'that target'} committed its final sync, else unfreezes ${opts.from.name}); then retry`,
     );
   } else g('source serving', false, `already frozen since ${frozen.since} (${frozen.by}): the application writes to ${frozen.target ?? 'the other side'}`);
 }

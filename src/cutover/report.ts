@@ -91,6 +91,11 @@ export interface CutoverReport {
   reverseWatermarks?: Record<string, string>;
   sync?: SyncReport;
   switchCommand?: { command: string; code: number | null };
+  /**
+   * Earlier cutovers of this pair that had stopped between their freeze and their
+   * completion mark, and how this run decided each (src/cutover/reconcile.ts).
+   */
+  reconciled?: { frozen: string; target: string; action: string; detail: string }[];
   /** What the DBA does next. */
   next: string;
   ms: number;

@@ -12,10 +12,12 @@ import { VersionCatalogs } from '../db/catalog.ts';
 import { ExitCode, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { sync, type SyncOptions, type SyncReport } from '../sync/sync.ts';
-import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
 import { acquireTargetLock } from '../sync/lock.ts';
-import { dropFreezeTriggers, freeze, FreezeLockError, markFreezeCompleted, unfreeze, unfreezeNow } from './freeze.ts';
-import { lastFullVerify, seedReverseWatermarks, targetHorizon } from './before-freeze.ts';
+import { dropFreezeTriggers, freeze, FreezeLockError, unfreeze, unfreezeNow } from './freeze.ts';
+import { lastFullVerify, reverseWatermarks, targetHorizon } from './before-freeze.ts';
+import { checkFreezeSeal } from '../db/freeze-guard.ts';
+import { completeOnSource, cutoverCommit, recordCutoverCommit, reconcilePair, type CutoverCommit } from './reconcile.ts';
+import { faultPoint } from '../fault.ts';
 import { guardrails } from './guardrails.ts';
 import { cancelOwn, reasonText, settled, type Stopper } from './stop.ts';
 import { CutoverRefusedError, type CutoverOptions, type CutoverReport, type FrozenDeletes } from './report.ts';
@@ -35,8 +37,10 @@ export interface CutoverRun {
   frozenAt?: Date;
   /** The final sync, once started (the failure path waits for it). */
   final?: Promise<SyncReport>;
-  /** Read on the target just before it became writable: the reverse watermarks' value. */
-  reverseHorizon?: string;
+  /** The source's freeze (FreezeInfo.id), once it committed. */
+  freezeId?: string;
+  /** What the target committed with the final sync (the point of no return), once built. */
+  commit?: CutoverCommit;
 }
 
 /** The refusal to throw: fills the report's outcome, next step and duration. */
@@ -52,20 +56,30 @@ function runApps(from: string, to: string): string[] {
   return [`bluegreen cutover ${from}->${to}`.slice(0, 63), `bluegreen verify ${from}->${to}`.slice(0, 63)];
 }
 
-/** The target's writer lock, then every guardrail; throws the refusal when one failed. */
-export async function preflight(run: CutoverRun): Promise<void> {
+/**
+ * The target's writer lock, an interrupted earlier cutover decided, then every guardrail;
+ * throws the refusal when one failed. 'done': an earlier run of this very cutover had
+ * passed its point of no return and is now completed; there is nothing left to do.
+ */
+export async function preflight(run: CutoverRun): Promise<'proceed' | 'done'> {
   const { opts, report, src, dst } = run;
   const [from, to] = [opts.from.name, opts.to.name];
   // The target's lock before anything else: a sync running into it must make this
   // cutover fail before it freezes the source, not after (held until dst closes).
   await acquireTargetLock(dst, `target ${to}`);
+  // An earlier cutover of this pair (either way) killed between its freeze and its
+  // completion mark is decided first, from the two databases (src/cutover/reconcile.ts).
+  const reconciled = await reconcilePair({ name: from, client: src }, { name: to, client: dst }, { write: true });
+  for (const r of reconciled) opts.logger.warn(r.detail);
+  if (reconciled.length) report.reconciled = reconciled.map(({ frozen, target, action, detail }) => ({ frozen, target, action, detail }));
+  if (reconciled.some((r) => r.action === 'rolled-forward' && r.frozen === from)) return 'done';
   await guardrails(opts, src, dst, report);
   for (const w of report.guardrails.filter((g) => g.warning)) opts.logger.warn(`${w.name}: ${w.detail}`);
   const failed = report.guardrails.filter((g) => !g.ok);
-  if (!failed.length) return;
-  const interrupted = failed.find((g) => g.name === 'source serving' && /interrupted/.test(g.detail));
+  if (!failed.length) return 'proceed';
+  const interrupted = failed.find((g) => g.name === 'source serving' && /has not completed/.test(g.detail));
   const next = interrupted
-    ? `bluegreen unfreeze --env ${from}, then cutover again`
+    ? interrupted.detail.replace(/^.*?: (bluegreen status)/, '$1')
     : failed.some((g) => g.name === 'lag' || g.name === 'last verify')
       ? `bluegreen sync --from ${from} --to ${to} (it verifies), then cutover again`
       : 'fix what the failed guardrails name, then cutover again';
@@ -186,6 +200,7 @@ export async function freezeSource(run: CutoverRun): Promise<void> {
   try {
     const froze = await Promise.race([freezing, stop.stopped]);
     run.freezeStarted = froze.startedAt;
+    run.freezeId = froze.id;
     report.freezeAttempts = froze.attempts;
   } catch (err) {
     // Cancel only a freeze still waiting: the control session runs the unfreeze next.
@@ -194,6 +209,7 @@ export async function freezeSource(run: CutoverRun): Promise<void> {
     const froze = await freezing.then((f) => f, () => undefined);
     if (froze) {
       run.freezeStarted = froze.startedAt;
+      run.freezeId = froze.id;
       report.freezeAttempts = froze.attempts;
     } else {
       const prepared = await preparedHint(src, from);
@@ -258,8 +274,27 @@ export async function finalSync(run: CutoverRun): Promise<void> {
         const bad = r.check.tables.filter((t) => t.mismatched || t.sourceRows !== t.targetRows).map((t) => t.table);
         throw new VerifyDifferenceError(`the final check found differences between ${from} and ${to} in ${bad.join(', ')}`);
       }
-      run.reverseHorizon = await targetHorizon(opts.to.url, to, opts.logger);
+      const horizon = await targetHorizon(opts.to.url, to, opts.logger);
+      const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, run.dst).all());
+      const marks = await reverseWatermarks(target, {
+        source: to,
+        fromVersion: report.toVersion!,
+        toVersion: report.fromVersion!,
+        mappingsDir: opts.mappingsDir,
+        catalogs: all,
+        horizon,
+      });
+      // The owner of the tables can walk through a freeze. Checked before the point of no
+      // return, so such a cutover rolls back with the source serving; completing the mark
+      // checks again under lock (src/db/freeze-guard.ts).
+      const held = await checkFreezeSeal(run.src);
+      if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
+      run.commit = { freezeId: run.freezeId!, source: from, fromVersion: report.fromVersion!, toVersion: report.toVersion!, reverseWatermarks: marks };
+      // The point of no return commits with the data: from then on the cutover happened,
+      // whoever completes it (this run, or the next command if this one dies).
+      await recordCutoverCommit(target, run.commit);
       await unfreeze(target);
+      await faultPoint('cutover:before-target-commit');
     },
   });
   report.sync = await Promise.race([run.final, stop.stopped]);
@@ -279,45 +314,36 @@ function frozenDeletes(r: SyncReport): FrozenDeletes {
 }
 
 /**
- * Only now is the freeze a finished cutover's: a source frozen without this mark was left
- * by a killed run, and its writes may not be on the target. The reverse direction's
- * watermarks commit with it. Runs on the control session; the caller rolls back on failure.
+ * The last arrow (src/cutover/reconcile.ts): the source's freeze marked complete and the
+ * reverse watermarks stored, in one transaction on the control session. If this run dies
+ * before it, the next command does the same from the target's commit record.
  */
 export async function completeFreeze(run: CutoverRun): Promise<void> {
-  const { opts, report, src, dst } = run;
-  await src.query('begin');
-  await src.query(`set local lock_timeout = '5s'`);
-  // The owner of the tables can walk through a freeze: a cutover whose source took
-  // writes after the freeze is not a clean one. Checked under lock, so the seal the
-  // completion renews absorbs nothing (src/db/freeze-guard.ts).
-  const held = await lockAndCheckFreeze(src);
-  if (held.findings.length) throw new RuntimeFailure(`the freeze on ${opts.from.name} did not hold: ${held.findings.join('; ')}`);
-  await markFreezeCompleted(src);
-  if (run.reverseHorizon) {
-    const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, dst).all());
-    report.reverseWatermarks = await seedReverseWatermarks(src, {
-      source: opts.to.name,
-      fromVersion: report.toVersion!,
-      toVersion: report.fromVersion!,
-      mappingsDir: opts.mappingsDir,
-      catalogs: all,
-      horizon: run.reverseHorizon,
-    });
-  }
-  await src.query('commit');
+  const { opts, report, src } = run;
+  report.reverseWatermarks = await completeOnSource(src, opts.from.name, opts.to.name, run.commit!);
 }
 
-/** After success: inert triggers dropped, the report's outcome, then the switch command. */
-export async function finish(run: CutoverRun): Promise<CutoverReport> {
+/**
+ * After success: inert triggers dropped, the report's outcome, then the switch command.
+ * `completedAfter`: the run was stopped or failed after the target's commit and was
+ * completed anyway (rolled forward); the switch command is then left to the DBA.
+ */
+export async function finish(run: CutoverRun, completedAfter?: string): Promise<CutoverReport> {
   const { opts, report, dst } = run;
   const [from, to] = [opts.from.name, opts.to.name];
   // The triggers lifted on the target in the final sync's transaction are inert now.
   await dropFreezeTriggers(dst).catch(() => {});
+  await faultPoint('cutover:after-complete');
   report.ok = true;
-  report.outcome = `${to} is current at v${report.toVersion}; ${from} is frozen (read-only)`;
+  report.outcome = `${to} is current at v${report.toVersion}; ${from} is frozen (read-only)${completedAfter ? ` (${completedAfter})` : ''}`;
   report.next =
     `point the application at ${to}. To keep ${from} current for a rollback: ` +
     `bluegreen sync --from ${to} --to ${from}; to roll back: bluegreen cutover --from ${to} --to ${from}`;
+  if (completedAfter && opts.switchCommand) {
+    report.next = `run the switch by hand (it was not run: the cutover completed after it was stopped), then ${report.next}`;
+    report.ms = Date.now() - run.started;
+    return report;
+  }
   if (opts.switchCommand) {
     opts.logger.info(`running switch command`);
     const code = await runShell(opts.switchCommand, opts.logger);
@@ -335,12 +361,22 @@ export async function finish(run: CutoverRun): Promise<CutoverReport> {
   return report;
 }
 
+/** How the failure path after the freeze left the pair. */
+export type Abandoned =
+  /** The target had committed the final sync (the point of no return): the cutover is completed. */
+  | { rolledForward: true; note: string; differences: boolean }
+  /** It had not: the target is unchanged; the error says how the source was left. */
+  | { rolledForward: false; error: CutoverRefusedError };
+
 /**
- * The failure path after the freeze: stop what runs, put the target back the way the
- * application must see it, unfreeze the source. Returns the error to throw.
+ * The failure path after the freeze. Whether the target committed the final sync decides,
+ * read on a fresh session (the run's own may be what failed): committed, the cutover
+ * happened and is completed on the source (rolled forward); not, the source is unfrozen
+ * (rolled back). Every step runs on fresh sessions with short timeouts, retried; what
+ * cannot be done is said exactly, with the command that finishes it.
  */
-export async function abandon(run: CutoverRun, err: unknown): Promise<CutoverRefusedError> {
-  const { opts, report, dst, stop, final } = run;
+export async function abandon(run: CutoverRun, err: unknown): Promise<Abandoned> {
+  const { opts, report, stop, final } = run;
   const [from, to] = [opts.from.name, opts.to.name];
   const differences = err instanceof VerifyDifferenceError;
   const why = stop.why ?? (err as Error).message;
@@ -350,49 +386,74 @@ export async function abandon(run: CutoverRun, err: unknown): Promise<CutoverRef
     await Promise.all([cancelOwn(opts.from.url, from, apps), cancelOwn(opts.to.url, to, apps)]);
     if (!(await settled(final, 15_000))) opts.logger.warn('the final sync did not stop in 15 s; it cannot commit any more (stopped before commit)');
   }
-  const notes: string[] = [];
-  // Once the target committed (the run ended in verify, or the stop came after the
-  // commit) it is current and writable: freeze it again so nobody writes to both.
-  const committed = final ? await targetCommitted(dst, from, run.frozenAt!) : false;
-  if (committed !== false) notes.push(await refreezeTarget(run, differences ? 'final verify found differences' : why));
-  else notes.push(`${to} rolled back`);
+  const committed = run.freezeId && final ? await onFresh(opts.to.url, to, (c) => cutoverCommit(c, run.freezeId!)).then((c) => c ?? false, (e: Error) => e) : false;
+  if (committed instanceof Error) {
+    // Whether the target committed cannot be read: unfreezing the source could put writes
+    // on both sides, completing it could skip the target's rollback. Frozen is the safe state.
+    report.freezeMs = undefined;
+    return {
+      rolledForward: false,
+      error: refused(
+        run,
+        `${why}; ${to} cannot be reached (${committed.message}), so whether it committed the final sync is unknown; ${from} stays frozen`,
+        `when ${to} answers again: bluegreen status --env ${from} --env ${to} decides it (completes the cutover if ${to} committed, else unfreezes ${from}); to let the application write on ${from} now regardless: bluegreen unfreeze --env ${from}`,
+      ),
+    };
+  }
+  if (committed) {
+    const note = `${to} had committed the final sync (the point of no return) when the cutover stopped (${why})`;
+    try {
+      report.reverseWatermarks = await onFresh(opts.from.url, from, (c) => completeOnSource(c, from, to, committed));
+      report.freezeMs ??= Date.now() - run.freezeStarted!;
+      return { rolledForward: true, note: `${note}: completed; ${to} serves, ${from} stays frozen`, differences };
+    } catch (e) {
+      return {
+        rolledForward: false,
+        error: refused(
+          run,
+          `${note}, but ${from}'s completion mark could not be written (${(e as Error).message}): ${to} holds every write and serves; ${from} stays frozen`,
+          `bluegreen status --env ${from} --env ${to} completes it (any sync or cutover of the pair does too); then point the application at ${to}`,
+        ),
+      };
+    }
+  }
+  const notes = [`${to} rolled back (unchanged)`];
   let next = `the application stays on ${from}; investigate, then bluegreen sync and cutover again`;
   try {
-    await unfreezeNow(run.src);
+    await onFresh(opts.from.url, from, (c) => unfreezeNow(c));
     report.freezeMs = Date.now() - run.freezeStarted!;
     notes.push(`${from} unfrozen and serving`);
   } catch (e) {
     notes.push(`${from} is STILL FROZEN (${(e as Error).message})`);
-    next = `run bluegreen unfreeze --env ${from} now so the application can write again; then investigate, sync and cutover again`;
+    next = `bluegreen unfreeze --env ${from} (or bluegreen status --env ${from} --env ${to}, which rolls the stopped cutover back) so the application can write on ${from} again; then investigate, sync and cutover again`;
   }
   if (differences) {
     next = `the application stays on ${from}; bluegreen verify --from ${from} --to ${to} names the differing keys, bluegreen sync --repair re-copies them; then cutover again`;
   }
-  return refused(run, `${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure);
+  return { rolledForward: false, error: refused(run, `${why}; ${notes.join('; ')}`, next, undefined, differences ? ExitCode.verifyDiff : ExitCode.failure) };
 }
 
-/** Freezes the target that had committed the final sync; returns the note for the report. */
-async function refreezeTarget(run: CutoverRun, why: string): Promise<string> {
-  const { opts, report, dst } = run;
-  const [from, to] = [opts.from.name, opts.to.name];
-  try {
-    const targetCatalog = await new VersionCatalogs(opts.mappingsDir, dst).get(report.toVersion!);
-    await freeze(dst, Object.keys(targetCatalog.tables), { by: `failed cutover from ${from}: ${why}`, target: from, completed: true, waitMs: 5_000 });
-    return `${to} had committed the final sync: frozen again`;
-  } catch (e) {
-    return `${to} may have committed the final sync and could NOT be frozen again (${(e as Error).message}): keep the application off ${to}`;
+/**
+ * Runs `body` on a fresh session of `url` with short timeouts, three tries a second or
+ * two apart: clean-up after a failure must not depend on the session that failed.
+ */
+async function onFresh<T>(url: string, label: string, body: (c: pg.Client) => Promise<T>): Promise<T> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const c = await connect(url, { label, applicationName: 'bluegreen cutover-abort' }).catch((e: unknown) => ((last = e), undefined));
+    if (c) {
+      try {
+        await c.query(`set statement_timeout = '10s'; set lock_timeout = '5s'`);
+        return await body(c);
+      } catch (e) {
+        last = e;
+      } finally {
+        await c.end().catch(() => {});
+      }
+    }
+    if (attempt < 3) await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
   }
-}
-
-/** Whether the final sync committed on the target: its run record is there. */
-async function targetCommitted(dst: pg.Client, source: string, since: Date): Promise<boolean | 'unknown'> {
-  try {
-    if (!(await dst.query(`select to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) return false;
-    const r = await dst.query(`select 1 from bluegreen.runs where kind = 'cutover' and status = 'ok' and source = $1 and started_at >= $2`, [source, since]);
-    return (r.rowCount ?? 0) > 0;
-  } catch {
-    return 'unknown';
-  }
+  throw last;
 }
 
 function runShell(command: string, logger: Logger): Promise<number | null> {
@@ -408,4 +469,15 @@ function runShell(command: string, logger: Logger): Promise<number | null> {
 /** Connects the target's control session (the source's is opened first by the caller). */
 export function connectControl(url: string, label: string): Promise<pg.Client> {
   return connect(url, { label, applicationName: 'bluegreen cutover-control' });
+}
+
+/** The report of a cutover an earlier, interrupted run of it had already carried past its point of no return. */
+export function alreadyDone(run: CutoverRun): CutoverReport {
+  const { opts, report } = run;
+  const [from, to] = [opts.from.name, opts.to.name];
+  report.ok = true;
+  report.outcome = `${to} already holds the cutover from ${from} (an earlier run had committed it); completed now: ${from} is frozen (read-only)`;
+  report.next = `point the application at ${to}. To keep ${from} current for a rollback: bluegreen sync --from ${to} --to ${from}`;
+  report.ms = Date.now() - run.started;
+  return report;
 }

@@ -50,6 +50,18 @@ create table if not exists bluegreen.horizons (
 -- Each target table's storage as the last run from a source left it: TRUNCATE (and an
 -- import's reload) gives a table new storage, so a changed relfilenode says the table was
 -- rewritten under the stored watermarks.
+-- A cutover's point of no return, on its target, written in the final sync's transaction:
+-- the freeze it belongs to (by the id the source's freeze row carries) and what the source
+-- must record to finish it. A source frozen without its completion mark whose target holds
+-- this row is completed (rolled forward) by the next command; without it, rolled back.
+create table if not exists bluegreen.cutovers (
+  freeze_id   text primary key,
+  source      text not null,
+  from_version integer not null,
+  to_version  integer not null,
+  committed_at timestamptz not null default clock_timestamp(),
+  reverse_watermarks jsonb not null default '[]'
+);
 create table if not exists bluegreen.target_tables (
   source      text not null,
   table_name  text not null,
@@ -58,7 +70,7 @@ create table if not exists bluegreen.target_tables (
 );
 `;
 
-const TABLES = ['runs', 'watermarks', 'verifies', 'horizons', 'target_tables'];
+const TABLES = ['runs', 'watermarks', 'verifies', 'horizons', 'cutovers', 'target_tables'];
 
 /**
  * Creates the state schema, or the tables a newer bluegreen added, if missing. Needs

@@ -4,10 +4,12 @@
  * other side may lack; none of them writes.
  */
 import type pg from 'pg';
-import { InvalidInputError } from '../errors.ts';
+import { InvalidInputError, LockedError } from '../errors.ts';
 import { frozenBy } from '../cutover/freeze.ts';
 import { assertFreezeHeld } from '../db/freeze-guard.ts';
 import type { Endpoint } from './sync.ts';
+import type { Logger } from '../log.ts';
+import { reconcilePair } from '../cutover/reconcile.ts';
 
 /** What the guards need of a run. */
 export interface GuardOptions {
@@ -17,11 +19,21 @@ export interface GuardOptions {
   kind: 'sync' | 'cutover';
   /** Sync against the usual direction. */
   force?: boolean;
+  /** Says what reconciling an interrupted cutover did. */
+  logger?: Logger;
 }
 
 /** Throws InvalidInputError when syncing `from` -> `to` now could lose or overwrite writes. */
 export async function refuseUnsafeSync(src: pg.Client, dst: pg.Client, opts: GuardOptions): Promise<void> {
   const { kind } = opts;
+  // A cutover of this pair killed between its freeze and its completion mark is decided
+  // from the two databases first: completed if the target committed, else rolled back
+  // (src/cutover/reconcile.ts). Not inside a cutover: its own freeze is such a freeze.
+  if (kind !== 'cutover') {
+    for (const r of await reconcilePair({ name: opts.from.name, client: src }, { name: opts.to.name, client: dst }, { write: true })) {
+      opts.logger?.warn(r.detail);
+    }
+  }
   // A side frozen by a cutover that never finished still holds writes the other side
   // may lack; syncing into it would delete them, syncing from it would resume a flow the
   // cutover meant to end. Either way the DBA must unfreeze and decide.
@@ -31,12 +43,17 @@ export async function refuseUnsafeSync(src: pg.Client, dst: pg.Client, opts: Gua
   // delete or skip the writes it took (src/db/freeze-guard.ts).
   if (kind !== 'cutover') await assertFreezeHeld(src, opts.from.name);
   await assertFreezeHeld(dst, opts.to.name);
+  // Left undecided after reconciling: a cutover still running (it holds the other side's
+  // writer lock: skip, as for any run holding a lock), or one towards a third environment.
   for (const [side, f] of [[opts.from.name, srcFrozen], [opts.to.name, kind === 'cutover' ? undefined : dstFrozen]] as const) {
     if (f && !f.completed) {
-      const other = f.target ?? (side === opts.from.name ? opts.to.name : opts.from.name);
+      const other = side === opts.from.name ? opts.to.name : opts.from.name;
+      if (!f.target || f.target === other) {
+        throw new LockedError(`${other} (a cutover ${side} -> ${other} is running; ${side} frozen since ${f.since})`, 'the cutover', 'rerun when the cutover has ended');
+      }
       throw new InvalidInputError(
-        `${side} is frozen by an interrupted cutover to ${other} (since ${f.since}): ${side}'s writes since then may not be on ${other}, and ${other} is not serving`,
-        `run bluegreen unfreeze --env ${side} so the application writes on ${side} again, then bluegreen sync --from ${side} --to ${other} and cut over again`,
+        `${side} is frozen by an interrupted cutover to ${f.target} (since ${f.since}): ${side}'s writes since then may not be on ${f.target}`,
+        `bluegreen status --env ${side} --env ${f.target} decides it (completes the cutover if ${f.target} committed its final sync, else unfreezes ${side}); then rerun this`,
       );
     }
   }

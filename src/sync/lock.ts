@@ -112,3 +112,14 @@ async function clientAlive(port: number, serverPort: number): Promise<boolean> {
 export async function releaseTargetLock(client: pg.Client): Promise<void> {
   await client.query('select pg_advisory_unlock($1, $2)', [LOCK_CLASS, LOCK_OBJ]).catch(() => {});
 }
+
+/**
+ * Takes the target's writer lock on `client` if it is free (or already this session's:
+ * advisory locks stack per session), without waiting. Returns its release, or undefined
+ * while another session holds it: a run writing that target, a cutover in particular.
+ */
+export async function holdTargetLock(client: pg.Client): Promise<(() => Promise<void>) | undefined> {
+  const r = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [LOCK_CLASS, LOCK_OBJ]);
+  if (!r.rows[0]!.ok) return undefined;
+  return () => releaseTargetLock(client);
+}

@@ -140,7 +140,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     if (dst && !(err instanceof LockedError)) await recordFailedRun(dst, { kind, source: opts.from.name, startedAt: new Date(started), error: err });
   };
   return withPair({ from: opts.from, to: opts.to, app, targetLockHeld: opts.targetLockHeld, distinct: true, onFailure }, async ({ src, dst }) => {
-    await refuseUnsafeSync(src, dst, { from: opts.from, to: opts.to, kind, force: opts.force });
+    await refuseUnsafeSync(src, dst, { from: opts.from, to: opts.to, kind, force: opts.force, logger: opts.logger });
     // Stage tables an interrupted --jobs run left behind: ours to drop, we hold the lock.
     const runId = newRunId();
     const swept = await sweepStaleStages(dst, runId, opts.logger);

@@ -256,7 +256,7 @@ describe('cutover', () => {
     }
   });
 
-  it('C2: a cutover killed outright leaves blue frozen as interrupted: status and cutover say to unfreeze it, and the retry works', async () => {
+  it('C2: a cutover killed outright before green committed is rolled back by the next status: blue unfrozen, and the retry works', async () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '200']);
     await p.ok(['sync']);
@@ -270,25 +270,17 @@ describe('cutover', () => {
       await blocker.release();
     }
     await expect(query(p.blue, `insert into users (username) values ('frozen')`)).rejects.toThrow(/frozen by a cutover/);
+    await waitFor('the killed run gone from green', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name like 'bluegreen cutover%'`)).length === 0);
+    // status decides it from the databases: green never committed, so blue is unfrozen.
     const status = await p.ok(['status']);
-    expect(status.stdout).toContain('FROZEN by an interrupted cutover to green: run bluegreen unfreeze --env blue');
+    expect(status.stdout).toContain('ROLLED-BACK: the cutover blue -> green stopped before green committed its final sync: blue unfrozen and serving again');
     const statusJson = report(await p.ok(['status', '--json']));
-    expect(statusJson.environments.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: false, target: 'green' });
-    const again = await p.run(['cutover', '--json']);
-    expect(again.code).toBe(1);
-    const g = report(again).guardrails.find((x: { name: string }) => x.name === 'source serving');
-    expect(g.ok).toBe(false);
-    expect(g.detail).toContain('interrupted');
-    expect(g.detail).toContain('run bluegreen unfreeze --env blue and retry');
-    expect(again.stderr).toContain('bluegreen unfreeze --env blue');
-    // What the guardrail says to do works: unfreeze, blue serves, cutover again.
-    await p.ok(['unfreeze', '--env', 'blue']);
-    await query(p.blue, `insert into users (username) values ('written after unfreeze')`);
-    await waitFor('the killed run gone from green', async () => (await query(p.green, `select 1 from pg_stat_activity where datname = current_database() and application_name like 'bluegreen cutover blue%'`)).length === 0);
+    expect(statusJson.environments.find((e: { name: string }) => e.name === 'blue').frozen).toBeUndefined();
+    await query(p.blue, `insert into users (username) values ('written after the rollback')`);
     await p.ok(['sync']);
     const cut = report(await p.ok(['cutover', '--json']));
     expect(cut.ok).toBe(true);
-    expect(await query(p.green, `select count(*)::int as n from users where login = 'written after unfreeze'`)).toEqual([{ n: 1 }]);
+    expect(await query(p.green, `select count(*)::int as n from users where login = 'written after the rollback'`)).toEqual([{ n: 1 }]);
     const after = report(await p.ok(['status', '--json']));
     expect(after.environments.find((e: { name: string }) => e.name === 'blue').frozen).toMatchObject({ completed: true, target: 'green' });
   });
