@@ -173,3 +173,19 @@ export class ConnectionLostError extends RuntimeFailure {
     super(message, hint);
   }
 }
+
+/**
+ * A connection on which nothing moved for longer than the client-side bound while the
+ * server had to answer or take our bytes (src/db/watchdog.ts): a proxy or network that
+ * stopped forwarding with the sockets still open. The server's own statement_timeout
+ * cannot fire while its backend waits on us, so the client gives up.
+ */
+export class StalledConnectionError extends ConnectionLostError {
+  constructor(side: string, what: string, silentMs: number, bound: string) {
+    super(
+      side,
+      `lost the connection to ${side}: nothing moved for ${Math.round(silentMs / 1000)} s while ${what} (${bound}); the network or a proxy in between stopped forwarding`,
+      `nothing was committed; check the network path to ${side} (a proxy, a load balancer, a firewall), then rerun`,
+    );
+  }
+}

@@ -8,12 +8,16 @@
  * cancel its server statements on SIGINT/SIGTERM: a killed run must not leave a backend
  * running its query and holding the target lock.
  *
- * Errors a session's queries fail with are remembered with the session's side
- * (`sessionOf`), so the CLI names blue or green and tells a lost session from a bug.
+ * The network is bounded too (README "Timeouts"): TCP keepalive on both ends finds a peer
+ * that is gone, src/db/watchdog.ts a path that went silent with its sockets open, and
+ * closing a session never waits on a dead peer for more than END_GRACE_MS. Errors a
+ * session's queries fail with are remembered with the session's side (`sessionOf`), so
+ * the CLI names blue or green and tells a lost session from a bug.
  */
 import net from 'node:net';
 import pg from 'pg';
 import { RuntimeFailure, UsageError } from '../errors.ts';
+import { stallBounds, watchSession } from './watchdog.ts';
 import { redactUrl } from '../redact.ts';
 import { connectHint } from './url.ts';
 
@@ -29,6 +33,25 @@ export const PINNED_SETTINGS: Record<string, string> = {
 };
 
 export type Client = pg.Client;
+
+/**
+ * TCP keepalive on our end: the first probe after this much silence, so a peer whose host
+ * is gone is found by the OS's probes (their interval and count are the OS's: Linux
+ * 75 s x 9) instead of never. A statement that legitimately runs for hours sends nothing
+ * either; the probes are answered by the peer's kernel, so they never end a live session.
+ */
+export const KEEPALIVE_IDLE_MS = 10_000;
+
+/**
+ * The server's end (user-settable, every supported version; ignored on a Unix socket):
+ * a backend whose client host is gone (probes unanswered for 60 s + 6 x 10 s) ends, rolls
+ * back and releases its snapshot and the target lock, without waiting for the OS default
+ * of two hours.
+ */
+const SERVER_KEEPALIVES: Record<string, string> = { tcp_keepalives_idle: '60', tcp_keepalives_interval: '10', tcp_keepalives_count: '6' };
+
+/** How long closing a session may wait for the server to close its end before the socket is dropped. */
+export const END_GRACE_MS = 3000;
 
 /** How long bluegreen waits, in milliseconds; 0 means no limit (statement and lock only). */
 export interface SessionTimeouts {
@@ -153,7 +176,8 @@ export function sessionOf(err: unknown): SessionOfError | undefined {
 
 /**
  * Remembers the side of every error this session's queries fail with (promise queries and
- * submittables such as COPY streams).
+ * submittables such as COPY streams), and closes within END_GRACE_MS: pg's own end()
+ * waits for the server to close its end, which a silent path never does.
  */
 function instrument(client: pg.Client, side: string): void {
   let ended: SessionOfError['ended'];
@@ -177,11 +201,18 @@ function instrument(client: pg.Client, side: string): void {
     const result = query(config, ...rest);
     return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(note(err))) : result;
   };
+  const end = client.end.bind(client);
+  (client as unknown as { end: () => Promise<void> }).end = () => {
+    const stream = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+    const timer = setTimeout(() => stream.destroy(), END_GRACE_MS);
+    timer.unref();
+    return end().finally(() => clearTimeout(timer));
+  };
 }
 
 export async function connect(url: string, opts: ConnectOptions = {}): Promise<pg.Client> {
   const t = timeouts;
-  const settings = { ...PINNED_SETTINGS, statement_timeout: String(t.statementMs), lock_timeout: String(t.lockMs) };
+  const settings = { ...PINNED_SETTINGS, ...SERVER_KEEPALIVES, statement_timeout: String(t.statementMs), lock_timeout: String(t.lockMs) };
   const options = Object.entries(settings)
     .map(([k, v]) => `-c ${k}=${v.replace(/ /g, '\\ ')}`)
     .join(' ');
@@ -190,6 +221,8 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<p
     application_name: opts.applicationName ?? 'bluegreen',
     options,
     connectionTimeoutMillis: t.connectMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
   });
   // An idle client whose server goes away emits 'error'; without a listener that kills
   // the process with a stack trace. The next query reports the failure properly.
@@ -198,6 +231,7 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<p
   instrument(client, side);
   try {
     await client.connect();
+    watchSession(client, side, stallBounds(t.statementMs));
     // A backend whose client died mid-statement notices it only when it next writes to
     // the socket; PostgreSQL 14+ can poll for it, so even a SIGKILLed run's statement
     // (and the target lock its session holds) ends within seconds.
@@ -216,6 +250,15 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<p
   open.add(client);
   client.once('end', () => open.delete(client));
   return client;
+}
+
+/**
+ * Ends a session at once by closing its socket: its backend rolls back and goes. For a
+ * session whose protocol state cannot be recovered (a COPY TO abandoned halfway: the
+ * server keeps sending rows nobody reads, and every later query would queue behind them).
+ */
+export function dropSession(client: pg.Client): void {
+  (client as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
 }
 
 /** Runs `fn` with a connection and always closes it. */

@@ -1,20 +1,32 @@
 /**
  * The one streaming pass of sync and repair: the source's `COPY (SELECT …) TO STDOUT`
  * piped into the target's `COPY … FROM STDIN`, binary when that is exact, CSV otherwise.
+ *
+ * Neither stream waits forever: each session's watchdog (src/db/watchdog.ts) fails the
+ * side on which no byte moves past its bound, and the pipeline then fails the other.
  */
 import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { ident } from '../db/connect.ts';
+import { dropSession, ident } from '../db/connect.ts';
 
 /** Streams `COPY (sql) TO STDOUT` on `src` into `COPY rel (columns) FROM STDIN` on `dst`. */
 export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[], tap?: (binary: boolean) => Transform): Promise<number> {
   const format = (await binaryIsExact(src, dst, sql, rel, columns)) ? 'binary' : 'csv';
   const out = src.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT ${format})`));
   const inn = dst.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT ${format})`));
-  if (tap) await pipeline(out, tap(format === 'binary'), inn);
-  else await pipeline(out, inn);
+  try {
+    if (tap) await pipeline(out, tap(format === 'binary'), inn);
+    else await pipeline(out, inn);
+  } catch (err) {
+    // The target failed (or went silent) while the source was still sending: a COPY TO
+    // cannot be stopped halfway in the protocol, and the session would stay wedged
+    // behind rows nobody reads (a rollback queued after them hangs). It only read, in a
+    // snapshot the failed run no longer needs: end it now.
+    if ((src as unknown as { _activeQuery?: unknown })._activeQuery === out) dropSession(src);
+    throw err;
+  }
   return inn.rowCount;
 }
 
