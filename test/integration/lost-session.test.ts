@@ -127,4 +127,25 @@ describe('a session ended under a sync is a runtime failure naming its side', ()
     await waitFor('no session of the run on green', async () => (await runSessions(p.green)).length === 0, 15_000);
     expect(await query(p.green, `select count(*)::int as n from users where email like 'lost-session-%'`)).toEqual([{ n: 0 }]);
   });
+
+  it('-v keeps a lock timeout what it is: a database error on green, exit 1, with the trace added', async () => {
+    const p = await makePair(1, 1);
+    await p.ok(['seed', '--to', 'blue', '--rows', '50']);
+    await p.ok(['sync']);
+    await query(p.blue, `update users set email = 'locked-' || id`);
+    const blocker = new pg.Client({ connectionString: p.green });
+    await blocker.connect();
+    await blocker.query('begin');
+    await blocker.query('lock table users in access exclusive mode');
+    try {
+      const r = await p.run(['sync', '--lock-timeout', '1', '-v']);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).not.toMatch(/this is a bug|unexpected failure/);
+      expect(r.stderr).toMatch(/^error: the database refused an operation on green: canceling statement due to lock timeout \(SQLSTATE 55P03/m);
+      expect(r.stderr).toMatch(/\n  next: nothing was committed; something held a table lock longer than --lock-timeout/);
+      expect(r.stderr).toMatch(/\n  trace: /);
+    } finally {
+      await blocker.end();
+    }
+  });
 });
