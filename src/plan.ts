@@ -17,6 +17,7 @@ import { guardrails, type CutoverReport, type Guardrail } from './cutover/cutove
 import { VersionMismatchError } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Endpoint } from './sync/sync.ts';
+import { checkZones, lowerBoundSql, planWatermarks, type SourcePlan } from './sync/watermark.ts';
 
 export interface PlanOptions {
   from: Endpoint;
@@ -76,6 +77,12 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
     const all = Object.fromEntries(await catalogs.all());
     const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
     const order = loadOrder(all[toVersion]!).filter((t) => chain.tables[t]);
+    // Watermark rules as sync applies them, read before the snapshot's transaction (a
+    // refused zone or skew is a failed statement): a rule sync refuses is already a failed
+    // guardrail above, so only the rows-to-read count goes without it. A declared zone the
+    // newest values contradict refuses the plan as it refuses sync (exit 2).
+    const rules = await planWatermarks(src, order.map((t) => chain.tables[t]!), all[fromVersion]!, new Map(), { zoneCheck: false }).catch(() => undefined);
+    if (rules) await checkZones(src, [...rules.values()].filter((p): p is SourcePlan => p !== null), { warn: (m, f) => opts.logger.warn(m, f) });
 
     await src.query('begin isolation level repeatable read read only');
     await dst.query('begin isolation level repeatable read read only');
@@ -104,8 +111,12 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
                 ? `never synced from ${opts.from.name}`
                 : `rows whose ${first.watermark} reached the stored watermark`;
       const sourceRows = await rowCount(src, first.table);
+      // The bound as sync reads it (a local watermark compares in its zone), else the bare column.
+      const rule = rules?.get(first.table);
+      const bound = (lo: string) =>
+        rule && rule.column === first.watermark && (rule.kind === 'integer') === /^-?\d+$/.test(lo) ? lowerBoundSql({ ...rule, lo }) : `${ident(first.watermark!)} >= ${literal(lo)}`;
       const read = incremental && first.watermark && lo !== null
-        ? Number((await src.query<{ n: string }>(`select count(*)::text as n from ${ident(first.table)} where ${ident(first.watermark)} >= ${literal(lo)}`)).rows[0]!.n)
+        ? Number((await src.query<{ n: string }>(`select count(*)::text as n from ${ident(first.table)} where ${bound(lo)}`)).rows[0]!.n)
         : sourceRows;
       const targetRows = targetEmpty ? 0 : await rowCount(dst, name);
       tables.push({

@@ -84,7 +84,14 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
   // Per source table: its watermark and the lower bound for this run, checked before
   // anything is read (src/sync/watermark.ts); integer watermarks sampled before the horizon.
   const tables = order.map((t) => chain.tables[t]!);
-  const sourcePlans = await planWatermarks(src, tables, sourceCatalog, lower, { lookback: opts.lookback });
+  // Each local watermark's declared zone is checked against its newest value, except in a
+  // cutover's final sync: its guardrails and the sync before the freeze checked it, and
+  // writes are refused while this one runs.
+  const sourcePlans = await planWatermarks(src, tables, sourceCatalog, lower, {
+    lookback: opts.lookback,
+    zoneCheck: kind !== 'cutover',
+    warn: (message, fields) => logger.warn(message, fields),
+  });
   const planFor = (table: string): SourcePlan | null => sourcePlans.get(table) ?? null;
   const samples = await sampleIntegerWatermarks(src, sourcePlans);
   const history = samples.length ? await sampleHistory(dst, opts.from.name) : [];

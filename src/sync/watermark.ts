@@ -34,6 +34,17 @@
  *
  * A declared `skew` (watermarks the application sets from its own clock) is subtracted
  * from the time bound; `--lookback` is already in H.
+ *
+ * A wrong declared zone breaks the local rule silently, so every plan checks it
+ * (checkZones): the newest value (max(col), which the column's index answers; a table
+ * whose plan would scan it is not checked) is compared with the source's now() in the
+ * declared zone. Declared east of the writers (Tokyo for Berlin), local values look hours
+ * old: every bound is hours ahead of the rows, incremental runs read nothing and updates
+ * are lost; that shows as a lag of a whole number of hours while writes happen, which is
+ * warned (an idle table shows a lag too, so it cannot be refused). Declared west (UTC for
+ * Berlin), values lie in the future, which no writer in that zone can produce: refused
+ * beyond the skew (and --lookback) plus a minute, naming the value, the zone and the
+ * offset the values fit.
  */
 import type pg from 'pg';
 import { ident, literal } from '../db/connect.ts';
@@ -88,6 +99,10 @@ export interface IntegerSample {
 export interface WatermarkOptions {
   /** --lookback: accepts a local watermark without a declared zone (read as UTC). */
   lookback?: string;
+  /** Compare local watermarks' newest values with the source's clock in their zone (checkZones); default on. */
+  zoneCheck?: boolean;
+  /** Where a suspicious but possible watermark (a whole-hour lag) is reported. */
+  warn?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
 /**
@@ -118,7 +133,93 @@ export async function planWatermarks(
     }
   }
   for (const ct of tables) if (ct.reload === 'append') appendLookup(ct, plans);
+  if (opts.zoneCheck !== false) await checkZones(src, [...plans.values()].filter((p): p is SourcePlan => p !== null), opts);
   return plans;
+}
+
+/** Tolerance around a whole number of hours for the lag warning (writes happening: seconds old). */
+const WHOLE_HOUR_TOLERANCE_S = 120;
+/** Beyond the skew (and --lookback), how far ahead of the zone's now() a value may be. */
+const FUTURE_MARGIN = '1 minute';
+
+/**
+ * The declared zone of each local and date watermark against its newest value (see the
+ * module comment): refuses (TableError, exit 2) a value later than the source's now() in
+ * that zone beyond the skew, --lookback and a minute; warns when a local value lags a
+ * whole number of hours. One max() per table, answered by the column's index: a table
+ * without one (the plan would scan it) is skipped, never scanned.
+ */
+export async function checkZones(src: pg.Client, plans: SourcePlan[], opts: WatermarkOptions): Promise<void> {
+  for (const p of plans) {
+    if ((p.kind !== 'local' && p.kind !== 'date') || p.zone === undefined) continue;
+    const zone = literal(p.zone);
+    const allowance = `(${literal(p.skew ?? '0')}::interval + ${literal(opts.lookback ?? '0')}::interval + ${literal(FUTURE_MARGIN)}::interval)`;
+    const localNow = `(now() at time zone ${zone})`;
+    const future = p.kind === 'date' ? `m > (${localNow} + ${allowance})::date` : `m > ${localNow} + ${allowance}`;
+    const sql = `select m::text as newest, ${localNow}::text as local_now, ${future} as future,
+                        extract(epoch from m::timestamp - ${localNow})::float8 as ahead,
+                        extract(epoch from ${localNow} - (now() at time zone 'UTC'))::float8 as zone_offset
+                   from (select max(${ident(p.column)}) as m from ${ident(p.table)}) x`;
+    const r = await indexOnly(src, sql);
+    if (!r || r.newest === null) continue; // no index to answer max(), or an empty table
+    if (r.future) {
+      const fits = await zonesAt(src, r.zone_offset + Math.round(r.ahead / 900) * 900);
+      throw new TableError(
+        p.table,
+        `watermark ${p.column} holds ${r.newest}, later than now in its declared zone ${p.zone} (${r.local_now.slice(0, 19)})${p.skew ? ` beyond its skew ${p.skew}` : ''}: the writers' zone is not ${p.zone}`,
+        `declare the zone the writers use${fits ? ` (the values fit ${fits})` : ''} in the mapping ("watermark": {"column": "${p.column}", "zone": ...}) or the schema.sql comment (zone=...); if the application's clock runs ahead, declare a skew`,
+      );
+    }
+    const lag = -r.ahead;
+    const hours = Math.round(lag / 3600);
+    if (p.kind === 'local' && hours >= 1 && hours <= 26 && Math.abs(lag - hours * 3600) <= WHOLE_HOUR_TOLERANCE_S + skewSeconds(p.skew)) {
+      const fits = await zonesAt(src, r.zone_offset - hours * 3600);
+      opts.warn?.(
+        `table ${p.table}: the newest ${p.column} (${r.newest}) is ${hours} h behind now in its declared zone ${p.zone} (${r.local_now.slice(0, 19)}); ` +
+          `if writes are happening, the writers' zone is not ${p.zone}${fits ? ` (the values fit ${fits})` : ''} and incremental syncs miss their rows for ${hours} h`,
+        { table: p.table, column: p.column, newest: r.newest, zone: p.zone, lagHours: hours },
+      );
+    }
+  }
+}
+
+/**
+ * Runs `sql` (one row) unless its plan scans a table: with sequential scans disabled the
+ * planner still picks one only when no index can answer, and then nothing is run.
+ */
+async function indexOnly(src: pg.Client, sql: string): Promise<{ newest: string | null; local_now: string; future: boolean; ahead: number; zone_offset: number } | undefined> {
+  const before = (await src.query<{ v: string }>(`select current_setting('enable_seqscan') as v`)).rows[0]!.v;
+  await src.query(`select set_config('enable_seqscan', 'off', false)`);
+  try {
+    const plan = (await src.query(`explain (format json) ${sql}`)).rows[0]!['QUERY PLAN'];
+    if (JSON.stringify(plan).includes('"Seq Scan"')) return undefined;
+    return (await src.query(sql)).rows[0];
+  } finally {
+    await src.query(`select set_config('enable_seqscan', $1, false)`, [before]);
+  }
+}
+
+/** A UTC offset in seconds as the values' zone: `UTC+01:00 now (e.g. Europe/Berlin, ...)`, the server's own zone first. */
+async function zonesAt(src: pg.Client, offsetSeconds: number): Promise<string | undefined> {
+  const r = await src.query<{ names: string[] | null; label: string }>(
+    `select (array_agg(name order by name = current_setting('TimeZone') desc,
+                      case split_part(name, '/', 1) when 'Europe' then 0 when 'America' then 1 when 'Asia' then 2 else 3 end, name))[1:3] as names,
+            to_char(make_interval(secs => $1), 'HH24:MI') as label
+       from pg_timezone_names
+      where utc_offset = make_interval(secs => $1) and name ~ '^(Europe|America|Asia|Africa|Australia|Pacific|Atlantic|Indian)/'`,
+    [offsetSeconds],
+  );
+  const x = r.rows[0]!;
+  const sign = offsetSeconds < 0 ? '-' : '+';
+  const label = `UTC${sign}${x.label.replace(/^-/, '')}`;
+  return x.names?.length ? `${label} now (e.g. ${x.names.join(', ')})` : undefined;
+}
+
+function skewSeconds(skew: string | undefined): number {
+  // The skew is interval text as PostgreSQL prints it (hh:mm:ss, or with days): seconds suffice here.
+  const m = skew ? /(?:(\d+) days? )?(-)?(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(skew) : null;
+  if (!m) return 0;
+  return Number(m[1] ?? 0) * 86400 + Number(m[3]) * 3600 + Number(m[4]) * 60 + Number(m[5]);
 }
 
 async function planOne(
