@@ -13,8 +13,12 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Catalog } from './catalog-types.ts';
 
-/** Bump when Catalog's shape changes: older entries are then ignored. */
-const FORMAT = 'bluegreen-catalog/1';
+/**
+ * Bump when Catalog's shape changes: older entries are then ignored and learnt again.
+ * 2: defaults, identity kinds, generated expressions, CHECK constraints, enums and domains
+ * (version detection compares them; a format-1 entry lacks them and would match more).
+ */
+const FORMAT = 'bluegreen-catalog/2';
 
 /** The cached catalog of `schemaSql` on this server, else `learn()`'s (then cached). */
 export async function cachedCatalog(client: pg.Client, schemaSql: string, learn: () => Promise<Catalog>): Promise<Catalog> {

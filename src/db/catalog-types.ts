@@ -17,6 +17,18 @@ export interface ColumnInfo {
   identity: boolean;
   /** Generated (computed) column: never written by COPY. */
   generated: boolean;
+  /**
+   * The DEFAULT expression as pg_get_expr prints it (`'new'::text`, `now()`), null when
+   * none; a sequence's default is `nextval(sequence)` whatever the sequence is called (a
+   * serial renamed with its table keeps its old sequence, which means nothing to a
+   * mapping). Compared by version detection: a `default` op writes whatever it says.
+   * Absent in catalogs learnt before format 2.
+   */
+  default?: string | null;
+  /** `always` or `by default` for an identity column (it decides whether COPY may write it). */
+  identityKind?: 'always' | 'by default';
+  /** A generated column's expression and kind: `(price * qty) stored`. */
+  generatedAs?: string;
 }
 
 export interface ForeignKeyInfo {
@@ -49,9 +61,30 @@ export interface TableInfo {
    * `'bluegreen:watermark zone=Europe/Berlin skew=30s'`; absent when the comment says neither.
    */
   watermarkRule?: { zone?: string; skew?: string };
+  /** CHECK constraints as pg_get_constraintdef prints them, sorted (names left out). */
+  checks?: string[];
 }
+
+/** An enum or a domain of the schema, as version detection compares it. */
+export type TypeInfo =
+  | { kind: 'enum'; /** Labels in their sort order. */ labels: string[] }
+  | {
+      kind: 'domain';
+      /** Base type as format_type prints it. */
+      base: string;
+      notNull: boolean;
+      /** DEFAULT expression, null when none. */
+      default: string | null;
+      /** CHECK constraints, sorted. */
+      checks: string[];
+    };
 
 export interface Catalog {
   /** Tables by name, sorted by name. */
   tables: Record<string, TableInfo>;
+  /**
+   * Enums and domains of the schema by name as format_type prints it (the name columns
+   * use), extension members left out. Absent in catalogs learnt before format 2.
+   */
+  types?: Record<string, TypeInfo>;
 }

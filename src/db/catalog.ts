@@ -8,7 +8,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { assertNoTransactionControl } from './schema-guard.ts';
 import path from 'node:path';
 import type pg from 'pg';
-import type { Catalog, TableInfo } from './catalog-types.ts';
+import type { Catalog, ColumnInfo, TableInfo, TypeInfo } from './catalog-types.ts';
 import { ident } from './connect.ts';
 import { InvalidInputError, VersionMismatchError } from '../errors.ts';
 import { cachedCatalog } from './catalog-cache.ts';
@@ -18,24 +18,37 @@ export type { Catalog, TableInfo, ColumnInfo } from './catalog-types.ts';
 /** Schema holding bluegreen's own state in a target database; never part of a version. */
 export const STATE_SCHEMA = 'bluegreen';
 
-/** Reads every ordinary table of `schema` (default: the session's current schema). */
+/**
+ * Reads every ordinary table of `schema` (default: the session's current schema), with
+ * what a schema change can change and version detection therefore compares: column
+ * defaults, identity kinds, generated expressions, CHECK constraints, and the schema's
+ * enums (labels in order) and domains. Expressions are printed by the server
+ * (pg_get_expr, pg_get_constraintdef), so a version's scratch schema and a live database
+ * on the same server print them alike; the schema's own qualifier is removed, since the
+ * scratch schema has another name than the live one.
+ */
 export async function readCatalog(client: pg.Client, schema?: string): Promise<Catalog> {
   const nsp = schema ?? (await client.query<{ s: string }>('select current_schema() as s')).rows[0]!.s;
+  const q = (await client.query<{ q: string }>('select quote_ident($1) as q', [nsp])).rows[0]!.q;
+  const local = unqualifier(nsp, q);
   const cols = await client.query<{
     table: string;
     name: string;
     type: string;
     notnull: boolean;
     hasdef: boolean;
-    identity: boolean;
-    generated: boolean;
+    identity: string;
+    generated: string;
+    expr: string | null;
   }>(
     `select c.relname as table, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
             a.attnotnull as notnull, (a.atthasdef or a.attidentity <> '') as hasdef,
-            a.attidentity <> '' as identity, a.attgenerated <> '' as generated
+            a.attidentity::text as identity, a.attgenerated::text as generated,
+            pg_get_expr(d.adbin, d.adrelid) as expr
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid
+       left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
       where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
         and a.attnum > 0 and not a.attisdropped
       order by c.relname, a.attnum`,
@@ -43,15 +56,48 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
   );
   const tables: Record<string, TableInfo> = {};
   for (const r of cols.rows) {
-    const t = (tables[r.table] ??= { name: r.table, columns: [], primaryKey: [], uniqueKeys: [], foreignKeys: [] });
+    const t = (tables[r.table] ??= { name: r.table, columns: [], primaryKey: [], uniqueKeys: [], foreignKeys: [], checks: [] });
+    const expr = r.expr === null ? null : local(r.expr);
+    const generated = r.generated !== '';
     t.columns.push({
       name: r.name,
       type: r.type,
       notNull: r.notnull,
       hasDefault: r.hasdef,
-      identity: r.identity,
-      generated: r.generated,
+      identity: r.identity !== '',
+      generated,
+      default: generated ? null : normalDefault(expr),
+      ...(r.identity === 'a' ? { identityKind: 'always' as const } : r.identity === 'd' ? { identityKind: 'by default' as const } : {}),
+      ...(generated ? { generatedAs: `(${expr ?? ''}) ${r.generated === 'v' ? 'virtual' : 'stored'}` } : {}),
     });
+  }
+  // CHECK constraints only: PostgreSQL 18 lists NOT NULL in pg_constraint too ('n'),
+  // which nullability already covers, and 15 does not.
+  const checks = await client.query<{ table: string; def: string }>(
+    `select c.relname as table, pg_get_constraintdef(k.oid) as def
+       from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and k.contype = 'c' and c.relkind in ('r', 'p') and not c.relispartition`,
+    [nsp],
+  );
+  for (const k of checks.rows) tables[k.table]?.checks!.push(local(k.def));
+  for (const t of Object.values(tables)) t.checks!.sort();
+  const types: Record<string, TypeInfo> = {};
+  const userTypes = await client.query<{ name: string; kind: string; labels: string[] | null; base: string | null; notnull: boolean; def: string | null; checks: string[] }>(
+    `select format_type(t.oid, null) as name, t.typtype::text as kind,
+            case when t.typtype = 'e' then array(select e.enumlabel::text from pg_enum e where e.enumtypid = t.oid order by e.enumsortorder) end as labels,
+            case when t.typtype = 'd' then format_type(t.typbasetype, t.typtypmod) end as base,
+            t.typnotnull as notnull, pg_get_expr(t.typdefaultbin, 0) as def,
+            array(select pg_get_constraintdef(k.oid) from pg_constraint k where k.contypid = t.oid and k.contype = 'c') as checks
+       from pg_type t join pg_namespace n on n.oid = t.typnamespace
+      where n.nspname = $1 and t.typtype in ('e', 'd')
+        and not exists (select 1 from pg_depend x where x.classid = 'pg_type'::regclass and x.objid = t.oid and x.deptype = 'e')`,
+    [nsp],
+  );
+  for (const t of userTypes.rows) {
+    types[local(t.name)] =
+      t.kind === 'e'
+        ? { kind: 'enum', labels: t.labels ?? [] }
+        : { kind: 'domain', base: local(t.base ?? ''), notNull: t.notnull, default: t.def === null ? null : local(t.def), checks: t.checks.map(local).sort() };
   }
   // Keys: unique indexes over plain columns (no expressions, no predicates).
   const keys = await client.query<{ table: string; primary: boolean; cols: string[] }>(
@@ -105,7 +151,20 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
   for (const f of fks.rows) {
     tables[f.table]?.foreignKeys.push({ columns: f.cols, refTable: f.ref, refColumns: f.refcols });
   }
-  return { tables };
+  return { tables, types };
+}
+
+/** Removes the qualifier `nsp.` (plain or quoted as `q`) from text the server printed. */
+function unqualifier(nsp: string, q: string): (text: string) => string {
+  const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`(?<![\\w$"])(?:${[...new Set([q, nsp, `"${nsp}"`])].map(esc).join('|')})\\.(?=[\\w"])`, 'g');
+  return (text) => text.replace(re, '');
+}
+
+/** A default for comparison: any sequence's nextval is the same default. */
+function normalDefault(expr: string | null): string | null {
+  if (expr === null) return null;
+  return /^nextval\('(?:[^']|'')+'::regclass\)$/.test(expr) ? 'nextval(sequence)' : expr;
 }
 
 /**
@@ -241,9 +300,16 @@ export class VersionCatalogs {
   }
 }
 
-/** Differences between a live catalog and a version's, one readable line each. */
+/**
+ * Differences between a live catalog and a version's, one readable line each: tables,
+ * columns, types, nullability, primary keys, and what a schema change can change besides
+ * (defaults, identity kinds, generated expressions, CHECK constraints, the labels and
+ * their order of the enums and the definition of the domains the columns use). Parts a
+ * catalog learnt before they were read lacks are not compared.
+ */
 export function diffCatalogs(live: Catalog, expected: Catalog): string[] {
   const out: string[] = [];
+  const usedTypes = new Set<string>();
   for (const name of Object.keys(expected.tables)) {
     const e = expected.tables[name]!;
     const l = live.tables[name];
@@ -252,11 +318,13 @@ export function diffCatalogs(live: Catalog, expected: Catalog): string[] {
       continue;
     }
     for (const ec of e.columns) {
+      usedTypes.add(ec.type.replace(/(\[\])+$/, ''));
       const lc = l.columns.find((c) => c.name === ec.name);
       if (!lc) out.push(`column ${name}.${ec.name} (${ec.type}) is missing`);
       else if (lc.type !== ec.type) out.push(`column ${name}.${ec.name} is ${lc.type}, expected ${ec.type}`);
       else if (lc.notNull !== ec.notNull)
         out.push(`column ${name}.${ec.name} is ${lc.notNull ? 'NOT NULL' : 'nullable'}, expected ${ec.notNull ? 'NOT NULL' : 'nullable'}`);
+      else out.push(...columnDrift(`${name}.${ec.name}`, lc, ec));
     }
     for (const lc of l.columns) {
       if (!e.columns.some((c) => c.name === lc.name)) out.push(`column ${name}.${lc.name} (${lc.type}) is not in the version`);
@@ -264,29 +332,79 @@ export function diffCatalogs(live: Catalog, expected: Catalog): string[] {
     if (e.primaryKey.join(',') !== l.primaryKey.join(',')) {
       out.push(`table ${name} has primary key (${l.primaryKey.join(', ') || 'none'}), expected (${e.primaryKey.join(', ') || 'none'})`);
     }
+    if (e.checks && l.checks) {
+      for (const c of e.checks) if (!l.checks.includes(c)) out.push(`table ${name} lacks ${c}`);
+      for (const c of l.checks) if (!e.checks.includes(c)) out.push(`table ${name} has ${c}, which the version does not`);
+    }
   }
   for (const name of Object.keys(live.tables)) {
     if (!expected.tables[name]) out.push(`table ${name} is not in the version`);
   }
+  if (expected.types && live.types) out.push(...typeDrift(live.types, expected.types, usedTypes));
+  return out;
+}
+
+function columnDrift(at: string, l: ColumnInfo, e: ColumnInfo): string[] {
+  // Catalogs of format 1 (an in-memory one, say) have no default: nothing more to compare.
+  if (e.default === undefined || l.default === undefined) return [];
+  const out: string[] = [];
+  const identity = (c: ColumnInfo) => (c.identityKind ? `GENERATED ${c.identityKind.toUpperCase()} AS IDENTITY` : 'not an identity');
+  const generated = (c: ColumnInfo) => (c.generatedAs ? `generated as ${c.generatedAs}` : 'not generated');
+  if (e.identityKind !== l.identityKind) out.push(`column ${at} is ${identity(l)}, expected ${identity(e)}`);
+  if (e.generatedAs !== l.generatedAs) out.push(`column ${at} is ${generated(l)}, expected ${generated(e)}`);
+  if (e.default !== l.default) out.push(`column ${at} has ${l.default === null ? 'no DEFAULT' : `DEFAULT ${l.default}`}, expected ${e.default === null ? 'none' : e.default}`);
+  return out;
+}
+
+/** The enums and domains the version's columns use (through domains too), compared. */
+function typeDrift(live: Record<string, TypeInfo>, expected: Record<string, TypeInfo>, used: Set<string>): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const e = expected[name];
+    if (e === undefined) return; // a built-in or extension type: its name says it all
+    const l = live[name];
+    const show = (t: TypeInfo) =>
+      t.kind === 'enum'
+        ? `enum (${t.labels.map((x) => `'${x}'`).join(', ')})`
+        : `domain over ${t.base}${t.default !== null ? ` DEFAULT ${t.default}` : ''}${t.notNull ? ' NOT NULL' : ''}${t.checks.map((c) => ` ${c}`).join('')}`;
+    if (l === undefined) out.push(`type ${name} (${show(e)}) is missing`);
+    else if (show(l) !== show(e)) out.push(`type ${name} is ${show(l)}, expected ${show(e)}`);
+    if (e.kind === 'domain') visit(e.base.replace(/(\[\])+$/, ''));
+  };
+  for (const t of [...used].sort()) visit(t);
   return out;
 }
 
 export type DetectedVersion = { version: number; catalog: Catalog } | { version: 'empty'; catalog: Catalog };
 
 /**
- * The version whose schema.sql matches the database's current schema exactly (tables,
- * columns, types, nullability, primary keys). An empty schema is reported as 'empty'; a
- * schema matching no version is refused with a drift report against the closest one.
+ * The version whose schema.sql matches the database's current schema exactly (see
+ * diffCatalogs for what is compared). An empty schema is reported as 'empty'; a schema
+ * matching no version is refused with a drift report against the closest one; a schema
+ * matching two versions is refused naming them (`check` refuses such versions too):
+ * guessing one would run the wrong mapping, or none where one was needed.
  */
 export async function detectVersion(client: pg.Client, catalogs: VersionCatalogs, label = 'database'): Promise<DetectedVersion> {
   const live = await readCatalog(client);
   if (Object.keys(live.tables).length === 0) return { version: 'empty', catalog: live };
   let best: { version: number; drift: string[] } | undefined;
+  const matches: number[] = [];
   for (const [version, catalog] of await catalogs.all()) {
     const drift = diffCatalogs(live, catalog);
-    if (drift.length === 0) return { version, catalog: live };
-    if (!best || drift.length < best.drift.length) best = { version, drift };
+    if (drift.length === 0) matches.push(version);
+    else if (!best || drift.length < best.drift.length) best = { version, drift };
   }
+  if (matches.length > 1) {
+    const names = matches.map((v) => `v${v}`);
+    throw new VersionMismatchError(
+      `${label} matches ${names.slice(0, -1).join(', ')} and ${names.at(-1)} alike in ${catalogs.mappingsDir}: their schema.sql describe the same schema, so which version it is cannot be told`,
+      `make the versions differ in what detection compares (bluegreen check names such versions), or pass --version to say which it is`,
+    );
+  }
+  if (matches.length === 1) return { version: matches[0]!, catalog: live };
   const shown = best!.drift.slice(0, 12);
   throw new VersionMismatchError(
     `${label} matches no version in ${catalogs.mappingsDir}; closest is v${best!.version} with ${best!.drift.length} difference(s): ${shown.join('; ')}${best!.drift.length > shown.length ? '; …' : ''}`,

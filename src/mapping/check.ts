@@ -6,6 +6,8 @@
  * outbound mapping declares lost is expected and listed; any other difference fails.
  */
 import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { diffCatalogs } from '../db/catalog.ts';
 import type { Catalog, TableInfo } from '../db/catalog-types.ts';
 import { BluegreenError, ValidationError, type ValidationProblem } from '../errors.ts';
 import { compileStep, type CompiledStep } from './compile.ts';
@@ -192,6 +194,29 @@ async function roundTrip(from: number, via: number, out: Mapping, back: Mapping,
 }
 
 /**
+ * Versions whose schema.sql version detection cannot tell apart (src/db/catalog.ts,
+ * diffCatalogs): a database at either matches both, so sync, verify and cutover refuse
+ * it. Caught here, where the fix is an edit, rather than on the first live run.
+ */
+export function indistinguishable(mappingsDir: string, versions: number[], catalogs: CatalogsByVersion): ValidationProblem[] {
+  const out: ValidationProblem[] = [];
+  for (const [i, b] of versions.entries()) {
+    for (const a of versions.slice(0, i)) {
+      const ca = catalogs[a];
+      const cb = catalogs[b];
+      if (!ca || !cb || diffCatalogs(ca, cb).length > 0 || diffCatalogs(cb, ca).length > 0) continue;
+      out.push({
+        file: path.join(mappingsDir, `v${b}`, 'schema.sql'),
+        path: '',
+        message: `v${a} and v${b} have the same schema as version detection compares them (tables, columns, types, keys, defaults, identity and generated columns, checks, enums, domains): a database at either matches both and is refused`,
+        hint: `make v${b}/schema.sql say what changed since v${a} (a new enum label, a check, a default...), or remove v${b} if nothing did`,
+      });
+    }
+  }
+  return out;
+}
+
+/**
  * Validates every mapping under `mappingsDir` against `catalogs` (which must hold every
  * version) and round-trips `fixtureRows` through each version pair, both directions. The
  * fixture rows are carried to the other versions through the mappings themselves.
@@ -199,7 +224,7 @@ async function roundTrip(from: number, via: number, out: Mapping, back: Mapping,
  */
 export async function checkMappings(mappingsDir: string, catalogs: CatalogsByVersion, fixtureRows: FixtureRows, run: StepRunner = jsStepRunner): Promise<CheckReport> {
   const versions = await listMappingVersions(mappingsDir);
-  const problems: ValidationProblem[] = [];
+  const problems: ValidationProblem[] = [...indistinguishable(mappingsDir, versions, catalogs)];
   const up = new Map<number, Mapping>();
   const down = new Map<number, Mapping>();
   for (const v of versions.slice(1)) {

@@ -108,7 +108,7 @@ describe('check', () => {
 });
 
 describe('new-version', () => {
-  it('scaffolds the next version; check passes on it offline; a dump converts to it', async () => {
+  it('scaffolds the next version; check round-trips it offline and names it indistinguishable from v3; a dump converts to it', async () => {
     const dir = await copyOfMappings();
     const r = await runCli(['--mappings', dir, 'new-version']);
     expect(r.code, r.stderr).toBe(0);
@@ -120,8 +120,12 @@ describe('new-version', () => {
     await check(MAPPINGS); // warms the cache for v1..v3
     const cwd = await tmp('nodb');
     const offline = await runCli(['--mappings', dir, 'check', '--catalog-cache', cache], {}, cwd);
-    expect(offline.code, offline.stdout + offline.stderr).toBe(0);
     expect(offline.stdout).toMatch(/v4 -> v3 -> v4\s+ok/);
+    // Until v4/schema.sql says what changes, no database can be told to be at v3 or v4:
+    // check says so, naming both (exit 2); the round trips still run.
+    expect(offline.code, offline.stdout + offline.stderr).toBe(2);
+    expect(offline.stdout).toContain(`${path.join('v4', 'schema.sql')}: v3 and v4 have the same schema as version detection compares them`);
+    expect(offline.stdout).toContain('1 problem:');
 
     // A dump converts to the scaffolded version: identical to converting to v3.
     const blue = await freshDatabase('blue');

@@ -64,7 +64,9 @@ afterAll(async () => {
 
 describe('sample catalogs', () => {
   it.each([1, 2, 3])('v%i: the unit tests\' hand-written catalog matches schema.sql', (v) => {
-    const strip = (c: Catalog) => Object.fromEntries(Object.entries(c.tables).map(([n, t]) => [n, { columns: t.columns, primaryKey: t.primaryKey, uniqueKeys: t.uniqueKeys }]));
+    // The fields the mapping engine reads; detection's (defaults, checks, types) are not hand-written.
+    const cols = (t: Catalog['tables'][string]) => t.columns.map(({ name, type, notNull, hasDefault, identity, generated }) => ({ name, type, notNull, hasDefault, identity, generated }));
+    const strip = (c: Catalog) => Object.fromEntries(Object.entries(c.tables).map(([n, t]) => [n, { columns: cols(t), primaryKey: t.primaryKey, uniqueKeys: t.uniqueKeys }]));
     expect(strip(sampleCatalogs[v as 1 | 2 | 3])).toEqual(strip(catalogs[v]!));
   });
 });

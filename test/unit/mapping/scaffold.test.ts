@@ -7,7 +7,7 @@ import { scaffoldVersion, tablesInSchemaSql } from '../../../src/mapping/scaffol
 import { sampleCatalogs } from './sample-catalogs.ts';
 
 describe('scaffoldVersion', () => {
-  it('creates v(N+1) with identity mappings that check passes', async () => {
+  it('creates v(N+1) with identity mappings that check validates, naming the copied schema as indistinguishable', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'bg-scaffold-'));
     await cp(path.join(import.meta.dirname, '../../../mappings'), dir, { recursive: true });
     const made = await scaffoldVersion(dir);
@@ -19,8 +19,10 @@ describe('scaffoldVersion', () => {
     // v4's catalog equals v3's: the schema was copied.
     const catalogs = { ...sampleCatalogs, 4: sampleCatalogs[3] };
     const report = await checkMappings(dir, catalogs, { version: 1, tables: {} });
-    expect(report.problems).toEqual([]);
-    expect(report.ok).toBe(true);
+    // The mappings are valid; the one problem is the copy itself: until v4/schema.sql
+    // changes, no database can be told to be at v3 or at v4.
+    expect(report.problems.map((p) => [path.relative(dir, p.file), p.message.slice(0, 60)])).toEqual([[path.join('v4', 'schema.sql'), 'v3 and v4 have the same schema as version detection compares']]);
+    expect(report.ok).toBe(false);
     await expect(scaffoldVersion(dir)).resolves.toMatchObject({ version: 5 });
   });
 
