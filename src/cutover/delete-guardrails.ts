@@ -23,42 +23,97 @@ export const KEY_BUCKET_ROWS_PER_SECOND = 750_000;
 /** How the final sync will find one target table's deletes, predicted before the freeze. */
 type DeletePath = 'captured' | 'capturable' | 'whole' | 'none';
 
+/** One target table's predicted delete path. */
+export interface DeletePrediction {
+  path: DeletePath;
+  /** Its source table(s). */
+  sources: string[];
+  /** `capturable`: capture is armed but began after the table's bound (one more sync fixes it). */
+  late?: boolean;
+  /** `whole` and `none`: why capture cannot (or need not) serve it. */
+  reason?: string;
+}
+
+/** What {@link describeDeletePaths} found: the guardrail's verdict and its line. */
+export interface DeletePathSummary {
+  /** True when a table's deletes would be found by comparing whole tables. */
+  warning: boolean;
+  detail: string;
+  predictions: Map<string, DeletePrediction>;
+}
+
+const EXACT = /^timestamp(\(\d\))? with time zone$/;
+const LOCAL = /^(timestamp(\(\d\))? without time zone|date)$/;
+const INTEGER = /^(smallint|integer|bigint|numeric(\(\d+,0\))?)$/;
+
 /**
  * Warns (never refuses) when the final sync, inside the freeze, would find deletes by
  * comparing the key buckets of whole tables: that work grows with the database, and so
  * does the time writes are refused. Small databases do not need capture, hence no refusal.
- * Mirrors the rule of src/sync/deletes.ts: capture serves a table with one source, a
- * timestamptz watermark and a trigger armed before its lower bound (the target's watermark).
+ * Mirrors the rule of src/sync/deletes.ts: capture serves a table with one source, a key,
+ * a watermark of any kind sync bounds (timestamptz, timestamp or date in a declared zone,
+ * an ever-increasing integer) and a trigger armed before its bound; every other keyed table
+ * is named with the reason and its estimate, never passed as `[ok]`.
  */
 export async function captureGuardrail(opts: CutoverOptions, src: pg.Client, dst: pg.Client, chain: CompiledChain, catalog: Catalog, g: Push): Promise<void> {
-  const paths = await predictDeletePaths(opts.from.name, src, dst, chain, catalog);
-  const capturable = [...paths].filter(([, p]) => p.path === 'capturable');
-  const captured = [...paths].filter(([, p]) => p.path === 'captured').map(([t]) => t);
-  if (capturable.length === 0) {
-    g('delete capture', true, captured.length ? `deletes inside the freeze come from capture (${captured.join(', ')})` : 'no table whose deletes capture would find');
-    return;
+  const s = await describeDeletePaths(opts.from.name, opts.to.name, src, dst, chain, catalog, opts.lookback);
+  g('delete capture', true, s.detail, s.warning || undefined);
+}
+
+/**
+ * How the next sync `from` -> `to` will find each table's deletes, and one line saying so:
+ * the cutover's guardrail, and what `capture enable` reports once it armed the triggers.
+ */
+export async function describeDeletePaths(
+  from: string,
+  to: string,
+  src: pg.Client,
+  dst: pg.Client,
+  chain: CompiledChain,
+  catalog: Catalog,
+  lookback?: string,
+): Promise<DeletePathSummary> {
+  const paths = await predictDeletePaths(from, src, dst, chain, catalog, lookback);
+  const by = (path: DeletePath) => [...paths].filter(([, p]) => p.path === path);
+  const capturable = by('capturable');
+  const whole = by('whole');
+  const captured = by('captured').map(([t]) => t);
+  const append = by('none').filter(([, p]) => p.reason).map(([t, p]) => `${t} (${p.reason})`);
+  const noDeletes = append.length ? `; no deletes to find: ${append.join(', ')}` : '';
+  if (capturable.length === 0 && whole.length === 0) {
+    const detail = captured.length ? `deletes inside the freeze come from capture (${captured.join(', ')})${noDeletes}` : `no table whose deletes capture would find${noDeletes}`;
+    return { warning: false, detail, predictions: paths };
   }
-  const sources = capturable.map(([, p]) => p.source!);
-  const rows = await estimatedRows(src, sources);
-  const seconds = rows === null ? undefined : rows / KEY_BUCKET_ROWS_PER_SECOND;
-  const size = rows === null ? 'size unknown (never analyzed)' : `~${Math.round(rows).toLocaleString('en-US')} rows by pg_class.reltuples, about ${seconds! < 1 ? '<1' : seconds!.toFixed(0)} s`;
+  const compared = [...capturable, ...whole];
+  const perSource = await estimatedRowsEach(src, [...new Set(compared.flatMap(([, p]) => p.sources))]);
+  const rowsOf = (p: DeletePrediction) => p.sources.reduce<number | null>((a, t) => (a === null || perSource.get(t) == null ? null : a + perSource.get(t)!), 0);
+  const named = (list: [string, DeletePrediction][]) =>
+    list.map(([t, p]) => {
+      const n = rowsOf(p);
+      return `${t} (${n === null ? 'size unknown' : `~${Math.round(n).toLocaleString('en-US')} rows`}${p.reason ? `, ${p.reason}` : ''})`;
+    });
+  const total = compared.reduce<number | null>((a, [, p]) => (a === null || rowsOf(p) === null ? null : a + rowsOf(p)!), 0);
+  const seconds = total === null ? undefined : total / KEY_BUCKET_ROWS_PER_SECOND;
+  const size = total === null ? 'size unknown (never analyzed)' : `~${Math.round(total).toLocaleString('en-US')} rows by pg_class.reltuples, about ${seconds! < 1 ? '<1' : seconds!.toFixed(0)} s`;
   const late = capturable.filter(([, p]) => p.late).map(([t]) => t);
   const off = capturable.filter(([, p]) => !p.late).map(([t]) => t);
   const fixes = [
-    off.length ? `no capture on ${off.join(', ')}: bluegreen capture enable --env ${opts.from.name}, then one sync (deletes then cost what changed)` : '',
-    late.length ? `capture was enabled after the last sync on ${late.join(', ')}: sync once more (bluegreen sync --from ${opts.from.name} --to ${opts.to.name}) before the cutover` : '',
+    off.length ? `no capture on ${off.join(', ')}: bluegreen capture enable --env ${from}, then one sync (deletes then cost what changed)` : '',
+    late.length ? `capture was enabled after the last sync on ${late.join(', ')}: sync once more (bluegreen sync --from ${from} --to ${to}) before the cutover` : '',
+    whole.length ? `capture cannot serve ${whole.map(([t]) => t).join(', ')} (the reason is beside each): give it a key, one source and a watermark, or accept the comparison` : '',
   ].filter(Boolean);
-  g(
-    'delete capture',
-    true,
-    `the final sync would find deletes of ${capturable.map(([t]) => t).join(', ')} by comparing whole key sets while writes are refused (${size}, growing with the database); ${fixes.join('; ')}`,
-    true,
-  );
+  return {
+    warning: true,
+    detail:
+      `the final sync would find deletes of ${named(compared).join(', ')} by comparing whole key sets while writes are refused (${size}, growing with the database); ` +
+      `${fixes.join('; ')}${captured.length ? `; from capture: ${captured.join(', ')}` : ''}${noDeletes}`,
+    predictions: paths,
+  };
 }
 
 /**
  * Per target table: how the final sync would find its deletes. `late`: capture is armed
- * but was enabled after the table's lower bound, so the next sync still compares key sets.
+ * but was enabled after the table's bound, so the next sync still compares key sets.
  */
 async function predictDeletePaths(
   from: string,
@@ -66,63 +121,85 @@ async function predictDeletePaths(
   dst: pg.Client,
   chain: CompiledChain,
   catalog: Catalog,
-): Promise<Map<string, { path: DeletePath; source?: string; late?: boolean }>> {
-  const armed = await captureArmed(src, from, dst);
-  const out = new Map<string, { path: DeletePath; source?: string; late?: boolean }>();
+  lookback?: string,
+): Promise<Map<string, DeletePrediction>> {
+  const armed = await captureArmed(src);
+  const out = new Map<string, DeletePrediction>();
   for (const ct of Object.values(chain.tables)) {
-    if (ct.key.length === 0) out.set(ct.table, { path: 'none' });
-    else if (ct.reload === 'full' || ct.sources.length !== 1) out.set(ct.table, { path: 'whole' });
+    const sources = ct.sources.map((x) => x.table);
+    const whole = (reason: string) => out.set(ct.table, { path: 'whole', sources, reason });
+    if (ct.reload === 'append') out.set(ct.table, { path: 'none', sources, reason: 'append: insert-only, no key comparison' });
+    else if (ct.key.length === 0) whole('keyless, reloaded whole on every run');
+    else if (ct.reload === 'full') whole('"reload": "full", read whole on every run');
+    else if (ct.sources.length !== 1) whole(`merged from ${sources.join(' and ')}`);
     else {
       const s = ct.sources[0]!;
       const type = s.watermark ? catalog.tables[s.table]?.columns.find((c) => c.name === s.watermark)?.type : undefined;
-      if (!type || !/^timestamp(\(\d\))? with time zone$/.test(type) || s.key.length === 0) out.set(ct.table, { path: 'whole' });
+      const zone = (s.watermarkRule ?? catalog.tables[s.table]?.watermarkRule)?.zone;
+      if (!s.watermark) whole('no watermark, read whole on every run');
+      else if (!type) whole(`watermark ${s.watermark} not found`);
+      else if (s.key.length === 0) whole(`no key on ${s.table}`);
+      else if (!EXACT.test(type) && !INTEGER.test(type) && !(LOCAL.test(type) && (zone !== undefined || lookback))) whole(`watermark ${s.watermark} is ${type}${LOCAL.test(type) ? ' without a declared zone' : ''}`);
       else {
         const a = armed.get(s.table);
-        out.set(ct.table, a?.usable ? { path: 'captured', source: s.table } : { path: 'capturable', source: s.table, late: Boolean(a) });
+        const usable = a ? await captureUsable(src, dst, from, s.table, INTEGER.test(type), a.enabledAt) : false;
+        out.set(ct.table, usable ? { path: 'captured', sources } : { path: 'capturable', sources, late: Boolean(a) });
       }
     }
   }
   return out;
 }
 
-/**
- * Source tables whose capture trigger is armed and enabled; `usable` when capture began at
- * or before the target's watermark for that table (the final sync's lower bound).
- */
-async function captureArmed(src: pg.Client, from: string, dst: pg.Client): Promise<Map<string, { usable: boolean }>> {
-  const out = new Map<string, { usable: boolean }>();
+/** Source tables whose capture trigger is armed and enabled, with when capture began. */
+async function captureArmed(src: pg.Client): Promise<Map<string, { enabledAt: string }>> {
+  const out = new Map<string, { enabledAt: string }>();
   if (!(await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) return out;
   const r = await src.query<{ table_name: string; enabled_at: string }>(
     `select c.table_name, c.enabled_at::text as enabled_at from bluegreen.capture c
       where exists (select 1 from pg_trigger g where g.tgrelid = to_regclass(quote_ident(c.table_name)) and g.tgname = $1 and g.tgenabled <> 'D')`,
     [CAPTURE_TRIGGER],
   );
-  if (r.rows.length === 0) return out;
-  const hasMarks = (await dst.query(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0].ok;
-  const marks = hasMarks
-    ? await dst.query<{ table_name: string; value: string }>(`select table_name, value from bluegreen.watermarks where source = $1 and value !~ '^-?[0-9]+$'`, [from])
-    : { rows: [] };
-  for (const c of r.rows) {
-    const mark = marks.rows.find((m) => m.table_name === c.table_name);
-    // Compared on the source's clock, where both were stamped.
-    const usable = mark ? (await src.query<{ ok: boolean }>(`select $1::timestamptz <= $2::timestamptz as ok`, [c.enabled_at, mark.value])).rows[0]!.ok : false;
-    out.set(c.table_name, { usable });
-  }
+  for (const c of r.rows) out.set(c.table_name, { enabledAt: c.enabled_at });
   return out;
 }
 
-/** Sum of PostgreSQL's row estimates (pg_class.reltuples) of `tables`; null when one was never analyzed. */
-async function estimatedRows(src: pg.Client, tables: string[]): Promise<number | null> {
-  const r = await src.query<{ n: number | null }>(
+/**
+ * Whether capture began at or before the bound the next sync consumes deletes from (as
+ * src/sync/deletes.ts decides): a time watermark's stored value on the target, or, for an
+ * integer watermark, the horizon recorded with the last run's sample of the table.
+ */
+async function captureUsable(src: pg.Client, dst: pg.Client, from: string, table: string, integer: boolean, enabledAt: string): Promise<boolean> {
+  if (!(await dst.query(`select to_regclass('bluegreen.watermarks') is not null and to_regclass('bluegreen.runs') is not null as ok`)).rows[0].ok) return false;
+  const mark = (await dst.query<{ value: string }>(`select value from bluegreen.watermarks where source = $1 and table_name = $2`, [from, table])).rows[0]?.value;
+  if (mark === undefined || /^-?[0-9]+$/.test(mark) !== integer) return false;
+  let bound = mark;
+  if (integer) {
+    const h = await dst.query<{ h: string | null }>(
+      `select s->>'horizon' as h from bluegreen.runs r cross join lateral jsonb_array_elements(r.detail->'watermarkSamples') s
+        where r.source = $1 and r.status = 'ok' and r.kind in ('sync', 'cutover') and jsonb_typeof(r.detail->'watermarkSamples') = 'array' and s->>'table' = $2
+        order by r.id desc limit 1`,
+      [from, table],
+    );
+    if (!h.rows[0]?.h) return false;
+    bound = h.rows[0].h;
+  }
+  // Compared on the source's clock, where both were stamped.
+  return (await src.query<{ ok: boolean }>(`select $1::timestamptz <= $2::timestamptz as ok`, [enabledAt, bound])).rows[0]!.ok;
+}
+
+/** PostgreSQL's row estimate (pg_class.reltuples) per table, partitions summed; null when one was never analyzed. */
+async function estimatedRowsEach(src: pg.Client, tables: string[]): Promise<Map<string, number | null>> {
+  const r = await src.query<{ name: string; n: number | null }>(
     // reltuples is -1 for a table never vacuumed or analyzed (PostgreSQL 14 and later);
     // a partitioned parent counts its partitions.
-    `select case when bool_or(c.reltuples < 0) then null else sum(c.reltuples) end::float8 as n
-       from unnest($1::text[]) as n(name)
-       cross join lateral (select relid from pg_partition_tree(to_regclass(n.name)) union select to_regclass(n.name)) t
-       join pg_class c on c.oid = t.relid and c.relkind in ('r', 'm')`,
-    [tables.map(ident)],
+    `select n.name, case when bool_or(c.reltuples < 0) then null else sum(c.reltuples) end::float8 as n
+       from unnest($1::text[], $2::text[]) as n(name, rel)
+       cross join lateral (select relid from pg_partition_tree(to_regclass(n.rel)) union select to_regclass(n.rel)) t
+       join pg_class c on c.oid = t.relid and c.relkind in ('r', 'm')
+      group by n.name`,
+    [tables, tables.map(ident)],
   );
-  return r.rows[0]!.n;
+  return new Map(tables.map((t) => [t, r.rows.find((x) => x.name === t)?.n ?? null]));
 }
 
 /**

@@ -11,9 +11,15 @@
  *    the target keys, drops those the source has again (a key deleted and re-inserted),
  *    and deletes the rest on the target by key. Needs: ownership of the source tables (or
  *    the TRIGGER privilege) and CREATE on the source database, once, at enable time.
- *    Usable for a table only when its capture was enabled before the table's lower bound
- *    (a delete before that was never recorded), the table has one source and a timestamptz
- *    watermark, and no TRUNCATE was recorded since (a truncate names no keys).
+ *    The stamp is the server's clock whatever the watermark holds, so every kind of
+ *    watermark serves (src/sync/watermark.ts): a time watermark's lower bound is an instant
+ *    already (for `timestamp` in a declared zone and `date` too: the bound is kept as the
+ *    UTC instant and only turned into local time to select rows), and an integer
+ *    watermark's deletes begin at the horizon of the last run that planned the table
+ *    (`deletesSince`, recorded with its integer samples). Usable for a table only when its
+ *    capture was enabled before that bound (a delete before it was never recorded), the
+ *    table has one source and a key, and no TRUNCATE was recorded since (a truncate names
+ *    no keys). Append tables (keyless, insert-only) have no deletes to find at all.
  * 2. Reconciled (cost follows the table). The source's key set (through the mapping) and
  *    the target's are compared by hash buckets (count and sum of 64-bit key hashes per
  *    bucket, both servers at once); only keys of differing buckets travel. Used whenever
@@ -30,6 +36,7 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ident, literal } from '../db/connect.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
+import type { WatermarkKind } from './watermark.ts';
 
 const BUCKETS = 1024;
 /** Name of the row trigger that records deletes on a source table. */
@@ -46,8 +53,30 @@ export interface DeleteResult {
 export interface DeleteOptions {
   /** Compare key buckets even when capture is usable. */
   reconcile: boolean;
-  /** This run's lower bound and watermark type per source table (null: read whole). */
-  lowerBound: (table: string) => { lo: string | null; type: string } | null;
+  /** This run's lower bound and watermark per source table (null: read whole); a SourcePlan. */
+  lowerBound: (table: string) => CaptureBound | null;
+}
+
+/** What capture needs of a source table's watermark plan (src/sync/watermark.ts, SourcePlan). */
+export interface CaptureBound {
+  lo: string | null;
+  type: string;
+  kind?: WatermarkKind;
+  deletesSince?: string;
+}
+
+/**
+ * The instant from which captured deletes cover a table this run, or undefined when its
+ * watermark gives none: a time watermark's lower bound is that instant (for `local` and
+ * `date` the bound is stored as the UTC instant); an integer's is the horizon of the last
+ * run that planned it.
+ */
+export function captureSince(p: CaptureBound | null): string | undefined {
+  if (!p?.lo) return undefined;
+  const kind = p.kind ?? (/^timestamp(\(\d\))? with time zone$/.test(p.type) ? 'exact' : undefined);
+  if (kind === 'exact' || kind === 'local' || kind === 'date') return p.lo;
+  if (kind === 'integer') return p.deletesSince;
+  return undefined;
 }
 
 /** Deletes on the target, in the caller's transaction, what the source no longer has. */
@@ -67,17 +96,17 @@ export async function applyDeletes(src: pg.Client, dst: pg.Client, ct: CompiledT
 async function capturedSince(src: pg.Client, ct: CompiledTable, lowerBound: DeleteOptions['lowerBound']): Promise<string | undefined> {
   if (ct.sources.length !== 1) return undefined;
   const s = ct.sources[0]!;
-  const plan = lowerBound(s.table);
-  if (!plan?.lo || !/^timestamp(\(\d\))? with time zone$/.test(plan.type) || s.key.length === 0) return undefined;
+  const since = captureSince(lowerBound(s.table));
+  if (since === undefined || s.key.length === 0) return undefined;
   if (!(await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) return undefined;
   const r = await src.query<{ ok: boolean }>(
     `select c.enabled_at <= $2::timestamptz
             and exists (select 1 from pg_trigger g where g.tgrelid = to_regclass($3) and g.tgname = $4 and g.tgenabled <> 'D')
             and not exists (select 1 from bluegreen.deleted_rows d where d.table_name = $1 and d.truncated and d.deleted_at >= $2::timestamptz) as ok
        from bluegreen.capture c where c.table_name = $1`,
-    [s.table, plan.lo, ident(s.table), CAPTURE_TRIGGER],
+    [s.table, since, ident(s.table), CAPTURE_TRIGGER],
   );
-  return r.rows[0]?.ok ? plan.lo : undefined;
+  return r.rows[0]?.ok ? since : undefined;
 }
 
 /** Target keys of rows deleted on the source since `lo`, through the mapping; deletes them. */

@@ -13,7 +13,7 @@ import type { CompiledTable } from '../mapping/compile.ts';
 import { VersionMismatchError } from '../errors.ts';
 import { preflight } from '../convert/preflight.ts';
 import { loadHorizonSample, readHorizon, type Horizon } from './horizon.ts';
-import { lowerBoundSql, planWatermarks, sampleHistory, sampleIntegerWatermarks, type IntegerSample, type SourcePlan } from './watermark.ts';
+import { deletesSinceOf, lowerBoundSql, planWatermarks, sampleHistory, sampleIntegerWatermarks, type IntegerSample, type SourcePlan } from './watermark.ts';
 import type { DeleteResult } from './deletes.ts';
 import type { SyncOptions, TableSyncReport } from './sync.ts';
 
@@ -95,9 +95,14 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
   const planFor = (table: string): SourcePlan | null => sourcePlans.get(table) ?? null;
   const samples = await sampleIntegerWatermarks(src, sourcePlans);
   const history = samples.length ? await sampleHistory(dst, opts.from.name) : [];
+  // Integer watermarks bound no time, so their captured deletes begin at the horizon of the
+  // last run that planned the table (src/sync/deletes.ts).
+  for (const p of sourcePlans.values()) if (p?.kind === 'integer') p.deletesSince = deletesSinceOf(p, history);
 
   // Horizon BEFORE the snapshot (src/sync/horizon.ts says why).
   const horizon = await readHorizon(src, opts.from.name, logger, opts.lookback, await loadHorizonSample(dst, opts.from.name));
+  // Recorded with the run's samples: where the next run's captured deletes of those tables begin.
+  for (const s of samples) s.horizon = horizon.value;
 
   await src.query('begin isolation level repeatable read read only');
   // The snapshot is taken here, after the horizon; exported so verify can compare the

@@ -84,6 +84,12 @@ export interface SourcePlan {
   lo: string | null;
   /** `integer`: max(col) and when it was read, sampled before the horizon. */
   sample?: IntegerSample;
+  /**
+   * `integer`: the instant from which this run consumes captured deletes (src/sync/deletes.ts):
+   * the horizon of the last successful run that planned the table, which applied every
+   * delete its snapshot saw. Undefined when none is known (deletes are then reconciled).
+   */
+  deletesSince?: string;
 }
 
 /** `max(column)` of a table and the source's clock just after it was read. */
@@ -94,6 +100,11 @@ export interface IntegerSample {
   max: string | null;
   /** clock_timestamp() after the statement's snapshot (timestamptz text). */
   after: string;
+  /**
+   * The horizon of the run that took the sample, set once it is read: recorded with the
+   * run, it is where the next run's captured deletes of the table begin ({@link deletesSinceOf}).
+   */
+  horizon?: string;
 }
 
 export interface WatermarkOptions {
@@ -353,6 +364,17 @@ export async function sampleIntegerWatermarks(src: pg.Client, plans: Map<string,
     out.push(p.sample);
   }
   return out;
+}
+
+/**
+ * Where an integer-watermarked table's captured deletes begin this run: the horizon the
+ * newest recorded sample of the table was taken under (`history` is newest first). That
+ * run applied every delete its snapshot saw; a delete it could not see was made by a
+ * transaction that started at or after its horizon, so it is stamped at or after it.
+ */
+export function deletesSinceOf(p: SourcePlan, history: IntegerSample[]): string | undefined {
+  if (p.kind !== 'integer' || p.lo === null) return undefined;
+  return history.find((s) => s.table === p.table)?.horizon;
 }
 
 /** Integer samples recorded by the last runs from `source` (newest first), for {@link nextLowerBound}. */
