@@ -30,6 +30,7 @@ import { compileChain } from '../mapping/index.ts';
 import { versionsBetween } from '../convert/catalogs.ts';
 import { convertTable, locateInConverted, planConversion, type TablePlan } from '../convert/stream.ts';
 import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
+import { compileExpressions } from '../convert/preflight.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
 import { progressTap } from '../progress.ts';
@@ -141,7 +142,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       checkDumpFitsTarget(manifest, await catalogs.get(version), opts.dir);
       return await applyIncremental(client, manifest, opts, version, started);
     }
-    const loads = await planLoads(manifest, catalogs, opts, version);
+    const loads = await planLoads(client, manifest, catalogs, opts, version);
     const tables = loads.map((l) => l.table);
     const occupied = await nonEmptyTables(client, tables);
     if (occupied.length > 0 && !opts.truncate) throw new TargetNotEmptyError(occupied);
@@ -186,7 +187,7 @@ async function targetVersion(client: pg.Client, catalogs: VersionCatalogs, opts:
 }
 
 /** One load step per target table: raw bytes when versions match, else converted. */
-async function planLoads(manifest: Manifest, catalogs: VersionCatalogs, opts: ImportOptions, version: number): Promise<LoadStep[]> {
+async function planLoads(client: pg.Client, manifest: Manifest, catalogs: VersionCatalogs, opts: ImportOptions, version: number): Promise<LoadStep[]> {
   const loads: LoadStep[] = [];
   if (version === manifest.schemaVersion) {
     const target = await catalogs.get(version);
@@ -198,6 +199,8 @@ async function planLoads(manifest: Manifest, catalogs: VersionCatalogs, opts: Im
     const chain = await compileChain(opts.mappingsDir, manifest.schemaVersion, version, needed);
     // Tables whose chain lacks a JS face are converted by its SQL face right here (sql-fallback.ts).
     const plan = planConversion(opts.dir, manifest, chain, needed, { sqlFallback: true });
+    // Every author-written expression compiles, or exit 2 naming its file and JSON pointer.
+    await compileExpressions(client, plan.tables.map((p) => p.target));
     for (const p of plan.tables) loads.push({ table: p.target.table, columns: p.target.columns, convert: p });
     opts.logger.info(`dump ${opts.dir} is at v${manifest.schemaVersion}, ${opts.environment} at v${version}: converting on the fly`);
   }

@@ -140,6 +140,8 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     converted,
     sqlUnsupported,
     jsUnsupported,
+    // Each once: a split followed by a merge reads one earlier table twice.
+    expressions: [...new Map([...inner.flatMap((n) => n.expressions), ...t.expressions].map((e) => [`${e.file}\0${e.path}`, e])).values()],
     selectSql: (sourceRel) => t.selectSql((table) => `(${prev[table]!.selectSql(sourceRel)})`),
     transformJs,
   };

@@ -9,6 +9,7 @@
 import { UnsupportedFaceError } from './errors.ts';
 import type { Mapping } from './load.ts';
 import type { TablePlan } from './analyse.ts';
+import type { UserSql } from './op.ts';
 import { fromClause } from './ops/merge-tables.ts';
 import { quoteIdent } from './sql.ts';
 import type { Row } from './types.ts';
@@ -78,6 +79,12 @@ export interface CompiledTable {
   /** Target columns written by ops without a JS face (NULL in a `partialJs` transform). */
   jsMissing?: string[];
   /**
+   * Every author-written SQL expression the table's SQL face holds (this step's and, in a
+   * chain, the earlier steps'), with its file and version: the live paths prepare each
+   * against the catalogs before writing, as `check` does (src/convert/preflight.ts).
+   */
+  expressions: UserExpression[];
+  /**
    * `SELECT <expr> AS "<column>", ... FROM ...` producing `columns` in order, with
    * `sourceRel(table)` as the relation of each source table (a quoted name, or a
    * parenthesised subquery). Throws UnsupportedFaceError when `sqlUnsupported` is not empty.
@@ -89,6 +96,14 @@ export interface CompiledTable {
    * a value the mapping cannot convert.
    */
   transformJs(row: Row): Row;
+}
+
+/** An author-written expression of a mapping file (an sql op's, a function op's SQL face). */
+export interface UserExpression extends UserSql {
+  /** The mapping file it is in. */
+  file: string;
+  /** The version whose rows it reads (the file's source version). */
+  fromVersion: number;
 }
 
 /** The compiled form of one mapping file. */
@@ -219,6 +234,7 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     sqlUnsupported,
     jsUnsupported,
     jsMissing,
+    expressions: plan.ops.flatMap((op) => (op?.userSql ?? []).map((u) => ({ ...u, file, fromVersion }))),
     selectSql,
     transformJs,
   };

@@ -1,7 +1,8 @@
 /**
  * Failures of the mapping engine beyond file validation (which is a ValidationError).
  */
-import { InvalidInputError } from '../errors.ts';
+import { InvalidInputError, type ValidationProblem } from '../errors.ts';
+import { cut, quoted } from '../text.ts';
 
 /** A table's mapping has no face for the requested path (SQL or offline JS). */
 export class UnsupportedFaceError extends InvalidInputError {
@@ -35,20 +36,20 @@ export class MappingValueError extends InvalidInputError {
     readonly reason: string,
     hint?: string,
   ) {
-    super(`${table}.${column}: ${reason} (value ${value === null ? 'NULL' : JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`, hint);
+    super(`${table}.${column}: ${cut(reason)} (value ${value === null ? 'NULL' : quoted(value)})`, hint);
   }
 }
 
-/** A value cut to 80 characters for messages. */
+/** A value cut for messages (src/text.ts). */
 export function shownValue(value: string | null | undefined): string {
   if (value === undefined) return '';
   if (value === null) return ' (value NULL)';
-  return ` (value ${JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)})`;
+  return ` (value ${quoted(value)})`;
 }
 
-/** `id=7`, `(a, b)=(1,x)`: a key for messages. */
+/** `id=7`, `(a, b)=(1,x)`: a key for messages (each value cut, a key can be text too). */
 export function shownKey(columns: readonly string[], values: readonly (string | null)[]): string {
-  const v = values.map((x) => (x === null ? 'NULL' : x));
+  const v = values.map((x) => (x === null ? 'NULL' : cut(x)));
   return columns.length === 1 ? `${columns[0]}=${v[0]}` : `(${columns.join(', ')})=(${v.join(',')})`;
 }
 
@@ -73,10 +74,25 @@ export class RowConversionError extends InvalidInputError {
     readonly op: string | undefined,
   ) {
     super(
-      `table ${table}, column ${column}${key === undefined ? '' : `, key ${key}`}: ${reason}${shownValue(value)}`,
+      // The server's reason may quote the value itself ("value too long ...: xxx"): cut too.
+      `table ${table}, column ${column}${key === undefined ? '' : `, key ${key}`}: ${cut(reason)}${shownValue(value)}`,
       op === undefined
         ? `the value does not fit ${table}.${column}: widen the column in schema.sql, or convert it with an op (map, sql) and declare in "loses" what that drops`
         : `change the op at ${op} so every value fits ${table}.${column} (or widen the column), and declare in "loses" what the new op drops`,
+    );
+  }
+}
+
+/**
+ * Author-written SQL expressions of the mappings (sql ops, function ops' SQL faces) that
+ * do not compile against the catalogs: found before anything is written, each named with
+ * its file and JSON pointer as `check` names it, on one line.
+ */
+export class MappingExpressionError extends InvalidInputError {
+  constructor(readonly problems: ValidationProblem[]) {
+    super(
+      problems.map((p) => `${p.file}: ${p.path}: ${cut(p.message)}`).join('; '),
+      `${problems[0]?.hint ?? 'fix the expression'}; bluegreen check proves every expression before a run`,
     );
   }
 }

@@ -7,10 +7,10 @@
  * - keyComparator / mergeJoin: offline conversion of merged tables from key-sorted dumps
  */
 export { loadMapping, parseMapping, mappingFile, validateMappingJson, type CatalogsByVersion, type Mapping, type ParseContext } from './load.ts';
-export { compileStep, type CompiledStep, type CompiledTable, type CompileOptions, type SourceTable, type ColumnOrigin } from './compile.ts';
+export { compileStep, type CompiledStep, type CompiledTable, type CompileOptions, type SourceTable, type ColumnOrigin, type UserExpression } from './compile.ts';
 export { compileChain, composeMappings, loadChain, type CompiledChain } from './chain.ts';
 export { checkMappings, applyStep, listMappingVersions, type CheckReport, type RoundTrip, type RoundTripTable, type FixtureRows } from './check.ts';
 export { scaffoldVersion, type ScaffoldResult } from './scaffold.ts';
 export { keyKind, keyComparator, mergeJoin, compareIntText, compareUtf8, type KeyKind, type KeyComparator, type MergeJoinOptions } from './keys.ts';
-export { UnsupportedFaceError, MappingValueError, RowConversionError, shownKey } from './errors.ts';
+export { UnsupportedFaceError, MappingValueError, MappingExpressionError, RowConversionError, shownKey } from './errors.ts';
 export type { Row, Direction, MappingFile, TableMappingSpec, ColumnOpSpec, LossSpec, MappingFunction } from './types.ts';

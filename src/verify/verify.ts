@@ -36,6 +36,7 @@ import { detectVersion, estimatedRows, VersionCatalogs, type Catalog } from '../
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
+import { compileExpressions } from '../convert/preflight.ts';
 import { UsageError, VersionMismatchError } from '../errors.ts';
 import { binaryHashAvailable, fieldSql, readEncodings, rowHashSql, type ColumnEncoding } from './encoding.ts';
 import type { Logger } from '../log.ts';
@@ -319,6 +320,9 @@ async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> 
   const all = opts.catalogs ?? Object.fromEntries(await catalogs.all());
   const target = all[toVersion]!;
   const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
+  // A typo in an author-written expression is the mapping's fault (exit 2, file and JSON
+  // pointer), not a database error on the source half-way through the comparison.
+  await compileExpressions(first.src, Object.values(chain.tables));
   const names = Object.keys(chain.tables).filter((t) => !opts.tables || opts.tables.includes(t)).sort();
   const unknown = (opts.tables ?? []).filter((t) => !chain.tables[t]);
   if (unknown.length) {
