@@ -22,6 +22,7 @@ import { verifyCommand } from './commands/verify.ts';
 import { statusCommand } from './commands/status.ts';
 import { cutoverCommand } from './commands/cutover.ts';
 import { unfreezeCommand } from './commands/unfreeze.ts';
+import { directionCommand } from './commands/direction.ts';
 import { captureCommand } from './commands/capture.ts';
 import { planCommand } from './commands/plan.ts';
 
@@ -80,6 +81,7 @@ const cli = globalOptions(yargs(args))
   .command(ownOptionsFirst(statusCommand))
   .command(ownOptionsFirst(cutoverCommand))
   .command(ownOptionsFirst(unfreezeCommand))
+  .command(ownOptionsFirst(directionCommand))
   .command(ownOptionsFirst(captureCommand))
   .command(ownOptionsFirst(exportCommand))
   .command(ownOptionsFirst(importCommand))

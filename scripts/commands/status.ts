@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { captureConsumers, environmentStatus, renderStatus, settleCutOvers, statusExitCode } from '../../src/status.ts';
 import { readClusterState } from '../../src/env/state.ts';
 import { reconcileEnvironments } from '../../src/cutover/reconcile.ts';
+import { pairDirections } from '../../src/cutover/direction.ts';
 import { pairsOf } from '../../src/metrics.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 import { metricsOption, writeMetrics, type MetricsArgs } from '../metrics.ts';
@@ -63,8 +64,18 @@ export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
       return { ...p, capture: c ? { tables: c.tables, rows: c.rows, oldest: c.oldest, consumedBefore: mine?.before ?? null, prunable: mine?.prunable ?? 0 } : null };
     });
     const decided = reconciled.map(({ frozen, target, action, detail }) => ({ frozen, target, action, detail }));
-    ctx.output({ environments: list, pairs: withCapture, ...(decided.length ? { reconciled: decided } : {}) }, () =>
-      [...decided.map((r) => `${r.action.toUpperCase()}: ${r.detail}`), list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green'].join('\n'),
+    // Which way data flows per pair (src/db/direction.ts): what sync and cutover will accept.
+    const directions = await pairDirections([...urls].map(([name, url]) => ({ name, url })));
+    ctx.output({ environments: list, pairs: withCapture, directions, ...(decided.length ? { reconciled: decided } : {}) }, () =>
+      [
+        ...decided.map((r) => `${r.action.toUpperCase()}: ${r.detail}`),
+        list.length ? renderStatus(list) : 'no environments: run `bluegreen env up`, or configure blue and green',
+        ...directions.map((d) =>
+          d.undecided
+            ? `direction ${d.a}/${d.b}: ${d.text}: bluegreen direction --from SERVING --to OTHER`
+            : `direction ${d.a}/${d.b}: ${d.text}`,
+        ),
+      ].join('\n'),
     );
     // Monitoring and scripts read the exit code: an unreachable side or a broken freeze is not "ok".
     return statusExitCode(list);

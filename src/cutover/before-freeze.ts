@@ -11,12 +11,13 @@
  *   (target -> source) reads only what was written on the target since, not everything.
  */
 import type pg from 'pg';
-import { connect, literal } from '../db/connect.ts';
+import { connect, ident } from '../db/connect.ts';
 import type { Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain } from '../mapping/index.ts';
 import type { Logger } from '../log.ts';
 import { readHorizon } from '../sync/horizon.ts';
+import { nextLowerBound, planWatermarks, type SourcePlan } from '../sync/watermark.ts';
 
 /** The last clean full verify and the last sync of `source` into the target `dst`. */
 export async function lastFullVerify(dst: pg.Client, source: string): Promise<{ fresh: boolean; detail: string }> {
@@ -74,27 +75,41 @@ export interface ReverseWatermark {
 }
 
 /**
- * The reverse direction's watermarks (target -> source) a cutover leaves on its source:
- * per table of the reverse chain's sources that has a timestamptz watermark, the horizon.
- * Computed before the target commits (`client`: any session; it only casts), so the
- * target's commit record carries them and whoever completes the cutover writes the same.
+ * The reverse direction's watermarks (target -> source) a cutover leaves on its source,
+ * for every kind of watermark the reverse mapping declares, in the form the next sync
+ * stores it (src/sync/watermark.ts): `timestamptz`, local times and dates in their zone
+ * (append tables too) bounded by the horizon read just before the target became writable,
+ * minus the declared skew; integers by their current max(), read in the final sync's
+ * transaction on the target (`client`), which no writer but that sync has touched: every
+ * row written on the target afterwards gets an id past it (its sequences were moved past
+ * every imported value in the same transaction). A table whose watermark no rule bounds is
+ * left out: the first rollback sync reads it whole. Computed before the target commits,
+ * so the target's commit record carries them and whoever completes the cutover writes
+ * the same.
  */
 export async function reverseWatermarks(client: pg.Client, seed: ReverseSeed): Promise<ReverseWatermark[]> {
   const chain = await compileChain(seed.mappingsDir, seed.fromVersion, seed.toVersion, seed.catalogs);
-  const marks = new Map<string, string>();
-  for (const ct of Object.values(chain.tables)) for (const s of ct.sources) if (s.watermark) marks.set(s.table, s.watermark);
-  const source = seed.catalogs[seed.fromVersion]!;
   const out: ReverseWatermark[] = [];
-  for (const [table, column] of marks) {
-    const type = source.tables[table]?.columns.find((c) => c.name === column)?.type;
-    // Only watermarks the horizon bounds directly (timestamptz set by now()); the others
-    // (local times, dates, integers) have their own rules, and their tables are read
-    // whole by the first rollback sync, which then stores their bounds.
-    if (!type || !/^timestamp(\(\d\))? with time zone$/.test(type)) continue;
-    const value = (await client.query<{ v: string }>(`select (${literal(seed.horizon)}::timestamptz::${type})::text as v`)).rows[0]!.v;
-    out.push({ table, column, value });
+  const seen = new Set<string>();
+  for (const ct of Object.values(chain.tables)) {
+    // One table at a time: a watermark no rule bounds leaves out that table only.
+    const plans = await planWatermarks(client, [ct], seed.catalogs[seed.fromVersion]!, new Map(), { zoneCheck: false }).catch(() => undefined);
+    for (const p of plans?.values() ?? []) {
+      if (!p || seen.has(p.table)) continue;
+      seen.add(p.table);
+      out.push(...(await seedOne(client, p, seed.horizon)));
+    }
   }
   return out;
+}
+
+/** One table's seed, in the form the next sync stores it; none when the table is empty (integer). */
+async function seedOne(client: pg.Client, p: SourcePlan, horizon: string): Promise<ReverseWatermark[]> {
+  const value =
+    p.kind === 'integer'
+      ? (await client.query<{ v: string | null }>(`select max(${ident(p.column)})::text as v from ${ident(p.table)}`)).rows[0]!.v
+      : await nextLowerBound(client, p, horizon);
+  return value === null ? [] : [{ table: p.table, column: p.column, value }];
 }
 
 /** Writes `marks` as the watermarks of `source` on `client`, in the caller's transaction. */

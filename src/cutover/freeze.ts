@@ -345,6 +345,8 @@ export async function markFreezeCompleted(client: pg.Client): Promise<void> {
 export async function unfreezeNow(
   client: pg.Client,
   lockTimeout = '5s',
+  /** Runs in the unfreezing transaction with the freeze lifted (a direction statement). */
+  alsoRecord?: (lifted: FreezeInfo | undefined) => Promise<void>,
 ): Promise<{ lifted?: FreezeInfo; dropped: string[]; inert: string[] }> {
   let lifted: FreezeInfo | undefined;
   if (await hasFreezeTable(client)) {
@@ -352,6 +354,7 @@ export async function unfreezeNow(
     try {
       await client.query(`set local lock_timeout = ${literal(lockTimeout)}`);
       lifted = await unfreeze(client);
+      await alsoRecord?.(lifted);
       await client.query('commit');
     } catch (err) {
       await client.query('rollback').catch(() => {});

@@ -9,6 +9,7 @@ import { detectVersion, VersionCatalogs } from '../db/catalog.ts';
 import { compileChain, type CompiledChain } from '../mapping/index.ts';
 import { syncPreflight } from '../sync/preflight.ts';
 import { frozenBy } from './freeze.ts';
+import { pairDirection } from '../db/direction.ts';
 import { lastFullVerify } from './before-freeze.ts';
 import { captureGuardrail, foreignKeyIndexGuardrail } from './delete-guardrails.ts';
 import type { CutoverOptions, CutoverReport } from './report.ts';
@@ -23,6 +24,7 @@ export async function guardrails(opts: CutoverOptions, src: pg.Client, dst: pg.C
   await versionGuardrails(opts, src, dst, catalogs, report, g);
   const chain = await mappingGuardrails(opts, src, dst, catalogs, report, g);
   await servingGuardrail(opts, src, g);
+  await directionGuardrail(opts, src, dst, g);
   // Also with --force: it only warns, and a forced cutover freezes just as long.
   if (chain) {
     try {
@@ -91,6 +93,23 @@ async function servingGuardrail(opts: CutoverOptions, src: pg.Client, g: Push): 
         `bluegreen status --env ${opts.from.name} --env ${frozen.target ?? 'TARGET'} decides it (completes it if ${frozen.target ?? 'that target'} committed its final sync, else unfreezes ${opts.from.name}); then retry`,
     );
   } else g('source serving', false, `already frozen since ${frozen.since} (${frozen.by}): the application writes to ${frozen.target ?? 'the other side'}`);
+}
+
+/**
+ * The pair's direction (src/db/direction.ts) must run from source to target, or be unset:
+ * a cutover against it (or with the direction left open after an unfreeze by hand) would
+ * overwrite the target's writes. --force passes with a warning, and reaches the cutover's
+ * own syncs (the source's data wins).
+ */
+async function directionGuardrail(opts: CutoverOptions, src: pg.Client, dst: pg.Client, g: Push): Promise<void> {
+  const [from, to] = [opts.from.name, opts.to.name];
+  const d = await pairDirection({ name: from, client: src }, { name: to, client: dst });
+  const against = d.undecided || (d.flow !== undefined && d.flow.from === to);
+  if (!against) return g('direction', true, d.text);
+  const detail = d.undecided
+    ? `${d.text}: both sides may have taken writes; decide which serves: bluegreen direction --from ${from} --to ${to} (then sync), or --force to let ${from}'s data win`
+    : `${d.text}: ${from} is kept current from ${to}; to move the application to ${from}: bluegreen cutover --from ${to} --to ${from}`;
+  g('direction', Boolean(opts.force), opts.force ? `${detail} (--force: ${from}'s data wins)` : detail, opts.force);
 }
 
 async function lagGuardrails(opts: CutoverOptions, dst: pg.Client, g: Push): Promise<void> {

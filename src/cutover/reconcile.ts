@@ -29,6 +29,7 @@ import { connect } from '../db/connect.ts';
 import { RuntimeFailure } from '../errors.ts';
 import { lockAndCheckFreeze } from '../db/freeze-guard.ts';
 import { stateTableExists } from '../db/state.ts';
+import { recordRole } from '../db/direction.ts';
 import { holdTargetLock } from '../sync/lock.ts';
 import { writeReverseWatermarks, type ReverseWatermark } from './before-freeze.ts';
 import { frozenBy, markFreezeCompleted, unfreezeNow, type FreezeInfo } from './freeze.ts';
@@ -46,7 +47,9 @@ export interface CutoverCommit {
 }
 
 /** Records the point of no return in the final sync's transaction on the target. */
-export async function recordCutoverCommit(target: pg.Client, c: CutoverCommit): Promise<void> {
+export async function recordCutoverCommit(target: pg.Client, targetName: string, c: CutoverCommit): Promise<void> {
+  // The target serves from this commit on: it states so for the pair (src/db/direction.ts).
+  await recordRole(target, c.source, 'source', `cutover from ${c.source}`);
   await target.query(
     `insert into bluegreen.cutovers (freeze_id, source, from_version, to_version, reverse_watermarks) values ($1, $2, $3, $4, $5)`,
     [c.freezeId, c.source, c.fromVersion, c.toVersion, JSON.stringify(c.reverseWatermarks)],
@@ -78,6 +81,7 @@ export async function completeOnSource(src: pg.Client, srcName: string, target: 
     const held = await lockAndCheckFreeze(src);
     if (held.findings.length) throw new RuntimeFailure(`the freeze on ${srcName} did not hold: ${held.findings.join('; ')}`);
     await markFreezeCompleted(src);
+    await recordRole(src, target, 'target', `cutover to ${target}`);
     const marks = await writeReverseWatermarks(src, target, commit.reverseWatermarks);
     await src.query('commit');
     return marks;

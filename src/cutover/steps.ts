@@ -78,8 +78,14 @@ export async function preflight(run: CutoverRun): Promise<'proceed' | 'done'> {
   const failed = report.guardrails.filter((g) => !g.ok);
   if (!failed.length) return 'proceed';
   const interrupted = failed.find((g) => g.name === 'source serving' && /has not completed/.test(g.detail));
+  const open = failed.find((g) => g.name === 'direction' && /choose a direction/.test(g.detail));
+  const served = failed.find((g) => (g.name === 'source serving' && /already frozen/.test(g.detail)) || g.name === 'direction');
   const next = interrupted
     ? interrupted.detail.replace(/^.*?: (bluegreen status)/, '$1')
+    : open
+      ? `decide which side serves: bluegreen direction --from ${from} --to ${to} (or --from ${to} --to ${from}), then bluegreen sync the same way, then cutover again; or cutover --force to let ${from}'s data win`
+    : served
+      ? `${to} serves now: keep ${from} current with bluegreen sync --from ${to} --to ${from}; to move the application back to ${from}: bluegreen cutover --from ${to} --to ${from}`
     : failed.some((g) => g.name === 'lag' || g.name === 'last verify')
       ? `bluegreen sync --from ${from} --to ${to} (it verifies), then cutover again`
       : 'fix what the failed guardrails name, then cutover again';
@@ -96,6 +102,7 @@ function syncWhileServing(run: CutoverRun, options: Pick<SyncOptions, 'verify' |
     logger: opts.logger,
     lookback: opts.lookback,
     targetLockHeld: true, // by the control session
+    force: opts.force, // --force reaches every sync the cutover runs
     ...options,
   });
 }
@@ -292,7 +299,7 @@ export async function finalSync(run: CutoverRun): Promise<void> {
       run.commit = { freezeId: run.freezeId!, source: from, fromVersion: report.fromVersion!, toVersion: report.toVersion!, reverseWatermarks: marks };
       // The point of no return commits with the data: from then on the cutover happened,
       // whoever completes it (this run, or the next command if this one dies).
-      await recordCutoverCommit(target, run.commit);
+      await recordCutoverCommit(target, to, run.commit);
       await unfreeze(target);
       await faultPoint('cutover:before-target-commit');
     },

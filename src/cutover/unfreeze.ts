@@ -10,6 +10,7 @@ import { RuntimeFailure } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { frozenBy, unfreezeNow, type FreezeInfo } from './freeze.ts';
 import { reconcileCutover, type Reconciliation } from './reconcile.ts';
+import { recordRole } from '../db/direction.ts';
 
 export interface UnfreezeOptions {
   env: { name: string; url: string };
@@ -58,7 +59,11 @@ export async function unfreezeEnvironment(opts: UnfreezeOptions): Promise<Unfree
     }
     // Lifting the freeze is one UPDATE, which no reader holds up; dropping the then
     // inert triggers is best effort and skips a table an open transaction is reading.
-    const r = await unfreezeNow(client);
+    // A finished cutover's frozen side taking writes again: both sides may now, and only a
+    // person can say which one wins; the pair's direction says so until then.
+    const r = await unfreezeNow(client, '5s', async (lifted) => {
+      if (lifted?.completed && lifted.target) await recordRole(client, lifted.target, 'undecided', 'unfreeze');
+    });
     return { environment: env.name, lifted: r.lifted ?? null, triggersDropped: r.dropped, triggersLeftInert: r.inert, ...(reconciled ? { reconciled } : {}) };
   } finally {
     await client.end().catch(() => {});

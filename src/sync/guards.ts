@@ -10,6 +10,7 @@ import { assertFreezeHeld } from '../db/freeze-guard.ts';
 import type { Endpoint } from './sync.ts';
 import type { Logger } from '../log.ts';
 import { reconcilePair } from '../cutover/reconcile.ts';
+import { pairDirection, readStatement, recordRole } from '../db/direction.ts';
 
 /** What the guards need of a run. */
 export interface GuardOptions {
@@ -58,17 +59,21 @@ export async function refuseUnsafeSync(src: pg.Client, dst: pg.Client, opts: Gua
     }
   }
 
-  // Wrong way round: the source is itself kept current from the target (its watermarks
-  // say so) and the target was not frozen by a cutover. Syncing now would overwrite the
-  // target's newer writes and delete rows the source lacks.
-  if (kind !== 'cutover' && !opts.force) {
-    const hasState = (await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0]!.ok;
-    const fed = hasState ? await src.query<{ ok: boolean }>(`select exists (select 1 from bluegreen.watermarks where source = $1) as ok`, [opts.to.name]) : undefined;
-    // (A source frozen by a finished cutover is reported below, naming the new direction.)
-    if (fed?.rows[0]?.ok && !dstFrozen && !srcFrozen) {
+  // Against the pair's direction (src/db/direction.ts): syncing now would overwrite the
+  // target's newer writes and delete rows the source lacks. --force syncs once anyway.
+  if (kind !== 'cutover' && !opts.force && !srcFrozen) {
+    const d = await pairDirection({ name: opts.from.name, client: src }, { name: opts.to.name, client: dst });
+    const [from, to] = [opts.from.name, opts.to.name];
+    if (d.undecided) {
       throw new InvalidInputError(
-        `${opts.from.name} is kept current from ${opts.to.name} (its watermarks say so) and ${opts.to.name} is not frozen: syncing ${opts.from.name} -> ${opts.to.name} would overwrite ${opts.to.name}'s newer writes`,
-        `the usual direction is: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to switch directions, cut over first (bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}); or pass --force if you mean it`,
+        `the direction between ${from} and ${to} is open: ${d.text}; both may have taken writes, and a sync either way overwrites the other side's`,
+        `decide which side serves, then: bluegreen direction --from SERVING --to OTHER (e.g. bluegreen direction --from ${from} --to ${to}); bluegreen verify names what differs first`,
+      );
+    }
+    if (d.flow && d.flow.from === to) {
+      throw new InvalidInputError(
+        `data flows ${to} -> ${from} (${d.basis}): syncing ${from} -> ${to} would overwrite ${to}'s newer writes`,
+        `the usual run is: bluegreen sync --from ${to} --to ${from}; to move the application to ${from}: bluegreen cutover --from ${to} --to ${from}; to turn the flow round without a cutover (${to}'s writes since are overwritten): bluegreen direction --from ${from} --to ${to}`,
       );
     }
   }
@@ -82,4 +87,13 @@ export async function refuseUnsafeSync(src: pg.Client, dst: pg.Client, opts: Gua
       `to keep ${opts.from.name} current run: bluegreen sync --from ${opts.to.name} --to ${opts.from.name}; to move the application back to ${opts.from.name}: bluegreen cutover --from ${opts.to.name} --to ${opts.from.name}`,
     );
   }
+}
+
+/**
+ * In a sync's transaction on the target: when the pair has no direction statement yet,
+ * this sync's direction becomes the pair's (the target states it is fed from the source).
+ */
+export async function settleDirection(src: pg.Client, dst: pg.Client, from: string, to: string): Promise<void> {
+  if ((await readStatement(dst, from)) || (await readStatement(src, to))) return;
+  await recordRole(dst, from, 'target', 'sync');
 }

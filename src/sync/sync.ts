@@ -31,7 +31,7 @@ import { startSourceSums, verify, type SourceSumsRun, type VerifyOptions, type V
 import type { ChangedCheck } from './check.ts';
 import { reconcileDue, type DeleteResult } from './deletes.ts';
 import { withPair } from './pair.ts';
-import { refuseUnsafeSync } from './guards.ts';
+import { refuseUnsafeSync, settleDirection } from './guards.ts';
 import { planSync, type SyncPlan } from './run-plan.ts';
 import { schedule } from './schedule.ts';
 import { dropOwnStages, stageWithJobs } from './jobs.ts';
@@ -207,6 +207,8 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     const prestaged = plan.tables.flatMap((t) => (t.prestaged ? [t.prestaged] : []));
     if (prestaged.length) await dst.query(`drop table ${prestaged.join(', ')}`);
     await commitState(src, dst, plan, report, { source: opts.from.name, started, reconciled: reconcile });
+    // The first sync of a pair sets its direction; later ones never turn it (src/db/direction.ts).
+    if (plan.kind === 'sync' && !opts.force) await settleDirection(src, dst, opts.from.name, opts.to.name);
     if (opts.beforeCommit) await opts.beforeCommit(dst, report);
     await dst.query('commit');
   } catch (err) {

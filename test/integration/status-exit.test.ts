@@ -86,7 +86,9 @@ describe('status after a cutover and an unfreeze', () => {
     expect(env(st, 'blue').frozen).toBeUndefined();
     expect(st.pairs.find((x: { from: string }) => x.from === 'blue')).toMatchObject({ frozen: false, lagSeconds: expect.any(Number) });
     const out = (await p.ok(['status', '--env', 'blue', 'green', ...text])).stdout;
-    expect(out).not.toMatch(/frozen|FROZEN|no lag/);
+    // The pair's direction is open now (both sides may take writes): said once, on its own line.
+    expect(out).toMatch(/^direction blue\/green: unfrozen by hand: choose a direction/m);
+    expect(out.split('\n').filter((l) => !l.startsWith('direction ')).join('\n')).not.toMatch(/frozen|FROZEN|no lag/);
     expect(out).toMatch(/synced from blue: watermark .* \(lag \d+s\)/);
     // Shown alone, green cannot see blue: it keeps the cutover's reading.
     const alone = report(await p.ok(['status', '--env', 'green', '--json']));

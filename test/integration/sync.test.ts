@@ -232,7 +232,7 @@ describe('sync', () => {
     // Before any cutover green is fed from blue: the reverse direction needs --force.
     const refused = await p.run(['sync', '--from', 'green', '--to', 'blue']);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('is kept current from blue');
+    expect(refused.stderr).toContain('data flows blue -> green');
     const back = report(await p.ok(['sync', '--from', 'green', '--to', 'blue', '--force', '--json']));
     expect(back.mode).toBe('full');
     expect(await v1Rows(p.blue)).toEqual(await v1Rows(p.green));
