@@ -14,8 +14,9 @@
  *   time as the LATER of its two instants (the offset after the transition), so this never
  *   drops a row whose real instant is at or after H. To keep an index on the column usable
  *   the same predicate is also bounded on the bare column, `col >= local(H) - margin`,
- *   where margin is the largest offset change of the zone around H (1 hour for
- *   Europe/Berlin): a row written after H can show a local time at most that much earlier.
+ *   where margin is how far the zone's offset falls between H and the run (1 hour for
+ *   Europe/Berlin across its autumn change, else 0): a row written after H can show a
+ *   local time at most that much earlier.
  * - `date` in a declared zone: `col >= local date of (H - margin)`; the whole day is read
  *   again (it cannot say more).
  * - integers from a sequence (`integer`, append-only tables): sequence values are handed
@@ -78,7 +79,7 @@ export interface SourcePlan {
   zone?: string;
   /** Clock-skew allowance (interval text) subtracted from the time bound. */
   skew?: string;
-  /** Largest offset change of `zone` around now (interval text), for the index bound. */
+  /** How far `zone`'s offset falls between the bound and the run (interval text), for the index bound. */
   margin?: string;
   /** Stored lower bound of this run (text), or null for a full read. */
   lo: string | null;
@@ -288,12 +289,23 @@ async function planOne(
     plan.skew = await checked(src, `select $1::interval::text as v`, [rule.skew], table, `skew ${JSON.stringify(rule.skew)} of watermark ${column} is not an interval`, 'e.g. "skew": "30 seconds" (or skew=30s in the comment)');
   }
   if (zone !== undefined) {
-    // The zone's largest offset change over two years around now: the fold margin.
+    // The fold margin: how far the zone's offset falls between the bound and this run (a
+    // day past now, for the snapshot taken after this). A row written after the bound
+    // shows a local time at most that much before the bound's. Only when an autumn change
+    // lies in between is it an hour; otherwise none, and the index bound reads just what
+    // was written since the bound, not the last hour of writes (which, inside a cutover's
+    // freeze, cost far more than the seconds since its catch-up). Offsets last months, so
+    // hourly samples see every one. Without a bound (a full read, or plan's count): the
+    // largest change over two years around now.
     plan.margin = await checked(
       src,
-      `select (max(o) - min(o))::text as v from (select (d at time zone $1) - (d at time zone 'UTC') as o
-         from generate_series(now() - interval '400 days', now() + interval '400 days', interval '1 day') d) x`,
-      [zone],
+      lo === null
+        ? `select (max(o) - min(o))::text as v from (select (d at time zone $1) - (d at time zone 'UTC') as o
+             from generate_series(now() - interval '400 days', now() + interval '400 days', interval '1 day') d) x`
+        : `select greatest(interval '0', max(o) filter (where first) - min(o))::text as v
+             from (select u = $2::timestamptz as first, (u at time zone $1) - (u at time zone 'UTC') as o
+                     from generate_series($2::timestamptz, greatest($2::timestamptz, now()) + interval '1 day', interval '1 hour') u) x`,
+      lo === null ? [zone] : [zone, lo],
       table,
       `zone ${JSON.stringify(zone)} of watermark ${column} is not a time zone PostgreSQL knows`,
       'use an IANA zone name such as Europe/Berlin or UTC (see pg_timezone_names)',

@@ -118,6 +118,28 @@ describe('a declared zone the writers do not use', () => {
     expect(next.tables[0].read).toBe(1);
   });
 
+  it('the index bound of a local watermark reaches back an hour only when an autumn change lies between the bound and the run', async () => {
+    const url = await freshDatabase('margin');
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(`create table t (id bigint primary key, at timestamp not null)`);
+      const catalog = { tables: { t: { name: 't', columns: [{ name: 'at', type: 'timestamp without time zone' }], primaryKey: ['id'], uniqueKeys: [], foreignKeys: [] } } };
+      const ct = { table: 't', reload: 'incremental', sources: [{ table: 't', columns: [], key: ['id'], watermark: 'at', watermarkRule: { zone: 'Europe/Berlin' } }] };
+      const margin = async (lo: string) => ((await planWatermarks(c, [ct as never], catalog as never, new Map([['t', lo]]), {})).get('t') as SourcePlan).margin;
+      // A bound minutes ago (no change in between): the bare-column bound is the bound's local
+      // time, so a run inside a cutover's freeze reads only what was written since, not the last hour.
+      const [recent] = (await c.query(`select (now() - interval '10 minutes')::text as lo, now() > '2026-10-25 01:00+00' and now() < '2027-03-28 01:00+00' as winter`)).rows;
+      if (recent.winter) expect(await margin(recent.lo)).toBe('00:00:00');
+      // Before Berlin's autumn change (2026-10-25 01:00 UTC): an hour.
+      expect(await margin('2026-10-25 00:45:00+00')).toBe('01:00:00');
+      // Before the spring change (the offset rises, then falls back to where it was): none.
+      expect(await margin('2026-03-29 00:30:00+00')).toBe('00:00:00');
+    } finally {
+      await c.end();
+    }
+  });
+
   it('reads max() through the index, a partitioned table too, and never scans a table without one', async () => {
     const url = await freshDatabase('zones');
     await query(url, `
