@@ -4,6 +4,7 @@
  * server error or a NaN halfway through a run. Every form accepted here is one PostgreSQL
  * reads as an `interval`; a duration setting is passed as exact milliseconds.
  */
+import { quoted } from '../src/text.ts';
 
 const UNIT_MS: Record<string, number> = {
   us: 0.001, usec: 0.001, usecs: 0.001, microsecond: 0.001, microseconds: 0.001,
@@ -48,9 +49,9 @@ export function durationCoerce(flag: string, opts: { min?: number; as?: 'ms' | '
     if (v === undefined) return undefined;
     const ms = typeof v === 'number' ? v * (opts.bareUnit === 'ms' ? 1 : 1000) : parseDuration(String(v), opts.bareUnit);
     if (ms === undefined || !Number.isFinite(ms)) {
-      throw usage(`--${flag} must be a duration such as '30s', '500ms' or '2 minutes' (got ${JSON.stringify(String(v))})`);
+      throw usage(`--${flag} must be a duration such as '30s', '500ms' or '2 minutes' (got ${quoted(String(v))})`);
     }
-    if (ms < (opts.min ?? 0)) throw usage(`--${flag} must be at least ${opts.min} ms (got ${JSON.stringify(String(v))})`);
+    if (ms < (opts.min ?? 0)) throw usage(`--${flag} must be at least ${opts.min} ms (got ${quoted(String(v))})`);
     // An interval is passed on as written (PostgreSQL reads every form accepted here, and
     // messages then echo the user's words); a setting gets exact milliseconds.
     return opts.as === 'interval' ? String(v).trim() : `${Math.round(ms)}ms`;
@@ -66,7 +67,7 @@ export function numberCoerce(flag: string, opts: { min?: number; max?: number; i
     const kind = opts.integer ? 'integer' : 'number';
     const what = `${opts.positive ? `a positive ${kind}` : `${opts.integer ? 'an' : 'a'} ${kind}${opts.min !== undefined ? ` >= ${opts.min}` : ''}`}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
     if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.positive && n <= 0) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
-      throw usage(`--${flag} must be ${what} (got ${JSON.stringify(text)})`);
+      throw usage(`--${flag} must be ${what} (got ${quoted(text)})`);
     }
     return n;
   };

@@ -21,6 +21,7 @@ import type pg from 'pg';
 import type { Catalog } from '../db/catalog-types.ts';
 import { OfflineConversionUnsupportedError } from './errors.ts';
 import { openScratch } from './faces.ts';
+import { compileExpressions } from './preflight.ts';
 import { copyThroughSql, type Staged } from './sql-fallback.ts';
 
 /** Options of {@link convertDump}. */
@@ -112,6 +113,9 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     : undefined;
   const staged: Staged = new Map();
   try {
+    // Every expression the mapping's author wrote compiles before a file is written (file
+    // and JSON pointer named, as check names them); offline there is nothing to compile on.
+    if (server) await compileExpressions(server.client, plan.tables.map((p) => p.target));
     logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);
     const tables: DumpTable[] = [];
     const stats: TableConversionStats[] = [];

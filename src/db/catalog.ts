@@ -10,7 +10,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import type { Catalog, ColumnInfo, TableInfo, TypeInfo } from './catalog-types.ts';
 import { ident } from './connect.ts';
-import { InvalidInputError, VersionMismatchError } from '../errors.ts';
+import { InvalidInputError, RuntimeFailure, VersionMismatchError } from '../errors.ts';
 import { cachedCatalog } from './catalog-cache.ts';
 
 export type { Catalog, TableInfo, ColumnInfo } from './catalog-types.ts';
@@ -44,7 +44,10 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
     `select c.relname as table, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
             a.attnotnull as notnull, (a.atthasdef or a.attidentity <> '') as hasdef,
             a.attidentity::text as identity, a.attgenerated::text as generated,
-            pg_get_expr(d.adbin, d.adrelid) as expr
+            -- A default cannot refer to a column, so it deparses without its table (relid 0),
+            -- which takes no lock: with the table, pg_get_expr opens it (AccessShareLock) and
+            -- waits behind any session holding it exclusively. Generated columns need it.
+            case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) else pg_get_expr(d.adbin, 0) end as expr
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid
@@ -73,12 +76,30 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
   }
   // CHECK constraints only: PostgreSQL 18 lists NOT NULL in pg_constraint too ('n'),
   // which nullability already covers, and 15 does not.
-  const checks = await client.query<{ table: string; def: string }>(
-    `select c.relname as table, pg_get_constraintdef(k.oid) as def
-       from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = $1 and k.contype = 'c' and c.relkind in ('r', 'p') and not c.relispartition`,
-    [nsp],
-  );
+  // pg_get_constraintdef opens each table (AccessShareLock): a session holding one
+  // exclusively (DDL, LOCK TABLE) makes this wait up to the lock timeout; say who.
+  const checks = await client
+    .query<{ table: string; def: string }>(
+      `select c.relname as table, pg_get_constraintdef(k.oid) as def
+         from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = $1 and k.contype = 'c' and c.relkind in ('r', 'p') and not c.relispartition`,
+      [nsp],
+    )
+    .catch(async (err: { code?: string }) => {
+      if (err.code !== '55P03') throw err;
+      const held = await client
+        .query<{ who: string }>(
+          `select string_agg(format('%s (pid %s, %s)', l.relation::regclass, l.pid, coalesce(nullif(a.application_name, ''), a.usename::text)), ', ') as who
+             from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+            where l.granted and l.mode = 'AccessExclusiveLock' and l.relation in (select oid from pg_class where relnamespace = $1::regnamespace)`,
+          [q],
+        )
+        .then((r) => r.rows[0]?.who, () => undefined);
+      throw new RuntimeFailure(
+        `cannot read the schema to detect its version: ${held ? `tables held exclusively by another session: ${held}` : 'a table is held exclusively by another session'}`,
+        'wait for that session (DDL, LOCK TABLE) to finish, or end it, then retry',
+      );
+    });
   for (const k of checks.rows) tables[k.table]?.checks!.push(local(k.def));
   for (const t of Object.values(tables)) t.checks!.sort();
   const types: Record<string, TypeInfo> = {};

@@ -161,7 +161,9 @@ describe('cutover', () => {
     const blocker = new pg.Client({ connectionString: p.green });
     await blocker.connect();
     await blocker.query('begin');
-    await blocker.query('lock table user_settings in access exclusive mode');
+    // SHARE: the final sync's writes wait for it; reading the catalog (version detection
+    // deparses CHECK constraints, which opens the table) does not.
+    await blocker.query('lock table user_settings in share mode');
     const t0 = Date.now();
     const r = await p.run(['cutover', '--timeout', '3', '--json']);
     expect(Date.now() - t0).toBeLessThan(30_000);
@@ -234,7 +236,7 @@ describe('cutover', () => {
     const before = await query(p.green, `select t::text from users t order by id`);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       // Green is held, so the final sync waits: the signal lands mid-cutover, blue frozen.
-      const blocker = await holdLock(p.green, 'lock table user_settings in access exclusive mode');
+      const blocker = await holdLock(p.green, 'lock table user_settings in share mode');
       const run = startCutover(p, ['--timeout', '60']);
       try {
         await waitFor('blue frozen', () => blueFrozen(p));
@@ -260,7 +262,7 @@ describe('cutover', () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '200']);
     await p.ok(['sync']);
-    const blocker = await holdLock(p.green, 'lock table user_settings in access exclusive mode');
+    const blocker = await holdLock(p.green, 'lock table user_settings in share mode');
     const run = startCutover(p, ['--timeout', '60']);
     try {
       await waitFor('blue frozen', () => blueFrozen(p));
@@ -293,7 +295,7 @@ describe('cutover', () => {
     await report_.connect();
     await report_.query('begin');
     await report_.query('select count(*) from users');
-    const blocker = await holdLock(p.green, 'lock table user_settings in access exclusive mode');
+    const blocker = await holdLock(p.green, 'lock table user_settings in share mode');
     try {
       const t0 = Date.now();
       const r = await startCutover(p, ['--timeout', '3'], 40_000).done;
