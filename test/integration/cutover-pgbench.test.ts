@@ -20,7 +20,7 @@ const MAPPINGS = path.join(ROOT, 'examples', 'pgbench', 'mappings');
 const APP_ROLE = 'bg_pgbench_app';
 const APP_PASSWORD = 'pgbench-app-pw';
 /** Cutovers in the test, alternating direction (blue -> green, green -> blue, ...). */
-const ROUNDS = Number(process.env.BLUEGREEN_PGBENCH_ROUNDS ?? 4);
+const ROUNDS = Number(process.env.BLUEGREEN_PGBENCH_ROUNDS ?? 10);
 const bin = pgbenchBinary();
 if (!bin && process.env.CI) throw new Error('pgbench is not installed: .ci/run installs it (postgresql-client)');
 
