@@ -10,6 +10,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
+import type { CliResult } from '../helpers/cli.ts';
 
 /** Inserts users on `url` until stopped, recording what was acknowledged. */
 function appWriter(url: string, prefix: string) {
@@ -138,30 +139,8 @@ describe('a cutover killed at every step boundary converges without losing a wri
     expect(await frozen(p.blue)).toEqual({ completed: true });
   });
 
-  /** Ends every session of this database whose application name starts with `app`. */
-  const terminate = (url: string, app: string) =>
-    query(url, `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name like $1 and pid <> pg_backend_pid()`, [`${app}%`]);
-
-  it('blue\'s sessions lost after the freeze, green\'s final transaction open: green still commits, and the cutover completes on fresh sessions', async () => {
-    const p = await makePair(1, 2);
-    await p.ok(['seed', '--to', 'blue', '--rows', '100']);
-    await p.ok(['sync']);
-    const run = p.run(['cutover', '--json'], { BLUEGREEN_FAULT: 'cutover:before-target-commit=pause:2500' });
-    const until = Date.now() + 30_000;
-    while (!(await frozen(p.blue))) {
-      if (Date.now() > until) throw new Error('blue never froze');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await new Promise((r) => setTimeout(r, 500)); // into the pause, green's transaction open
-    await terminate(p.blue, 'bluegreen');
-    const r = await run;
-    expect(r.code, r.stderr).toBe(0);
-    expect(report(r).outcome).toMatch(/point of no return/);
-    expect(await frozen(p.blue)).toEqual({ completed: true });
-  });
-
-  it('both sides\' sessions lost before green committed: green rolled back, blue unfrozen through a fresh session, and the line says so', async () => {
-    const p = await makePair(1, 2);
+  /** A cutover paused inside green's final transaction, 500 ms into a 2.5 s pause; resolves to its run. */
+  async function pausedBeforeTargetCommit(p: Pair): Promise<{ run: Promise<CliResult> }> {
     await p.ok(['seed', '--to', 'blue', '--rows', '100']);
     await p.ok(['sync']);
     const run = p.run(['cutover', '--json'], { BLUEGREEN_FAULT: 'cutover:before-target-commit=pause:2500' });
@@ -171,6 +150,26 @@ describe('a cutover killed at every step boundary converges without losing a wri
       await new Promise((r) => setTimeout(r, 50));
     }
     await new Promise((r) => setTimeout(r, 500));
+    return { run }; // wrapped: an async function returning the promise would wait for it
+  }
+
+  /** Ends every session of this database whose application name starts with `app`. */
+  const terminate = (url: string, app: string) =>
+    query(url, `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name like $1 and pid <> pg_backend_pid()`, [`${app}%`]);
+
+  it('blue\'s sessions lost after the freeze, green\'s final transaction open: green still commits, and the cutover completes on fresh sessions', async () => {
+    const p = await makePair(1, 2);
+    const { run } = await pausedBeforeTargetCommit(p); // into the pause, green's transaction open
+    await terminate(p.blue, 'bluegreen');
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    expect(report(r).outcome).toMatch(/point of no return/);
+    expect(await frozen(p.blue)).toEqual({ completed: true });
+  });
+
+  it('both sides\' sessions lost before green committed: green rolled back, blue unfrozen through a fresh session, and the line says so', async () => {
+    const p = await makePair(1, 2);
+    const { run } = await pausedBeforeTargetCommit(p);
     await terminate(p.green, 'bluegreen');
     await terminate(p.blue, 'bluegreen');
     const r = await run;
