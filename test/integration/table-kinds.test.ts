@@ -184,6 +184,28 @@ describe('local-time watermarks with the writers zone declared', () => {
 });
 
 describe('cutover', () => {
+  it('seeds the reverse watermarks of every kind (local times in two zones, an integer append table): the first rollback sync reads only what green wrote', async () => {
+    const p = await pair();
+    const w = await writer(p.blue, 'Europe/Berlin');
+    await w.query(`insert into orders (id, note) select g, 'o' from generate_series(1, 300) g`);
+    await w.query(`insert into visits (id, page, seen_at) select g, 'p', now() at time zone 'America/New_York' from generate_series(1, 300) g`);
+    await w.query(`insert into events (payload) select 'e' || g from generate_series(1, 300) g`);
+    await w.end();
+    await sync(p);
+    const cut = report(await p.ok(['cutover', '--from', 'blue', '--to', 'green', '--json']));
+    expect(Object.keys(cut.reverseWatermarks)).toEqual(expect.arrayContaining(['orders', 'visits', 'events']));
+    const g = await writer(p.green, 'Europe/Berlin');
+    await g.query(`insert into orders (id, note) values (1001, 'on green')`);
+    await g.query(`insert into events (payload) values ('g1'), ('g2')`);
+    await g.end();
+    const back = report(await p.ok(['sync', '--from', 'green', '--to', 'blue', '--json']));
+    expect(table(back, 'orders')).toMatchObject({ inserted: 1 });
+    expect(table(back, 'orders').read).toBeLessThan(10);
+    expect(table(back, 'events')).toMatchObject({ inserted: 2 });
+    expect(table(back, 'events').read).toBeLessThan(10);
+    expect(table(back, 'visits').read).toBeLessThan(10);
+  });
+
   it('carries every kind of table exactly, with a Berlin writer committing after the last sync', async () => {
     const p = await pair();
     const w = await writer(p.blue, 'Europe/Berlin');
