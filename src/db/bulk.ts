@@ -20,12 +20,17 @@ export async function deferrableDdl(client: pg.Client, tables: string[]): Promis
   const fks = await client.query<{ tbl: string; name: string; def: string }>(
     `select conrelid::regclass::text as tbl, conname as name, pg_get_constraintdef(oid) as def
        from pg_constraint where contype = 'f' and (conrelid = any(${rel}) or confrelid = any(${rel}))
+        -- Only a constraint of its own (conparentid 0): PostgreSQL clones a partitioned
+        -- table's foreign key onto each of its partitions, and one referencing a
+        -- partitioned table once per referenced partition (same name, or name_1, _2...);
+        -- the clones go with the parent's drop and come back with its add.
+        and conparentid = 0
       order by 1, 2`,
     [tables],
   );
   const keys = await client.query<{ tbl: string; name: string; def: string }>(
     `select conrelid::regclass::text as tbl, conname as name, pg_get_constraintdef(oid) as def
-       from pg_constraint where contype in ('p', 'u') and conrelid = any(${rel})
+       from pg_constraint where contype in ('p', 'u') and conrelid = any(${rel}) and conparentid = 0
       order by contype, 1, 2`,
     [tables],
   );
@@ -34,6 +39,8 @@ export async function deferrableDdl(client: pg.Client, tables: string[]): Promis
        from pg_index i
       where i.indrelid = any(${rel})
         and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)
+        -- A partition's index attached to its parent's goes with the parent's drop.
+        and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
       order by 1`,
     [tables],
   );
@@ -45,7 +52,9 @@ export async function deferrableDdl(client: pg.Client, tables: string[]): Promis
     ],
     create: [
       ...keys.rows.map((k) => `alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`),
-      ...idx.rows.map((i) => i.def),
+      // pg_get_indexdef writes a partitioned table's index as CREATE INDEX ... ON ONLY, which
+      // builds an invalid index on the parent alone; without ONLY it recurses to every partition.
+      ...idx.rows.map((i) => i.def.replace(/^(CREATE (?:UNIQUE )?INDEX (?:"(?:[^"]|"")+"|\S+) ON )ONLY /, '$1')),
       ...fks.rows.map((f) => `alter table ${f.tbl} add constraint ${ident(f.name)} ${f.def}`),
     ],
   };
