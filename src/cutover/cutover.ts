@@ -12,12 +12,13 @@
  * The freeze therefore costs what changed since the last sync, not the database's size
  * (src/cutover/before-freeze.ts); the report says how long writes were refused.
  *
- * The --timeout, or the caller's AbortSignal (Ctrl-C, SIGTERM), or any failure before the
- * freeze is marked complete: the cutover's own statements are cancelled, the target rolls
- * back (or, when it had already committed and the verify failed or was stopped, is frozen
- * again so nobody writes to both sides), the source is unfrozen and keeps serving, exit
- * non-zero. A process killed outright leaves the source frozen WITHOUT the completion mark;
- * `status` and the next cutover report it as interrupted and say to unfreeze it.
+ * The --timeout, or the caller's AbortSignal (Ctrl-C, SIGTERM), or any failure: before the
+ * target commits the final sync (the point of no return, recorded there with the freeze's
+ * id), the target rolls back and the source is unfrozen and keeps serving, exit non-zero;
+ * after it, the cutover happened and is completed on the source. Both on fresh sessions,
+ * since the run's own may be what failed. A process killed outright leaves the source
+ * frozen without its completion mark; the next status, sync, cutover or unfreeze decides it
+ * the same way from the two databases (src/cutover/reconcile.ts).
  * Rollback is the same command the other way round (green -> blue, down mappings).
  */
 import { connect } from '../db/connect.ts';
