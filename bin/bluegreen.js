@@ -19,6 +19,33 @@ import v8 from 'node:v8';
 // read whenever the young generation would grow, so setting it here, at start-up, works.
 v8.setFlagsFromString('--semi-space-growth-factor=1');
 
+// Process warnings (a library's DeprecationWarning; bluegreen's own ConnectionWarning, such
+// as a ~/.pgpass ignored for its permissions) are printed by Node as plain text, which
+// would break "every line is JSON" in a JSON log. Node's printer is replaced by one that
+// writes them in the log's format, decided as scripts/context.ts logFormatOf does: the
+// --log-format flag, else $BLUEGREEN_LOG_FORMAT, else text only on a terminal.
+function logFormat() {
+  const args = process.argv.slice(2);
+  let flag;
+  for (const [i, a] of args.entries()) {
+    if (a === '--log-format') flag = args[i + 1];
+    else if (a.startsWith('--log-format=')) flag = a.slice('--log-format='.length);
+  }
+  const f = flag ?? process.env.BLUEGREEN_LOG_FORMAT;
+  if (f === 'json' || f === 'text') return f;
+  return process.stderr.isTTY && process.stdout.isTTY ? 'text' : 'json';
+}
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  // A password never belongs in a warning; mask one anyway, as the logger does.
+  const msg = String(w.message).replace(/(password\s*=\s*)\S+/gi, '$1***').replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
+  process.stderr.write(
+    logFormat() === 'json'
+      ? JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg, warning: w.name, ...(w.code ? { code: w.code } : {}) }) + '\n'
+      : `warn: ${msg}${w.name === 'ConnectionWarning' ? '' : ` (${w.name})`}\n`,
+  );
+});
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = path.join(root, 'dist', 'cli.js');
 

@@ -92,7 +92,11 @@ export function loadSettings(input: SettingsInput = {}): Settings {
 export interface Environment {
   /** Name: blue, green, or any configured name. */
   name: string;
-  /** Connection URL (may hold a password: print only through redactUrl). */
+  /**
+   * How to connect: a postgres:// URL, key=value conninfo or `service=NAME`; the PG*
+   * variables fill in what it leaves out when it is used (src/db/conninfo.ts). May hold a
+   * password: print only through redactUrl.
+   */
   url: string;
   /** Version pinned by config, when detection should be skipped. */
   version?: number;
@@ -101,8 +105,11 @@ export interface Environment {
 }
 
 /**
- * Resolves an environment name to a URL: an explicit --from-url/--to-url, then the config
- * file, then NAME_URL (BLUE_URL, GREEN_URL), then the local embedded cluster of that name.
+ * Resolves an environment name to a connection string: an explicit --from-url/--to-url,
+ * then the config file, then NAME_URL (BLUE_URL, GREEN_URL), then the local embedded
+ * cluster of that name. The PG* variables alone never name an environment: they describe
+ * one database and blue and green are two, so they only fill in what a given connection
+ * string leaves out (`BLUE_URL='dbname=app_blue'` with PGHOST and PGUSER set).
  */
 export function resolveEnvironment(settings: Settings, name: string, urlFlag?: string, env: Record<string, string | undefined> = process.env): Environment {
   const found = findEnvironment(settings, name, urlFlag, env);
@@ -113,7 +120,7 @@ export function resolveEnvironment(settings: Settings, name: string, urlFlag?: s
   throw new UsageError(
     `no database for environment "${name}"`,
     ['blue', 'green'].includes(name)
-      ? `run \`bluegreen env up\` for local clusters, or set ${name.toUpperCase()}_URL, or add it to ${CONFIG_FILE}`
+      ? `run \`bluegreen env up\` for local clusters, or set ${name.toUpperCase()}_URL (a URL, or key=value such as 'dbname=app_${name}' with PGHOST/PGUSER filling the rest), or add it to ${CONFIG_FILE}`
       : `add "${name}" to environments in ${CONFIG_FILE} or set ${name.toUpperCase()}_URL${known.length ? ` (configured: ${known.join(', ')})` : ''}`,
   );
 }

@@ -12,9 +12,14 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Masks anything that looks like a password inside free text (error messages, logs). */
+/**
+ * Masks anything that looks like a password inside free text (error messages, logs): a
+ * URL's, and `password=` in a URL query or key=value conninfo (libpq's form: spaces
+ * around `=`, a single-quoted value with `\'` escapes; also such a value inside a JSON
+ * string, where the backslash itself is escaped). `PGPASSWORD=` is caught too.
+ */
 export function redactText(text: string): string {
   return text
     .replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)([^@\s]*)(@)/gi, '$1***$3')
-    .replace(/(password=)([^&\s"']+)/gi, '$1***');
+    .replace(/(password\s*=\s*)('(?:\\\\'|\\'|[^'])*?'(?=$|[\s"&,;)\]}])|'(?:\\\\'|\\'|[^'])*'|(?:\\.|[^&\s"'])+)/gi, '$1***');
 }

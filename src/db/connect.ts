@@ -20,6 +20,7 @@ import { RuntimeFailure, UsageError } from '../errors.ts';
 import { stallBounds, watchSession } from './watchdog.ts';
 import { redactUrl } from '../redact.ts';
 import { connectHint } from './url.ts';
+import { ConninfoError, connectionAttempts, describeTarget, fallsBack, isUrl, passwordOption, resolveConninfo, tlsFailure, type ConnectionAttempt, type ResolvedConninfo } from './conninfo.ts';
 
 /** Session settings pinned on every connection (sent in the startup packet: no round trip). */
 export const PINNED_SETTINGS: Record<string, string> = {
@@ -213,43 +214,80 @@ function instrument(client: pg.Client, side: string): void {
 export async function connect(url: string, opts: ConnectOptions = {}): Promise<pg.Client> {
   const t = timeouts;
   const settings = { ...PINNED_SETTINGS, ...SERVER_KEEPALIVES, statement_timeout: String(t.statementMs), lock_timeout: String(t.lockMs) };
-  const options = Object.entries(settings)
+  const pinned = Object.entries(settings)
     .map(([k, v]) => `-c ${k}=${v.replace(/ /g, '\\ ')}`)
     .join(' ');
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: opts.applicationName ?? 'bluegreen',
-    options,
-    connectionTimeoutMillis: t.connectMs,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
-  });
-  // An idle client whose server goes away emits 'error'; without a listener that kills
-  // the process with a stack trace. The next query reports the failure properly.
-  client.on('error', () => {});
   const side = opts.label ?? 'database';
-  instrument(client, side);
+  // The URL, key=value conninfo or service, with the PG* variables filling its gaps
+  // (src/db/conninfo.ts); resolveEnvironment has refused one that cannot be read.
+  let target: ResolvedConninfo;
+  let attempts: ConnectionAttempt[];
   try {
-    await client.connect();
-    watchSession(client, side, stallBounds(t.statementMs));
+    target = resolveConninfo(url);
+    attempts = connectionAttempts(target);
+  } catch (err) {
+    if (err instanceof ConninfoError) throw new UsageError(`the connection string of ${side}: ${err.message}`, 'README "Configuration" lists the forms and keywords bluegreen reads');
+    throw err;
+  }
+  const shown = isUrl(url) ? redactUrl(url) : describeTarget(target);
+  const password = passwordOption(target);
+  // The conninfo's own options (-c settings) first: the pinned ones after them win.
+  const options = [target.params.options, pinned].filter(Boolean).join(' ');
+  let client: pg.Client | undefined;
+  for (const [i, attempt] of attempts.entries()) {
+    client = new pg.Client({
+      host: target.params.hostaddr || target.host,
+      port: target.port,
+      database: target.dbname,
+      user: target.user,
+      password,
+      ssl: attempt.ssl,
+      application_name: opts.applicationName ?? 'bluegreen',
+      options,
+      connectionTimeoutMillis: t.connectMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+    });
+    // An idle client whose server goes away emits 'error'; without a listener that kills
+    // the process with a stack trace. The next query reports the failure properly.
+    client.on('error', () => {});
+    instrument(client, side);
+    try {
+      await client.connect();
+      break;
+    } catch (err) {
+      await client.end().catch(() => {});
+      // sslmode prefer / allow: the other kind of connection, as libpq tries it.
+      if (i + 1 < attempts.length && fallsBack(err)) continue;
+      throw connectFailure(err, url, shown, target, opts.label, t.connectMs);
+    }
+  }
+  const c = client!;
+  try {
+    watchSession(c, side, stallBounds(t.statementMs));
     // A backend whose client died mid-statement notices it only when it next writes to
     // the socket; PostgreSQL 14+ can poll for it, so even a SIGKILLed run's statement
     // (and the target lock its session holds) ends within seconds.
-    await client.query(
+    await c.query(
       `select set_config('client_connection_check_interval', '5000', false) where current_setting('server_version_num')::int >= 140000`,
     );
   } catch (err) {
-    await client.end().catch(() => {});
-    const msg = (err as Error).message;
-    const timedOut = /timeout/i.test(msg) && !(err as { code?: string }).code;
-    throw new RuntimeFailure(
-      `cannot connect to ${opts.label ?? 'database'} at ${redactUrl(url)}: ${timedOut ? `no answer within ${t.connectMs / 1000} s (--connect-timeout)` : msg}`,
-      connectHint(err, url, opts.label),
-    );
+    await c.end().catch(() => {});
+    throw connectFailure(err, url, shown, target, opts.label, t.connectMs);
   }
-  open.add(client);
-  client.once('end', () => open.delete(client));
-  return client;
+  open.add(c);
+  c.once('end', () => open.delete(c));
+  return c;
+}
+
+function connectFailure(err: unknown, url: string, shown: string, target: ResolvedConninfo, label: string | undefined, connectMs: number): RuntimeFailure {
+  const msg = (err as Error).message;
+  const timedOut = /timeout/i.test(msg) && !(err as { code?: string }).code;
+  const tls = tlsFailure(err, target);
+  return new RuntimeFailure(
+    `cannot connect to ${label ?? 'database'} at ${shown}: ${timedOut ? `no answer within ${connectMs / 1000} s (--connect-timeout)` : tls ?? msg}`,
+    connectHint(err, url, label),
+  );
 }
 
 /**

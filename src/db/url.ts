@@ -3,8 +3,12 @@
  * The pg driver reads a URL it cannot parse against a dummy base, so a password holding an
  * unescaped `/`, `#` or `?` used to end as "getaddrinfo ENOTFOUND base" or a stack trace;
  * a multi-host URL (libpq's failover list) likewise. Neither message ever shows the password.
+ * The key=value and `service=` forms (src/db/conninfo.ts) are checked here too: read,
+ * their service looked up and the PG* variables applied, so a typo is exit 2 before
+ * anything connects.
  */
 import { UsageError } from '../errors.ts';
+import { ConninfoError, isUrl, resolveConninfo } from './conninfo.ts';
 
 /** Where an environment's URL came from (as `resolveEnvironment` says). */
 export type UrlOrigin = 'flag' | 'config' | 'environment' | 'embedded';
@@ -28,9 +32,20 @@ const ENCODE_HINT = 'percent-encode special characters in the user name and pass
  */
 export function checkConnectionUrl(url: string, env: string, origin: UrlOrigin): void {
   const where = ORIGIN_TEXT[origin](env);
+  if (!isUrl(url)) {
+    // Another scheme, or no keyword=value at all: not a connection string (and not echoed).
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || (url.trim() !== '' && !url.includes('='))) {
+      throw new UsageError(
+        `the URL of ${env} (from ${where}) is not a postgres:// URL${url.includes('://') ? '' : ' or key=value conninfo'}`,
+        "write it as postgres://user:password@host:5432/database, or as key=value conninfo ('host=db dbname=app user=app')",
+      );
+    }
+    checkResolves(url, env, where, 'connection string');
+    origins.set(url, { env, origin });
+    return;
+  }
   const bad = (what: string, hint: string) => new UsageError(`the URL of ${env} (from ${where}) ${what}`, hint);
-  const scheme = /^(postgres(?:ql)?):\/\//i.exec(url);
-  if (!scheme) throw bad('is not a postgres:// URL', 'write it as postgres://user:password@host:5432/database');
+  const scheme = /^(postgres(?:ql)?):\/\//i.exec(url)!;
   const rest = url.slice(scheme[0].length);
   // The authority ends at the first / ? or #; an @ after that point means the user info
   // itself held one of those characters unescaped (or an unescaped @).
@@ -49,7 +64,21 @@ export function checkConnectionUrl(url: string, env: string, origin: UrlOrigin):
   } catch {
     throw bad('is malformed', `check the host and port (host:5432); ${ENCODE_HINT}`);
   }
+  checkResolves(url, env, where, 'URL');
   origins.set(url, { env, origin });
+}
+
+/** Refuses (exit 2) a conninfo that cannot be read, or whose service or sslmode is wrong. */
+function checkResolves(conninfo: string, env: string, where: string, what: string): void {
+  try {
+    resolveConninfo(conninfo);
+  } catch (err) {
+    if (!(err instanceof ConninfoError)) throw err;
+    throw new UsageError(
+      `the ${what} of ${env} (from ${where}): ${err.message}`,
+      "write it as postgres://user:password@host:5432/database, as key=value conninfo ('host=db dbname=app user=app'), or as 'service=NAME' (README \"Configuration\")",
+    );
+  }
 }
 
 /**
@@ -61,6 +90,15 @@ export function connectHint(err: unknown, url: string, label?: string): string {
   const known = origins.get(url);
   const where = known ? ORIGIN_TEXT[known.origin](known.env) : 'the URL';
   switch (e.code) {
+    case 'ENOPASSWORD':
+      return `give the password in ${where}, PGPASSWORD, or a line host:port:database:user:password in ~/.pgpass (mode 0600)`;
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+    case 'CERT_HAS_EXPIRED':
+      return `give the server's CA certificate as sslrootcert in ${where} (or PGSSLROOTCERT), or lower sslmode (require encrypts without verifying)`;
     case '28P01':
     case '28000':
       return `check the user name and password in ${where}; ${ENCODE_HINT}`;
