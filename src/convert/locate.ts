@@ -14,6 +14,7 @@
 import type pg from 'pg';
 import { connect, ident, literal } from '../db/connect.ts';
 import { RowConversionError, shownKey, type CompiledTable } from '../mapping/index.ts';
+import { missingPartition } from '../db/apply.ts';
 
 /** Runs one read-only query on a usable session; throws what PostgreSQL says. */
 export type Probe = (sql: string) => Promise<pg.QueryResult>;
@@ -136,6 +137,10 @@ async function sourceSide(err: PgError, ctx: LocateContext): Promise<RowConversi
  * (and its COPY may still be draining), so the probes get their own connection.
  */
 export async function locateOnFreshSession(err: unknown, table: CompiledTable, rel: (t: string) => string, url: string, label: string): Promise<unknown> {
+  // A row the target's partitions do not take is no conversion failure: probing the
+  // source's columns would scan it for nothing.
+  const partition = missingPartition(table.table, err);
+  if (partition) return partition;
   if (!isRowLevel(err)) return err;
   let client: pg.Client | undefined;
   try {

@@ -10,6 +10,8 @@ import { deferrableDdl } from './bulk.ts';
 import type { Logger } from '../log.ts';
 import { applyAppend, applyFullReload } from './multiset.ts';
 import { probeByKey, withKeyProbes } from './key-probes.ts';
+import { TableError } from '../errors.ts';
+import { cut } from '../text.ts';
 
 /** What applying needs to know of a target table. */
 export interface ApplyTable {
@@ -77,7 +79,7 @@ export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: str
     await dst.query('release savepoint bg_upsert');
     return r;
   } catch (err) {
-    if ((err as { code?: string }).code !== '23505') throw err;
+    if ((err as { code?: string }).code !== '23505') throw missingPartition(ct.table, err) ?? err;
     await dst.query('rollback to savepoint bg_upsert');
     logger.warn(`${ct.table}: rows swapped unique values since the last run; applying with its indexes rebuilt`, {
       table: ct.table,
@@ -85,9 +87,32 @@ export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: str
     });
     const ddl = await deferrableDdl(dst, [ct.table]);
     for (const stmt of ddl.drop) await dst.query(stmt);
-    const r = await upsert(dst, ct, stage);
+    const r = await upsert(dst, ct, stage).catch((e: unknown) => {
+      throw missingPartition(ct.table, e) ?? e;
+    });
     for (const stmt of ddl.create) await dst.query(stmt);
     return r;
   }
 }
 
+
+/**
+ * A row no partition of the target table takes (PostgreSQL's routing failure, 23514):
+ * typically a partition the source gained after the first sync. Partitions are not part
+ * of a version (detection and schema.sql's parents ignore them), so the target keeps the
+ * ones it was created with; the rows of a new one are the parent's data all the same, and
+ * the target needs the same partition before they can land. Returns the one-line error
+ * naming the table and the row's partition key, or undefined for any other failure.
+ */
+export function missingPartition(table: string, err: unknown): TableError | undefined {
+  const e = err as { code?: string; message?: string; detail?: string } | undefined;
+  const m = e?.code === '23514' ? /^no partition of relation "((?:[^"]|"")+)" found for row/.exec(e.message ?? '') : null;
+  if (!m) return undefined;
+  const rel = m[1]!.replaceAll('""', '"');
+  const row = /^Partition key of the failing row contains (.*)\.$/s.exec(e!.detail ?? '')?.[1];
+  return new TableError(
+    table,
+    `no partition of ${rel === table ? 'it' : rel} on the target takes the row with ${row ? cut(row) : 'its partition key'}`,
+    `a partition added on the source after the first sync holds rows of ${table}: create it on the target with the source's bounds (CREATE TABLE <name> PARTITION OF ${rel} FOR VALUES ...), then rerun; nothing was committed`,
+  );
+}
