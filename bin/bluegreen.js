@@ -35,13 +35,22 @@ function logFormat() {
   if (f === 'json' || f === 'text') return f;
   return process.stderr.isTTY && process.stdout.isTTY ? 'text' : 'json';
 }
+/** The command words (`status`, `schema apply`), as the logger's `command` field says them; the run id is not known here. */
+function commandWords() {
+  const words = [];
+  for (const a of process.argv.slice(2)) {
+    if (a.startsWith('-')) break;
+    words.push(a);
+  }
+  return words.join(' ') || 'bluegreen';
+}
 process.removeAllListeners('warning');
 process.on('warning', (w) => {
   // A password never belongs in a warning; mask one anyway, as the logger does.
   const msg = String(w.message).replace(/(password\s*=\s*)\S+/gi, '$1***').replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
   process.stderr.write(
     logFormat() === 'json'
-      ? JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg, warning: w.name, ...(w.code ? { code: w.code } : {}) }) + '\n'
+      ? JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg, command: commandWords(), warning: w.name, ...(w.code ? { code: w.code } : {}) }) + '\n'
       : `warn: ${msg}${w.name === 'ConnectionWarning' ? '' : ` (${w.name})`}\n`,
   );
 });
