@@ -17,6 +17,7 @@ import { guardrails, type CutoverReport, type Guardrail } from './cutover/cutove
 import { VersionMismatchError } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Endpoint } from './sync/sync.ts';
+import { reconcilePair } from './cutover/reconcile.ts';
 import { checkZones, lowerBoundSql, planWatermarks, type SourcePlan } from './sync/watermark.ts';
 
 export interface PlanOptions {
@@ -57,6 +58,8 @@ export interface PlanReport {
   estimatedFreezeSeconds: number;
   /** How that estimate was made. */
   freezeBasis: string;
+  /** A cutover of the pair stopped half-way, and what the next sync, cutover, status or unfreeze will decide. */
+  reconciled?: { frozen: string; target: string; action: string; detail: string }[];
 }
 
 /** Exact counts below this many rows (cheap); PostgreSQL's estimate above. */
@@ -67,6 +70,10 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
   let dst: pg.Client | undefined;
   try {
     dst = await connect(opts.to.url, { label: opts.to.name, applicationName: 'bluegreen plan' });
+    // A cutover of this pair stopped half-way: what the next command will decide (reads only).
+    const reconciled = (await reconcilePair({ name: opts.from.name, client: src }, { name: opts.to.name, client: dst }, { write: false })).map(
+      ({ frozen, target, action, detail }) => ({ frozen, target, action, detail }),
+    );
     // Guardrails first, as a cutover runs them (reads only).
     const cut: CutoverReport = { from: opts.from.name, to: opts.to.name, guardrails: [], ok: false, outcome: '', next: '', ms: 0 };
     await guardrails({ from: opts.from, to: opts.to, mappingsDir: opts.mappingsDir, logger: opts.logger, maxLagSeconds: opts.maxLagSeconds }, src, dst, cut);
@@ -141,6 +148,7 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
       guardrails: cut.guardrails,
       estimatedFreezeSeconds: freeze.seconds,
       freezeBasis: freeze.basis,
+      ...(reconciled.length ? { reconciled } : {}),
     };
   } finally {
     // Read-only transactions, rolled back: nothing of the plan stays on either side.

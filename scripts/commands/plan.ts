@@ -20,6 +20,7 @@ export function renderPlan(r: PlanReport): string {
     'cutover guardrails now:',
     ...r.guardrails.map((g) => `  [${g.ok ? (g.warning ? 'WARN' : 'ok') : 'FAIL'}] ${g.name}: ${g.detail}`),
     `estimated freeze during a cutover: ${r.estimatedFreezeSeconds} s (${r.freezeBasis})`,
+    ...(r.reconciled ?? []).map((x) => `stopped cutover: ${x.detail}`),
   ];
   return lines.join('\n');
 }

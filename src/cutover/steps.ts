@@ -294,7 +294,8 @@ export async function finalSync(run: CutoverRun): Promise<void> {
       // The owner of the tables can walk through a freeze. Checked before the point of no
       // return, so such a cutover rolls back with the source serving; completing the mark
       // checks again under lock (src/db/freeze-guard.ts).
-      const held = await checkFreezeSeal(run.src);
+      // On a fresh session: the control session may be what was lost.
+      const held = await onFresh(opts.from.url, from, (c) => checkFreezeSeal(c));
       if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
       run.commit = { freezeId: run.freezeId!, source: from, fromVersion: report.fromVersion!, toVersion: report.toVersion!, reverseWatermarks: marks };
       // The point of no return commits with the data: from then on the cutover happened,

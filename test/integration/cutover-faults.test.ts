@@ -70,6 +70,12 @@ describe('a cutover killed at every step boundary converges without losing a wri
     // The killed run's green sessions end with it (the server notices the closed socket).
     await greenSessionsGone(p);
 
+    // plan says what the next command will decide, and decides nothing itself.
+    if (point !== 'cutover:after-preflight' && point !== 'cutover:before-freeze' && point !== 'cutover:after-source-mark' && point !== 'cutover:after-complete') {
+      const pl = report(await p.ok(['plan', '--json']));
+      expect(pl.reconciled?.[0]?.action).toBe(expected === 'forward' ? 'would-roll-forward' : 'would-roll-back');
+      expect(await frozen(p.blue)).toEqual({ completed: false });
+    }
     // status decides the stopped cutover and says which way.
     const st = await p.run(['status', '--json']);
     const rep = report(st);
