@@ -37,6 +37,7 @@ import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
 import { compileExpressions } from '../convert/preflight.ts';
+import { locateOnFreshSession } from '../convert/locate.ts';
 import { UsageError, VersionMismatchError } from '../errors.ts';
 import { binaryHashAvailable, fieldSql, readEncodings, rowHashSql, type ColumnEncoding } from './encoding.ts';
 import type { Logger } from '../log.ts';
@@ -440,17 +441,37 @@ async function compareTable(
 }
 
 /** Step 4: what differed, compared again in fresh snapshots; only what still differs stays. */
-async function recheck(flagged: Flagged[], sessions: Sessions[], sample: number, repair: Record<string, RepairKeys>): Promise<void> {
+async function recheck(
+  flagged: Flagged[],
+  sessions: Sessions[],
+  sample: number,
+  repair: Record<string, RepairKeys>,
+  locate: (p: TablePlan) => (err: unknown) => Promise<never>,
+): Promise<void> {
   await beginSnapshots(sessions);
   await runJobs(flagged, sessions, async (f, s) => {
     const first = f.r.missing.count + f.r.extra.count + f.r.changed.count;
-    const { repair: keys, ...found } = await descend(s.src, s.dst, f.plan.s, f.plan.t, f.buckets, f.differing, f.plan.ct.key, sample);
+    // A fresh snapshot may hold a row written since, which the mapping cannot convert.
+    const { repair: keys, ...found } = await descend(s.src, s.dst, f.plan.s, f.plan.t, f.buckets, f.differing, f.plan.ct.key, sample).catch(locate(f.plan));
     Object.assign(f.r, found);
     if (repair[f.r.table]) repair[f.r.table] = keys;
     f.r.settled = Math.max(0, first - (f.r.missing.count + f.r.extra.count + f.r.changed.count));
     if (f.r.missing.count + f.r.extra.count + f.r.changed.count > 0) f.r.unexplainedBuckets = 0;
   });
   await endSnapshots(sessions);
+}
+
+/**
+ * A row the mapping cannot convert (a value not in a map, too long for the target type)
+ * fails the source's hashing with the database's bare message, or a map op's
+ * `invalid input syntax for type boolean: "bluegreen: ..."`: located the way sync locates
+ * it (src/convert/locate.ts, on a fresh source session) into the same RowConversionError,
+ * naming table, column, key, value and the op (exit 2). Any other failure passes unchanged.
+ */
+function located(opts: VerifyOptions, p: TablePlan): (err: unknown) => Promise<never> {
+  return async (err) => {
+    throw await locateOnFreshSession(err, p.ct, (t) => ident(t), opts.from.url, opts.from.name);
+  };
 }
 
 /** Step 5: the result in the target's bluegreen.verifies (with the keys `sync --repair` reads). */
@@ -540,7 +561,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     const ahead = opts.sourceSums && opts.sourceSnapshot ? await opts.sourceSums.catch(() => undefined) : undefined;
     await beginSnapshots(sessions, opts.sourceSnapshot);
     await runJobs(plans, sessions, async (p, s) => {
-      const res = await compareTable(p, s, sample, repair, ahead?.get(p.name));
+      const res = await compareTable(p, s, sample, repair, ahead?.get(p.name)).catch(located(opts, p));
       results.set(p.name, res);
       opts.logger.debug(`verify ${p.name}: ${res.r.sourceRows}/${res.r.targetRows} rows, ${res.flagged?.differing.length ?? 0} differing buckets`);
       opts.logger.progress('verify', results.size, plans.length, { unit: 'tables', phase: 'hash' });
@@ -550,7 +571,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
     report.tables = plans.map((p) => results.get(p.name)!.r);
     const flagged = plans.flatMap((p) => results.get(p.name)!.flagged ?? []);
     // Recheck what differed, in fresh snapshots, unless we compared against a fixed one.
-    if (flagged.length > 0 && (opts.recheck ?? true) && !opts.sourceSnapshot) await recheck(flagged, sessions, sample, repair);
+    if (flagged.length > 0 && (opts.recheck ?? true) && !opts.sourceSnapshot) await recheck(flagged, sessions, sample, repair, (p) => located(opts, p));
     report.clean = report.tables.every((t) => t.missing.count + t.extra.count + t.changed.count + t.unexplainedBuckets === 0);
     report.ms = Date.now() - started;
     if (opts.record ?? true) await recordVerify(sessions[0]!.dst, opts, report, repair);
