@@ -371,8 +371,15 @@ export function tlsFailure(err: unknown, r: ResolvedConninfo): string | undefine
   return undefined;
 }
 
-/** Warnings about connection settings (a password file ignored), as process warnings. */
+const warned = new Set<string>();
+
+/**
+ * Warnings about connection settings (a password file ignored), as process warnings; each
+ * once per process (a command opens several sessions, and the file is the same for all).
+ */
 export function connectionWarning(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
   process.emitWarning(message, { type: 'ConnectionWarning' });
 }
 
