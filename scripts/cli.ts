@@ -8,7 +8,8 @@ import { hideBin } from 'yargs/helpers';
 import { ExitCode } from '../src/errors.ts';
 import { redactText } from '../src/redact.ts';
 import { TOOL_VERSION } from '../src/version.ts';
-import { GLOBAL_OPTIONS, globalOptions, logFormatOf } from './context.ts';
+import { commandOfArgs, GLOBAL_OPTIONS, globalOptions, logFormatOf, printEnvelope } from './context.ts';
+import { envelope } from './envelope.ts';
 import { envCommand } from './commands/env.ts';
 import { schemaCommand } from './commands/schema.ts';
 import { exportCommand } from './commands/export.ts';
@@ -102,14 +103,22 @@ const cli = globalOptions(yargs(args))
     if (err && err.name !== 'YError') throw err;
     if (err) msg = err.message;
     const hint = 'see `bluegreen --help` or `bluegreen <command> --help`';
-    if (logFormatOf(parsedLogFormat()) === 'json') {
-      const command = args.find((a) => !a.startsWith('-')) ?? 'bluegreen';
+    const command = commandOfArgs(args);
+    const json = logFormatOf(parsedLogFormat()) === 'json';
+    const fields = { runId: randomBytes(6).toString('hex'), command };
+    if (json) {
       process.stderr.write(
-        redactText(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, runId: randomBytes(6).toString('hex'), command, code: 'UsageError', error: 'UsageError', exitCode: ExitCode.invalid, hint })) + '\n',
+        redactText(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, ...fields, code: 'UsageError', error: 'UsageError', exitCode: ExitCode.invalid, hint })) + '\n',
       );
     } else {
       process.stderr.write(redactText(`error: ${msg}\n  next: ${hint}\n`));
     }
+    // A usage error is a run too: its envelope (no report) is the last line, on stdout.
+    printEnvelope(envelope(command, ExitCode.invalid, Math.round(performance.now()), null, { code: 'UsageError', message: msg, hint }), {
+      json,
+      pretty: args.includes('--json') || args.some((a) => a.startsWith('--json=')),
+      fields,
+    });
     process.exit(ExitCode.invalid);
   });
 

@@ -85,7 +85,7 @@ let interrupted: NodeJS.Signals | undefined;
  * that handles the signal itself (cutover unfreezes its source) has its own listener and
  * keeps the signal; a second signal exits at once.
  */
-function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>): void {
+function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>, last: (failure: { code: string; message: string; hint: string }) => void): void {
   const json = logFormatOf(argv) === 'json';
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) process.exit(ExitCode.failure);
@@ -100,6 +100,8 @@ function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>): void
           ? JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, ...fields, code: 'Interrupted', error: 'Interrupted', exitCode: ExitCode.failure, hint }) + '\n'
           : `error: ${msg}\n  next: ${hint}\n`,
       );
+      // The envelope is the last line whatever the exit, an interrupted run's too.
+      last({ code: 'Interrupted', message: msg, hint });
       process.exit(ExitCode.failure);
     });
   };
@@ -178,6 +180,8 @@ export interface Context {
   output(result: unknown, text: () => string, opts?: { revealSecrets?: boolean; plain?: boolean }): void;
   /** Runs `fn` once the command has finished, failed or not (metrics files). */
   after(fn: () => Promise<void>): void;
+  /** Set once the command has finished, before the `after` functions run: how it ended. */
+  outcome?: { command: string; exitCode: number; durationMs: number; error?: string };
 }
 
 interface Pending {
@@ -229,6 +233,62 @@ function commandOf(argv: GlobalArgs & { action?: unknown }): string {
   return words.join(' ') || 'bluegreen';
 }
 
+/** Commands whose next word is an action (`env up`, `schema apply`, `capture enable`). */
+const WITH_ACTION = new Set(['env', 'schema', 'capture']);
+/** Global options that take a value (skipped when finding the command words). */
+const VALUE_OPTIONS = new Set(['--mappings', '--config', '--log-format', '--connect-timeout', '--lock-timeout', '--statement-timeout']);
+
+/**
+ * The command of raw arguments that did not parse (a usage error): the words before the
+ * first option, global options and their values skipped; `bluegreen` when none.
+ */
+export function commandOfArgs(args: string[]): string {
+  const words: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('-')) {
+      if (words.length) break;
+      if (VALUE_OPTIONS.has(a)) i++;
+      continue;
+    }
+    words.push(a);
+    if (!WITH_ACTION.has(words[0]!) || words.length === 2) break;
+  }
+  return words.join(' ') || 'bluegreen';
+}
+
+/** The log level of a run's last line: error for 1 and 2, warn for 3 (differences), info for 0 and 75 (skipped). */
+export function levelOf(exitCode: number): 'info' | 'warn' | 'error' {
+  if (exitCode === ExitCode.ok || exitCode === ExitCode.locked) return 'info';
+  if (exitCode === ExitCode.verifyDiff) return 'warn';
+  return 'error';
+}
+
+/**
+ * Prints the envelope as the run's last line: one JSON line (with time, level, msg and the
+ * log fields) in a JSON log, pretty-printed with --json on a terminal, nothing in text
+ * mode without --json. Shared by the handler, the signal path and usage errors.
+ */
+export function printEnvelope(env: Envelope, opts: { json: boolean; pretty: boolean; fields: Record<string, unknown>; revealSecrets?: boolean; errorFields?: Record<string, unknown> }): void {
+  if (opts.json) {
+    line(
+      process.stdout,
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level: levelOf(env.exitCode),
+        msg: `${env.command} ${env.ok ? 'done' : 'finished'} (exit ${env.exitCode})`,
+        ...opts.fields,
+        // Like every error line of the log, a failed run's last line names its class and what to do.
+        ...(env.error ? { code: env.error.code, hint: env.error.hint, ...opts.errorFields } : {}),
+        ...env,
+      }),
+      opts.revealSecrets,
+    );
+  } else if (opts.pretty) {
+    line(process.stdout, JSON.stringify(env, null, 2), opts.revealSecrets);
+  }
+}
+
 /** Writes one JSON line or text to a stream, passwords masked unless asked for. */
 function line(stream: NodeJS.WriteStream, text: string, revealSecrets = false): void {
   stream.write((revealSecrets ? text : redactText(text)) + '\n');
@@ -246,34 +306,50 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     const g = argv as GlobalArgs;
     const started = Date.now();
     const command = commandOf(g as GlobalArgs & { action?: unknown });
+    // `sync --dry-run` prints a plan: the envelope says so (its report follows plan.schema.json).
+    const dryRun = command === 'sync' && Boolean((g as { 'dry-run'?: unknown })['dry-run']);
     const fields: Record<string, unknown> = { runId: randomBytes(6).toString('hex'), command };
     const json = logFormatOf(g) === 'json';
     const pending: { out?: Pending; after: (() => Promise<void>)[] } = { after: [] };
     let code: number = ExitCode.ok;
     let failure: { code: string; message: string; hint?: string } | undefined;
     let errorLine: (() => void) | undefined;
+    // The error's side and SQLSTATE, repeated on the last line (a reader of the last line alone has them).
+    let errorFields: Record<string, unknown> | undefined;
+    const last = (f: { code: string; message: string; hint: string }) =>
+      printEnvelope(envelope(command, ExitCode.failure, Date.now() - started, pending.out?.result ?? null, f, dryRun), { json, pretty: Boolean(g.json), fields });
     try {
       applyTimeouts(g);
-      cancelOnSignal(g, fields);
+      cancelOnSignal(g, fields, last);
       const ctx = makeContext(g, fields, pending);
       let failed = false;
+      let thrown: unknown;
       try {
         code = (await fn(argv, ctx)) ?? ExitCode.ok;
       } catch (err) {
         failed = true;
-        throw err;
-      } finally {
-        // The command's own failure is what gets reported; a follow-up's only when it alone failed.
-        for (const f of pending.after) await f().catch((err) => {
-          if (!failed) throw err;
-        });
+        thrown = err;
       }
-    } catch (err) {
       // Interrupted: the signal handler reports and exits; a cancelled statement's error is its echo.
+      if (interrupted) return;
+      // How the command ended, for what runs after it (a metrics file says a failed run failed).
+      ctx.outcome = {
+        command,
+        exitCode: failed ? describeError(thrown, false).exitCode : code,
+        durationMs: Date.now() - started,
+        error: failed ? (thrown as Error)?.message : undefined,
+      };
+      // The command's own failure is what gets reported; a follow-up's only when it alone failed.
+      for (const f of pending.after) await f().catch((err) => {
+        if (!failed) throw err;
+      });
+      if (failed) throw thrown;
+    } catch (err) {
       if (interrupted) return;
       const described = describeError(err, Boolean(g.verbose));
       code = described.exitCode;
       failure = { code: described.code, message: described.message, hint: described.hint };
+      errorFields = { side: described.side, sqlstate: described.sqlstate };
       errorLine = () => {
         if (json) {
           line(
@@ -281,7 +357,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
             JSON.stringify({
               time: new Date().toISOString(),
               // A skipped run (exit 75) is normal under cron: not an error.
-              level: code === ExitCode.locked ? 'info' : 'error',
+              level: levelOf(code),
               msg: described.message,
               ...fields,
               code: described.code,
@@ -299,18 +375,19 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
         }
       };
     }
-    const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure);
-    if (pending.out || (g.json && failure)) {
-      const reveal = pending.out?.revealSecrets;
-      if (pending.out?.plain && !g.json && !g['log-format'] && !failure) {
-        line(process.stdout, pending.out.text(), reveal);
-      } else if (json) {
-        line(process.stdout, JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: `${command} ${env.ok ? 'done' : 'finished'} (exit ${code})`, ...fields, ...env }), reveal);
-      } else if (g.json) {
-        line(process.stdout, JSON.stringify(env, null, 2), reveal);
-      } else if (pending.out) {
-        line(process.stdout, pending.out.text(), reveal);
-      }
+    const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure, dryRun);
+    const reveal = pending.out?.revealSecrets;
+    if (pending.out?.plain && !g.json && !g['log-format'] && !failure) {
+      // A value for the shell (`psql "$(bluegreen env url blue)"`): the value alone.
+      line(process.stdout, pending.out.text(), reveal);
+    } else if (json || g.json) {
+      // The error first, then the envelope: the run's last line, whatever its exit.
+      errorLine?.();
+      errorLine = undefined;
+      printEnvelope(env, { json, pretty: Boolean(g.json), fields, revealSecrets: reveal, errorFields });
+    } else if (pending.out) {
+      // For people: the report, then what went wrong under it.
+      line(process.stdout, pending.out.text(), reveal);
     }
     errorLine?.();
     process.exitCode = code;

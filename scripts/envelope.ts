@@ -18,11 +18,17 @@ export interface Envelope {
   report: unknown;
   /** Set when the command failed: the error class, its message and what to do next. */
   error?: { code: string; message: string; hint?: string };
+  /**
+   * Set (true) by `sync --dry-run`: nothing was written, and `report` is a plan
+   * (plan.schema.json), not a sync report.
+   */
+  dryRun?: true;
 }
 
-export function envelope(command: string, exitCode: number, durationMs: number, report: unknown, error?: Envelope['error']): Envelope {
+export function envelope(command: string, exitCode: number, durationMs: number, report: unknown, error?: Envelope['error'], dryRun = false): Envelope {
   return {
     command,
+    ...(dryRun ? { dryRun: true as const } : {}),
     formatVersion: FORMAT_VERSION,
     ok: exitCode === 0,
     exitCode,
