@@ -8,7 +8,7 @@
  * anything connects.
  */
 import { UsageError } from '../errors.ts';
-import { ConninfoError, isUrl, resolveConninfo } from './conninfo.ts';
+import { ConninfoError, connectionAttempts, isUrl, resolveConninfo } from './conninfo.ts';
 
 /** Where an environment's URL came from (as `resolveEnvironment` says). */
 export type UrlOrigin = 'flag' | 'config' | 'environment' | 'embedded';
@@ -68,10 +68,13 @@ export function checkConnectionUrl(url: string, env: string, origin: UrlOrigin):
   origins.set(url, { env, origin });
 }
 
-/** Refuses (exit 2) a conninfo that cannot be read, or whose service or sslmode is wrong. */
+/**
+ * Refuses (exit 2) a conninfo that cannot be read, or whose service, sslmode or
+ * certificate files are wrong (verify-ca with no root certificate, a file not there).
+ */
 function checkResolves(conninfo: string, env: string, where: string, what: string): void {
   try {
-    resolveConninfo(conninfo);
+    connectionAttempts(resolveConninfo(conninfo));
   } catch (err) {
     if (!(err instanceof ConninfoError)) throw err;
     throw new UsageError(

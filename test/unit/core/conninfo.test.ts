@@ -216,3 +216,17 @@ describe('checks before connecting, and redaction', () => {
     expect(redactText('PGPASSWORD=topsecret bluegreen sync')).not.toContain('topsecret');
   });
 });
+
+describe('TLS settings are checked before connecting', () => {
+  it('verify-ca without a root certificate, or a certificate file not there, is exit 2 up front', () => {
+    // HOME without ~/.postgresql/root.crt, so libpq's default file does not apply.
+    const home = process.env.HOME;
+    process.env.HOME = tmp();
+    try {
+      expect(() => checkConnectionUrl('host=db dbname=app sslmode=verify-ca', 'green', 'config')).toThrow(/connection string of green .*verify-ca needs a root certificate/);
+      expect(() => checkConnectionUrl('postgres://db/app?sslmode=require&sslrootcert=/nonexistent/ca.pem', 'green', 'config')).toThrow(/cannot read the certificate file \/nonexistent\/ca\.pem \(ENOENT\)/);
+    } finally {
+      process.env.HOME = home;
+    }
+  });
+});
