@@ -85,14 +85,14 @@ let interrupted: NodeJS.Signals | undefined;
  * that handles the signal itself (cutover unfreezes its source) has its own listener and
  * keeps the signal; a second signal exits at once.
  */
-function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>, last: (failure: { code: string; message: string; hint: string }) => void): void {
+function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>, last: (failure: { code: string; message: string; hint: string }) => Promise<void>): void {
   const json = logFormatOf(argv) === 'json';
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) process.exit(ExitCode.failure);
     if (process.listenerCount(sig) > 1) return;
     interrupted = sig;
     process.exitCode = ExitCode.failure;
-    void cancelStatements().then((n) => {
+    void cancelStatements().then(async (n) => {
       const msg = `interrupted by ${sig}: ${n} server session(s) cancelled and closed; their open transaction rolled back`;
       const hint = 'rerun the command; nothing it had not committed was kept';
       process.stderr.write(
@@ -100,8 +100,8 @@ function cancelOnSignal(argv: GlobalArgs, fields: Record<string, unknown>, last:
           ? JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, ...fields, code: 'Interrupted', error: 'Interrupted', exitCode: ExitCode.failure, hint }) + '\n'
           : `error: ${msg}\n  next: ${hint}\n`,
       );
-      // The envelope is the last line whatever the exit, an interrupted run's too.
-      last({ code: 'Interrupted', message: msg, hint });
+      // Its metrics file says it failed, and the envelope is the last line, as for any exit.
+      await last({ code: 'Interrupted', message: msg, hint });
       process.exit(ExitCode.failure);
     });
   };
@@ -316,12 +316,22 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     let errorLine: (() => void) | undefined;
     // The error's side and SQLSTATE, repeated on the last line (a reader of the last line alone has them).
     let errorFields: Record<string, unknown> | undefined;
-    const last = (f: { code: string; message: string; hint: string }) =>
+    let ctxRef: Context | undefined;
+    // An interrupted run: what runs after the command (a metrics file) gets 15 s, then the envelope.
+    const last = async (f: { code: string; message: string; hint: string }) => {
+      if (ctxRef) {
+        ctxRef.outcome = { command, exitCode: ExitCode.failure, durationMs: Date.now() - started, error: f.message };
+        for (const after of pending.after) {
+          await Promise.race([after().catch(() => {}), new Promise((r) => setTimeout(r, 15_000).unref())]);
+        }
+      }
       printEnvelope(envelope(command, ExitCode.failure, Date.now() - started, pending.out?.result ?? null, f, dryRun), { json, pretty: Boolean(g.json), fields });
+    };
     try {
       applyTimeouts(g);
       cancelOnSignal(g, fields, last);
       const ctx = makeContext(g, fields, pending);
+      ctxRef = ctx;
       let failed = false;
       let thrown: unknown;
       try {

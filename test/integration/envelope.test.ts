@@ -8,7 +8,7 @@
  * does: stdout and stderr on one file descriptor, so the order of lines is the order
  * written.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -44,6 +44,10 @@ interface Run {
 
 /** Runs bluegreen as the README's cron line does: JSON by default (not a terminal), stdout and stderr into one file. */
 async function cron(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
+  return (await startCron(args, env, cwd)).done;
+}
+
+async function startCron(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<{ child: ChildProcess; done: Promise<Run> }> {
   const log = path.join(await tempDir('envelope-log'), 'run.log');
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, [BIN, ...args], {
@@ -52,19 +56,22 @@ async function cron(args: string[], env: Record<string, string> = {}, cwd = ROOT
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  const text = await readFile(log, 'utf8');
-  const lines = text
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, any>;
-      } catch {
-        throw new Error(`not a JSON line: ${l}`);
-      }
-    });
-  return { code, lines, text };
+  const done = (async () => {
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    const text = await readFile(log, 'utf8');
+    const lines = text
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, any>;
+        } catch {
+          throw new Error(`not a JSON line: ${l}`);
+        }
+      });
+    return { code, lines, text };
+  })();
+  return { child, done };
 }
 
 const LEVEL: Record<number, string> = { 0: 'info', 1: 'error', 2: 'error', 3: 'warn', 75: 'info' };
@@ -205,6 +212,39 @@ describe('the envelope is the last line of every run', () => {
       }
     } finally {
       await holder.end();
+    }
+  });
+
+  it('an interrupted run (SIGTERM while its write waits on a lock) ends with its envelope too (exit 1)', async () => {
+    const p = await makePair(1, 2);
+    const pair = { BLUE_URL: p.blue, GREEN_URL: p.green };
+    await p.ok(['seed', '--to', 'blue', '--rows', '20']);
+    await p.ok(['sync']);
+    await query(p.blue, `update users set username = username || '!' where id in (select id from users order by id limit 2)`);
+    const locker = new pg.Client({ connectionString: p.green });
+    locker.on('error', () => {});
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      // Readers pass; the sync's writes wait here until the signal.
+      await locker.query('lock table users in exclusive mode');
+      const metrics = path.join(await tempDir('envelope-metrics'), 'sync.prom');
+      const { child, done } = await startCron(['--mappings', MAPPINGS, 'sync', '--lock-timeout', '60s', '--metrics-file', metrics], pair);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [w] = await query<{ n: number }>(p.green, `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and pid <> pg_backend_pid()`);
+        if (w!.n > 0) break;
+        if (Date.now() > deadline) throw new Error('the sync never waited on the lock');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill('SIGTERM');
+      const e = await expectEnvelope(await done, 'sync', 1);
+      expect(e.error.code).toBe('Interrupted');
+      // Its metrics file was written on the way out: the run failed.
+      expect(await readFile(metrics, 'utf8')).toContain('bluegreen_last_run_success{from="blue",to="green"} 0');
+    } finally {
+      await locker.query('rollback').catch(() => {});
+      await locker.end();
     }
   });
 
