@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import pg from 'pg';
@@ -91,7 +91,7 @@ async function expectEnvelope(r: Run, command: string, code: number): Promise<Re
   expect(last).toMatchObject({ command, formatVersion: 1, exitCode: code, ok: code === 0, level: LEVEL[code] });
   if (code === 0) expect(last.error).toBeUndefined();
   // A failure with no report says why in `error`; one with a report (status 1, verify 3) says it there.
-  if (last.report === null) {
+  if (last.report === null && code !== 0) {
     expect(typeof last.error?.code, r.text).toBe('string');
     expect(typeof last.error.message).toBe('string');
   }
@@ -145,6 +145,16 @@ describe('the envelope is the last line of every run', () => {
     const empty = await tempDir('envelope-env');
     await expectEnvelope(await cron(['env', 'status'], {}, empty), 'env status', 0);
     await expectEnvelope(await cron(['env', 'down'], {}, empty), 'env down', 0);
+    // A recorded (stopped) local cluster: env url and env status report it (env up itself
+    // starts PostgreSQL and is not run here; env-up.schema.json has the shape it prints).
+    const recorded = await tempDir('envelope-env-state');
+    await mkdir(path.join(recorded, '.bluegreen'));
+    await writeFile(path.join(recorded, '.bluegreen', 'clusters.json'), JSON.stringify({ blue: { url: 'postgres://app:pw@127.0.0.1:5999/app', port: 5999, dataDir: path.join(recorded, 'data') } }));
+    // `env url` alone prints the bare URL for the shell (psql "$(bluegreen env url blue)"); asked for a JSON log, its envelope.
+    const url = await expectEnvelope(await cron(['env', 'url', 'blue', '--log-format', 'json'], {}, recorded), 'env url', 0);
+    expect(url.report).toEqual({ environment: 'blue', url: 'postgres://app:pw@127.0.0.1:5999/app' });
+    const st = await expectEnvelope(await cron(['env', 'status', 'blue'], {}, recorded), 'env status', 0);
+    expect(st.report[0]).toMatchObject({ name: 'blue', running: false, port: 5999 });
   });
 
   it('exit 2: usage errors (the parse itself, a bad value, an unknown local cluster, a missing metrics folder) and a refused input', async () => {
