@@ -306,8 +306,10 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     const g = argv as GlobalArgs;
     const started = Date.now();
     const command = commandOf(g as GlobalArgs & { action?: unknown });
-    // `sync --dry-run` prints a plan: the envelope says so (its report follows plan.schema.json).
-    const dryRun = command === 'sync' && Boolean((g as { 'dry-run'?: unknown })['dry-run']);
+    // `sync --dry-run` prints a plan, `sync --repair` a repair: the envelope says which
+    // (its report follows plan.schema.json or sync-repair.schema.json).
+    const flags = g as { 'dry-run'?: unknown; repair?: unknown };
+    const variant = command !== 'sync' ? undefined : flags['dry-run'] ? ('dryRun' as const) : flags.repair ? ('repair' as const) : undefined;
     const fields: Record<string, unknown> = { runId: randomBytes(6).toString('hex'), command };
     const json = logFormatOf(g) === 'json';
     const pending: { out?: Pending; after: (() => Promise<void>)[] } = { after: [] };
@@ -325,7 +327,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
           await Promise.race([after().catch(() => {}), new Promise((r) => setTimeout(r, 15_000).unref())]);
         }
       }
-      printEnvelope(envelope(command, ExitCode.failure, Date.now() - started, pending.out?.result ?? null, f, dryRun), { json, pretty: Boolean(g.json), fields });
+      printEnvelope(envelope(command, ExitCode.failure, Date.now() - started, pending.out?.result ?? null, f, variant), { json, pretty: Boolean(g.json), fields });
     };
     try {
       applyTimeouts(g);
@@ -385,7 +387,7 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
         }
       };
     }
-    const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure, dryRun);
+    const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure, variant);
     const reveal = pending.out?.revealSecrets;
     if (pending.out?.plain && !g.json && !g['log-format'] && !failure) {
       // A value for the shell (`psql "$(bluegreen env url blue)"`): the value alone.

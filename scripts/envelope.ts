@@ -23,12 +23,14 @@ export interface Envelope {
    * (plan.schema.json), not a sync report.
    */
   dryRun?: true;
+  /** Set (true) by `sync --repair`: `report` is a repair's (sync-repair.schema.json). */
+  repair?: true;
 }
 
-export function envelope(command: string, exitCode: number, durationMs: number, report: unknown, error?: Envelope['error'], dryRun = false): Envelope {
+export function envelope(command: string, exitCode: number, durationMs: number, report: unknown, error?: Envelope['error'], variant?: 'dryRun' | 'repair'): Envelope {
   return {
     command,
-    ...(dryRun ? { dryRun: true as const } : {}),
+    ...(variant === 'dryRun' ? { dryRun: true as const } : variant === 'repair' ? { repair: true as const } : {}),
     formatVersion: FORMAT_VERSION,
     ok: exitCode === 0,
     exitCode,

@@ -97,7 +97,7 @@ async function expectEnvelope(r: Run, command: string, code: number): Promise<Re
   }
   // A failure before any report says so with report null; anything else has a report of its command's shape.
   if (last.report !== null || code === 0) {
-    const name = last.dryRun ? 'plan' : command.replace(/ /g, '-');
+    const name = last.dryRun ? 'plan' : last.repair ? 'sync-repair' : command.replace(/ /g, '-');
     const rep = await schema(name);
     expect(rep(last.report), `${name}: ${JSON.stringify(rep.errors)}`).toBe(true);
   }
@@ -207,6 +207,10 @@ describe('the envelope is the last line of every run', () => {
     await query(p.green, `update users set login = login || '!' where id in (select id from users order by id limit 2)`);
     const diff = await expectEnvelope(await cron(['--mappings', MAPPINGS, 'verify'], pair), 'verify', 3);
     expect(diff.report.clean).toBe(false);
+    // sync --repair re-copies what that verify named: its report is a repair's, and the envelope says so.
+    const fixed = await expectEnvelope(await cron(['--mappings', MAPPINGS, 'sync', '--repair'], pair), 'sync', 0);
+    expect(fixed.repair).toBe(true);
+    expect(fixed.report.clean).toBe(true);
 
     const holder = new pg.Client({ connectionString: p.green });
     holder.on('error', () => {});
