@@ -87,7 +87,9 @@ export async function loadRows(client: pg.Client, catalog: Catalog, rows: Record
           })
           .join(', ')})`,
       );
-      await client.query(`insert into ${ident(name)} (${cols.map((c) => ident(c.name)).join(', ')}) values ${tuples.join(', ')}`, params);
+      // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the fixture's key, as sync
+      // keeps the source's (PostgreSQL refuses any value there otherwise: 428C9).
+      await client.query(`insert into ${ident(name)} (${cols.map((c) => ident(c.name)).join(', ')}) overriding system value values ${tuples.join(', ')}`, params);
     }
   }
 }

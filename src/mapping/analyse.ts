@@ -6,7 +6,7 @@
 import type { Catalog, ColumnInfo, TableInfo } from '../db/catalog-types.ts';
 import type { ValidationProblem } from '../errors.ts';
 import { columnOp } from './ops/index.ts';
-import { validateMergeKey } from './ops/merge-tables.ts';
+import { mergeKeyOf, validateMergeKey } from './ops/merge-tables.ts';
 import { sourceTable } from './ops/rename-table.ts';
 import { validateSplitKeys } from './ops/split-table.ts';
 import type { OpEnv, OpPlan, SourceColumn } from './op.ts';
@@ -324,7 +324,7 @@ function computeLosses(tables: TablePlan[], ctx: MappingContext): Losses {
     t.inputs.forEach((inp, i) => {
       used.add(inp.table.name);
       // A merged table's join key duplicates the first table's key: nothing is lost.
-      if (i > 0) for (const k of t.sourceKey) kept.add(`${inp.table.name}.${k}`);
+      if (i > 0) for (const k of mergeKeyOf(inp.table, t.sourceKey) ?? t.sourceKey) kept.add(`${inp.table.name}.${k}`);
     });
     for (const o of t.outputs) if (o.kind === 'carry') kept.add(`${o.source.table}.${o.source.column.name}`);
     for (const op of t.ops) {

@@ -10,7 +10,7 @@ import { UnsupportedFaceError } from './errors.ts';
 import type { Mapping } from './load.ts';
 import type { TablePlan } from './analyse.ts';
 import type { UserSql } from './op.ts';
-import { fromClause } from './ops/merge-tables.ts';
+import { fromClause, mergeKeyOf } from './ops/merge-tables.ts';
 import { quoteIdent } from './sql.ts';
 import type { Row } from './types.ts';
 
@@ -162,9 +162,11 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
   });
   const select = exprs.map((e, i) => `${e} AS ${quoteIdent(columns[i]!)}`).join(', ');
   const table = plan.table;
+  // Each source's own key columns: a later merged table may join on its renamed key.
+  const inputKeys = plan.inputs.map((inp, i) => (i === 0 ? plan.sourceKey : (mergeKeyOf(inp.table, plan.sourceKey) ?? plan.sourceKey)));
   const selectSql = (sourceRel: (t: string) => string): string => {
     if (sqlUnsupported.length > 0) throw new UnsupportedFaceError(table, 'sql', sqlUnsupported);
-    return `SELECT ${select} ${fromClause(plan.inputs.map((i) => sourceRel(i.table.name)), plan.sourceKey)}`;
+    return `SELECT ${select} ${fromClause(plan.inputs.map((i) => sourceRel(i.table.name)), inputKeys)}`;
   };
 
   // JS face.
@@ -216,10 +218,10 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     table,
     fromVersion,
     toVersion,
-    sources: plan.inputs.map((inp) => ({
+    sources: plan.inputs.map((inp, i) => ({
       table: inp.table.name,
       columns: inp.columns.map((c) => c.name),
-      key: plan.sourceKey,
+      key: inputKeys[i]!,
       // The mapping's watermark, else the one schema.sql declares (COMMENT 'bluegreen:watermark').
       watermark: plan.watermark ?? inp.table.watermark ?? null,
       // The mapping's zone and skew; else schema.sql's, when it names the same column.

@@ -5,37 +5,63 @@
  * It is a LEFT JOIN from the first table: a row of a later table without a partner in the
  * first is dropped (with a foreign key from the split piece to the first table, as in the
  * sample app, there are none), and a first-table row without a partner gets NULLs for the
- * later tables' columns. Each later table must have the key columns, by the same names and
- * types as in the first table. Unqualified column names resolve to the first table that has
+ * later tables' columns. Each later table joins on the key columns by the same names when
+ * it has them all; else on its own primary key, column for column (the inverse of a split
+ * that renamed the key: `tickets.id` -> `ticket_bodies.ticket_id`), which must have the
+ * key's width and types. Unqualified column names resolve to the first table that has
  * them; write `table.column` to pick another.
  */
 import type { TableInfo } from '../../db/catalog-types.ts';
 import type { ValidationProblem } from '../../errors.ts';
 import { quoteIdent } from '../sql.ts';
 
-/** Problems when a later merged table lacks the first table's key columns. */
+/**
+ * The columns a later merged table `t` joins on, in the order of the first table's `key`:
+ * the same names when it has them all, else its own primary key of the same width (a key
+ * renamed by the split this merge undoes); undefined when neither.
+ */
+export function mergeKeyOf(t: TableInfo, key: string[]): string[] | undefined {
+  if (key.every((k) => t.columns.some((c) => c.name === k))) return key;
+  if (t.primaryKey.length === key.length && key.length > 0) return t.primaryKey;
+  return undefined;
+}
+
+/** Problems when a later merged table has no key matching the first table's. */
 export function validateMergeKey(first: TableInfo, others: TableInfo[], key: string[], file: string, path: string): ValidationProblem[] {
   const problems: ValidationProblem[] = [];
   for (const t of others) {
-    for (const k of key) {
-      const a = first.columns.find((c) => c.name === k);
-      const b = t.columns.find((c) => c.name === k);
-      if (b === undefined) {
-        problems.push({ file, path, message: `merged table ${t.name} has no key column "${k}" to join ${first.name} on`, hint: 'every merged table must have the key columns under the same names' });
-      } else if (a && a.type !== b.type) {
-        problems.push({ file, path, message: `key column "${k}" is ${a.type} in ${first.name} but ${b.type} in ${t.name}`, hint: 'join keys must have the same type' });
-      }
+    const join = mergeKeyOf(t, key);
+    if (join === undefined) {
+      const missing = key.filter((k) => !t.columns.some((c) => c.name === k));
+      problems.push({
+        file,
+        path,
+        message: `merged table ${t.name} has no key column${missing.length > 1 ? 's' : ''} ${missing.map((k) => `"${k}"`).join(', ')} to join ${first.name} on, and its primary key (${t.primaryKey.join(', ') || 'none'}) does not pair with ${first.name}'s (${key.join(', ')})`,
+        hint: 'a merged table joins on the key columns by the same names, or on its own primary key of the same width and types (a key its split renamed)',
+      });
+      continue;
     }
+    key.forEach((k, i) => {
+      const a = first.columns.find((c) => c.name === k);
+      const b = t.columns.find((c) => c.name === join[i]);
+      if (a && b && a.type !== b.type) {
+        problems.push({ file, path, message: `key column "${k}" is ${a.type} in ${first.name} but "${join[i]}" is ${b.type} in ${t.name}`, hint: 'join keys must have the same type' });
+      }
+    });
   }
   return problems;
 }
 
-/** `FROM <rel0> AS "s0" LEFT JOIN <rel1> AS "s1" ON "s0"."k" = "s1"."k" ...`. */
-export function fromClause(rels: string[], key: string[]): string {
+/**
+ * `FROM <rel0> AS "s0" LEFT JOIN <rel1> AS "s1" ON "s0"."k" = "s1"."k" ...`; `keys[i]` are
+ * the join columns of `rels[i]` ({@link mergeKeyOf}), `keys[0]` the first table's key.
+ */
+export function fromClause(rels: string[], keys: string[][]): string {
   let sql = `FROM ${rels[0]} AS ${quoteIdent('s0')}`;
+  const key = keys[0] ?? [];
   for (let i = 1; i < rels.length; i++) {
     const alias = quoteIdent(`s${i}`);
-    const on = key.map((k) => `${quoteIdent('s0')}.${quoteIdent(k)} = ${alias}.${quoteIdent(k)}`).join(' AND ');
+    const on = key.map((k, n) => `${quoteIdent('s0')}.${quoteIdent(k)} = ${alias}.${quoteIdent(keys[i]![n]!)}`).join(' AND ');
     sql += ` LEFT JOIN ${rels[i]} AS ${alias} ON ${on}`;
   }
   return sql;
