@@ -6,13 +6,11 @@
  * capture cannot serve (here: one without a watermark, read whole on every run) is named
  * with its estimate by `capture enable` and by the cutover's guardrail, never `[ok]`.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
-import { tempDir } from '../helpers/tmp.ts';
+import { twoVersions } from '../helpers/mappings.ts';
 
 /** One table per kind; v2 renames `notes` (so the versions differ). */
 const schema = (notes: string) => `
@@ -46,13 +44,7 @@ const mapping = (from: number, to: number, notesFrom: string, notesTo: string) =
 });
 
 async function pair(): Promise<Pair> {
-  const dir = await tempDir('capture-kinds');
-  await mkdir(path.join(dir, 'v1'));
-  await mkdir(path.join(dir, 'v2'));
-  await writeFile(path.join(dir, 'v1', 'schema.sql'), schema('notes'));
-  await writeFile(path.join(dir, 'v2', 'schema.sql'), schema('memos'));
-  await writeFile(path.join(dir, 'v2', 'up.json'), JSON.stringify(mapping(1, 2, 'notes', 'memos'), null, 2));
-  await writeFile(path.join(dir, 'v2', 'down.json'), JSON.stringify(mapping(2, 1, 'memos', 'notes'), null, 2));
+  const dir = await twoVersions('capture-kinds', { v1: schema('notes'), v2: schema('memos'), up: mapping(1, 2, 'notes', 'memos'), down: mapping(2, 1, 'memos', 'notes') });
   return makePair(1, 2, dir);
 }
 

@@ -10,6 +10,7 @@ import { freshDatabase, query } from '../helpers/pg.ts';
 import { runCli } from '../helpers/cli.ts';
 import { makePair, report } from '../helpers/pair.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { twoVersions } from '../helpers/mappings.ts';
 
 const schema = (labelCol: string) => `
 CREATE TABLE items (
@@ -28,13 +29,7 @@ const mapping = (from: number, to: number, a: string, b: string) => ({
 });
 
 async function mappings(): Promise<string> {
-  const dir = await tempDir('identity-kinds');
-  await mkdir(path.join(dir, 'v1'));
-  await mkdir(path.join(dir, 'v2'));
-  await writeFile(path.join(dir, 'v1', 'schema.sql'), schema('label'));
-  await writeFile(path.join(dir, 'v2', 'schema.sql'), schema('title'));
-  await writeFile(path.join(dir, 'v2', 'up.json'), JSON.stringify(mapping(1, 2, 'label', 'title'), null, 2));
-  await writeFile(path.join(dir, 'v2', 'down.json'), JSON.stringify(mapping(2, 1, 'title', 'label'), null, 2));
+  const dir = await twoVersions('identity-kinds', { v1: schema('label'), v2: schema('title'), up: mapping(1, 2, 'label', 'title'), down: mapping(2, 1, 'title', 'label') });
   return dir;
 }
 

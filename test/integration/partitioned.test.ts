@@ -6,12 +6,10 @@
  * first sync is part of its parent's data: read through the parent, and, until green has a
  * partition for its rows, a one-line refusal naming the table and the row's partition key.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
-import { tempDir } from '../helpers/tmp.ts';
+import { twoVersions } from '../helpers/mappings.ts';
 
 /** v1 and v2 differ only in accounts' name column (so a cutover has two versions). */
 const schema = (nameCol: string) => `
@@ -45,13 +43,7 @@ const mapping = (from: number, to: number, a: string, b: string) => ({
 });
 
 async function pair(): Promise<Pair> {
-  const dir = await tempDir('partitioned');
-  await mkdir(path.join(dir, 'v1'));
-  await mkdir(path.join(dir, 'v2'));
-  await writeFile(path.join(dir, 'v1', 'schema.sql'), schema('name'));
-  await writeFile(path.join(dir, 'v2', 'schema.sql'), schema('display_name'));
-  await writeFile(path.join(dir, 'v2', 'up.json'), JSON.stringify(mapping(1, 2, 'name', 'display_name'), null, 2));
-  await writeFile(path.join(dir, 'v2', 'down.json'), JSON.stringify(mapping(2, 1, 'display_name', 'name'), null, 2));
+  const dir = await twoVersions('partitioned', { v1: schema('name'), v2: schema('display_name'), up: mapping(1, 2, 'name', 'display_name'), down: mapping(2, 1, 'display_name', 'name') });
   return makePair(1, 2, dir);
 }
 

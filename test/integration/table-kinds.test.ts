@@ -5,13 +5,14 @@
  * a concurrent inserter, a long transaction holding a low id), keyless full reloads that
  * write nothing when unchanged, and a cutover that refuses before it freezes anything.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { twoVersions } from '../helpers/mappings.ts';
 import { lowerBoundSql, planWatermarks, type SourcePlan } from '../../src/sync/watermark.ts';
 
 /**
@@ -48,13 +49,7 @@ const tables = (from: number, to: number, settingsFrom: string, settingsTo: stri
 
 /** A mappings folder: v1 has `settings`, v2 renames it `app_settings` (so the versions differ). */
 async function mappings(zones = true): Promise<string> {
-  const dir = await tempDir('table-kinds');
-  await mkdir(path.join(dir, 'v1'));
-  await mkdir(path.join(dir, 'v2'));
-  await writeFile(path.join(dir, 'v1', 'schema.sql'), schema('settings', zones));
-  await writeFile(path.join(dir, 'v2', 'schema.sql'), schema('app_settings', zones));
-  await writeFile(path.join(dir, 'v2', 'up.json'), JSON.stringify(tables(1, 2, 'settings', 'app_settings'), null, 2));
-  await writeFile(path.join(dir, 'v2', 'down.json'), JSON.stringify(tables(2, 1, 'app_settings', 'settings'), null, 2));
+  const dir = await twoVersions('table-kinds', { v1: schema('settings', zones), v2: schema('app_settings', zones), up: tables(1, 2, 'settings', 'app_settings'), down: tables(2, 1, 'app_settings', 'settings') });
   return dir;
 }
 
