@@ -13,7 +13,7 @@
 import { access, chmod, constants, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.ts';
+import { ROOT, runCli } from '../helpers/cli.ts';
 import { adminQuery, freshDatabase, query } from '../helpers/pg.ts';
 import { connect } from '../../src/db/connect.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -58,7 +58,9 @@ interface Run {
 
 /** `bluegreen status --env blue` with BLUE_URL = `conninfo`, in JSON log mode; every line must be JSON. */
 async function status(conninfo: string, env: Record<string, string> = {}): Promise<Run> {
-  const r = await runCli(['status', '--env', 'blue', '--log-format', 'json'], { ...isolated(), BLUE_URL: conninfo, ...env });
+  // Run from the temporary folder: a `.bluegreen/` left in the repository by `env up` (as
+  // `make demo` leaves one in CI) would name blue and green by itself.
+  const r = await runCli(['status', '--mappings', path.join(ROOT, 'mappings'), '--env', 'blue', '--log-format', 'json'], { ...isolated(), BLUE_URL: conninfo, ...env }, dir);
   const text = r.stdout + r.stderr;
   const lines = text
     .split('\n')
