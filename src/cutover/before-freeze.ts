@@ -56,8 +56,6 @@ export async function targetHorizon(url: string, label: string, logger: Logger):
 }
 
 export interface ReverseSeed {
-  /** Source of the reverse direction (the cutover's target), as the watermarks name it. */
-  source: string;
   /** Version on the cutover's target (the reverse source) and on its source. */
   fromVersion: number;
   toVersion: number;

@@ -47,7 +47,7 @@ export interface CutoverCommit {
 }
 
 /** Records the point of no return in the final sync's transaction on the target. */
-export async function recordCutoverCommit(target: pg.Client, targetName: string, c: CutoverCommit): Promise<void> {
+export async function recordCutoverCommit(target: pg.Client, c: CutoverCommit): Promise<void> {
   // The target serves from this commit on: it states so for the pair (src/db/direction.ts).
   await recordRole(target, c.source, 'source', `cutover from ${c.source}`);
   await target.query(

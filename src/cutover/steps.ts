@@ -281,26 +281,25 @@ export async function finalSync(run: CutoverRun): Promise<void> {
         const bad = r.check.tables.filter((t) => t.mismatched || t.sourceRows !== t.targetRows).map((t) => t.table);
         throw new VerifyDifferenceError(`the final check found differences between ${from} and ${to} in ${bad.join(', ')}`);
       }
-      const horizon = await targetHorizon(opts.to.url, to, opts.logger);
-      const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, run.dst).all());
-      const marks = await reverseWatermarks(target, {
-        source: to,
-        fromVersion: report.toVersion!,
-        toVersion: report.fromVersion!,
-        mappingsDir: opts.mappingsDir,
-        catalogs: all,
-        horizon,
-      });
       // The owner of the tables can walk through a freeze. Checked before the point of no
       // return, so such a cutover rolls back with the source serving; completing the mark
       // checks again under lock (src/db/freeze-guard.ts).
       // On a fresh session: the control session may be what was lost.
       const held = await onFresh(opts.from.url, from, (c) => checkFreezeSeal(c));
       if (held.findings.length) throw new RuntimeFailure(`the freeze on ${from} did not hold: ${held.findings.join('; ')}`);
+      const horizon = await targetHorizon(opts.to.url, to, opts.logger);
+      const all = Object.fromEntries(await new VersionCatalogs(opts.mappingsDir, run.dst).all());
+      const marks = await reverseWatermarks(target, {
+        fromVersion: report.toVersion!,
+        toVersion: report.fromVersion!,
+        mappingsDir: opts.mappingsDir,
+        catalogs: all,
+        horizon,
+      });
       run.commit = { freezeId: run.freezeId!, source: from, fromVersion: report.fromVersion!, toVersion: report.toVersion!, reverseWatermarks: marks };
       // The point of no return commits with the data: from then on the cutover happened,
       // whoever completes it (this run, or the next command if this one dies).
-      await recordCutoverCommit(target, to, run.commit);
+      await recordCutoverCommit(target, run.commit);
       await unfreeze(target);
       await faultPoint('cutover:before-target-commit');
     },
