@@ -10,7 +10,8 @@
  * not even the `bluegreen` state schema a first sync creates.
  */
 import type pg from 'pg';
-import { connect, ident, literal } from './db/connect.ts';
+import { connect, ident } from './db/connect.ts';
+import { stateTableExists, storedWatermarks } from './db/state.ts';
 import { detectVersion, loadOrder, VersionCatalogs } from './db/catalog.ts';
 import { compileChain } from './mapping/chain.ts';
 import { guardrails, type CutoverReport, type Guardrail } from './cutover/cutover.ts';
@@ -62,6 +63,14 @@ export interface PlanReport {
   reconciled?: { frozen: string; target: string; action: string; detail: string }[];
 }
 
+/**
+ * The count of the rows an incremental sync reads from one source table: sync's own lower
+ * bound (lowerBoundSql), which an index on the watermark column answers.
+ */
+export function rowsToReadSql(p: SourcePlan): string {
+  return `select count(*)::text as n from ${ident(p.table)} where ${lowerBoundSql(p)}`;
+}
+
 /** Exact counts below this many rows (cheap); PostgreSQL's estimate above. */
 const EXACT_BELOW = 1_000_000;
 
@@ -84,21 +93,19 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
     const all = Object.fromEntries(await catalogs.all());
     const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
     const order = loadOrder(all[toVersion]!).filter((t) => chain.tables[t]);
-    // Watermark rules as sync applies them, read before the snapshot's transaction (a
-    // refused zone or skew is a failed statement): a rule sync refuses is already a failed
-    // guardrail above, so only the rows-to-read count goes without it. A declared zone the
-    // newest values contradict refuses the plan as it refuses sync (exit 2).
-    const rules = await planWatermarks(src, order.map((t) => chain.tables[t]!), all[fromVersion]!, new Map(), { zoneCheck: false }).catch(() => undefined);
+    // The stored watermarks, as sync reads them (none with --full).
+    const stored = new Map(opts.full ? [] : (await storedWatermarks(dst, opts.from.name)).map((r) => [r.table_name, r.value] as const));
+    const hasState = await stateTableExists(dst, 'runs');
+    // Watermark rules and lower bounds as sync plans them (src/sync/watermark.ts), from the
+    // same stored watermarks, read before the snapshot's transaction (a refused zone or skew
+    // is a failed statement): a rule sync refuses is already a failed guardrail above, and
+    // its table's count is then the whole table. A declared zone the newest values
+    // contradict refuses the plan as it refuses sync (exit 2).
+    const rules = await planWatermarks(src, order.map((t) => chain.tables[t]!), all[fromVersion]!, stored, { zoneCheck: false }).catch(() => undefined);
     if (rules) await checkZones(src, [...rules.values()].filter((p): p is SourcePlan => p !== null), { warn: (m, f) => opts.logger.warn(m, f) });
 
     await src.query('begin isolation level repeatable read read only');
     await dst.query('begin isolation level repeatable read read only');
-    const hasState = (await dst.query(`select to_regclass('bluegreen.watermarks') is not null as ok`)).rows[0].ok as boolean;
-    const stored = new Map<string, string>();
-    if (hasState && !opts.full) {
-      const r = await dst.query<{ table_name: string; value: string }>(`select table_name, value from bluegreen.watermarks where source = $1`, [opts.from.name]);
-      for (const row of r.rows) stored.set(row.table_name, row.value);
-    }
     const tables: TablePlan[] = [];
     for (const name of order) {
       const ct = chain.tables[name]!;
@@ -118,13 +125,10 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
                 ? `never synced from ${opts.from.name}`
                 : `rows whose ${first.watermark} reached the stored watermark`;
       const sourceRows = await rowCount(src, first.table);
-      // The bound as sync reads it (a local watermark compares in its zone), else the bare column.
+      // The rows sync's own bound selects (a local watermark compares in its zone); none
+      // when sync would read the table whole (no bound, or one stored for another kind).
       const rule = rules?.get(first.table);
-      const bound = (lo: string) =>
-        rule && rule.column === first.watermark && (rule.kind === 'integer') === /^-?\d+$/.test(lo) ? lowerBoundSql({ ...rule, lo }) : `${ident(first.watermark!)} >= ${literal(lo)}`;
-      const read = incremental && first.watermark && lo !== null
-        ? Number((await src.query<{ n: string }>(`select count(*)::text as n from ${ident(first.table)} where ${bound(lo)}`)).rows[0]!.n)
-        : sourceRows;
+      const read = incremental && rule?.lo != null ? Number((await src.query<{ n: string }>(rowsToReadSql(rule))).rows[0]!.n) : sourceRows;
       const targetRows = targetEmpty ? 0 : await rowCount(dst, name);
       tables.push({
         table: name,
