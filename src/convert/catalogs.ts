@@ -19,8 +19,8 @@ import type { CatalogsByVersion } from '../mapping/index.ts';
 import { redactText } from '../redact.ts';
 import { CatalogsUnavailableError } from './errors.ts';
 
-/** Format tag of a cache entry; bump it when Catalog's shape changes (2: what detection compares besides columns, src/db/catalog-cache.ts). */
-const CACHE_FORMAT = 'bluegreen-catalog/2';
+/** Format tag of a cache entry; bump it when Catalog's shape changes (2: what detection compares besides columns; 3: partition keys; src/db/catalog-cache.ts). */
+const CACHE_FORMAT = 'bluegreen-catalog/3';
 
 /** A database catalogs may be learnt on, tried in order. */
 export interface CatalogDatabase {

@@ -17,8 +17,10 @@ import type { Catalog } from './catalog-types.ts';
  * Bump when Catalog's shape changes: older entries are then ignored and learnt again.
  * 2: defaults, identity kinds, generated expressions, CHECK constraints, enums and domains
  * (version detection compares them; a format-1 entry lacks them and would match more).
+ * 3: partitioned tables' partition keys (detection compares them; mapping checks need
+ * them to tell a key PostgreSQL cannot back with a unique index).
  */
-const FORMAT = 'bluegreen-catalog/2';
+const FORMAT = 'bluegreen-catalog/3';
 
 /** The cached catalog of `schemaSql` on this server, else `learn()`'s (then cached). */
 export async function cachedCatalog(client: pg.Client, schemaSql: string, learn: () => Promise<Catalog>): Promise<Catalog> {

@@ -63,6 +63,17 @@ export interface TableInfo {
   watermarkRule?: { zone?: string; skew?: string };
   /** CHECK constraints as pg_get_constraintdef prints them, sorted (names left out). */
   checks?: string[];
+  /**
+   * For a partitioned table, its partition key as `pg_get_partkeydef` prints it
+   * (`RANGE (created_at)`); absent for a plain table. Partitions themselves are not
+   * tables of the version: they are part of their parent's data.
+   */
+  partitionBy?: string;
+  /**
+   * The plain columns of the partition key, in key order (an expression in the key has no
+   * column and is left out). Every unique key of a partitioned table includes them.
+   */
+  partitionColumns?: string[];
 }
 
 /** An enum or a domain of the schema, as version detection compares it. */

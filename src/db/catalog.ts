@@ -172,6 +172,20 @@ export async function readCatalog(client: pg.Client, schema?: string): Promise<C
   for (const f of fks.rows) {
     tables[f.table]?.foreignKeys.push({ columns: f.cols, refTable: f.ref, refColumns: f.refcols });
   }
+  const parts = await client.query<{ table: string; def: string; cols: string[] }>(
+    `select c.relname as table, pg_get_partkeydef(c.oid) as def,
+            array(select a.attname::text from unnest(p.partattrs::int2[]) with ordinality k(attnum, ord)
+                  join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum order by k.ord) as cols
+       from pg_partitioned_table p join pg_class c on c.oid = p.partrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and not c.relispartition`,
+    [nsp],
+  );
+  for (const p of parts.rows) {
+    const t = tables[p.table];
+    if (!t) continue;
+    t.partitionBy = local(p.def);
+    t.partitionColumns = p.cols;
+  }
   return { tables, types };
 }
 
@@ -352,6 +366,10 @@ export function diffCatalogs(live: Catalog, expected: Catalog): string[] {
     }
     if (e.primaryKey.join(',') !== l.primaryKey.join(',')) {
       out.push(`table ${name} has primary key (${l.primaryKey.join(', ') || 'none'}), expected (${e.primaryKey.join(', ') || 'none'})`);
+    }
+    if ((e.partitionBy ?? null) !== (l.partitionBy ?? null)) {
+      const by = (t: TableInfo) => (t.partitionBy ? `partitioned by ${t.partitionBy}` : 'not partitioned');
+      out.push(`table ${name} is ${by(l)}, expected ${by(e)}`);
     }
     if (e.checks && l.checks) {
       for (const c of e.checks) if (!l.checks.includes(c)) out.push(`table ${name} lacks ${c}`);

@@ -224,7 +224,7 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
       const plan = opPlans[w];
       if (plan === undefined) continue;
       if (omitted.has(col.name)) outputs.push({ kind: 'default', column: col.name });
-      else outputs.push({ kind: 'op', column: col.name, op: w, deps: plan.reads, keySafe: plan.keySafe && plan.reads.length === 1 && plan.writes.length === 1 });
+      else outputs.push({ kind: 'op', column: col.name, op: w, deps: plan.reads, keySafe: (plan.keySafe || plan.keyCast === true) && plan.reads.length === 1 && plan.writes.length === 1 });
       continue;
     }
     const src = resolve(col.name);
@@ -267,7 +267,18 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
       if (c === undefined) problems.push({ file, path: `${path}/key/${i}`, message: `key column "${k}" does not exist in ${name}` });
       else if (!c.notNull) problems.push({ file, path: `${path}/key/${i}`, message: `key column ${name}.${k} can be NULL`, hint: 'a key must be NOT NULL; add the constraint in schema.sql' });
     });
-    if (!sameSet(tspec.key, target.primaryKey) && !target.uniqueKeys.some((u) => sameSet(u, tspec.key!))) {
+    // A partitioned table's unique index must include its partition key (PostgreSQL refuses
+    // one on `id` alone), so a key without it can never be backed by one: say that, not
+    // "add a UNIQUE constraint", which the DBA cannot do.
+    const missing = (target.partitionColumns ?? []).filter((c) => !tspec.key!.includes(c));
+    if (target.partitionBy && missing.length > 0) {
+      problems.push({
+        file,
+        path: `${path}/key`,
+        message: `table ${name} is partitioned by ${target.partitionBy}: key (${tspec.key.join(', ')}) lacks the partition column ${missing.join(', ')}`,
+        hint: `PostgreSQL backs a partitioned table's key with a unique index only when it includes the partition key: use "key": [${[...tspec.key, ...missing].map((k) => JSON.stringify(k)).join(', ')}] (a primary or unique key over those columns in schema.sql), or remove "key" to use the primary key`,
+      });
+    } else if (!sameSet(tspec.key, target.primaryKey) && !target.uniqueKeys.some((u) => sameSet(u, tspec.key!))) {
       problems.push({ file, path: `${path}/key`, message: `(${tspec.key.join(', ')}) is not a primary key or unique constraint of ${name}`, hint: 'add a UNIQUE constraint over these NOT NULL columns in schema.sql' });
     }
   }
@@ -281,7 +292,7 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
         file,
         path,
         message: `key column ${name}.${k} must be carried unchanged from the source`,
-        hint: 'a key may be carried by name, renamed, or widened by a cast; anything else loses track of which row is which',
+        hint: 'a key may be carried by name, renamed, widened by a cast, or cast one-to-one (timestamp <-> timestamptz of the same precision in UTC or a zone without daylight saving time); anything else loses track of which row is which',
       });
     }
   }

@@ -82,6 +82,11 @@ export interface OpPlan {
   lossy: SourceColumn[];
   /** Output text always equals input text (rename, widening casts): may carry a key. */
   keySafe: boolean;
+  /**
+   * One-to-one and inverted exactly by the op's inverse (timestamp <-> timestamptz in a zone
+   * of one fixed offset): may carry a key too, compared through the op; see src/mapping/keys.ts.
+   */
+  keyCast?: boolean;
   /** One SQL expression per write, or why there is none. */
   sql: string[] | { unsupported: string };
   /** The JS face over text values, or why there is none. */

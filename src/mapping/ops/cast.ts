@@ -30,6 +30,11 @@ export interface CastRule {
   lossy: boolean;
   /** Output text equals input text for every accepted value (may carry a key). */
   keySafe: boolean;
+  /**
+   * One-to-one on the values it accepts, and its inverse cast restores each of them: a
+   * key may go through it, rows then being matched through the cast (src/mapping/keys.ts).
+   */
+  keyCast?: boolean;
   /** SQL expression converting `expr`. */
   sql: (expr: string) => string;
 }
@@ -133,7 +138,32 @@ function zoneRule(from: string, to: string, zone: string | undefined): CastRule 
   const keepsDigits = (t[1] === undefined ? 6 : Number(t[1])) >= (f[1] === undefined ? 6 : Number(f[1]));
   const utc = z === 'UTC' || z === 'Etc/UTC';
   const js = utc && keepsDigits ? (f[2] === 'without' ? tsToUtc : utcToTs) : undefined;
-  return { ...(js ? { js } : {}), lossy: !keepsDigits, keySafe: false, sql };
+  // A key through it must map back: the same precision both ways, and a zone whose offset
+  // never changes (in one with daylight saving time, the repeated autumn hour gives two
+  // instants one local time, and the skipped spring hour's local times none).
+  const sameDigits = (t[1] ?? '6') === (f[1] ?? '6');
+  return { ...(js ? { js } : {}), lossy: !keepsDigits, keySafe: false, keyCast: sameDigits && fixedOffsetZone(z), sql };
+}
+
+const fixedZones = new Map<string, boolean>();
+/**
+ * Whether `zone` keeps one UTC offset (UTC, Etc/GMT+5, Asia/Kolkata): sampled in January
+ * and July of every year from 1970 to 2037, the range applications' timestamps live in.
+ */
+export function fixedOffsetZone(zone: string): boolean {
+  let fixed = fixedZones.get(zone);
+  if (fixed !== undefined) return fixed;
+  try {
+    const f = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' });
+    const offset = (ms: number) => f.formatToParts(ms).find((p) => p.type === 'timeZoneName')?.value;
+    const first = offset(Date.UTC(1970, 0, 1));
+    fixed = true;
+    for (let y = 1970; y <= 2037 && fixed; y++) fixed = offset(Date.UTC(y, 0, 1)) === first && offset(Date.UTC(y, 6, 1)) === first;
+  } catch {
+    fixed = false;
+  }
+  fixedZones.set(zone, fixed);
+  return fixed;
 }
 
 /** The rule for casting `from` to `to` (format_type spellings); `zone` for timestamp <-> timestamptz. */
@@ -277,6 +307,7 @@ export const cast: ColumnOp<CastOpSpec> = {
       drops: [],
       lossy: rule.lossy ? [src] : [],
       keySafe: rule.keySafe,
+      keyCast: rule.keyCast ?? false,
       sql: [rule.sql(src.sql)],
       js:
         jsRule === undefined

@@ -70,6 +70,21 @@ describe('cast: zones, char(n), user-defined types', () => {
     expect(castRule('timestamp(6) without time zone', 'timestamp(3) with time zone').lossy).toBe(true);
   });
 
+  it('a key may go through timestamp <-> timestamptz only where it is one-to-one: same precision, a zone of one fixed offset', () => {
+    const ts = 'timestamp without time zone';
+    const tz = 'timestamp with time zone';
+    for (const zone of [undefined, 'UTC', 'Etc/GMT+5', 'Asia/Kolkata']) {
+      expect(castRule(ts, tz, zone).keyCast, `${zone} up`).toBe(true);
+      expect(castRule(tz, ts, zone).keyCast, `${zone} down`).toBe(true);
+    }
+    // Daylight saving time: the autumn hour is two instants of one local time.
+    for (const zone of ['Europe/Berlin', 'America/New_York']) expect(castRule(tz, ts, zone).keyCast, zone).toBe(false);
+    // More digits on the way up: the way back rounds, so two keys could meet.
+    expect(castRule('timestamp(3) without time zone', tz).keyCast).toBe(false);
+    expect(castRule(ts, 'timestamp(3) with time zone').keyCast).toBe(false);
+    expect(castRule('text', 'integer').keyCast ?? false).toBe(false);
+  });
+
   it('a zone on another cast, or an unknown zone, is refused at its JSON path', () => {
     expect(() => runOp({ source: ['a integer'], target: ['a bigint'], op: { op: 'cast', from: 'a', zone: 'UTC' } })).toThrow(/\/tables\/t\/ops\/0\/zone.*applies only to timestamp/);
     expect(() => runOp({ source: ['a timestamp without time zone'], target: ['a timestamp with time zone'], op: { op: 'cast', from: 'a', zone: 'Mars/Olympus' } })).toThrow(/unknown time zone "Mars\/Olympus"/);
