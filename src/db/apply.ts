@@ -104,15 +104,18 @@ export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: str
  * the target needs the same partition before they can land. Returns the one-line error
  * naming the table and the row's partition key, or undefined for any other failure.
  */
-export function missingPartition(table: string, err: unknown): TableError | undefined {
+export function missingPartition(table: string, err: unknown): MissingPartitionError | undefined {
   const e = err as { code?: string; message?: string; detail?: string } | undefined;
   const m = e?.code === '23514' ? /^no partition of relation "((?:[^"]|"")+)" found for row/.exec(e.message ?? '') : null;
   if (!m) return undefined;
   const rel = m[1]!.replaceAll('""', '"');
   const row = /^Partition key of the failing row contains (.*)\.$/s.exec(e!.detail ?? '')?.[1];
-  return new TableError(
+  return new MissingPartitionError(
     table,
     `no partition of ${rel === table ? 'it' : rel} on the target takes the row with ${row ? cut(row) : 'its partition key'}`,
     `a partition added on the source after the first sync holds rows of ${table}: create it on the target with the source's bounds (CREATE TABLE <name> PARTITION OF ${rel} FOR VALUES ...), then rerun; nothing was committed`,
   );
 }
+
+/** A row the target's partitions do not take (see missingPartition); the hint says what to create. */
+export class MissingPartitionError extends TableError {}

@@ -37,6 +37,7 @@ import { schedule } from './schedule.ts';
 import { dropOwnStages, stageWithJobs } from './jobs.ts';
 import { newRunId, sweepStaleStages } from './stage-tables.ts';
 import { applyStep, checkStep, commitState, deleteStep, stageTable } from './steps.ts';
+import { mirrorPartitions, withPartitionDdl, type PartitionCreated } from './partitions.ts';
 
 export type { ChangedCheck } from './check.ts';
 export { pipeCopy } from './copy.ts';
@@ -124,6 +125,8 @@ export interface SyncReport {
   check?: ChangedCheck;
   /** Sequences moved on the target. */
   sequences: SequenceMove[];
+  /** Partitions the source gained that this run created on the target (src/sync/partitions.ts). */
+  partitions?: PartitionCreated[];
   /** Stage tables an interrupted --jobs run had left on the target, dropped before this run (src/sync/stage-tables.ts). */
   sweptStageTables?: string[];
   ms: number;
@@ -175,12 +178,17 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
 
 /** Every target write of the run, in ONE transaction, committed last. */
 async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, report: SyncReport, opts: SyncOptions, started: number, ahead: Ahead): Promise<void> {
+  let manual: Record<string, string[]> = {};
   await dst.query('begin');
   try {
     await ensureStateSchema(dst);
     await dst.query(`set local lock_timeout = ${literal(opts.lockTimeout ?? '30s')}`);
     await assertFreezeHeld(dst, opts.to.name, { lock: true }); // held until commit: the seal renewed below absorbs nothing
     await setUserTriggers(dst, plan.targetNames, false);
+    // New partitions of the source (a new month) before any row needs them.
+    const partitions = await mirrorPartitions(src, dst, plan.tables.map((t) => t.ct), opts.logger);
+    if (partitions.created.length) report.partitions = partitions.created;
+    manual = partitions.manual;
     // An initial load into empty tables takes the bulk path (indexes after data).
     const ddl = plan.bulk ? await deferrableDdl(dst, plan.targetNames) : { drop: [], create: [] };
     for (const stmt of ddl.drop) await dst.query(stmt);
@@ -213,7 +221,7 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     await dst.query('commit');
   } catch (err) {
     await dst.query('rollback').catch(() => {});
-    throw err;
+    throw withPartitionDdl(err, manual);
   }
 }
 

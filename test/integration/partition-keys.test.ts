@@ -170,4 +170,31 @@ describe('partitioned table keyed through a cast of its partition column', () =>
     expect(await events(p.green)).toEqual(await events(p.blue));
     expect(await query(p.green, `select count(*)::int as n from watchers`)).toEqual([{ n: 10 }]);
   });
+
+  it('a new month on blue is created on green with its bounds converted through the cast, and one on green after the cutover back on blue', async () => {
+    const p = await makePair(1, 2, await mappings());
+    await fill(p.blue, 10);
+    await sync(p);
+    await query(p.blue, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01 00:00') TO ('2025-10-01 00:00')`);
+    await query(p.blue, `insert into ticket_events (created_at, ticket_id, ticket_opened, body) select '2025-09-01'::timestamp + make_interval(hours => id::int), id, opened, 'sept' from tickets`);
+    const r = await sync(p);
+    expect(r.partitions).toEqual([
+      { table: 'ticket_events', partition: 'ticket_events_2025_09', bounds: "FOR VALUES FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00')", from: 'ticket_events_2025_09' },
+    ]);
+    expect(await query(p.green, `select pg_get_expr(relpartbound, oid) as b from pg_class where relname = 'ticket_events_2025_09'`)).toEqual([
+      { b: "FOR VALUES FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00')" },
+    ]);
+    expect(await query(p.green, `select count(*)::int as n from ticket_events_2025_09`)).toEqual([{ n: 10 }]);
+    expect(await events(p.green)).toEqual(await events(p.blue));
+
+    await p.ok(['cutover', '--from', 'blue', '--to', 'green', '--json']);
+    await query(p.green, `CREATE TABLE ticket_events_2025_10 PARTITION OF ticket_events FOR VALUES FROM ('2025-10-01 00:00+00') TO ('2025-11-01 00:00+00')`);
+    await query(p.green, `insert into ticket_events (created_at, ticket_id, ticket_opened, body) select '2025-10-31 23:30+00', id, opened, 'oct' from tickets where id = 1`);
+    const back = await sync(p, 'green', 'blue');
+    expect(back.partitions).toEqual([
+      { table: 'ticket_events', partition: 'ticket_events_2025_10', bounds: "FOR VALUES FROM ('2025-10-01 00:00:00') TO ('2025-11-01 00:00:00')", from: 'ticket_events_2025_10' },
+    ]);
+    expect(await query(p.blue, `select created_at::text as at from ticket_events_2025_10`)).toEqual([{ at: '2025-10-31 23:30:00' }]);
+    expect(await events(p.blue)).toEqual(await events(p.green));
+  });
 });

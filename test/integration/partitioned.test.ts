@@ -3,8 +3,9 @@
  * partitioned table and a plain one. The bulk load of an empty green drops and rebuilds
  * only the parents' constraints and indexes (partitions inherit theirs), a green that
  * already holds rows takes the row-by-row path, and a partition created on blue after the
- * first sync is part of its parent's data: read through the parent, and, until green has a
- * partition for its rows, a one-line refusal naming the table and the row's partition key.
+ * first sync is part of its parent's data: read through the parent, created on green by
+ * the run when green's partitioning mirrors blue's, else a one-line refusal naming the
+ * table and the row's partition key, with the statement to run.
  */
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
@@ -98,19 +99,46 @@ describe('partitioned tables with foreign keys', () => {
     expect(v.code, v.stderr).toBe(0);
   });
 
-  it('a partition blue has and empty green lacks stops the bulk load with the table and the row, and loads once green has it', async () => {
+  it('a partition blue has and an empty green lacks is created on green in the run, and the bulk load goes on', async () => {
     const p = await pair();
     await query(p.blue, `CREATE TABLE tickets_2025_09 PARTITION OF tickets FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
     await query(p.blue, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
     await fill(p.blue, 1, 20, '2025-09');
+    const run = await p.ok(['sync', '--from', 'blue', '--to', 'green', '--json']);
+    const r = report(run);
+    expect(r.tables.map((t: { mode: string }) => t.mode)).toContain('bulk');
+    expect(r.partitions).toEqual([
+      { table: 'tickets', partition: 'tickets_2025_09', bounds: "FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')", from: 'tickets_2025_09' },
+      { table: 'ticket_events', partition: 'ticket_events_2025_09', bounds: "FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')", from: 'ticket_events_2025_09' },
+    ]);
+    expect(run.stderr).toMatch(/tickets: creating partition tickets_2025_09 FOR VALUES FROM \('2025-09-01'\) TO \('2025-10-01'\) on the target in this run's transaction/);
+    for (const t of ['tickets', 'ticket_events']) expect(await rows(p.green, t)).toEqual(await rows(p.blue, t));
+    // The new partitions carry their parents' keys, indexes and foreign keys, valid and attached.
+    expect(await shape(p.green)).toEqual(await shape(p.blue));
+    // Once there, they are green's: the next run creates nothing.
+    expect(report(await p.ok(['sync', '--from', 'blue', '--to', 'green', '--json'])).partitions).toBeUndefined();
+  });
+
+  it('a new partition green cannot mirror (partitioned itself) is refused before anything commits, with the statement to run', async () => {
+    const p = await pair();
+    await fill(p.blue, 1, 50);
+    await sync(p);
+    await query(p.blue, `CREATE TABLE tickets_2025_09 PARTITION OF tickets FOR VALUES FROM ('2025-09-01') TO ('2025-10-01') PARTITION BY RANGE (id)`);
+    await query(p.blue, `CREATE TABLE tickets_2025_09_a PARTITION OF tickets_2025_09 FOR VALUES FROM (MINVALUE) TO (MAXVALUE)`);
+    await query(p.blue, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
+    await fill(p.blue, 101, 110, '2025-09');
+    await query(p.blue, `update accounts set name = 'renamed', updated_at = now() where id = 1`);
     const refused = await p.run(['sync', '--from', 'blue', '--to', 'green']);
     expect(refused.code, refused.stderr).toBe(2);
     expect(refused.stderr).toMatch(/table tickets: no partition of it on the target takes the row with \(opened\) = \(2025-09-\d\d\)/);
-    expect(await query(p.green, `select count(*)::int as n from accounts`)).toEqual([{ n: 0 }]);
+    expect(refused.stderr).toContain(`CREATE TABLE tickets_2025_09 PARTITION OF tickets FOR VALUES FROM ('2025-09-01') TO ('2025-10-01') PARTITION BY RANGE (id)`);
+    // Nothing committed: not the account's new name, not the partition green could mirror.
+    expect(await query(p.green, `select display_name from accounts where id = 1`)).toEqual([{ display_name: 'a1' }]);
+    expect(await query(p.green, `select to_regclass('ticket_events_2025_09') is null as none`)).toEqual([{ none: true }]);
     await query(p.green, `CREATE TABLE tickets_2025_09 PARTITION OF tickets FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
-    await query(p.green, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
+    await fill(p.blue, 111, 112, '2025-09');
     const r = await sync(p);
-    expect(r.tables.map((t: { mode: string }) => t.mode)).toContain('bulk');
+    expect(r.partitions).toEqual([expect.objectContaining({ table: 'ticket_events', partition: 'ticket_events_2025_09' })]);
     for (const t of ['tickets', 'ticket_events']) expect(await rows(p.green, t)).toEqual(await rows(p.blue, t));
   });
 
@@ -129,17 +157,10 @@ describe('partitioned tables with foreign keys', () => {
     await query(p.blue, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
     await fill(p.blue, 101, 150, '2025-09');
     await query(p.blue, `update tickets set title = 'changed', updated_at = now() where id in (3, 120)`);
-    // Green has no partition for them yet: one line naming the table and the row's
-    // partition key, exit 2, nothing written.
-    const refused = await p.run(['sync', '--from', 'blue', '--to', 'green']);
-    expect(refused.code, refused.stderr).toBe(2);
-    expect(refused.stderr).toMatch(/table tickets: no partition of it on the target takes the row with \(opened\) = \(2025-09-\d\d\)/);
-    expect(refused.stderr).toMatch(/CREATE TABLE <name> PARTITION OF tickets FOR VALUES/);
-    expect(await query(p.green, `select title from tickets where id = 3`)).toEqual([{ title: 't3' }]);
-    await query(p.green, `CREATE TABLE tickets_2025_09 PARTITION OF tickets FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
-    await query(p.green, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01') TO ('2025-10-01')`);
-    // Detection ignores partitions: green is still at v2, and the new month syncs incrementally.
+    // Green has no partition for them yet: the run creates them, in its transaction.
     const inc = await sync(p);
+    expect(inc.partitions.map((x: { partition: string }) => x.partition)).toEqual(['tickets_2025_09', 'ticket_events_2025_09']);
+    // Detection ignores partitions: green is still at v2, and the new month syncs incrementally.
     expect(inc.mode).toBe('incremental');
     for (const t of ['tickets', 'ticket_events']) expect(await rows(p.green, t)).toEqual(await rows(p.blue, t));
     // The rows of the new month are in green's partition of that month, under blue's name.
