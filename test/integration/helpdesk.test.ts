@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { query } from '../helpers/pg.ts';
 import { report } from '../helpers/pair.ts';
-import { found, helpdeskPair, helpdeskWriter, seedHelpdesk } from '../helpers/helpdesk.ts';
+import { found, helpdeskPair, helpdeskWriter, monthlyPartitions, seedHelpdesk } from '../helpers/helpdesk.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Writes the freeze refuses: its trigger, or the revoked grants of the application's role. */
@@ -36,6 +36,9 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
     // Full sync of the seed, then incremental syncs while the application writes on blue.
     const full = report(await p.ok(['sync', '--json']));
     expect(full.tables.find((t: { table: string }) => t.table === 'tickets').read).toBe(300);
+    // The application's monthly job adds this month's and next month's event partitions on
+    // blue (in UTC months): the next sync creates them on green (timestamptz bounds).
+    const months = await monthlyPartitions(p.blue, 1);
     const onBlue = helpdeskWriter(p.blue, { id: 'b', version: 1 });
     let cut;
     try {
@@ -43,6 +46,7 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
         await sleep(300);
         const inc = report(await p.ok(['sync', '--json']));
         expect(inc.mode).toBe('incremental');
+        if (i === 0) expect(inc.partitions.map((x: { partition: string }) => x.partition)).toEqual(months);
       }
       cut = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--json']);
       await sleep(200); // the application keeps trying against the frozen blue
@@ -70,6 +74,9 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
       { id: 7, status: 'pending', channel: 'email', details: '{}' },
     ]);
     expect(await query(p.green, `select opened_at = timestamptz '2024-10-27 02:10+01' as fold from tickets where id = 10`)).toEqual([{ fold: true }]);
+    // The partition key went through its cast: each event in its month's partition on green.
+    const [misplaced] = await query<{ n: number }>(p.green, `select count(*)::int as n from ticket_events where tableoid::regclass::text <> 'ticket_events_' || to_char(created_at at time zone 'UTC', 'YYYY_MM')`);
+    expect(misplaced!.n).toBe(0);
 
     // The application now runs on green (v2 terms: on_hold, the channel column), its
     // identity keys continuing past everything synced; blue is kept current by the

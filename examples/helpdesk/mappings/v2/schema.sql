@@ -1,6 +1,7 @@
 -- Example application "helpdesk", schema version 2: ticket times become timestamptz, the
--- status enum renames `closed` to `resolved` and gains `on_hold`, and the channel a
--- ticket came through moves out of details into a column of its own.
+-- status enum renames `closed` to `resolved` and gains `on_hold`, the channel a ticket
+-- came through moves out of details into a column of its own, and ticket events' UTC
+-- times (their partition key) become timestamptz.
 
 CREATE DOMAIN email_address AS text CHECK (VALUE ~ '^[^@[:space:]]+@[^@[:space:]]+$');
 CREATE TYPE ticket_status AS ENUM ('open', 'pending', 'on_hold', 'resolved');
@@ -34,18 +35,18 @@ CREATE TABLE tickets (
 CREATE INDEX tickets_agent_idx ON tickets (agent_id);
 CREATE INDEX tickets_updated_at_idx ON tickets (updated_at);
 
+-- created_at becomes timestamptz: the partition key, and part of the primary key.
 CREATE TABLE ticket_events (
-  id          bigserial,
+  id          bigint GENERATED ALWAYS AS IDENTITY,
   ticket_id   bigint NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
   kind        text NOT NULL,
   body        text,
-  created_at  timestamp without time zone NOT NULL DEFAULT now(),
+  created_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
-CREATE TABLE ticket_events_2024_09 PARTITION OF ticket_events FOR VALUES FROM ('2024-09-01') TO ('2024-10-01');
-CREATE TABLE ticket_events_2024_10 PARTITION OF ticket_events FOR VALUES FROM ('2024-10-01') TO ('2024-11-01');
-CREATE TABLE ticket_events_2024_11 PARTITION OF ticket_events FOR VALUES FROM ('2024-11-01') TO ('2024-12-01');
-CREATE TABLE ticket_events_later PARTITION OF ticket_events DEFAULT;
+CREATE TABLE ticket_events_2024_09 PARTITION OF ticket_events FOR VALUES FROM ('2024-09-01 00:00:00+00') TO ('2024-10-01 00:00:00+00');
+CREATE TABLE ticket_events_2024_10 PARTITION OF ticket_events FOR VALUES FROM ('2024-10-01 00:00:00+00') TO ('2024-11-01 00:00:00+00');
+CREATE TABLE ticket_events_2024_11 PARTITION OF ticket_events FOR VALUES FROM ('2024-11-01 00:00:00+00') TO ('2024-12-01 00:00:00+00');
 CREATE INDEX ticket_events_ticket_idx ON ticket_events (ticket_id);
 CREATE INDEX ticket_events_created_at_idx ON ticket_events (created_at);
 
@@ -64,5 +65,5 @@ CREATE TRIGGER tickets_touch BEFORE UPDATE ON tickets
 
 COMMENT ON COLUMN agents.updated_at IS 'bluegreen:watermark';
 COMMENT ON COLUMN tickets.updated_at IS 'bluegreen:watermark';
-COMMENT ON COLUMN ticket_events.created_at IS 'bluegreen:watermark zone=Europe/Berlin';
+COMMENT ON COLUMN ticket_events.created_at IS 'bluegreen:watermark';
 COMMENT ON COLUMN audit_log.at IS 'bluegreen:watermark';
