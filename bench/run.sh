@@ -193,8 +193,8 @@ q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 BG=(node "$ROOT/bin/bluegreen.js" --log-format json)
 
 # --- data set ----------------------------------------------------------------------------
-"${BG[@]}" -q schema apply --to blue --version 1 >/dev/null
-"${BG[@]}" -q schema apply --to-url "$RAW_URL" --to raw --version 1 >/dev/null
+"${BG[@]}" -q schema apply --to blue --schema-version 1 >/dev/null
+"${BG[@]}" -q schema apply --to-url "$RAW_URL" --to raw --schema-version 1 >/dev/null
 # The baselines load into v1 tables with their primary keys, unique and secondary indexes
 # (the shape of README's Design figures) but without the foreign keys: per-row RI checks would slow (a) and (e)
 # by a third or more, and bluegreen's bulk path validates foreign keys once after the
@@ -271,7 +271,7 @@ pg_dump_pipe() {
 # also measured without it, so the transfer and the check can be told apart.
 reset_green() {
   admin "$GREEN_PORT" -c "drop database app (force)" -c "create database app owner app"
-  "${BG[@]}" -q schema apply --to green --version 2 >/dev/null
+  "${BG[@]}" -q schema apply --to green --schema-version 2 >/dev/null
   settle
 }
 # change_users RESIDUE: 1% of users change on blue (a real column; the v1 trigger moves

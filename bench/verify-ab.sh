@@ -6,7 +6,7 @@
 # OLD is a checkout whose verify hashes the row text. Runs alternate (old, new, new
 # --jobs 2) so load on the machine hits every method alike; medians are printed, then the
 # target-side query per table (bench/verify-explain.ts). Set the pair up with, e.g.:
-#   node bin/bluegreen.js schema apply --to blue --version 1   (and --to green)
+#   node bin/bluegreen.js schema apply --to blue --schema-version 1   (and --to green)
 #   node bin/bluegreen.js seed --to blue --rows 200000
 #   node bin/bluegreen.js sync --full --no-verify
 set -euo pipefail

@@ -19,6 +19,7 @@ import { redactText } from '../src/redact.ts';
 import { envelope, type Envelope } from './envelope.ts';
 import { cancelStatements, parseTimeout, sessionOf, setSessionTimeouts } from '../src/db/connect.ts';
 import { checkConnectionUrl } from '../src/db/url.ts';
+import { isUrl, resolveConninfo } from '../src/db/conninfo.ts';
 
 export interface GlobalArgs {
   mappings?: string;
@@ -45,7 +46,11 @@ export function globalOptions<T>(y: Argv<T>) {
       describe: 'Text, or one JSON object per line for everything written (cron)',
       defaultDescription: 'text on a terminal, json otherwise ($BLUEGREEN_LOG_FORMAT)',
     })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'Only warnings and errors' })
+    .option('quiet', {
+      alias: 'q',
+      type: 'boolean',
+      describe: 'Errors only: nothing printed when the run succeeds or is skipped (exit 0, 75); exit 1, 2, 3 print their report and error. --json still prints the envelope',
+    })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'Debug logging' })
     .option('json', { type: 'boolean', describe: 'Print the result as the JSON envelope {command, formatVersion, ok, exitCode, durationMs, report}' })
     .option('connect-timeout', { type: 'string', describe: 'Give up connecting after this long (seconds or e.g. 30s)', defaultDescription: '10' })
@@ -143,12 +148,18 @@ export function resolvePair(argv: PairArgs, ctx: Context) {
 }
 
 /**
- * The name of an endpoint given only by URL: `host:port/database` (no user, no
- * password), so reports and the state kept on the target name the database itself.
+ * The name of an endpoint given only by URL or conninfo: `host:port/database` (no user,
+ * no password), so reports and the state kept on the target name the database itself.
  */
 export function nameFromUrl(url: string): string {
   // The same one-line refusals as any other URL (several hosts, unescaped password).
   checkConnectionUrl(url, 'the endpoint', 'flag');
+  if (!isUrl(url)) {
+    // key=value conninfo or service=NAME: named after the database it reaches, as libpq
+    // resolves it (its service's section and the PG* variables fill what it leaves out).
+    const r = resolveConninfo(url);
+    return `${r.host}:${r.port}/${r.dbname}`;
+  }
   try {
     const u = new URL(url);
     const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || u.searchParams.get('dbname') || '';
@@ -193,9 +204,16 @@ interface Pending {
 
 function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending: { out?: Pending; after: (() => Promise<void>)[] }): Context {
   const format = logFormatOf(argv);
+  if (argv.quiet) {
+    // Quiet means errors only: Node's process warnings (an ignored ~/.pgpass, a library's
+    // deprecation), which bin/bluegreen.js prints in the log's format, go too.
+    process.removeAllListeners('warning');
+    process.on('warning', () => {});
+  }
   const logger = createLogger({
     format,
-    level: argv.verbose ? 'debug' : argv.quiet ? 'warn' : 'info',
+    // Quiet is pg_dump's and psql's -q: errors only, warnings included in what it drops.
+    level: argv.verbose ? 'debug' : argv.quiet ? 'error' : 'info',
     // A live line only on a terminal; JSON events in a JSON log; nothing in a text log file.
     progress: !argv.quiet && (format === 'json' || Boolean(process.stderr.isTTY)),
     fields,
@@ -229,7 +247,8 @@ function makeContext(argv: GlobalArgs, fields: Record<string, unknown>, pending:
 /** The command words of a parsed invocation (`sync`, `schema apply`, `env up`). */
 function commandOf(argv: GlobalArgs & { action?: unknown }): string {
   const words = (argv._ ?? []).map(String);
-  if (typeof argv.action === 'string') words.push(argv.action);
+  // A subcommand (`env up`) is in `_` already; an `<action>` positional is not.
+  if (typeof argv.action === 'string' && words[words.length - 1] !== argv.action) words.push(argv.action);
   return words.join(' ') || 'bluegreen';
 }
 
@@ -389,6 +408,10 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
     }
     const env: Envelope = envelope(command, code, Date.now() - started, pending.out?.result ?? null, failure, variant);
     const reveal = pending.out?.revealSecrets;
+    // --quiet: a run that did its job (0) or was skipped (75, normal under cron) says
+    // nothing, unless what it prints was asked for (--json's envelope, env url's value).
+    const silent = Boolean(g.quiet) && (code === ExitCode.ok || code === ExitCode.locked);
+    if (silent) errorLine = undefined;
     if (pending.out?.plain && !g.json && !g['log-format'] && !failure) {
       // A value for the shell (`psql "$(bluegreen env url blue)"`): the value alone.
       line(process.stdout, pending.out.text(), reveal);
@@ -396,8 +419,8 @@ export function handle<A>(fn: (argv: A, ctx: Context) => Promise<number | void>)
       // The error first, then the envelope: the run's last line, whatever its exit.
       errorLine?.();
       errorLine = undefined;
-      printEnvelope(env, { json, pretty: Boolean(g.json), fields, revealSecrets: reveal, errorFields });
-    } else if (pending.out) {
+      if (!silent || g.json) printEnvelope(env, { json, pretty: Boolean(g.json), fields, revealSecrets: reveal, errorFields });
+    } else if (pending.out && !silent) {
       // For people: the report, then what went wrong under it.
       line(process.stdout, pending.out.text(), reveal);
     }

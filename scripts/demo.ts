@@ -122,8 +122,8 @@ async function main() {
   }
 
   say('2/9', 'Blue runs the app at schema v1; green is deployed with v2 (login, first/last name, status).');
-  await bg(['schema', 'apply', '--to', 'blue', '--version', '1']);
-  await bg(['schema', 'apply', '--to', 'green', '--version', '2']);
+  await bg(['schema', 'apply', '--to', 'blue', '--schema-version', '1']);
+  await bg(['schema', 'apply', '--to', 'green', '--schema-version', '2']);
   await bg(['seed', '--to', 'blue', '--rows', '5000']);
   const app = new App(blue, 1, 'blue-app').start();
 

@@ -88,3 +88,49 @@ export const lookbackOption = {
  * `cutover --timeout` past it would stop the cutover as soon as it froze the source.
  */
 export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** Commands with a schema version option: `--schema-version N`, or its short form `--version N`. */
+export const SCHEMA_VERSION_COMMANDS = ['schema apply', 'export', 'import'];
+
+/**
+ * `--schema-version N` (schema apply, export, import), checked when the arguments are
+ * parsed. `--version N` reaches it too: see {@link versionFlag}.
+ */
+export function schemaVersionOption(describe: string, demandOption = false) {
+  return {
+    type: 'string',
+    demandOption,
+    coerce: numberCoerce('schema-version', { integer: true, positive: true }),
+    describe: `${describe} (short form: --version N)`,
+  } as const;
+}
+
+/**
+ * What `--version` means on this command line, decided before yargs parses it, as a DBA
+ * expects it from pg_dump: with no value (alone, last, or followed by another option),
+ * on any command, the tool's version (`print`). On a command with a schema version
+ * (`schema apply`, `export`, `import`), `--version N` and `--version=N` are the short form
+ * of `--schema-version N`: the arguments come back with the flag renamed, so every check
+ * and message is the long flag's. On other commands, `--version` followed by a word is
+ * still the tool's version (it takes no value there). `-V` is always the tool's version.
+ * Arguments after `--` are not looked at.
+ */
+export function versionFlag(args: string[], command: string): { print: true } | { print: false; args: string[] } {
+  const takesSchemaVersion = SCHEMA_VERSION_COMMANDS.includes(command);
+  const out = [...args];
+  for (let i = 0; i < out.length; i++) {
+    const a = out[i]!;
+    if (a === '--') break;
+    if (a === '-V') return { print: true };
+    if (a.startsWith('--version=')) {
+      if (!takesSchemaVersion) return { print: true };
+      out[i] = `--schema-version=${a.slice('--version='.length)}`;
+    } else if (a === '--version') {
+      const next = out[i + 1];
+      if (!takesSchemaVersion || next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next))) return { print: true };
+      out[i] = '--schema-version';
+      i++;
+    }
+  }
+  return { print: false, args: out };
+}

@@ -165,7 +165,7 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
 
 async function version(client: pg.Client, catalogs: VersionCatalogs, name: string): Promise<number> {
   const d = await detectVersion(client, catalogs, name);
-  if (d.version === 'empty') throw new VersionMismatchError(`${name} has no schema yet`, `create it first: bluegreen schema apply --to ${name} --version N`);
+  if (d.version === 'empty') throw new VersionMismatchError(`${name} has no schema yet`, `create it first: bluegreen schema apply --to ${name} --schema-version N`);
   return d.version;
 }
 

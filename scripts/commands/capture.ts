@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { connect } from '../../src/db/connect.ts';
 import { detectVersion, readCatalog, VersionCatalogs } from '../../src/db/catalog.ts';
 import { compileChain, type CompiledChain } from '../../src/mapping/index.ts';
@@ -19,24 +19,67 @@ interface CaptureArgs extends GlobalArgs {
   before?: string;
 }
 
+/** Options every action takes: the source. */
+function sourceOptions(y: Argv<GlobalArgs>) {
+  return y
+    .option('env', { type: 'string', demandOption: true, describe: 'Source environment (the one the application writes to)' })
+    .option('url', { type: 'string', describe: 'Connection URL, overriding the environment' });
+}
+
+const TABLES = { type: 'string', describe: 'Comma-separated tables (default: every table of the schema)' } as const;
+
+const enable: CommandModule<GlobalArgs, CaptureArgs> = {
+  command: 'enable',
+  describe: 'Arm delete triggers on the source: incremental syncs read its deletes from bluegreen.deleted_rows from then on',
+  builder: (y) =>
+    sourceOptions(y)
+      .option('to', {
+        type: 'string',
+        describe: 'The environment synced from it, whose mapping says which tables capture serves (append tables need none; merged or watermark-less tables still compare key sets)',
+        defaultDescription: 'green (blue for --env green), when configured',
+      })
+      .option('tables', TABLES)
+      .example('$0 capture enable --env blue', 'incremental syncs from blue now read deletes from bluegreen.deleted_rows')
+      .example('$0 capture enable --env blue --to green --tables users,user_roles', 'two tables only, checked against the mapping blue -> green') as never,
+  handler: (argv) => run({ ...argv, action: 'enable' }),
+};
+
+const disable: CommandModule<GlobalArgs, CaptureArgs> = {
+  command: 'disable',
+  describe: 'Remove the delete triggers: syncs compare whole key sets again',
+  builder: (y) =>
+    sourceOptions(y)
+      .option('tables', TABLES)
+      .example('$0 capture disable --env blue', 'every table') as never,
+  handler: (argv) => run({ ...argv, action: 'disable' }),
+};
+
+const prune: CommandModule<GlobalArgs, CaptureArgs> = {
+  command: 'prune',
+  describe: 'Forget recorded deletes older than --before (every target must have read them)',
+  builder: (y) =>
+    sourceOptions(y)
+      .option('before', { type: 'string', demandOption: true, describe: "A timestamptz older than every target's watermark (bluegreen status shows them), e.g. '2026-01-01' or now() - interval '7 days'" })
+      .example("$0 capture prune --env blue --before '2026-06-01'", 'drop recorded deletes every target has consumed') as never,
+  handler: (argv) => run({ ...argv, action: 'prune' }),
+};
+
 export const captureCommand: CommandModule<GlobalArgs, CaptureArgs> = {
-  command: 'capture <action>',
+  command: 'capture',
   describe: 'Record deletes on a source so incremental syncs find them without comparing whole key sets (opt-in; needs table ownership)',
   builder: (y) =>
     y
-      .positional('action', { choices: ['enable', 'disable', 'prune'] as const, describe: 'enable or disable the delete triggers; prune forgets recorded deletes older than --before' })
-      .option('env', { type: 'string', demandOption: true, describe: 'Source environment (the one the application writes to)' })
-      .option('url', { type: 'string', describe: 'Connection URL, overriding the environment' })
-      .option('to', {
-        type: 'string',
-        describe: 'enable: the environment synced from it, whose mapping says which tables capture serves (append tables need none; merged or watermark-less tables still compare key sets)',
-        defaultDescription: 'green (blue for --env green), when configured',
-      })
-      .option('tables', { type: 'string', describe: 'Comma-separated tables (default: every table of the schema)' })
-      .option('before', { type: 'string', describe: "prune: a timestamptz older than every target's watermark (e.g. '2026-01-01' or now() - interval)" })
+      .command(enable)
+      .command(disable)
+      .command(prune)
+      .demandCommand(1, 'name what to do: capture enable, capture disable or capture prune')
       .example('$0 capture enable --env blue', 'incremental syncs from blue now read deletes from bluegreen.deleted_rows')
       .example("$0 capture prune --env blue --before '2026-06-01'", 'drop recorded deletes every target has consumed') as never,
-  handler: handle<CaptureArgs>(async (argv, ctx) => {
+  // Never reached: an action is demanded.
+  handler: () => {},
+};
+
+const run = handle<CaptureArgs>(async (argv, ctx) => {
     const env = ctx.env(argv.env, argv.url);
     const client = await connect(env.url, { label: env.name, applicationName: `bluegreen capture ${argv.action}` });
     try {
@@ -75,8 +118,7 @@ export const captureCommand: CommandModule<GlobalArgs, CaptureArgs> = {
     } finally {
       await client.end().catch(() => {});
     }
-  }),
-};
+  });
 
 function enableText(source: string, tables: string[], skipped: string[], to: string | undefined, paths: DeletePathSummary | undefined): string {
   const lines = [`${source}: deletes on ${tables.join(', ') || 'no table'} are recorded; incremental syncs use them from their next lower bound on (run sync --reconcile now and then, e.g. nightly)`];

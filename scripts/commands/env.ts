@@ -11,19 +11,55 @@ interface EnvArgs extends GlobalArgs {
   names: string[];
 }
 
+type Action = EnvArgs['action'];
+
+/** One action of `env` (`env up`), with its own help; every action runs {@link run}. */
+function envAction(action: Action, describe: string, names: { default: string[]; describe: string }, examples: [string, string][]): CommandModule<GlobalArgs, EnvArgs> {
+  return {
+    command: `${action} [names..]`,
+    describe,
+    builder: (y) => {
+      let b = y.positional('names', { type: 'string', array: true, default: names.default, describe: names.describe });
+      for (const [cmd, what] of examples) b = b.example(cmd, what);
+      return b as never;
+    },
+    handler: (argv) => run({ ...argv, action }),
+  };
+}
+
+const BOTH = { default: ['blue', 'green'], describe: 'Environments' };
+const ONE = { default: ['blue'], describe: 'One environment' };
+
 export const envCommand: CommandModule<GlobalArgs, EnvArgs> = {
-  command: 'env <action> [names..]',
+  command: 'env',
   describe: 'Start, stop or show the local embedded blue and green clusters',
   builder: (y) =>
     y
-      .positional('action', { choices: ['up', 'down', 'status', 'url', 'psql'] as const, demandOption: true })
-      .positional('names', { type: 'string', array: true, default: ['blue', 'green'], describe: 'Environments' })
+      .command(envAction('up', 'Start local clusters under .bluegreen/ (initialised on first use)', BOTH, [
+        ['$0 env up', 'start blue and green'],
+        ['$0 env up purple', 'a third local cluster, purple'],
+      ]))
+      .command(envAction('down', 'Stop local clusters (their data is kept)', BOTH, [['$0 env down', 'stop both clusters']]))
+      .command(envAction('status', 'Ports, data directories, running or not', BOTH, [
+        ['$0 env status', 'both clusters'],
+        ['$0 env status --json', 'machine-readable'],
+      ]))
+      .command(envAction('url', "Print a local cluster's full URL, password included (for psql, a GUI, an app)", ONE, [
+        ['$0 env url blue', "the local blue cluster's URL"],
+        ['psql "$(bluegreen env url green)"', 'psql on green, as the shell sees the value'],
+      ]))
+      .command(envAction('psql', 'Open psql on a local cluster', ONE, [['$0 env psql green', 'psql on the local green cluster']]))
+      .demandCommand(1, 'name what to do: env up, env down, env status, env url or env psql')
       .example('$0 env up', 'start blue and green under .bluegreen/ (initialised on first use)')
       .example('$0 env status --json', 'ports, data directories, running or not')
       .example('$0 env down', 'stop both clusters (data is kept)')
       .example('$0 env url blue', "the local blue cluster's full URL, password included (for psql, a GUI, an app)")
       .example('$0 env psql green', 'psql on the local green cluster') as never,
-  handler: handle<EnvArgs>(async (argv, ctx) => {
+  // Never reached: an action is demanded.
+  handler: () => {},
+};
+
+const run = handle<EnvArgs>(async (argv, ctx) => {
     const { stateDir } = ctx.settings;
     if (argv.action === 'up') {
       const state = await envUp(stateDir, argv.names, ctx.logger);
@@ -64,5 +100,4 @@ export const envCommand: CommandModule<GlobalArgs, EnvArgs> = {
             .join('\n'),
       );
     }
-  }),
-};
+  });

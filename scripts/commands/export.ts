@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { CommandModule } from 'yargs';
 import { exportDump } from '../../src/dump/export.ts';
 import { handle, type GlobalArgs } from '../context.ts';
-import { durationCoerce, numberCoerce } from '../options.ts';
+import { durationCoerce, numberCoerce, schemaVersionOption } from '../options.ts';
 
 interface ExportArgs extends GlobalArgs {
   from?: string;
@@ -11,7 +11,7 @@ interface ExportArgs extends GlobalArgs {
   full?: boolean;
   since?: string;
   lookback?: string;
-  version?: number;
+  'schema-version'?: number;
   jobs: number;
   force?: boolean;
 }
@@ -27,7 +27,7 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
       .option('full', { type: 'boolean', describe: 'Every row (the default)', conflicts: 'since' })
       .option('since', { type: 'string', describe: "Incremental: rows whose watermark is at or after this timestamp, plus every table's key set (for deletes). Use the nextSince the previous export printed" })
       .option('lookback', { type: 'string', coerce: durationCoerce('lookback', { as: 'interval' }), describe: "Widen the next --since for application-side clocks (PostgreSQL interval, e.g. '2 minutes')" })
-      .option('version', { type: 'string', coerce: numberCoerce('version', { integer: true, positive: true }), describe: 'Source version, when it should not be detected' })
+      .option('schema-version', schemaVersionOption('Source version, when it should not be detected'))
       .option('force', { type: 'boolean', describe: 'Replace a previous dump in --out (the partial output of a killed export is always cleaned up)' })
       .option('jobs', { type: 'string', default: os.availableParallelism(), coerce: numberCoerce('jobs', { integer: true, positive: true }), describe: 'Tables exported in parallel (same snapshot)' })
       .example('$0 export --from blue --out dumps/blue-full', 'full dump of blue')
@@ -39,7 +39,7 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
       environment: env.name,
       mappingsDir: ctx.settings.mappingsDir,
       out: argv.out,
-      version: argv.version ?? env.version,
+      version: argv['schema-version'] ?? env.version,
       jobs: argv.jobs,
       since: argv.since,
       lookback: argv.lookback,

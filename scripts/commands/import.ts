@@ -2,14 +2,14 @@ import type { CommandModule } from 'yargs';
 import { importDump, type ImportReport } from '../../src/dump/import.ts';
 import { ExitCode } from '../../src/errors.ts';
 import { handle, type GlobalArgs } from '../context.ts';
-import { numberCoerce } from '../options.ts';
+import { numberCoerce, schemaVersionOption } from '../options.ts';
 
 interface ImportArgs extends GlobalArgs {
   to?: string;
   'to-url'?: string;
   in: string;
   truncate?: boolean;
-  version?: number;
+  'schema-version'?: number;
   verify: boolean;
   jobs: number;
 }
@@ -42,7 +42,7 @@ export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
       .option('to-url', { type: 'string', describe: 'Connection URL, overriding the environment' })
       .option('in', { type: 'string', demandOption: true, describe: 'Dump directory (full, or incremental from export --since)' })
       .option('truncate', { type: 'boolean', default: false, describe: "Replace the target's rows (in the same transaction); full dumps only" })
-      .option('version', { type: 'string', coerce: numberCoerce('version', { integer: true, positive: true }), describe: 'Target version, when it should not be detected' })
+      .option('schema-version', schemaVersionOption('Target version, when it should not be detected'))
       .option('verify', { type: 'boolean', default: true, describe: 'Re-read what was loaded and compare with the dump (--no-verify skips)' })
       .option('jobs', {
         type: 'string',
@@ -61,7 +61,7 @@ export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
       mappingsDir: ctx.settings.mappingsDir,
       dir: argv.in,
       truncate: argv.truncate,
-      version: argv.version ?? env.version,
+      version: argv['schema-version'] ?? env.version,
       verify: argv.verify,
       jobs: argv.jobs,
       logger: ctx.logger,

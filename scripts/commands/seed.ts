@@ -32,7 +32,7 @@ export const seedCommand: CommandModule<GlobalArgs, SeedArgs> = {
       if (d.version !== 1) {
         throw new VersionMismatchError(
           `seed fills the sample app's v1 schema, but ${env.name} is ${d.version === 'empty' ? 'empty' : `at v${d.version}`}`,
-          `bluegreen schema apply --to ${env.name} --version 1 on an empty database first`,
+          `bluegreen schema apply --to ${env.name} --schema-version 1 on an empty database first`,
         );
       }
       // Refused before the first write: seeding on top of rows would fail halfway on a key.
@@ -40,7 +40,7 @@ export const seedCommand: CommandModule<GlobalArgs, SeedArgs> = {
       if (occupied.length > 0) {
         throw new InvalidInputError(
           `seed fills an empty database, but ${env.name} already has rows in ${occupied.join(', ')}; nothing was written`,
-          `seed a fresh database (bluegreen schema apply --to ${env.name} --version 1 on an empty one), or empty those tables yourself first`,
+          `seed a fresh database (bluegreen schema apply --to ${env.name} --schema-version 1 on an empty one), or empty those tables yourself first`,
         );
       }
       let current: string | undefined;

@@ -247,7 +247,7 @@ export async function listVersions(mappingsDir: string): Promise<number[]> {
 }
 
 /** Refuses (exit 2) a version that is not a folder of `mappingsDir`, naming those that are. */
-export async function assertVersionExists(mappingsDir: string, version: number, flag = '--version'): Promise<void> {
+export async function assertVersionExists(mappingsDir: string, version: number, flag = '--schema-version'): Promise<void> {
   const versions = await listVersions(mappingsDir);
   if (!Number.isInteger(version) || !versions.includes(version)) {
     throw new InvalidInputError(
@@ -440,14 +440,14 @@ export async function detectVersion(client: pg.Client, catalogs: VersionCatalogs
     const names = matches.map((v) => `v${v}`);
     throw new VersionMismatchError(
       `${label} matches ${names.slice(0, -1).join(', ')} and ${names.at(-1)} alike in ${catalogs.mappingsDir}: their schema.sql describe the same schema, so which version it is cannot be told`,
-      `make the versions differ in what detection compares (bluegreen check names such versions), or pass --version to say which it is`,
+      `make the versions differ in what detection compares (bluegreen check names such versions), or pass --schema-version (export, import) or the environment's "version" in the config to say which it is`,
     );
   }
   if (matches.length === 1) return { version: matches[0]!, catalog: live };
   const shown = best!.drift.slice(0, 12);
   throw new VersionMismatchError(
     `${label} matches no version in ${catalogs.mappingsDir}; closest is v${best!.version} with ${best!.drift.length} difference(s): ${shown.join('; ')}${best!.drift.length > shown.length ? '; …' : ''}`,
-    `bring the schema to a version (or add one: bluegreen new-version), or pass --version to say which it is`,
+    `bring the schema to a version (or add one: bluegreen new-version), or pass --schema-version (export, import) or the environment's "version" in the config to say which it is`,
     best!.drift,
   );
 }

@@ -181,7 +181,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
     } else {
       const detected = await detectVersion(main, catalogs, opts.environment);
       if (detected.version === 'empty') {
-        throw new VersionMismatchError(`${opts.environment} has no tables to export`, `apply a schema first: bluegreen schema apply --to ${opts.environment} --version N`);
+        throw new VersionMismatchError(`${opts.environment} has no tables to export`, `apply a schema first: bluegreen schema apply --to ${opts.environment} --schema-version N`);
       }
       version = detected.version;
       catalog = await catalogs.get(version);

@@ -180,7 +180,7 @@ async function targetVersion(client: pg.Client, catalogs: VersionCatalogs, opts:
   if (d.version === 'empty') {
     throw new VersionMismatchError(
       `${opts.environment} has no schema yet`,
-      `create it first: bluegreen schema apply --to ${opts.environment} --version ${manifest.schemaVersion}`,
+      `create it first: bluegreen schema apply --to ${opts.environment} --schema-version ${manifest.schemaVersion}`,
     );
   }
   return d.version;

@@ -76,7 +76,7 @@ export interface RepairReport {
 async function version(client: pg.Client, catalogs: VersionCatalogs, name: string, pinned?: number): Promise<number> {
   if (pinned !== undefined) return pinned;
   const d = await detectVersion(client, catalogs, name);
-  if (d.version === 'empty') throw new VersionMismatchError(`${name} has no schema`, `apply one first: bluegreen schema apply --to ${name} --version N`);
+  if (d.version === 'empty') throw new VersionMismatchError(`${name} has no schema`, `apply one first: bluegreen schema apply --to ${name} --schema-version N`);
   return d.version;
 }
 

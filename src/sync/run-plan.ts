@@ -149,7 +149,7 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
 async function detectedVersion(client: pg.Client, catalogs: VersionCatalogs, name: string): Promise<number> {
   const d = await detectVersion(client, catalogs, name);
   if (d.version === 'empty') {
-    throw new VersionMismatchError(`${name} has no schema yet`, `create it first: bluegreen schema apply --to ${name} --version N`);
+    throw new VersionMismatchError(`${name} has no schema yet`, `create it first: bluegreen schema apply --to ${name} --schema-version N`);
   }
   return d.version;
 }

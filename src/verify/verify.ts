@@ -276,7 +276,7 @@ async function descend(
 
 async function detected(client: pg.Client, catalogs: VersionCatalogs, name: string): Promise<number> {
   const d = await detectVersion(client, catalogs, name);
-  if (d.version === 'empty') throw new VersionMismatchError(`${name} has no schema`, `apply one first: bluegreen schema apply --to ${name} --version N`);
+  if (d.version === 'empty') throw new VersionMismatchError(`${name} has no schema`, `apply one first: bluegreen schema apply --to ${name} --schema-version N`);
   return d.version;
 }
 

@@ -24,8 +24,8 @@ export async function makePair(blueVersion: number | null = 1, greenVersion: num
     if (r.code !== 0) throw new Error(`bluegreen ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
     return r;
   };
-  if (blueVersion !== null) await ok(['schema', 'apply', '--to', 'blue', '--version', String(blueVersion)]);
-  if (greenVersion !== null) await ok(['schema', 'apply', '--to', 'green', '--version', String(greenVersion)]);
+  if (blueVersion !== null) await ok(['schema', 'apply', '--to', 'blue', '--schema-version', String(blueVersion)]);
+  if (greenVersion !== null) await ok(['schema', 'apply', '--to', 'green', '--schema-version', String(greenVersion)]);
   return { blue, green, run, ok };
 }
 

@@ -130,7 +130,7 @@ describe('new-version', () => {
     // A dump converts to the scaffolded version: identical to converting to v3.
     const blue = await freshDatabase('blue');
     const cli = (args: string[]) => runCli(['--mappings', dir, ...args]);
-    expect((await cli(['schema', 'apply', '--to', 'blue', '--to-url', blue, '--version', '1'])).code).toBe(0);
+    expect((await cli(['schema', 'apply', '--to', 'blue', '--to-url', blue, '--schema-version', '1'])).code).toBe(0);
     expect((await cli(['seed', '--to', 'blue', '--to-url', blue, '--rows', '100'])).code).toBe(0);
     const dump = path.join(await tmp('dump'), 'd');
     expect((await cli(['export', '--from', 'blue', '--from-url', blue, '--out', dump])).code).toBe(0);

@@ -35,7 +35,7 @@ const offline = () => ['--catalog-url', catalogUrl, '--catalog-cache', cache];
 
 async function databaseAt(version: number, label = 'green'): Promise<string> {
   const url = await freshDatabase(label);
-  await ok(['schema', 'apply', '--to', label, '--to-url', url, '--version', String(version)]);
+  await ok(['schema', 'apply', '--to', label, '--to-url', url, '--schema-version', String(version)]);
   return url;
 }
 
@@ -157,7 +157,7 @@ describe('import on the fly equals a live sync (JS face = SQL face on real data)
     await query(src, `alter table user_settings drop constraint user_settings_status_check`);
     await query(src, `update user_settings set status = 'suspended' where id = (select id from user_settings order by id limit 1)`);
     // Without its check the database is no longer v2 as detection sees it: say which it is.
-    const dump = await exportTo(src, ['--version', '2']);
+    const dump = await exportTo(src, ['--schema-version', '2']);
     const green = await databaseAt(1);
     const r = await run(['import', '--to', 'green', '--to-url', green, '--in', dump]);
     expect(r.code).toBe(2);

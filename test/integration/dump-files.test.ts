@@ -30,7 +30,7 @@ beforeAll(async () => {
   await mkdir(path.join(mappings, 'v1'));
   await writeFile(path.join(mappings, 'v1', 'schema.sql'), SCHEMA);
   blue = await freshDatabase('dumpfiles');
-  const r = await runCli(['--mappings', mappings, 'schema', 'apply', '--to', 'blue', '--version', '1'], { BLUE_URL: blue });
+  const r = await runCli(['--mappings', mappings, 'schema', 'apply', '--to', 'blue', '--schema-version', '1'], { BLUE_URL: blue });
   expect(r.code, r.stderr).toBe(0);
   await query(
     blue,
@@ -67,7 +67,7 @@ describe('dump file names', () => {
       ['manifest.json', dumpFileName(TRAVERSAL), dumpFileName('a/b'), dumpFileName('Users'), 'users.csv', dumpFileName('...')].sort(),
     );
     const green = await freshDatabase('dumpfiles_green');
-    expect((await run(['schema', 'apply', '--to', 'green', '--version', '1'], { GREEN_URL: green })).code).toBe(0);
+    expect((await run(['schema', 'apply', '--to', 'green', '--schema-version', '1'], { GREEN_URL: green })).code).toBe(0);
     const r = await run(['import', '--to', 'green', '--in', out], { GREEN_URL: green });
     expect(r.code, r.stderr).toBe(0);
     expect(await query(green, `select v from "${TRAVERSAL}" union all select v from "a/b" union all select v from "Users" union all select v from users order by 1`)).toEqual([
@@ -91,7 +91,7 @@ describe('dump file names', () => {
       manifest.tables.find((t: { name: string }) => t.name === 'users').file = bad;
       await writeFile(manifestFile, JSON.stringify(manifest));
       const green = await freshDatabase('dumpfiles_bad');
-      expect((await run(['schema', 'apply', '--to', 'green', '--version', '1'], { GREEN_URL: green })).code).toBe(0);
+      expect((await run(['schema', 'apply', '--to', 'green', '--schema-version', '1'], { GREEN_URL: green })).code).toBe(0);
       const r = await run(['import', '--to', 'green', '--in', out], { GREEN_URL: green });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).not.toMatch(/EISDIR|\n\s+at /);

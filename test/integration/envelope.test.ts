@@ -109,8 +109,8 @@ describe('the envelope is the last line of every run', () => {
     const p = await makePair(null, null);
     const pair = { BLUE_URL: p.blue, GREEN_URL: p.green };
     const run = (args: string[]) => cron(['--mappings', MAPPINGS, ...args], pair);
-    await expectEnvelope(await run(['schema', 'apply', '--to', 'blue', '--version', '1']), 'schema apply', 0);
-    await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--version', '2']), 'schema apply', 0);
+    await expectEnvelope(await run(['schema', 'apply', '--to', 'blue', '--schema-version', '1']), 'schema apply', 0);
+    await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--schema-version', '2']), 'schema apply', 0);
     await expectEnvelope(await run(['seed', '--to', 'blue', '--rows', '30']), 'seed', 0);
     await expectEnvelope(await run(['check']), 'check', 0);
     await expectEnvelope(await run(['plan']), 'plan', 0);
@@ -127,7 +127,7 @@ describe('the envelope is the last line of every run', () => {
     await expectEnvelope(await run(['export', '--from', 'blue', '--out', path.join(dir, 'v1')]), 'export', 0);
     await expectEnvelope(await run(['convert', '--in', path.join(dir, 'v1'), '--to-version', '2', '--out', path.join(dir, 'v2')]), 'convert', 0);
     const fresh = await freshDatabase('envimp');
-    await runCli(['--mappings', MAPPINGS, 'schema', 'apply', '--to-url', fresh, '--version', '2']);
+    await runCli(['--mappings', MAPPINGS, 'schema', 'apply', '--to-url', fresh, '--schema-version', '2']);
     await expectEnvelope(await cron(['--mappings', MAPPINGS, 'import', '--to-url', fresh, '--in', path.join(dir, 'v2')]), 'import', 0);
 
     await expectEnvelope(await run(['capture', 'enable', '--env', 'blue']), 'capture enable', 0);
@@ -167,14 +167,14 @@ describe('the envelope is the last line of every run', () => {
     // The error line first, then the envelope, both of the one run.
     expect(parse.lines).toHaveLength(2);
     expect(parse.lines[0]).toMatchObject({ level: 'error', code: 'UsageError', runId: bad.runId });
-    await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--version', 'two']), 'schema apply', 2);
+    await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--schema-version', 'two']), 'schema apply', 2);
     await expectEnvelope(await run(['capture', 'enable']), 'capture enable', 2);
     await expectEnvelope(await cron(['--mappings', MAPPINGS, 'frobnicate']), 'frobnicate', 2);
     await expectEnvelope(await cron(['--mappings', MAPPINGS]), 'bluegreen', 2);
     await expectEnvelope(await cron(['env', 'url', 'blue'], {}, await tempDir('envelope-env')), 'env url', 2);
     await expectEnvelope(await run(['sync', '--metrics-file', '/nonexistent-bluegreen/x.prom']), 'sync', 2);
     // Not a usage error but refused input: blue is v1, and v3 has no mappings.
-    await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--version', '99']), 'schema apply', 2);
+    await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--schema-version', '99']), 'schema apply', 2);
   });
 
   it('exit 1: unreachable sides, with or without a report, and a refused cutover keeping its report', async () => {

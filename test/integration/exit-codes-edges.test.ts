@@ -65,7 +65,7 @@ describe('exit 2, one line', () => {
 
   it('a wrong password given with --to-url is not told to run env up', async () => {
     const wrong = urlFor(new URL(p.green).pathname.slice(1), OWNER_ROLE, 'wrong-pw');
-    const r = await p.run(['schema', 'apply', '--to', 'green', '--to-url', wrong, '--version', '2', ...text]);
+    const r = await p.run(['schema', 'apply', '--to', 'green', '--to-url', wrong, '--schema-version', '2', ...text]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/password/);
     expect(r.stderr).toMatch(/--to-url/);
@@ -99,7 +99,7 @@ describe('exit 2, one line', () => {
     t.bytes = Buffer.byteLength(csv);
     await writeFile(path.join(dump, 'manifest.json'), JSON.stringify(manifest));
     const target = await freshDatabase('edges_noncanon');
-    await p.ok(['schema', 'apply', '--to', 'green', '--to-url', target, '--version', '1']);
+    await p.ok(['schema', 'apply', '--to', 'green', '--to-url', target, '--schema-version', '1']);
     usage(await p.run(['import', '--to', 'green', '--to-url', target, '--in', dump, ...text]), /not in PostgreSQL's own encoding: users \(users.csv\).*nothing was imported/);
     expect(await query(target, `select count(*)::int as n from users`)).toEqual([{ n: 0 }]);
   });

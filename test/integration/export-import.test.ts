@@ -39,7 +39,7 @@ insert into user_settings (id, user_id, preferences, tags, avatar, balance, last
 
 async function seededBlue(): Promise<string> {
   const url = await freshDatabase('blue');
-  await runOk(['schema', 'apply', '--to', 'blue', '--to-url', url, '--version', '1']);
+  await runOk(['schema', 'apply', '--to', 'blue', '--to-url', url, '--schema-version', '1']);
   await query(url, HOSTILE_SQL);
   return url;
 }
@@ -72,7 +72,7 @@ describe('export then import', () => {
   it('carries every hostile value bit-exactly, row for row, as a non-superuser owner', async () => {
     expect(await query(blue, 'select rolsuper from pg_roles where rolname = current_user')).toEqual([{ rolsuper: false }]);
     const green = await freshDatabase('green');
-    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
+    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--schema-version', '1']);
     await runOk(['import', '--to', 'green', '--to-url', green, '--in', dump]);
     const a = await snapshot(blue);
     const b = await snapshot(green);
@@ -101,7 +101,7 @@ describe('export then import', () => {
 
   it('moves identity sequences past imported keys, so the next insert does not collide', async () => {
     const green = await freshDatabase('green');
-    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
+    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--schema-version', '1']);
     await runOk(['import', '--to', 'green', '--to-url', green, '--in', dump]);
     const [row] = await query<{ id: string }>(green, `insert into users (username) values ('fresh') returning id`);
     expect(Number(row!.id)).toBe(11);
@@ -119,7 +119,7 @@ describe('refusals change nothing', () => {
 
   async function emptyGreen(version = 1) {
     const green = await freshDatabase('green');
-    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', String(version)]);
+    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--schema-version', String(version)]);
     return green;
   }
 
@@ -156,7 +156,7 @@ describe('refusals change nothing', () => {
   it('refuses a target at another version', async () => {
     const green = await freshDatabase('green');
     // A database that is not at v1: drop a column.
-    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
+    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--schema-version', '1']);
     await query(green, 'alter table users drop column email');
     const r = await runCli(['--mappings', MAPPINGS, 'import', '--to', 'green', '--to-url', green, '--in', dump]);
     expect(r.code).toBe(2);
@@ -178,7 +178,7 @@ describe('refusals change nothing', () => {
   it('leaves the target unchanged when the import is SIGKILLed midway', async () => {
     // A big table makes the load take long enough to kill it in the middle.
     const big = await freshDatabase('big');
-    await runOk(['schema', 'apply', '--to', 'blue', '--to-url', big, '--version', '1']);
+    await runOk(['schema', 'apply', '--to', 'blue', '--to-url', big, '--schema-version', '1']);
     await query(big, `insert into users (username, full_name) select 'u' || g, repeat('n', 200) from generate_series(1, 300000) g`);
     const bigDump = path.join(await tmp('big'), 'd');
     await runOk(['export', '--from', 'blue', '--from-url', big, '--out', bigDump]);
@@ -220,7 +220,7 @@ describe('incremental export and import', () => {
   it('export --since carries changed rows and deletes; re-applying changes nothing', async () => {
     const blue = await seededBlue();
     const green = await freshDatabase('green');
-    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
+    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--schema-version', '1']);
     const full = path.join(await tmp('full'), 'd');
     const first = report((await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', full, '--json'])));
     await runOk(['import', '--to', 'green', '--to-url', green, '--in', full]);
@@ -247,7 +247,7 @@ describe('incremental export and import', () => {
   it('verifies a full import bit-exactly and reports it', async () => {
     const blue = await seededBlue();
     const green = await freshDatabase('green');
-    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--version', '1']);
+    await runOk(['schema', 'apply', '--to', 'green', '--to-url', green, '--schema-version', '1']);
     const d = path.join(await tmp('full'), 'd');
     await runOk(['export', '--from', 'blue', '--from-url', blue, '--out', d]);
     const r = report((await runOk(['import', '--to', 'green', '--to-url', green, '--in', d, '--json'])));

@@ -60,7 +60,7 @@ describe('new-version --from', () => {
   it('writes schema.sql from a hand-migrated database (detected as matching it) and drafts the mappings with every change named', async () => {
     const dir = await shopV1Folder();
     const db = await freshDatabase('migrated');
-    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--version', '1'])).code).toBe(0);
+    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--schema-version', '1'])).code).toBe(0);
     await query(db, MIGRATION);
 
     const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
@@ -74,7 +74,7 @@ describe('new-version --from', () => {
     expect(await detected(db, dir)).toBe(2);
     // ...and the file builds that same schema in an empty database.
     const rebuilt = await freshDatabase('rebuilt');
-    const applied = await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', rebuilt, '--version', '2']);
+    const applied = await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', rebuilt, '--schema-version', '2']);
     expect(applied.code, applied.stderr).toBe(0);
     expect(await detected(rebuilt, dir)).toBe(2);
     const schema = await readFile(path.join(dir, 'v2', 'schema.sql'), 'utf8');
@@ -182,7 +182,7 @@ describe('new-version --from', () => {
 
     // --from a v2 database the team migrated: only the new column is left to decide.
     const dir = await copy();
-    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--version', '2'])).code).toBe(0);
+    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--schema-version', '2'])).code).toBe(0);
     await query(db, `alter table customers add column phone text`);
     const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -199,7 +199,7 @@ describe('new-version --from', () => {
   it('finds no change when the database is still at the current version', async () => {
     const dir = await shopV1Folder();
     const db = await freshDatabase('same');
-    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--version', '1'])).code).toBe(0);
+    expect((await bluegreen(dir, ['schema', 'apply', '--to', 'app', '--to-url', db, '--schema-version', '1'])).code).toBe(0);
     const r = await bluegreen(dir, ['new-version', '--from-url', db, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = report(r);

@@ -138,8 +138,8 @@ describe('cron-grade output', () => {
 describe('--json envelope', () => {
   it('every reporting command prints one envelope whose report matches its schema', async () => {
     const p = await makePair(null, null);
-    await expectValidEnvelope(await p.run(['schema', 'apply', '--to', 'blue', '--version', '1', '--json']), 'schema-apply', 'schema apply');
-    await p.ok(['schema', 'apply', '--to', 'green', '--version', '2']);
+    await expectValidEnvelope(await p.run(['schema', 'apply', '--to', 'blue', '--schema-version', '1', '--json']), 'schema-apply', 'schema apply');
+    await p.ok(['schema', 'apply', '--to', 'green', '--schema-version', '2']);
     await expectValidEnvelope(await p.run(['seed', '--to', 'blue', '--rows', '30', '--json']), 'seed', 'seed');
     const s = await expectValidEnvelope(await p.run(['sync', '--json']), 'sync', 'sync');
     expect(s.report.verify).toBeDefined();
@@ -153,7 +153,7 @@ describe('--json envelope', () => {
     const ex = await expectValidEnvelope(await p.run(['export', '--from', 'blue', '--out', path.join(dir, 'd'), '--json']), 'export', 'export');
     expect(ex.report.nextSince).toMatch(ISO);
     const fresh = await freshDatabase('imp');
-    await runCli(['--mappings', MAPPINGS, 'schema', 'apply', '--to-url', fresh, '--version', '1']);
+    await runCli(['--mappings', MAPPINGS, 'schema', 'apply', '--to-url', fresh, '--schema-version', '1']);
     await expectValidEnvelope(await runCli(['--mappings', MAPPINGS, 'import', '--to-url', fresh, '--in', path.join(dir, 'd'), '--json']), 'import', 'import');
 
     const cut = await expectValidEnvelope(await p.run(['cutover', '--json']), 'cutover', 'cutover');
@@ -329,7 +329,8 @@ describe('CLI conventions', () => {
     [['export', '--from', 'blue', '--out', '/tmp/x', '--lookback', '5 parsecs'], /--lookback must be a duration/],
     [['verify', '--keys', '-1'], /--keys must be an integer/],
     [['seed', '--rows', '1e3x'], /--rows must be an integer/],
-    [['schema', 'apply', '--to', 'green', '--version', 'two'], /--version must be a positive integer/],
+    [['schema', 'apply', '--to', 'green', '--schema-version', 'two'], /--schema-version must be a positive integer/],
+    [['schema', 'apply', '--to', 'green', '--version', 'two'], /--schema-version must be a positive integer/],
   ])('%j is refused before connecting (exit 2, one line)', async (args, message) => {
     const r = await runCli(args as string[], unreachable);
     expect(r.code, r.stderr).toBe(2);
@@ -355,11 +356,11 @@ describe('CLI conventions', () => {
     const blue = await freshDatabase('urlb');
     const green = await freshDatabase('urlg');
     const base = ['--mappings', MAPPINGS];
-    const applied = report(await runCli([...base, 'schema', 'apply', '--to-url', blue, '--version', '1', '--json']));
+    const applied = report(await runCli([...base, 'schema', 'apply', '--to-url', blue, '--schema-version', '1', '--json']));
     const u = new URL(blue);
     const name = `${u.hostname}:${u.port}${u.pathname}`;
     expect(applied.environment).toBe(name);
-    await runCli([...base, 'schema', 'apply', '--to-url', green, '--version', '2']);
+    await runCli([...base, 'schema', 'apply', '--to-url', green, '--schema-version', '2']);
     await runCli([...base, 'seed', '--to-url', blue, '--rows', '20']);
     const dir = await tempDir('urlonly');
     const ex = await runCli([...base, 'export', '--from-url', blue, '--out', path.join(dir, 'd'), '--json']);
@@ -369,7 +370,7 @@ describe('CLI conventions', () => {
     expect(report(s)).toMatchObject({ from: name, to: expect.stringMatching(/\/bg_urlg_/) });
     expect(s.stdout + s.stderr).not.toContain('owner-secret-pw');
     const fresh = await freshDatabase('urli');
-    await runCli([...base, 'schema', 'apply', '--to-url', fresh, '--version', '1']);
+    await runCli([...base, 'schema', 'apply', '--to-url', fresh, '--schema-version', '1']);
     const im = await runCli([...base, 'import', '--to-url', fresh, '--in', path.join(dir, 'd'), '--json']);
     expect(im.code, im.stderr).toBe(0);
     expect(report(im).environment).toMatch(/\/bg_urli_/);

@@ -63,7 +63,7 @@ describe('schema.sql with transaction control', () => {
 
   it('schema apply refuses it too and creates nothing', async () => {
     const empty = await freshDatabase('schemaguard_empty');
-    const r = await runCli(['--mappings', mappings, 'schema', 'apply', '--to', 'green', '--version', '1', '--log-format', 'text'], { GREEN_URL: empty });
+    const r = await runCli(['--mappings', mappings, 'schema', 'apply', '--to', 'green', '--schema-version', '1', '--log-format', 'text'], { GREEN_URL: empty });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('schema.sql:3: BEGIN is transaction control');
     expect(await query(empty, `select count(*)::int as n from pg_tables where schemaname = 'public'`)).toEqual([{ n: 0 }]);

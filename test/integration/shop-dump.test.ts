@@ -40,7 +40,7 @@ async function snapshot(url: string) {
 
 async function v2Database(): Promise<string> {
   const url = await freshDatabase('green');
-  await ok(['schema', 'apply', '--to', 'green', '--to-url', url, '--version', '2']);
+  await ok(['schema', 'apply', '--to', 'green', '--to-url', url, '--schema-version', '2']);
   return url;
 }
 
@@ -109,7 +109,7 @@ describe('shop example: export, convert, import', () => {
     const down = path.join(await tempDir('shop-conv-v1'), 'd');
     await ok(['convert', '--in', greenDump, '--to-version', '1', '--out', down, ...offline()]);
     const v1 = await freshDatabase('blue');
-    await ok(['schema', 'apply', '--to', 'blue', '--to-url', v1, '--version', '1']);
+    await ok(['schema', 'apply', '--to', 'blue', '--to-url', v1, '--schema-version', '1']);
     await ok(['import', '--to', 'blue', '--to-url', v1, '--in', down]);
     expect(await snapshot(v1)).toEqual(await snapshot(p.blue));
   });

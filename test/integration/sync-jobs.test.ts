@@ -35,7 +35,7 @@ async function seeded(rows: number): Promise<Pair> {
 /** A second green at v1, for the same sync with other flags. */
 async function secondGreen(p: Pair): Promise<string> {
   const url = await freshDatabase('green2');
-  const r = await p.run(['schema', 'apply', '--to', 'green', '--version', '1'], { GREEN_URL: url });
+  const r = await p.run(['schema', 'apply', '--to', 'green', '--schema-version', '1'], { GREEN_URL: url });
   expect(r.code, r.stderr).toBe(0);
   return url;
 }
@@ -175,7 +175,7 @@ describe('import --jobs', () => {
     // Converted on the fly into v2: the same rows as a one-job import.
     const v2 = async () => {
       const url = await freshDatabase('v2');
-      expect((await p.run(['schema', 'apply', '--to', 'green', '--version', '2'], { GREEN_URL: url })).code).toBe(0);
+      expect((await p.run(['schema', 'apply', '--to', 'green', '--schema-version', '2'], { GREEN_URL: url })).code).toBe(0);
       return url;
     };
     const [a, b] = [await v2(), await v2()];
