@@ -6,11 +6,19 @@
 # bluegreen's own code when it is not 0 (`bluegreen exited 3: verify found differences`).
 # Scripts and cron that act on 3 or 75 call `node bin/bluegreen.js ...` directly.
 BG      := node bin/bluegreen.js
-# Runs bluegreen and names its exit code when it is not 0 (make then exits 2).
+# Runs bluegreen ($(1): its arguments) and names its exit code when it is not 0 (make then
+# exits 2), in the words of the target: $(2) what 1 means, $(3) what 3 means (defaults below).
 RUN     = code=0; $(BG) $(1) || code=$$?; \
-          case $$code in 0) ;; 1) echo "bluegreen exited 1: failure" >&2 ;; 2) echo "bluegreen exited 2: invalid input or usage" >&2 ;; \
-          3) echo "bluegreen exited 3: verify found differences" >&2 ;; 75) echo "bluegreen exited 75: another run holds the lock (skipped)" >&2 ;; \
+          case $$code in 0) ;; 1) echo "bluegreen exited 1: $(or $(2),failure)" >&2 ;; 2) echo "bluegreen exited 2: invalid input or usage" >&2 ;; \
+          3) echo "bluegreen exited 3: $(or $(3),verify found differences)" >&2 ;; 75) echo "bluegreen exited 75: another run holds the lock (skipped)" >&2 ;; \
           *) echo "bluegreen exited $$code" >&2 ;; esac; exit $$code
+# What 1 and 3 mean, per target.
+STATUS_1  := an environment is UNREACHABLE (the report is incomplete)
+STATUS_3  := a freeze is BROKEN (writes got through a cutover's freeze); see the report
+SYNC_3    := the sync's check found differences (bluegreen verify names the keys; then sync --repair)
+CUTOVER_1 := the cutover was refused or failed; the source still serves (see the report)
+CUTOVER_3 := the cutover happened, but its verify found differences (bluegreen verify names the keys)
+CHECK_1   := a round trip did not come back as it was sent
 FROM    ?= blue
 TO      ?= green
 ROWS    ?= 1000000
@@ -53,25 +61,25 @@ env-down:
 	$(BG) env down
 
 status:
-	@$(call RUN,status)
+	@$(call RUN,status,$(STATUS_1),$(STATUS_3))
 
 plan:
 	@$(call RUN,plan --from $(FROM) --to $(TO))
 
 sync:
-	@$(call RUN,sync --from $(FROM) --to $(TO))
+	@$(call RUN,sync --from $(FROM) --to $(TO),,$(SYNC_3))
 
 verify:
 	@$(call RUN,verify --from $(FROM) --to $(TO))
 
 cutover:
-	@$(call RUN,cutover --from $(FROM) --to $(TO))
+	@$(call RUN,cutover --from $(FROM) --to $(TO),$(CUTOVER_1),$(CUTOVER_3))
 
 rollback:
-	@$(call RUN,cutover --from $(TO) --to $(FROM))
+	@$(call RUN,cutover --from $(TO) --to $(FROM),$(CUTOVER_1),$(CUTOVER_3))
 
 check:
-	@$(call RUN,check)
+	@$(call RUN,check,$(CHECK_1))
 
 seed:
 	@$(call RUN,seed --to $(FROM) --rows $(ROWS))

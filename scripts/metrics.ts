@@ -33,6 +33,14 @@ export function checkMetricsFile(v: unknown): string | undefined {
   } catch {
     throw new Error(`--metrics-file ${file}: the folder ${dir} is not writable by this user; nothing was run`);
   }
+  // The file is replaced by a rename, which cannot replace a folder.
+  let isFolder = false;
+  try {
+    isFolder = statSync(file).isDirectory();
+  } catch {
+    // Not there yet: the first run creates it.
+  }
+  if (isFolder) throw new Error(`--metrics-file ${file} is a folder: name a file in it (e.g. ${path.join(file, 'bluegreen.prom')}); nothing was run`);
   return file;
 }
 
