@@ -133,8 +133,8 @@ export function pairOptions<T>(y: Argv<T>, from = 'Source environment', to = 'Ta
   return y
     .option('from', { type: 'string', describe: from, defaultDescription: 'blue, or named after --from-url' })
     .option('to', { type: 'string', describe: to, defaultDescription: 'green, or named after --to-url' })
-    .option('from-url', { type: 'string', describe: 'Source URL, overriding the environment' })
-    .option('to-url', { type: 'string', describe: 'Target URL, overriding the environment' });
+    .option('from-url', { type: 'string', describe: 'Source URL or key=value conninfo, overriding the environment' })
+    .option('to-url', { type: 'string', describe: 'Target URL or key=value conninfo, overriding the environment' });
 }
 
 /** The two endpoints of a pair command, as the library takes them. */
