@@ -63,7 +63,8 @@ describe('-q through a whole deployment', () => {
     await cp(MAPPINGS, copy, { recursive: true });
     silent(await runCli(['new-version', '--mappings', copy, '-q']), 'new-version');
     expect(await readdir(copy)).toContain('v4');
-  });
+    // About 25 runs of the CLI, one after another.
+  }, 400_000);
 
   it('warnings go too: capture enable with its target down says nothing', async () => {
     // Without -q it warns that green could not be reached (which tables capture serves is then not known).
