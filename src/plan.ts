@@ -169,9 +169,16 @@ async function version(client: pg.Client, catalogs: VersionCatalogs, name: strin
   return d.version;
 }
 
-/** An exact count for small tables, PostgreSQL's estimate (reltuples) for large ones. */
+/**
+ * An exact count for small tables, PostgreSQL's estimate (reltuples) for large ones. A
+ * partitioned table's own reltuples stays -1 (autovacuum never analyzes the parent), so its
+ * estimate is the sum of its partitions': otherwise every plan would count it whole.
+ */
 async function rowCount(client: pg.Client, table: string): Promise<number> {
-  const est = await client.query<{ n: number | null }>(`select reltuples::float8 as n from pg_class where oid = to_regclass($1)`, [ident(table)]);
+  const est = await client.query<{ n: number | null }>(
+    `select sum(greatest(c.reltuples, 0))::float8 as n from pg_partition_tree(to_regclass($1)) t join pg_class c on c.oid = t.relid where t.isleaf`,
+    [ident(table)],
+  );
   const n = est.rows[0]?.n ?? -1;
   if (n >= EXACT_BELOW) return Math.round(n);
   return Number((await client.query<{ n: string }>(`select count(*)::text as n from ${ident(table)}`)).rows[0]!.n);
