@@ -113,7 +113,9 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
       const targetEmpty = (await dst.query(`select 1 from ${ident(name)} limit 1`)).rowCount === 0;
       const lo = first.watermark ? stored.get(first.table) ?? null : null;
       const incremental = ct.reload !== 'full' && !targetEmpty && ct.sources.every((s) => s.watermark && stored.has(s.table));
-      const why = ct.reload === 'full'
+      const why = ct.query
+        ? `derived by its query (${ct.query}), recomputed whole on every run`
+        : ct.reload === 'full'
         ? 'the mapping reloads it whole'
         : targetEmpty
           ? 'the target table is empty'

@@ -117,6 +117,7 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
     // and JSON pointer named, as check names them); offline there is nothing to compile on.
     if (server) await compileExpressions(server.client, plan.tables.map((p) => p.target));
     logger.info(`converting ${opts.dir} (v${from}) to v${opts.toVersion} in ${opts.out}`);
+    for (const [table, why] of Object.entries(chain.notCarried)) logger.info(`  ${table}: not carried (${why})`, { table, notCarried: why });
     const tables: DumpTable[] = [];
     const stats: TableConversionStats[] = [];
     const t0 = Date.now();

@@ -13,6 +13,8 @@ import { ident } from '../db/connect.ts';
 import { InvalidInputError, type ValidationProblem } from '../errors.ts';
 import { applyStep, compileStep, type CompiledTable, type Mapping, type Row } from '../mapping/index.ts';
 import type { StepRunner } from '../mapping/check.ts';
+import { queryProbeSql } from '../mapping/query.ts';
+import { queryProblem } from './preflight.ts';
 
 const raw = (v: string) => v;
 
@@ -116,6 +118,19 @@ function firstDifference(t: CompiledTable, sql: Row[], js: Row[]): string {
 export async function prepareExpressions(client: pg.Client, m: Mapping): Promise<ValidationProblem[]> {
   const problems: ValidationProblem[] = [];
   for (const t of m.analysis.tables) {
+    if (t.query) {
+      const tables = t.inputs.map((i) => ({ name: i.table.name, columns: i.columns.map((c) => ({ name: c.name, type: c.type })) }));
+      const outputs = t.outputs.map((o) => o.column);
+      await client.query('savepoint bg_expr');
+      try {
+        await client.query(`explain ${queryProbeSql(t.query.sql, tables, outputs)}`);
+        await client.query('release savepoint bg_expr');
+      } catch (err) {
+        await client.query('rollback to savepoint bg_expr');
+        problems.push(queryProblem(m.file, t.query.path, m.from, err as Error, outputs));
+      }
+      continue;
+    }
     for (const op of t.ops) {
       for (const u of op?.userSql ?? []) {
         const scope = u.columns.map((c) => `NULL::${c.type} AS ${ident(c.name)}`).join(', ');
@@ -208,6 +223,23 @@ export function serverStepRunner(client: pg.Client, mappingsDir: string, catalog
           if (js === undefined) throw new InvalidInputError(`table ${plan.table}: the SQL face fails on the fixtures and there is no JS face`);
           out[plan.table] = js;
           continue;
+        }
+        if (plan.query) {
+          // The declared key must be unique in what the query yields: proven on the fixtures.
+          const at = plan.key.map((k) => t.columns.indexOf(k));
+          const seen = new Set<string>();
+          const twice = sql.find((r) => {
+            const k = JSON.stringify(at.map((i) => r[i]));
+            return seen.has(k) || !seen.add(k);
+          });
+          if (twice) {
+            report({
+              file: m.file,
+              path: plan.query.path,
+              message: `the query yields key (${plan.key.join(', ')}) = (${at.map((i) => twice[i]).join(', ')}) more than once on the fixture rows of v${m.from}`,
+              hint: `make it yield each key once (group by ${plan.key.join(', ')}), or declare the key its rows have`,
+            });
+          }
         }
         const compared = js ?? partialJs;
         const sqlSide = js === undefined ? without(sql) : sql;

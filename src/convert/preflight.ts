@@ -19,6 +19,7 @@ import { InvalidInputError, type ValidationProblem } from '../errors.ts';
 import { cut } from '../text.ts';
 import { MappingExpressionError, RowConversionError, shownKey, type CompiledTable, type UserExpression } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
+import { queryProbeSql } from '../mapping/query.ts';
 import { locateOnFreshSession } from './locate.ts';
 
 const RANK: Record<string, number> = { smallint: 1, integer: 2, bigint: 3, numeric: 4 };
@@ -55,6 +56,12 @@ export async function preflight(
   const v16 = Number((await client.query<{ v: string }>(`select current_setting('server_version_num') as v`)).rows[0]!.v) >= 160000;
   for (const ct of tables) {
     const types = new Map(target.tables[ct.table]?.columns.map((c) => [c.name, c.type]) ?? []);
+    try {
+      await assertQueryKeys(client, ct, rel(ct));
+    } catch (err) {
+      if (err instanceof QueryKeyError) throw err;
+      throw await locateOnFreshSession(err, ct, rel(ct), source.url, source.name);
+    }
     const originType = (c: string) => {
       const o = ct.origins[c];
       if (o?.length !== 1) return undefined;
@@ -130,6 +137,13 @@ export async function expressionProblems(client: pg.Client, tables: readonly Pic
   const problems: ValidationProblem[] = [];
   try {
     for (const e of all.values()) {
+      if (e.query) {
+        const tables = [];
+        for (const t of e.query.tables) tables.push({ name: t.name, columns: await Promise.all(t.columns.map(async (c) => ({ name: c.name, type: await typeHere(c.type) }))) });
+        const err = await attempt(`explain ${queryProbeSql(e.expr, tables, e.query.outputs)}`);
+        if (err !== undefined) problems.push(queryProblem(e.file, e.path, e.fromVersion, err, e.query.outputs));
+        continue;
+      }
       const scope: string[] = [];
       for (const c of e.columns) scope.push(`NULL::${await typeHere(c.type)} AS ${ident(c.name)}`);
       const err = await attempt(`explain select (${e.expr}\n) from (select ${scope.join(', ')}) as bg_in`);
@@ -145,6 +159,43 @@ export async function expressionProblems(client: pg.Client, tables: readonly Pic
     if (inTransaction) await client.query('release savepoint bg_exprs');
   }
   return problems;
+}
+
+/** A query table's query that does not run, worded as `check` words it. */
+export function queryProblem(file: string, path: string, fromVersion: number, err: Error, outputs: readonly string[]): ValidationProblem {
+  return {
+    file,
+    path,
+    message: `does not run on v${fromVersion}: ${err.message}`,
+    hint: `the query may read v${fromVersion} tables by unqualified name and must yield every column of the table by name (${outputs.join(', ')})`,
+  };
+}
+
+/**
+ * A query table whose query yields one key twice: the target's key would refuse it half-way
+ * through a load. Named with the table, the key and where the query is, before any write.
+ */
+export class QueryKeyError extends InvalidInputError {
+  constructor(
+    readonly table: string,
+    readonly key: string,
+    readonly count: number,
+    readonly query: string,
+  ) {
+    super(`table ${table}: its query yields key ${key} ${count} times (${query})`, `make the query yield each (${table}'s key) once (group by it, or pick one row per key), or declare another key`);
+  }
+}
+
+/**
+ * Throws QueryKeyError when a query table's rows, read through `rel`, repeat a key. One
+ * more evaluation of the query (query tables are small: derived, recomputed every run).
+ */
+export async function assertQueryKeys(client: pg.Client, ct: CompiledTable, rel: (t: string) => string): Promise<void> {
+  if (!ct.query || ct.key.length === 0) return;
+  const keys = ct.key.map((k) => `q.${ident(k)}`).join(', ');
+  const r = await client.query(`select ${ct.key.map((k, i) => `q.${ident(k)}::text as k${i}`).join(', ')}, count(*)::int as n from (${ct.selectSql(rel)}) q group by ${keys} having count(*) > 1 limit 1`);
+  const row = r.rows[0] as Record<string, string | number | null> | undefined;
+  if (row) throw new QueryKeyError(ct.table, shownKey(ct.key, ct.key.map((_, i) => (row[`k${i}`] ?? null) as string | null)), Number(row.n), ct.query);
 }
 
 /**

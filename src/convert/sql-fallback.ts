@@ -22,6 +22,7 @@ import { DumpError } from '../errors.ts';
 import type { CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
 import { locateRowFailure, type Probe } from './locate.ts';
+import { assertQueryKeys } from './preflight.ts';
 import type { TablePlan } from './stream.ts';
 
 /** Source tables already staged in this session: source table -> temp table. */
@@ -95,6 +96,8 @@ export async function insertThroughSql(client: pg.Client, plan: TablePlan, sourc
     return type !== undefined && !isBuiltinType(type) ? `q.${ident(c)}::${type}` : `q.${ident(c)}`;
   });
   return located(client, t, staged, async () => {
+    // A query table's key repeated: named here, not as the target key's bare 23505.
+    await assertQueryKeys(client, t, (name) => staged.get(name)!);
     const r = await client.query(`insert into ${ident(t.table)} (${t.columns.map(ident).join(', ')}) select ${outputs.join(', ')} from (${t.selectSql((name) => staged.get(name)!)}) q`);
     return r.rowCount ?? 0;
   });
@@ -111,7 +114,10 @@ export async function copyThroughSql(client: pg.Client, plan: TablePlan, source:
   const order = t.key.map((k) => (/^(text|character varying|character)\b/.test(types.get(k) ?? '') ? `q.${ident(k)} COLLATE "C"` : `q.${ident(k)}`));
   const sql = `select * from (${t.selectSql((name) => staged.get(name)!)}) q${order.length ? ` order by ${order.join(', ')}` : ''}`;
   // Evaluate once first so a failing row is located before a file is written.
-  await located(client, t, staged, () => client.query(`select count(x) from (${sql}) x`));
+  await located(client, t, staged, async () => {
+    await assertQueryKeys(client, t, (name) => staged.get(name)!);
+    return client.query(`select count(x) from (${sql}) x`);
+  });
   const out = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT csv, HEADER true)`));
   if (through) await pipeline(out, through, into);
   else await pipeline(out, into);

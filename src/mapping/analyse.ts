@@ -10,8 +10,9 @@ import { mergeKeyOf, validateMergeKey } from './ops/merge-tables.ts';
 import { sourceTable } from './ops/rename-table.ts';
 import { validateSplitKeys } from './ops/split-table.ts';
 import type { OpEnv, OpPlan, SourceColumn } from './op.ts';
+import { normaliseQuery, querySources, type QueryPlan } from './query.ts';
 import { quoteIdent } from './sql.ts';
-import type { LossSpec, MappingFile, TableMappingSpec } from './types.ts';
+import { isMappedTable, type LossSpec, type MappingFile, type QueryTableSpec, type TableMappingSpec } from './types.ts';
 
 /** What a mapping is checked against. */
 export interface MappingContext {
@@ -71,6 +72,19 @@ export interface TablePlan {
   outputs: OutputPlan[];
   /** Compiled ops, in file order. */
   ops: OpPlan[];
+  /**
+   * Set for a table derived by a query (`{"query": ..., "key": [...]}`): `inputs` are the
+   * source tables it reads, `outputs` every non-generated target column, `ops` empty.
+   */
+  query?: QueryPlan;
+}
+
+/** A target table declared `{"new": "empty"}`: nothing on the source side produces it. */
+export interface EmptyTablePlan {
+  /** Target table. */
+  table: string;
+  /** JSON pointer of its entry. */
+  path: string;
 }
 
 /** Result of analysing a mapping. */
@@ -79,6 +93,8 @@ export interface Analysis {
   problems: ValidationProblem[];
   /** Table plans (complete only when there are no problems). */
   tables: TablePlan[];
+  /** Target tables that start empty: not carried, so neither written nor compared. */
+  empty: EmptyTablePlan[];
   /** What the mapping actually loses: `table` or `table.column` of the source version. */
   lost: string[];
 }
@@ -101,7 +117,15 @@ export function analyseMapping(spec: MappingFile, ctx: MappingContext): Analysis
   if (spec.from !== ctx.sourceVersion) problems.push({ file, path: '/from', message: `is ${spec.from} but this file maps v${ctx.sourceVersion}`, hint: `set "from": ${ctx.sourceVersion}` });
   if (spec.to !== ctx.targetVersion) problems.push({ file, path: '/to', message: `is ${spec.to} but this file maps to v${ctx.targetVersion}`, hint: `set "to": ${ctx.targetVersion}` });
 
-  const entries: [string, TableMappingSpec, boolean][] = Object.entries(spec.tables ?? {}).map(([t, s]) => [t, s, false]);
+  const entries: [string, TableMappingSpec, boolean][] = [];
+  const derived: [string, QueryTableSpec][] = [];
+  const empty: EmptyTablePlan[] = [];
+  for (const [name, entry] of Object.entries(spec.tables ?? {})) {
+    if (isMappedTable(entry)) entries.push([name, entry, false]);
+    else if ('query' in entry) derived.push([name, entry]);
+    else if (ctx.target.tables[name] === undefined) problems.push(noTargetTable(name, pointer('tables', name), ctx));
+    else empty.push({ table: name, path: pointer('tables', name) });
+  }
   for (const name of Object.keys(ctx.target.tables)) {
     if (spec.tables?.[name] !== undefined) continue;
     if (ctx.source.tables[name] !== undefined) entries.push([name, { from: name }, true]);
@@ -110,12 +134,16 @@ export function analyseMapping(spec: MappingFile, ctx: MappingContext): Analysis
         file,
         path: '/tables',
         message: `target table ${name} (v${ctx.targetVersion}) is not produced by the mapping`,
-        hint: `add "${name}": {"from": "<v${ctx.sourceVersion} table>"}`,
+        hint: `add "${name}": {"from": "<v${ctx.sourceVersion} table>"}, or, for a table no v${ctx.sourceVersion} table carries, "${name}": {"new": "empty"} or "${name}": {"query": "select ... from <v${ctx.sourceVersion} tables>", "key": [...]}`,
       });
     }
   }
 
   const tables: TablePlan[] = [];
+  for (const [name, qspec] of derived) {
+    const plan = planQueryTable(name, qspec, ctx, problems);
+    if (plan) tables.push(plan);
+  }
   // Source tables of entries that failed: their losses are unknown, so not reported.
   const unsure = new Set<string>();
   for (const [name, tspec, implicit] of entries) {
@@ -127,7 +155,7 @@ export function analyseMapping(spec: MappingFile, ctx: MappingContext): Analysis
   // Split tables: every piece carries the same source key.
   const bySource = new Map<string, TablePlan[]>();
   for (const t of tables) {
-    if (t.inputs.length !== 1 || t.sourceKey.length === 0) continue;
+    if (t.inputs.length !== 1 || t.sourceKey.length === 0 || t.query) continue;
     const s = t.inputs[0]!.table.name;
     bySource.set(s, [...(bySource.get(s) ?? []), t]);
   }
@@ -138,7 +166,75 @@ export function analyseMapping(spec: MappingFile, ctx: MappingContext): Analysis
   const lost = computeLosses(tables, ctx);
   const sure = (id: string) => !unsure.has(id.split('.')[0]!);
   problems.push(...checkLosses(spec.loses ?? [], { tables: lost.tables.filter(sure), columns: lost.columns.filter(sure) }, ctx, unsure));
-  return { problems, tables, lost: [...lost.tables, ...lost.columns] };
+  return { problems, tables, empty, lost: [...lost.tables, ...lost.columns] };
+}
+
+function noTargetTable(name: string, path: string, ctx: MappingContext): ValidationProblem {
+  return { file: ctx.file, path, message: `target table "${name}" does not exist in v${ctx.targetVersion}`, hint: `v${ctx.targetVersion} has ${Object.keys(ctx.target.tables).join(', ')}` };
+}
+
+/**
+ * A table derived by a query: its target and key checked as any table's, its inputs the
+ * source tables the query names. The query's text and its columns are proven on a server
+ * (check, and every live path before it writes: src/convert/preflight.ts).
+ */
+function planQueryTable(name: string, qspec: QueryTableSpec, ctx: MappingContext, problems: ValidationProblem[]): TablePlan | undefined {
+  const path = pointer('tables', name);
+  const before = problems.length;
+  const target = ctx.target.tables[name];
+  if (target === undefined) {
+    problems.push(noTargetTable(name, path, ctx));
+    return undefined;
+  }
+  const sql = normaliseQuery(qspec.query);
+  const sources = querySources(name, sql, ctx.source.tables, ctx.sourceVersion, ctx.file, `${path}/query`, problems);
+  validateKey(name, qspec.key, target, path, ctx, problems);
+  if (problems.length > before) return undefined;
+  const inputs: InputTable[] = [];
+  let offset = 0;
+  for (const t of sources) {
+    const columns = t.columns.filter((c) => !c.generated);
+    inputs.push({ table: t, columns, offset });
+    offset += columns.length;
+  }
+  return {
+    table: name,
+    path,
+    implicit: false,
+    target,
+    inputs,
+    key: qspec.key,
+    sourceKey: [],
+    watermark: null,
+    reload: 'full',
+    outputs: target.columns.filter((c) => !c.generated).map((c) => ({ kind: 'default', column: c.name })),
+    ops: [],
+    query: { sql, path: `${path}/query` },
+  };
+}
+
+/** A named key: existing NOT NULL columns forming the primary key or a unique constraint. */
+function validateKey(name: string, key: string[], target: TableInfo, path: string, ctx: MappingContext, problems: ValidationProblem[]): void {
+  const { file } = ctx;
+  key.forEach((k, i) => {
+    const c = target.columns.find((x) => x.name === k);
+    if (c === undefined) problems.push({ file, path: `${path}/key/${i}`, message: `key column "${k}" does not exist in ${name}` });
+    else if (!c.notNull) problems.push({ file, path: `${path}/key/${i}`, message: `key column ${name}.${k} can be NULL`, hint: 'a key must be NOT NULL; add the constraint in schema.sql' });
+  });
+  // A partitioned table's unique index must include its partition key (PostgreSQL refuses
+  // one on `id` alone), so a key without it can never be backed by one: say that, not
+  // "add a UNIQUE constraint", which the DBA cannot do.
+  const missing = (target.partitionColumns ?? []).filter((c) => !key.includes(c));
+  if (target.partitionBy && missing.length > 0) {
+    problems.push({
+      file,
+      path: `${path}/key`,
+      message: `table ${name} is partitioned by ${target.partitionBy}: key (${key.join(', ')}) lacks the partition column ${missing.join(', ')}`,
+      hint: `PostgreSQL backs a partitioned table's key with a unique index only when it includes the partition key: use "key": [${[...key, ...missing].map((k) => JSON.stringify(k)).join(', ')}] (a primary or unique key over those columns in schema.sql), or remove "key" to use the primary key`,
+    });
+  } else if (!sameSet(key, target.primaryKey) && !target.uniqueKeys.some((u) => sameSet(u, key))) {
+    problems.push({ file, path: `${path}/key`, message: `(${key.join(', ')}) is not a primary key or unique constraint of ${name}`, hint: 'add a UNIQUE constraint over these NOT NULL columns in schema.sql' });
+  }
 }
 
 function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx: MappingContext, problems: ValidationProblem[], loses: LossSpec[] = []): TablePlan | undefined {
@@ -261,27 +357,7 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
       hint: 'name a unique, non-null key with "key": [...], set "reload": "append" for an insert-only table with a watermark, or "reload": "full" to copy the whole table on every run',
     });
   }
-  if (tspec.key) {
-    tspec.key.forEach((k, i) => {
-      const c = target.columns.find((x) => x.name === k);
-      if (c === undefined) problems.push({ file, path: `${path}/key/${i}`, message: `key column "${k}" does not exist in ${name}` });
-      else if (!c.notNull) problems.push({ file, path: `${path}/key/${i}`, message: `key column ${name}.${k} can be NULL`, hint: 'a key must be NOT NULL; add the constraint in schema.sql' });
-    });
-    // A partitioned table's unique index must include its partition key (PostgreSQL refuses
-    // one on `id` alone), so a key without it can never be backed by one: say that, not
-    // "add a UNIQUE constraint", which the DBA cannot do.
-    const missing = (target.partitionColumns ?? []).filter((c) => !tspec.key!.includes(c));
-    if (target.partitionBy && missing.length > 0) {
-      problems.push({
-        file,
-        path: `${path}/key`,
-        message: `table ${name} is partitioned by ${target.partitionBy}: key (${tspec.key.join(', ')}) lacks the partition column ${missing.join(', ')}`,
-        hint: `PostgreSQL backs a partitioned table's key with a unique index only when it includes the partition key: use "key": [${[...tspec.key, ...missing].map((k) => JSON.stringify(k)).join(', ')}] (a primary or unique key over those columns in schema.sql), or remove "key" to use the primary key`,
-      });
-    } else if (!sameSet(tspec.key, target.primaryKey) && !target.uniqueKeys.some((u) => sameSet(u, tspec.key!))) {
-      problems.push({ file, path: `${path}/key`, message: `(${tspec.key.join(', ')}) is not a primary key or unique constraint of ${name}`, hint: 'add a UNIQUE constraint over these NOT NULL columns in schema.sql' });
-    }
-  }
+  if (tspec.key) validateKey(name, tspec.key, target, path, ctx, problems);
   const sourceKey: string[] = [];
   for (const k of key) {
     const out = outputs.find((o) => o.column === k);
@@ -332,6 +408,8 @@ function computeLosses(tables: TablePlan[], ctx: MappingContext): Losses {
   const kept = new Set<string>();
   const used = new Set<string>();
   for (const t of tables) {
+    // A query derives its table from what it reads; it carries none of it.
+    if (t.query) continue;
     t.inputs.forEach((inp, i) => {
       used.add(inp.table.name);
       // A merged table's join key duplicates the first table's key: nothing is lost.

@@ -17,6 +17,12 @@ export interface CompiledChain {
   to: number;
   /** Final target tables by name, each in terms of tables of version `from`. */
   tables: Record<string, CompiledTable>;
+  /**
+   * Target tables of version `to` nothing of version `from` produces (declared
+   * `{"new": "empty"}` on the way), each with why: not written by sync, not compared by
+   * verify, listed as not carried.
+   */
+  notCarried: Record<string, string>;
   /** The steps, in order (empty for from === to). */
   steps: CompiledStep[];
 }
@@ -26,22 +32,42 @@ export interface CompiledChain {
  * Pure: no files, no database.
  */
 export function composeMappings(mappings: Mapping[]): Record<string, CompiledTable> {
-  let nodes: Record<string, CompiledTable> | undefined;
+  return composeChain(mappings).tables;
+}
+
+/** Composes mappings into final target tables and the target tables that start empty. */
+function composeChain(mappings: Mapping[]): Pick<CompiledChain, 'tables' | 'notCarried'> {
+  let nodes: Pick<CompiledChain, 'tables' | 'notCarried'> | undefined;
   mappings.forEach((m, i) => {
     if (i > 0 && m.from !== mappings[i - 1]!.to) throw new Error(`mapping ${m.file} does not follow ${mappings[i - 1]!.file}`);
     // Inner steps keep columns left to DEFAULT (as NULL) so the next step finds every column.
     const step = compileStep(m, { fullWidth: i < mappings.length - 1 });
-    nodes = nodes === undefined ? step.tables : composeStep(nodes, step);
+    nodes = nodes === undefined ? { tables: step.tables, notCarried: step.empty } : composeStep(nodes, step);
   });
   if (nodes === undefined) throw new Error('composeMappings needs at least one mapping');
   return nodes;
 }
 
-/** Tables of `step` rewritten over the original sources of `prev`. */
-function composeStep(prev: Record<string, CompiledTable>, step: CompiledStep): Record<string, CompiledTable> {
-  const out: Record<string, CompiledTable> = {};
-  for (const [name, t] of Object.entries(step.tables)) out[name] = composeTable(prev, t);
-  return out;
+/**
+ * Tables of `step` rewritten over the original sources of `prev`. A table carried from
+ * one that started empty earlier in the chain starts empty too; one that would join or
+ * query such a table is refused (nothing of the chain's first version is there to read).
+ */
+function composeStep(prev: Pick<CompiledChain, 'tables' | 'notCarried'>, step: CompiledStep): Pick<CompiledChain, 'tables' | 'notCarried'> {
+  const tables: Record<string, CompiledTable> = {};
+  const notCarried: Record<string, string> = { ...step.empty };
+  for (const [name, t] of Object.entries(step.tables)) {
+    const empty = t.sources.filter((s) => prev.notCarried[s.table] !== undefined);
+    if (empty.length === 0) tables[name] = composeTable(prev.tables, t);
+    else if (t.sources.length === 1 && t.query === undefined) notCarried[name] = prev.notCarried[t.sources[0]!.table]!;
+    else {
+      throw new InvalidInputError(
+        `v${step.from} -> v${step.to}: ${name} reads ${empty.map((s) => s.table).join(', ')}, which no earlier version carries (${empty.map((s) => prev.notCarried[s.table]).join('; ')}), so the chain cannot compose it`,
+        `sync through v${step.from} one step at a time, or derive ${name} in v${step.to} from tables the earlier versions carry`,
+      );
+    }
+  }
+  return { tables, notCarried };
 }
 
 function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): CompiledTable {
@@ -135,6 +161,8 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     key: t.key,
     // A full reload anywhere in the chain makes the whole chain one; append stays append.
     reload: inner.some((n) => n.reload === 'full') ? 'full' : t.reload,
+    // A query anywhere in the chain: recomputed whole, no source key, no JS face.
+    ...(t.query ?? inner.find((n) => n.query)?.query ? { query: t.query ?? inner.find((n) => n.query)!.query } : {}),
     lossyColumns: [...lossy],
     origins,
     converted,
@@ -164,13 +192,13 @@ export async function compileChain(mappingsDir: string, fromVersion: number, toV
   if (fromVersion === toVersion) {
     if (catalogs[fromVersion] === undefined) throw new InvalidInputError(`no catalog for v${fromVersion}`);
     const identity = parseMapping({ from: fromVersion, to: toVersion }, { file: `identity v${fromVersion}`, sourceVersion: fromVersion, targetVersion: toVersion, catalogs });
-    return { from: fromVersion, to: toVersion, tables: compileStep(identity).tables, steps: [] };
+    return { from: fromVersion, to: toVersion, tables: compileStep(identity).tables, notCarried: {}, steps: [] };
   }
   const mappings = await loadChain(mappingsDir, fromVersion, toVersion, catalogs);
   return {
     from: fromVersion,
     to: toVersion,
-    tables: composeMappings(mappings),
+    ...composeChain(mappings),
     steps: mappings.map((m, i) => compileStep(m, { fullWidth: i < mappings.length - 1 })),
   };
 }

@@ -83,6 +83,8 @@ const MAX_LISTED = 20;
 export function applyStep(step: Pick<CompiledStep, 'tables'>, rows: Record<string, Row[]>): Record<string, Row[]> {
   const out: Record<string, Row[]> = {};
   for (const [name, t] of Object.entries(step.tables)) {
+    // A query table has no JS face: only a server computes it (src/convert/faces.ts).
+    if (t.query) continue;
     const [first, ...later] = t.sources;
     const firstRows = rows[first!.table] ?? [];
     if (later.length === 0) {

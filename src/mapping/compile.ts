@@ -11,6 +11,7 @@ import type { Mapping } from './load.ts';
 import type { TablePlan } from './analyse.ts';
 import type { UserSql } from './op.ts';
 import { fromClause, mergeKeyOf } from './ops/merge-tables.ts';
+import { querySelect } from './query.ts';
 import { quoteIdent } from './sql.ts';
 import type { Row } from './types.ts';
 
@@ -59,6 +60,12 @@ export interface CompiledTable {
   /** `full`: copy the whole table on every run; `append`: keyless, insert-only, synced by its watermark. */
   reload: 'full' | 'incremental' | 'append';
   /**
+   * Where the query is (`<file> at <JSON pointer>`) when the table is derived by one (in
+   * this step or, in a chain, an earlier one): recomputed whole on every run (`reload`
+   * is `full`), its rows have no source key, and it has no JS face.
+   */
+  query?: string;
+  /**
    * Target columns (possibly not in `columns`) whose value is not a function of the
    * source: left to their DEFAULT here or derived from such a column earlier in a chain.
    * Verify excludes them.
@@ -104,6 +111,11 @@ export interface UserExpression extends UserSql {
   file: string;
   /** The version whose rows it reads (the file's source version). */
   fromVersion: number;
+  /**
+   * Set for a query table's query (`expr`, `columns` empty): the source tables it may
+   * read with their columns, and the target columns it must yield, by name.
+   */
+  query?: { tables: { name: string; columns: { name: string; type: string }[] }[]; outputs: string[] };
 }
 
 /** The compiled form of one mapping file. */
@@ -116,6 +128,8 @@ export interface CompiledStep {
   tables: Record<string, CompiledTable>;
   /** Source tables (`t`) and columns (`t.c`) this step loses, as declared and checked. */
   lost: string[];
+  /** Target tables that start empty (`{"new": "empty"}`), each with why: not carried. */
+  empty: Record<string, string>;
 }
 
 /** Options for compileStep. */
@@ -135,8 +149,67 @@ export interface CompileOptions {
 /** Compiles every target table of a loaded mapping. */
 export function compileStep(mapping: Mapping, options: CompileOptions = {}): CompiledStep {
   const tables: Record<string, CompiledTable> = {};
-  for (const plan of mapping.analysis.tables) tables[plan.table] = compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false, mapping.file, options.partialJs ?? false);
-  return { from: mapping.from, to: mapping.to, tables, lost: mapping.analysis.lost };
+  for (const plan of mapping.analysis.tables) {
+    tables[plan.table] = plan.query ? compileQueryTable(plan, mapping.from, mapping.to, mapping.file) : compileTable(plan, mapping.from, mapping.to, options.fullWidth ?? false, mapping.file, options.partialJs ?? false);
+  }
+  const empty: Record<string, string> = {};
+  for (const e of mapping.analysis.empty) empty[e.table] = emptyReason(mapping.from, mapping.to);
+  return { from: mapping.from, to: mapping.to, tables, lost: mapping.analysis.lost, empty };
+}
+
+/** Why a table declared `{"new": "empty"}` is not carried, as reports list it. */
+export function emptyReason(from: number, to: number): string {
+  return to > from ? `new in v${to}, starts empty` : `not in v${from}, starts empty`;
+}
+
+/**
+ * A table derived by a query (src/mapping/query.ts): its SQL face is the query over the
+ * relations the path reads its source tables through; it has no JS face, so offline
+ * paths run it in PostgreSQL as they run an sql op without a twin.
+ */
+function compileQueryTable(plan: TablePlan, fromVersion: number, toVersion: number, file: string): CompiledTable {
+  const q = plan.query!;
+  const table = plan.table;
+  const columns = plan.outputs.map((o) => o.column);
+  const sources = plan.inputs.map((inp) => inp.table.name);
+  const at = `${file} at ${q.path}`;
+  const jsUnsupported = [`${table} is derived by the query at ${at}, which runs in PostgreSQL`];
+  return {
+    table,
+    fromVersion,
+    toVersion,
+    sources: plan.inputs.map((inp) => ({
+      table: inp.table.name,
+      columns: inp.columns.map((c) => c.name),
+      key: inp.table.primaryKey,
+      // Read whole on every run: no watermark bounds what a query reads.
+      watermark: null,
+    })),
+    columns,
+    key: plan.key,
+    reload: 'full',
+    query: at,
+    lossyColumns: [],
+    origins: Object.fromEntries(columns.map((c) => [c, []])),
+    converted: Object.fromEntries(columns.map((c) => [c, at])),
+    sqlUnsupported: [],
+    jsUnsupported,
+    jsMissing: columns,
+    expressions: [
+      {
+        path: q.path,
+        expr: q.sql,
+        columns: [],
+        file,
+        fromVersion,
+        query: { tables: plan.inputs.map((inp) => ({ name: inp.table.name, columns: inp.columns.map((c) => ({ name: c.name, type: c.type })) })), outputs: columns },
+      },
+    ],
+    selectSql: (sourceRel) => querySelect(q.sql, sources, columns, sourceRel),
+    transformJs: () => {
+      throw new UnsupportedFaceError(table, 'js', jsUnsupported);
+    },
+  };
 }
 
 function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, fullWidth: boolean, file: string, partialJs: boolean): CompiledTable {

@@ -79,6 +79,9 @@ function describe(file: string, errors: ErrorObject[]): ValidationProblem[] {
       case 'required':
         out.push({ file, path: where, message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"` });
         break;
+      case 'const':
+        out.push({ file, path: where, message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
+        break;
       case 'enum':
         out.push({ file, path: where, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
         break;

@@ -17,7 +17,7 @@ import type { Catalog, TableInfo } from '../db/catalog-types.ts';
 import { schemaDdl } from '../db/schema-ddl.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { listMappingVersions } from './check.ts';
-import type { ColumnOpSpec, LossSpec, MappingFile, TableMappingSpec } from './types.ts';
+import { isMappedTable, type ColumnOpSpec, type LossSpec, type MappingFile, type NewTableSpec, type TableMappingSpec } from './types.ts';
 
 /** What scaffoldVersion created. */
 export interface ScaffoldResult {
@@ -62,6 +62,8 @@ async function previousTableKinds(mappingsDir: string, version: number): Promise
   }
   const kinds: Record<string, TableKind> = {};
   for (const [name, t] of Object.entries(spec.tables ?? {})) {
+    // A new or derived table's kind is its own: the next version carries it as a table.
+    if (!isMappedTable(t)) continue;
     const kind: TableKind = {};
     if (t.key !== undefined) kind.key = t.key;
     if (t.reload !== undefined) kind.reload = t.reload;
@@ -204,7 +206,7 @@ function keylessSettings(target: TableInfo, source: TableInfo, todo: string[]): 
 export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, toVersion: number, kinds: Record<string, TableKind> = {}): DraftMapping {
   const todo: string[] = [];
   const changes: SchemaChange[] = [];
-  const tables: Record<string, TableMappingSpec> = {};
+  const tables: Record<string, TableMappingSpec | NewTableSpec> = {};
   const loses: LossSpec[] = [];
   const cols = (t: TableInfo) => t.columns.filter((c) => !c.generated);
   const shape = (t: TableInfo) => cols(t).map((c) => `${c.name} ${c.type}`).sort().join(',');
@@ -219,7 +221,11 @@ export function draftMapping(from: Catalog, to: Catalog, fromVersion: number, to
     const sourceName = from.tables[name] ? name : sourceOf.get(name);
     if (sourceName === undefined) {
       changes.push({ kind: 'table added', table: name, detail: `new in v${toVersion}` });
-      todo.push(`table ${name} is new in v${toVersion}: say which v${fromVersion} table its rows come from ("from", with ops for its columns)`);
+      // Drafted as starting empty, the one reading that needs no source; the line asks.
+      tables[name] = { new: 'empty' };
+      todo.push(
+        `table ${name} is new in v${toVersion}: does it start empty (as drafted, {"new": "empty"}: v${toVersion}'s application fills it), is it derived from v${fromVersion} tables by a query ({"query": "select ... from <v${fromVersion} tables>", "key": [${target.primaryKey.map((k) => JSON.stringify(k)).join(', ')}]}), or are its rows those of a v${fromVersion} table ({"from": "<table>"})?`,
+      );
       continue;
     }
     const source = from.tables[sourceName]!;

@@ -138,6 +138,31 @@ export interface TableMappingSpec {
   ops?: ColumnOpSpec[];
 }
 
+/** A target table nothing on the source side produces: it starts empty and is not carried. */
+export interface NewTableSpec {
+  new: 'empty';
+  /** Free text for people. */
+  description?: string;
+}
+
+/** A target table derived from source tables by one SQL query, recomputed on every run. */
+export interface QueryTableSpec {
+  /** A SELECT over source tables (unqualified names) yielding every non-generated target column by name. */
+  query: string;
+  /** Target key columns; the query yields each key once. */
+  key: string[];
+  /** Free text for people. */
+  description?: string;
+}
+
+/** One entry of a mapping's `tables`: mapped from source tables, new and empty, or derived by a query. */
+export type TableEntrySpec = TableMappingSpec | NewTableSpec | QueryTableSpec;
+
+/** The entry is a table mapped from source tables (it has `from`). */
+export function isMappedTable(spec: TableEntrySpec): spec is TableMappingSpec {
+  return (spec as TableMappingSpec).from !== undefined;
+}
+
 /** A declared loss: a whole source table (no column) or one source column. */
 export interface LossSpec {
   table: string;
@@ -151,7 +176,7 @@ export interface MappingFile {
   description?: string;
   from: number;
   to: number;
-  tables?: Record<string, TableMappingSpec>;
+  tables?: Record<string, TableEntrySpec>;
   loses?: LossSpec[];
   /** Decisions left open by `new-version --from`; a mapping with any is refused until they are made. */
   _todo?: string[];

@@ -49,6 +49,8 @@ export interface SyncPlan {
   tables: TablePlan[];
   /** The same tables' names. */
   targetNames: string[];
+  /** Target tables the chain does not carry (declared `{"new": "empty"}`), with why: neither read nor written. */
+  notCarried: { table: string; why: string }[];
   /** Per source table: its watermark and this run's lower bound. */
   sourcePlans: Map<string, SourcePlan | null>;
   /** Integer watermarks sampled before the horizon, and the earlier runs' samples. */
@@ -74,8 +76,10 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
   const targetCatalog = all[toVersion]!;
   const chain = await compileChain(opts.mappingsDir, fromVersion, toVersion, all);
   const order = loadOrder(targetCatalog).filter((t) => chain.tables[t]);
-  const unmapped = Object.keys(targetCatalog.tables).filter((t) => !chain.tables[t]);
+  const unmapped = Object.keys(targetCatalog.tables).filter((t) => !chain.tables[t] && !chain.notCarried[t]);
   if (unmapped.length) logger.warn(`target tables no mapping produces (left alone): ${unmapped.join(', ')}`);
+  const notCarried = Object.entries(chain.notCarried).map(([table, why]) => ({ table, why })).sort((a, b) => a.table.localeCompare(b.table));
+  for (const n of notCarried) logger.info(`  ${n.table}: not carried (${n.why})`, { table: n.table, notCarried: n.why });
 
   // The state schema is created inside the run's transaction (src/db/state.ts).
   const stored = await storedWatermarks(dst, opts.from.name);
@@ -136,6 +140,7 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
       return { ct, incremental: inc, relation: (t: string) => sourceRelation(ct, t, inc, planFor), report };
     }),
     targetNames: tables.map((t) => t.table),
+    notCarried,
     sourcePlans,
     samples,
     history,

@@ -127,6 +127,8 @@ export interface SyncReport {
   sequences: SequenceMove[];
   /** Partitions the source gained that this run created on the target (src/sync/partitions.ts). */
   partitions?: PartitionCreated[];
+  /** Target tables the mapping does not carry (new in the target's version, starting empty): not written. */
+  notCarried?: { table: string; why: string }[];
   /** Stage tables an interrupted --jobs run had left on the target, dropped before this run (src/sync/stage-tables.ts). */
   sweptStageTables?: string[];
   ms: number;
@@ -160,6 +162,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
       sequences: [],
       ms: 0,
       ...(swept.length ? { sweptStageTables: swept } : {}),
+      ...(plan.notCarried.length ? { notCarried: plan.notCarried } : {}),
     };
     const ahead: Ahead = {};
     try {
@@ -208,7 +211,8 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     await setUserTriggers(dst, plan.targetNames, true);
     // Identity and serial columns past every imported value: an insert on the target
     // (after cutover, or a test write) never collides with a synced key.
-    report.sequences = await alignSequences(dst, plan.targetNames);
+    // Tables not carried too: rows the target's application wrote there keep their keys.
+    report.sequences = await alignSequences(dst, [...plan.targetNames, ...plan.notCarried.map((n) => n.table)]);
 
     if (effectiveVerify(opts.verify, report.mode) === 'changed') report.check = await checkStep(dst, plan, opts.from.name);
     // --jobs stage tables go with the transaction that applied them.

@@ -131,6 +131,8 @@ export async function planWatermarks(
 ): Promise<Map<string, SourcePlan | null>> {
   const plans = new Map<string, SourcePlan | null>();
   for (const ct of tables) {
+    // A query table is recomputed whole on every run: its reads bound nothing.
+    if (ct.query) continue;
     for (const s of ct.sources) {
       if (plans.has(s.table)) continue;
       const info = sourceCatalog.tables[s.table];

@@ -126,6 +126,8 @@ export interface VerifyReport {
   tables: TableVerifyReport[];
   /** Target tables no mapping produces: not compared. */
   notCompared: string[];
+  /** Target tables the mapping declares new and empty (`{"new": "empty"}`), with why: not compared. */
+  notCarried?: { table: string; why: string }[];
   ms: number;
 }
 
@@ -311,6 +313,7 @@ interface Prepared {
   toVersion: number;
   plans: TablePlan[];
   notCompared: string[];
+  notCarried: { table: string; why: string }[];
 }
 
 /** Step 1: versions, the mapping chain, and what to compare in each table. */
@@ -332,7 +335,8 @@ async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> 
       `tables that can be verified: ${Object.keys(chain.tables).sort().join(', ')}`,
     );
   }
-  const notCompared = Object.keys(target.tables).filter((t) => !chain.tables[t]);
+  const notCompared = Object.keys(target.tables).filter((t) => !chain.tables[t] && !chain.notCarried[t]);
+  const notCarried = Object.entries(chain.notCarried).map(([table, why]) => ({ table, why })).sort((a, b) => a.table.localeCompare(b.table));
   // Both sides must hash alike: the binary encoding only when both servers have it.
   const encodings = (await binaryHashAvailable(first.src, first.dst)) ? await readEncodings(first.dst, names) : undefined;
   const plans = names.map((name): TablePlan => {
@@ -352,7 +356,7 @@ async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> 
       t: targetSide(keyed, columns, enc),
     };
   });
-  return { fromVersion, toVersion, plans, notCompared };
+  return { fromVersion, toVersion, plans, notCompared, notCarried };
 }
 
 /**
@@ -550,10 +554,10 @@ export async function verify(opts: VerifyOptions): Promise<VerifyReport> {
   };
   const sessions: Sessions[] = [await open()];
   try {
-    const { fromVersion, toVersion, plans, notCompared } = await prepare(opts, sessions[0]!);
+    const { fromVersion, toVersion, plans, notCompared, notCarried } = await prepare(opts, sessions[0]!);
     const jobs = Math.max(1, Math.min(opts.jobs ?? 1, plans.length));
     while (sessions.length < jobs) sessions.push(await open());
-    const report: VerifyReport = { from: opts.from.name, to: opts.to.name, fromVersion, toVersion, clean: true, tables: [], notCompared, ms: 0 };
+    const report: VerifyReport = { from: opts.from.name, to: opts.to.name, fromVersion, toVersion, clean: true, tables: [], notCompared, ...(notCarried.length ? { notCarried } : {}), ms: 0 };
     // Every differing key (up to REPAIR_KEYS per kind), recorded for `sync --repair` only.
     const repair: Record<string, RepairKeys> = {};
     const results = new Map<string, { r: TableVerifyReport; flagged?: Flagged }>();
@@ -605,5 +609,6 @@ export function renderVerify(r: VerifyReport): string {
     if (t.settled) lines.push(`  ${t.table}: ${t.settled} difference(s) settled on recheck (writes in flight)`);
   }
   if (r.notCompared.length) lines.push(`  not compared (no mapping produces them): ${r.notCompared.join(', ')}`);
+  for (const n of r.notCarried ?? []) lines.push(`  not carried: ${n.table} (${n.why})`);
   return lines.join('\n');
 }
