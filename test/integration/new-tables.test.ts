@@ -115,8 +115,13 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     const t = report(bad).tables.find((x: { table: string }) => x.table === 'sla_policies');
     expect(t.changed.count).toBe(1);
     expect(JSON.stringify(t.changed)).toContain('low');
-    // The next sync recomputes it.
-    await p.ok(['sync', '--from', 'blue', '--to', 'green', '--json']);
+    // Repair re-reads exactly that key through the query; the next sync would recompute it too.
+    const fixed = report(await p.ok(['sync', '--repair', '--from', 'blue', '--to', 'green', '--json']));
+    expect(fixed.tables).toMatchObject([{ table: 'sla_policies', keys: 1, updated: 1 }]);
+    expect((await p.run(['verify', '--from', 'blue', '--to', 'green'])).code).toBe(0);
+    await query(p.green, `update sla_policies set open_tickets = 7 where priority = 'low'`);
+    const again = report(await p.ok(['sync', '--from', 'blue', '--to', 'green', '--json']));
+    expect(again.tables.find((x: { table: string }) => x.table === 'sla_policies')).toMatchObject({ updated: 1 });
     expect((await p.run(['verify', '--from', 'blue', '--to', 'green'])).code).toBe(0);
   });
 
