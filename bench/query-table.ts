@@ -71,8 +71,8 @@ await sql(admin, `create database ${blueDb}`);
 await sql(admin, `create database ${greenDb}`);
 const [blue, green] = [urlOf(blueDb), urlOf(greenDb)];
 try {
-  cli(derived, blue, green, ['schema', 'apply', '--to', 'blue', '--version', '1']);
-  cli(derived, blue, green, ['schema', 'apply', '--to', 'green', '--version', '2']);
+  cli(derived, blue, green, ['schema', 'apply', '--to', 'blue', '--schema-version', '1']);
+  cli(derived, blue, green, ['schema', 'apply', '--to', 'green', '--schema-version', '2']);
   await sql(blue, `insert into tickets (title, priority) select 'ticket ' || g, (array['low', 'normal', 'high', 'urgent'])[1 + g % 4] from generate_series(1, ${rows}) g; vacuum analyze tickets`);
   cli(derived, blue, green, ['sync', '--from', 'blue', '--to', 'green', '--no-verify']);
   const times: Record<string, number[]> = { derived: [], empty: [], queryTableMs: [] };

@@ -144,7 +144,7 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
 
   it('export -> convert -> import computes the derived table offline, and a repeated key is named', async () => {
     const src = await freshDatabase('src');
-    await p.ok(['schema', 'apply', '--to', 'src', '--to-url', src, '--version', '1']);
+    await p.ok(['schema', 'apply', '--to', 'src', '--to-url', src, '--schema-version', '1']);
     await query(src, `insert into tickets (title, priority) select 't' || g, case when g % 4 = 0 then 'high' else 'low' end from generate_series(1, 40) g`);
     const dump = path.join(await tempDir('dump'), 'd');
     await p.ok(['export', '--from', 'src', '--from-url', src, '--out', dump]);
@@ -153,7 +153,7 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     const manifest = JSON.parse(await readFile(path.join(converted, 'manifest.json'), 'utf8'));
     expect(manifest.tables.map((t: { name: string }) => t.name).sort()).toEqual(['sla_policies', 'tickets']);
     const dst = await freshDatabase('dst');
-    await p.ok(['schema', 'apply', '--to', 'dst', '--to-url', dst, '--version', '2']);
+    await p.ok(['schema', 'apply', '--to', 'dst', '--to-url', dst, '--schema-version', '2']);
     await p.ok(['import', '--to', 'dst', '--to-url', dst, '--in', converted]);
     expect(await sla(dst)).toEqual([
       { priority: 'high', response: '01:00:00', n: 10 },
@@ -161,7 +161,7 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     ]);
     // Import converting on the fly runs the query in the target's session.
     const dst2 = await freshDatabase('dst2');
-    await p.ok(['schema', 'apply', '--to', 'dst2', '--to-url', dst2, '--version', '2']);
+    await p.ok(['schema', 'apply', '--to', 'dst2', '--to-url', dst2, '--schema-version', '2']);
     await p.ok(['import', '--to', 'dst2', '--to-url', dst2, '--in', dump]);
     expect(await sla(dst2)).toEqual(await sla(dst));
     const v = await runCli(['--mappings', dir, 'verify', '--from', 'src', '--from-url', src, '--to', 'dst2', '--to-url', dst2]);
@@ -174,7 +174,7 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     expect(dup.code).toBe(2);
     expect(dup.stderr).toMatch(/sla_policies: its query yields key priority=(high|low) \d+ times .*\/tables\/sla_policies\/query/);
     const dst3 = await freshDatabase('dst3');
-    await p.ok(['schema', 'apply', '--to', 'dst3', '--to-url', dst3, '--version', '2']);
+    await p.ok(['schema', 'apply', '--to', 'dst3', '--to-url', dst3, '--schema-version', '2']);
     const live = await runCli(['--mappings', broken, 'sync', '--from', 'src', '--from-url', src, '--to', 'dst3', '--to-url', dst3]);
     expect(live.code).toBe(2);
     expect(live.stderr).toMatch(/sla_policies: its query yields key priority=/);
@@ -195,7 +195,7 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     await mkdir(path.join(mine, 'v1'), { recursive: true });
     await cp(path.join(dir, 'v1', 'schema.sql'), path.join(mine, 'v1', 'schema.sql'));
     const db = await freshDatabase('migrated');
-    expect((await runCli(['--mappings', mine, 'schema', 'apply', '--to', 'app', '--to-url', db, '--version', '1'])).code).toBe(0);
+    expect((await runCli(['--mappings', mine, 'schema', 'apply', '--to', 'app', '--to-url', db, '--schema-version', '1'])).code).toBe(0);
     await query(db, `CREATE TABLE sla_policies (priority text PRIMARY KEY, response interval NOT NULL, open_tickets bigint NOT NULL)`);
     const r = await runCli(['--mappings', mine, 'new-version', '--from-url', db, '--json']);
     expect(r.code, r.stderr).toBe(0);
