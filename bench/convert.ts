@@ -72,7 +72,7 @@ async function writeDump(out: string, users: number, seed: number): Promise<void
 }
 
 async function run(input: string, to: number, repeats: number): Promise<void> {
-  const catalogs = catalogProvider({ mappingsDir: path.join(ROOT, 'mappings'), cacheDir: path.join(ROOT, '.bluegreen/catalogs'), databases: [], logger: silentLogger });
+  const catalogs = catalogProvider({ mappingsDir: path.join(ROOT, 'mappings'), cacheDir: path.join(ROOT, '.bluegreen/catalogs'), server: undefined, logger: silentLogger });
   const rates: number[] = [];
   // Peak memory by kind, sampled: RSS alone does not say whether the heap or Buffers grew.
   const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };

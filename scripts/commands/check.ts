@@ -5,8 +5,8 @@ import { ExitCode } from '../../src/errors.ts';
 import { generateV1Rows, V1_COLUMNS, V1_TABLES, type V1Table } from '../../fixtures/generate.ts';
 import { handle, type GlobalArgs } from '../context.ts';
 import { numberCoerce } from '../options.ts';
-import { firstReachableServer } from '../../src/convert/catalogs.ts';
-import { CATALOG_HELP, catalogDatabases, catalogOptions, catalogsFor, type CatalogArgs } from './convert.ts';
+import { catalogServerSession } from '../../src/convert/catalogs.ts';
+import { CATALOG_HELP, catalogOptions, catalogServer, catalogsFor, type CatalogArgs } from './convert.ts';
 
 interface CheckArgs extends GlobalArgs, CatalogArgs {
   'sample-users': number;
@@ -33,7 +33,7 @@ export function renderCheck(r: CheckRunReport): string {
           ? `${r.fixtures.files.length} file(s) in ${rel(path.join(r.mappingsDir, 'fixtures', `v${r.fixtures.version}`))} (${total} rows)`
           : `none (add ${rel(path.join(r.mappingsDir, 'fixtures', `v${r.fixtures.version}`))}/<table>.csv to round-trip rows); mappings validated only`),
   ];
-  lines.push(r.server ? `  SQL faces proven on ${r.server} (expressions prepared, SQL == JS on the fixtures)` : '  SQL faces not proven: no server reachable (pass --catalog-url or --via)');
+  lines.push(r.server ? `  SQL faces proven on ${r.server} (expressions prepared, SQL == JS on the fixtures)` : '  SQL faces not proven: no server reachable (pass --catalog-url)');
   for (const t of r.roundTrips) {
     const head = `  v${t.from} -> v${t.via} -> v${t.from}`.padEnd(22);
     if (t.error) {
@@ -80,13 +80,14 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
           CATALOG_HELP,
       ) as never,
   handler: handle<CheckArgs>(async (argv, ctx) => {
+    const server = catalogServer(argv, ctx);
     const r = await runCheck({
       mappingsDir: ctx.settings.mappingsDir,
-      catalogs: catalogsFor(argv, ctx),
+      catalogs: catalogsFor(argv, ctx, server),
       sample: sampleFixtures(argv['sample-users']),
       logger: ctx.logger,
-      server: () => firstReachableServer(catalogDatabases(argv, ctx)),
-    });
+      server: () => catalogServerSession(server),
+    }).finally(() => server?.close());
     ctx.output(r, () => renderCheck(r));
     return r.problems.length > 0 ? ExitCode.invalid : r.ok ? ExitCode.ok : ExitCode.failure;
   }),

