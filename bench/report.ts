@@ -172,7 +172,7 @@ const report = {
     full_sync: full?.ratio ?? null,
     incremental: inc?.ratio ?? null,
     verify: results.bg_verify?.ratio ?? null,
-    /** verify naming 10 planted differences (issue 5). */
+    /** verify naming 10 planted differences. */
     verify_10_differences: results.bg_verify_diff?.ratio ?? null,
     pg_dump: results.pg_dump?.ratio ?? null,
     /** sync --no-verify: the transfer alone (when the build has the flag). */
@@ -181,7 +181,7 @@ const report = {
     full_sync_noverify_jobs2: results.bg_full_jobs2?.ratio ?? null,
     jobs2_over_jobs1: fullNv && results.bg_full_jobs2 ? round3(results.bg_full_jobs2.seconds / fullNv.seconds) : null,
     incremental_noverify: incNv?.ratio ?? null,
-    /** Issue 4's goal is incremental over full sync (≤ 0.03). */
+    /** The goal for incremental over full sync (≤ 0.03). */
     incremental_over_full: full && inc ? round3(inc.seconds / full.seconds) : null,
     incremental_over_full_noverify: fullNv && incNv ? round3(incNv.seconds / fullNv.seconds) : null,
     /** Incremental with deletes found by comparing key buckets (what runs without capture). */
@@ -234,7 +234,7 @@ const splits = (['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental'] as c
   return c ? [`${k.replace('bg_', '')} ${c.client}/${c.blue}/${c.green}`] : [];
 });
 if (splits.length) out.push(`CPU s as client/blue/green: ${splits.join('; ')}.`);
-out.push(`ratio = median seconds / median of (a); rows/s for (c) counts the changed rows. Goals: full sync ≤ 0.45 (issue 7), incremental ≤ 0.03 of full (issue 4), peak RSS ≤ 128 MB.`);
+out.push(`ratio = median seconds / median of (a); rows/s for (c) counts the changed rows. Goals: full sync ≤ 0.45, incremental ≤ 0.03 of full, peak RSS ≤ 128 MB.`);
 out.push(
   `full sync ${report.ratios.full_sync ?? '-'}x (a)` +
     (report.ratios.full_sync_noverify !== null ? ` (${report.ratios.full_sync_noverify}x with --no-verify)` : '') +

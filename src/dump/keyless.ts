@@ -1,6 +1,6 @@
 /**
  * Keyless tables in dumps. A table without a primary key is exported only when a mapping
- * of its version marks it `"reload": "full"` or `"append"` (SPEC: no silent guesses): such
+ * of its version marks it `"reload": "full"` or `"append"` (no silent guesses): such
  * a table is dumped whole on every export (incremental ones too: without a key, deletes
  * cannot be named, so the importer compares the table as a multiset) and ordered by all
  * its columns, so the dump's bytes, and the re-read after import, are stable.

@@ -18,6 +18,7 @@ import { schemaDdl } from '../db/schema-ddl.ts';
 import { RuntimeFailure, UsageError } from '../errors.ts';
 import { listMappingVersions } from './check.ts';
 import { isMappedTable, type ColumnOpSpec, type LossSpec, type MappingFile, type NewTableSpec, type TableMappingSpec } from './types.ts';
+import { schemaPath } from '../validate.ts';
 
 /** What scaffoldVersion created. */
 export interface ScaffoldResult {
@@ -41,12 +42,30 @@ export function tablesInSchemaSql(sql: string): { tables: string[]; watermarks: 
   return { tables, watermarks };
 }
 
+/**
+ * `$schema` of drafted mapping files: the copy of mapping.schema.json that drafting writes at
+ * the root of the mappings folder, so editors find it wherever that folder lives (a team's
+ * own repository, a global install of bluegreen), not a path into bluegreen's sources.
+ */
+export const MAPPING_SCHEMA_REF = '../mapping.schema.json';
+
+/**
+ * Writes (or refreshes) `<mappingsDir>/mapping.schema.json` from the running bluegreen's own
+ * schema: the copy editors read through `$schema`. The CLI itself always validates against
+ * its own file, so a copy older than the tool only makes an editor's hints stale.
+ */
+export async function copyMappingSchema(mappingsDir: string): Promise<string> {
+  const file = path.join(mappingsDir, 'mapping.schema.json');
+  await copyFile(schemaPath('mapping.schema.json'), file);
+  return file;
+}
+
 type TableKind = Pick<TableMappingSpec, 'key' | 'reload'>;
 
 function identity(from: number, to: number, tables: string[], watermarks: Record<string, string>, kinds: Record<string, TableKind>): MappingFile {
   const entries: Record<string, TableMappingSpec> = {};
   for (const t of tables) entries[t] = { from: t, ...(watermarks[t] === undefined ? {} : { watermark: watermarks[t] }), ...kinds[t] };
-  return { $schema: '../../src/schemas/mapping.schema.json', from, to, tables: entries, loses: [] };
+  return { $schema: MAPPING_SCHEMA_REF, from, to, tables: entries, loses: [] };
 }
 
 /**
@@ -77,7 +96,7 @@ async function previousTableKinds(mappingsDir: string, version: number): Promise
  * path written into the mapping files (relative to the new folder). Throws UsageError when
  * there is no version to copy.
  */
-export async function scaffoldVersion(mappingsDir: string, schemaRef = '../../src/schemas/mapping.schema.json'): Promise<ScaffoldResult> {
+export async function scaffoldVersion(mappingsDir: string, schemaRef = MAPPING_SCHEMA_REF): Promise<ScaffoldResult> {
   const versions = await listMappingVersions(mappingsDir);
   const current = versions.at(-1);
   if (current === undefined) throw new UsageError(`no version folder (v1, v2...) in ${mappingsDir}`, 'create v1/schema.sql with your current schema first');
@@ -92,6 +111,7 @@ export async function scaffoldVersion(mappingsDir: string, schemaRef = '../../sr
   });
   const files = [path.join(dir, 'schema.sql'), path.join(dir, 'up.json'), path.join(dir, 'down.json')];
   await copyFile(schema, files[0]!);
+  await copyMappingSchema(mappingsDir);
   const write = (file: string, m: MappingFile) => writeFile(file, JSON.stringify({ ...m, $schema: schemaRef }, null, 2) + '\n');
   const kinds = await previousTableKinds(mappingsDir, current);
   await write(files[1]!, identity(current, next, tables, watermarks, kinds));
@@ -306,7 +326,7 @@ export interface ScaffoldFromDatabaseResult extends ScaffoldResult {
  * that does not apply is refused before anything is written, and `drift` reports any
  * difference version detection would find (none when the file is faithful).
  */
-export async function scaffoldFromDatabase(client: pg.Client, mappingsDir: string, schemaRef = '../../src/schemas/mapping.schema.json', sourceLabel = 'a database'): Promise<ScaffoldFromDatabaseResult> {
+export async function scaffoldFromDatabase(client: pg.Client, mappingsDir: string, schemaRef = MAPPING_SCHEMA_REF, sourceLabel = 'a database'): Promise<ScaffoldFromDatabaseResult> {
   const versions = await listMappingVersions(mappingsDir);
   const current = versions.at(-1);
   if (current === undefined) throw new UsageError(`no version folder (v1, v2...) in ${mappingsDir}`, 'create v1/schema.sql with your current schema first');
@@ -326,6 +346,7 @@ export async function scaffoldFromDatabase(client: pg.Client, mappingsDir: strin
   });
   const files = [path.join(dir, 'schema.sql'), path.join(dir, 'up.json'), path.join(dir, 'down.json')];
   await writeFile(files[0]!, sql);
+  await copyMappingSchema(mappingsDir);
   const write = (file: string, m: MappingFile) => writeFile(file, JSON.stringify({ $schema: schemaRef, ...m }, null, 2) + '\n');
   await write(files[1]!, up.mapping);
   await write(files[2]!, down.mapping);

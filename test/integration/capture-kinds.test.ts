@@ -1,5 +1,5 @@
 /**
- * Delete capture serves every kind of watermark (issue 18, item 2): the trigger stamps a
+ * Delete capture serves every kind of watermark: the trigger stamps a
  * delete with the server's clock whatever the watermark holds, so `timestamp` in a
  * declared zone, `date` and integer watermarks get their deletes from capture as
  * `timestamptz` ones do, and `reload: append` tables need none (insert-only). A table

@@ -1,6 +1,6 @@
 /**
  * `convert` and `import` converting on the fly, on real PostgreSQL with the sample app's
- * hostile data (issue 3's done-when): blue v1 -> dumps at v2 and v3 -> green databases;
+ * hostile data: blue v1 -> dumps at v2 and v3 -> green databases;
  * green v3 -> back to v1, by convert and by import on the fly; every lossless column equal
  * row for row to the original blue; the JS face equal to the SQL face of a live `sync`.
  */
@@ -71,7 +71,7 @@ beforeAll(async () => {
   dumpV1 = await exportTo(blue);
 });
 
-describe('issue 3 done-when: blue v1 -> green v2 and v3 -> back to v1', () => {
+describe('blue v1 -> green v2 and v3 -> back to v1', () => {
   let green2: string;
   let green3: string;
   beforeAll(async () => {

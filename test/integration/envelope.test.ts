@@ -1,5 +1,5 @@
 /**
- * The envelope is the last line of every run, whatever the exit (issue 20, item 3): cron
+ * The envelope is the last line of every run, whatever the exit: cron
  * appends stdout and stderr to one log (`>> log 2>&1`), and a script reading the log's
  * last line must find the run's result there, at a level saying how it went (error for 1
  * and 2, warn for 3, info for 0 and 75), valid against envelope.schema.json and its report

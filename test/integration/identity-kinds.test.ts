@@ -1,5 +1,5 @@
 /**
- * Identity and generated columns (issue 19): `check` loads fixture rows into a table whose
+ * Identity and generated columns: `check` loads fixture rows into a table whose
  * key is GENERATED ALWAYS AS IDENTITY (keeping the fixture's keys), generated STORED
  * columns are never written (fixtures, sync, import) and are compared by verify.
  */

@@ -1,7 +1,7 @@
 /**
  * A session the server ends under a run (pg_terminate_backend, a restart, a failover) is
  * a runtime failure: exit 1 and one line naming the side and the SQLSTATE, never "this is
- * a bug" with a stack trace, and -v adds the trace without changing either. (Issue 23:
+ * a bug" with a stack trace, and -v adds the trace without changing either. (Before:
  * a source session terminated mid-COPY was reported as a bug, and -v relabelled every
  * database error as one.)
  *

@@ -1,5 +1,5 @@
 /**
- * merge with a renamed key on real databases (issue 19): v1 keeps ticket bodies in their
+ * merge with a renamed key on real databases: v1 keeps ticket bodies in their
  * own table keyed `ticket_id`, v2 merges them into tickets. check round-trips fixtures
  * through both faces; sync carries v1 -> v2 and verify is clean.
  */

@@ -1,5 +1,5 @@
 /**
- * What monitoring sees when a run fails (issue 20, item 2). A sync that could not reach
+ * What monitoring sees when a run fails. A sync that could not reach
  * green used to write HELP/TYPE lines with no sample for the lag and last_run_success,
  * rows_total 0 and frozen 0: every alert stayed silent exactly when it was needed. Here
  * the textfile a failed run writes is parsed strictly and the README's own alert rules

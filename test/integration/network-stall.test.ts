@@ -1,5 +1,5 @@
 /**
- * No run waits forever on a silent network (issue 23). A TCP proxy that stops forwarding
+ * No run waits forever on a silent network. A TCP proxy that stops forwarding
  * while keeping its sockets open hung a sync for good: the server's statement_timeout
  * cannot fire while its backend waits on the client, and keepalive probes are answered by
  * the proxy's host. Each session's watchdog (src/db/watchdog.ts) now ends the run within

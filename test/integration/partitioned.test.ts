@@ -1,5 +1,5 @@
 /**
- * Partitioned tables with foreign keys (issue 19): a partitioned parent referencing another
+ * Partitioned tables with foreign keys: a partitioned parent referencing another
  * partitioned table and a plain one. The bulk load of an empty green drops and rebuilds
  * only the parents' constraints and indexes (partitions inherit theirs), a green that
  * already holds rows takes the row-by-row path, and a partition created on blue after the

@@ -1,5 +1,5 @@
 /**
- * verify meets a row the mapping cannot convert (issue 19): an enum value the way down does
+ * verify meets a row the mapping cannot convert: an enum value the way down does
  * not map. It stops with the same located error sync gives (table, column, key, value, the
  * op's file and JSON path), exit 2, instead of the database's bare message.
  */

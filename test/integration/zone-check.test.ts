@@ -1,5 +1,5 @@
 /**
- * A declared zone the writers do not use is caught (issue 18, item 6). Writers in
+ * A declared zone the writers do not use is caught. Writers in
  * Europe/Berlin; the mapping declares another zone for a `timestamp without time zone`
  * watermark:
  *

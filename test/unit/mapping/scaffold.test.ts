@@ -26,6 +26,19 @@ describe('scaffoldVersion', () => {
     await expect(scaffoldVersion(dir)).resolves.toMatchObject({ version: 5 });
   });
 
+  it("points $schema at a copy of the mapping schema in the mappings folder, so it resolves wherever that folder lives", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bg-scaffold-ref-'));
+    await cp(path.join(import.meta.dirname, '../../../mappings'), dir, { recursive: true });
+    await scaffoldVersion(dir);
+    const own = await readFile(path.join(import.meta.dirname, '../../../src/schemas/mapping.schema.json'), 'utf8');
+    for (const f of ['up.json', 'down.json']) {
+      const file = path.join(dir, 'v4', f);
+      const ref = JSON.parse(await readFile(file, 'utf8')).$schema as string;
+      expect(ref.startsWith('.'), ref).toBe(true); // relative: no path into bluegreen's sources, no host
+      expect(await readFile(path.resolve(path.dirname(file), ref), 'utf8')).toBe(own);
+    }
+  });
+
   it('reads table names and watermark comments from schema.sql', () => {
     expect(tablesInSchemaSql(`CREATE TABLE "Odd ""Name"" " (id int); create unlogged table if not exists plain (x int);\nCOMMENT ON COLUMN plain.x IS 'bluegreen:watermark';`)).toEqual({
       tables: ['Odd "Name" ', 'plain'],

@@ -1,5 +1,5 @@
 /**
- * merge with a renamed key (issue 19): the inverse of a split that renamed its key
+ * merge with a renamed key: the inverse of a split that renamed its key
  * (`tickets.id` -> `ticket_bodies.ticket_id`). The later table joins on its own primary
  * key, column for column; the round trip split -> merge and merge -> split comes back.
  */
