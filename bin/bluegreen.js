@@ -3,7 +3,9 @@
 // `prepare` script) when that bundle is newer than every TypeScript source: no
 // TypeScript compilation at start-up. Otherwise (no dist/, a source edited or checked out
 // since the build, or BLUEGREEN_FROM_SOURCE=1) through tsx's loader straight from the
-// sources, so `npx bluegreen` always runs the code in the working tree.
+// sources, so `npx bluegreen` always runs the code in the working tree. An installed
+// package (npm pack, npm install -g) holds dist/ and no sources: it always runs the bundle,
+// and needs tsx (for esbuild) only to compile a mapping's functions.ts.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { register } from 'node:module';
 import path from 'node:path';
@@ -79,6 +81,10 @@ if (process.env.BLUEGREEN_FROM_SOURCE !== '1' && existsSync(bundle) && !stale(st
     hooks = true;
   };
   await import(pathToFileURL(bundle).href);
+} else if (!existsSync(path.join(root, 'scripts', 'cli.ts'))) {
+  // An installed package holds the bundle only (no TypeScript sources to fall back on).
+  process.stderr.write(`bluegreen: ${path.relative(process.cwd(), bundle) || bundle} is missing from this installation: reinstall the package\n`);
+  process.exit(1);
 } else {
   const { register: registerTsx } = await import('tsx/esm/api');
   registerTsx();
