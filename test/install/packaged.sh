@@ -90,6 +90,11 @@ expected="bluegreen $(node -p 'require(process.argv[1]).version' "$root/package.
 got="$("$bg" --version)"
 [ "$got" = "$expected" ] || fail "--version printed '$got', expected '$expected'"
 echo "$got"
+# Only a mapping's functions.ts needs tsx (for esbuild): the command itself starts without it.
+mv "$pkg/node_modules/tsx" "$tmp/tsx-aside"
+"$bg" --version >/dev/null || fail "--version needs tsx"
+"$bg" sync --help >/dev/null || fail "sync --help needs tsx"
+mv "$tmp/tsx-aside" "$pkg/node_modules/tsx"
 
 echo "== packaged: a tiny mapping folder with a functions.ts =="
 mkdir -p mappings/v1 mappings/v2 mappings/fixtures/v1
