@@ -72,8 +72,8 @@ export interface RunCheckOptions {
   /** Debug output only. */
   logger: Logger;
   /**
-   * A server to prove the SQL faces on (found as catalogs are: --catalog-url, --via, the
-   * configured environments). Nothing is left on it. Without one, only JS faces run.
+   * A server to prove the SQL faces on (the catalog server: --catalog-url, --via, the local
+   * clusters or a scratch server). Nothing is left on it. Without one, only JS faces run.
    */
   server?: () => Promise<{ client: pg.Client; label: string } | undefined>;
 }
