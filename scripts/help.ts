@@ -9,9 +9,6 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 
-/** Global options: the ones every command takes, listed after the command's own. */
-export const GLOBAL_GROUP = 'Global options:';
-
 interface HelpExtras {
   examples: [command: string, description: string][];
   epilogues: string[];

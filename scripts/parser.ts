@@ -63,7 +63,7 @@ export function helpWidth(): number {
  * A usage error (yargs' own validation, a coerce check, an unknown flag): one line and a
  * hint on stderr (a JSON line in a JSON log), the envelope on stdout, exit 2.
  */
-export function reportUsageError(args: string[], msg: string): never {
+function reportUsageError(args: string[], msg: string): never {
   const hint = 'see `bluegreen --help` or `bluegreen <command> --help`';
   const command = commandOfArgs(args);
   const json = logFormatOf(parsedLogFormat(args)) === 'json';
