@@ -70,6 +70,11 @@ export interface TablePlan {
   reload: 'full' | 'incremental' | 'append';
   /** Every non-generated target column in catalog order. */
   outputs: OutputPlan[];
+  /**
+   * Generated (STORED) target columns verify compares with the source's own: never written,
+   * see generatedCompared.
+   */
+  generated: { column: string; sql: string }[];
   /** Compiled ops, in file order. */
   ops: OpPlan[];
   /**
@@ -208,6 +213,7 @@ function planQueryTable(name: string, qspec: QueryTableSpec, ctx: MappingContext
     watermark: null,
     reload: 'full',
     outputs: target.columns.filter((c) => !c.generated).map((c) => ({ kind: 'default', column: c.name })),
+    generated: [],
     ops: [],
     query: { sql, path: `${path}/query` },
   };
@@ -396,7 +402,32 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
     }
   }
   if (problems.length > before) return undefined;
-  return { table: name, path, implicit, target, inputs, key, sourceKey, watermark, watermarkRule, reload, outputs, ops: opPlans };
+  const generated = generatedCompared(target, sources, outputs);
+  return { table: name, path, implicit, target, inputs, key, sourceKey, watermark, watermarkRule, reload, outputs, ops: opPlans, generated };
+}
+
+/**
+ * Generated columns are never written (PostgreSQL computes them on the target from the
+ * target's own columns), but their values are compared by verify when they must be equal:
+ * the source table (one, not a merge) has a generated column of the same name with the
+ * same expression, and every column that expression names is carried by name unchanged.
+ * The source's stored value is then read beside the projected row. Any other generated
+ * column (a new one, an expression changed between the versions, or one over a renamed or
+ * converted column) is a function of compared columns under the target's own expression:
+ * verify excludes it and lists it with the excluded columns.
+ */
+function generatedCompared(target: TableInfo, sources: TableInfo[], outputs: OutputPlan[]): { column: string; sql: string }[] {
+  if (sources.length !== 1) return [];
+  const out: { column: string; sql: string }[] = [];
+  for (const col of target.columns) {
+    if (!col.generated || col.generatedAs === undefined) continue;
+    const src = sources[0]!.columns.find((c) => c.name === col.name);
+    if (!src?.generated || src.generatedAs !== col.generatedAs) continue;
+    const named = target.columns.filter((c) => c.name !== col.name && new RegExp(`(?<![\\w$])"?${c.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?(?![\\w$])`).test(col.generatedAs!));
+    const carried = named.every((c) => outputs.some((o) => o.kind === 'carry' && o.column === c.name && o.source.column.name === c.name && o.source.column.type === c.type));
+    if (carried) out.push({ column: col.name, sql: `${quoteIdent('s0')}.${quoteIdent(col.name)}` });
+  }
+  return out;
 }
 
 interface Losses {

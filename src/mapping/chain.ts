@@ -152,6 +152,8 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     origins[col] = list;
   }
 
+  // Generated columns are compared through a chain when every step compares them.
+  const generated = inner.length === 1 && t.generated.every((c) => inner[0]!.generated.includes(c)) ? t.generated : [];
   return {
     table: t.table,
     fromVersion: inner[0]!.fromVersion,
@@ -170,7 +172,11 @@ function composeTable(prev: Record<string, CompiledTable>, t: CompiledTable): Co
     jsUnsupported,
     // Each once: a split followed by a merge reads one earlier table twice.
     expressions: [...new Map([...inner.flatMap((n) => n.expressions), ...t.expressions].map((e) => [`${e.file}\0${e.path}`, e])).values()],
-    selectSql: (sourceRel) => t.selectSql((table) => `(${prev[table]!.selectSql(sourceRel)})`),
+    generated,
+    selectSql: (sourceRel, withGenerated) => {
+      const g = Boolean(withGenerated) && generated.length > 0;
+      return t.selectSql((table) => `(${prev[table]!.selectSql(sourceRel, g)})`, g);
+    },
     transformJs,
   };
 }

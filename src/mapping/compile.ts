@@ -79,6 +79,12 @@ export interface CompiledTable {
    * failure can be in, and what an error tells the DBA to change.
    */
   converted: Record<string, string>;
+  /**
+   * Generated target columns verify compares with the source's stored value (same
+   * expression over columns carried unchanged; src/mapping/analyse.ts, generatedCompared).
+   * Never written: not in `columns`.
+   */
+  generated: string[];
   /** Why `selectSql` is unavailable (ops without an SQL face); empty when available. */
   sqlUnsupported: string[];
   /** Why `transformJs` is unavailable (ops without an exact JS face); empty when available. */
@@ -94,9 +100,11 @@ export interface CompiledTable {
   /**
    * `SELECT <expr> AS "<column>", ... FROM ...` producing `columns` in order, with
    * `sourceRel(table)` as the relation of each source table (a quoted name, or a
-   * parenthesised subquery). Throws UnsupportedFaceError when `sqlUnsupported` is not empty.
+   * parenthesised subquery). With `withGenerated`, the `generated` columns follow, read
+   * from the source (for verify only). Throws UnsupportedFaceError when `sqlUnsupported`
+   * is not empty.
    */
-  selectSql(sourceRel: (table: string) => string): string;
+  selectSql(sourceRel: (table: string) => string, withGenerated?: boolean): string;
   /**
    * Maps one input row (source columns, see `sources`) to one target row (`columns`).
    * Throws UnsupportedFaceError when `jsUnsupported` is not empty, MappingValueError for
@@ -192,6 +200,7 @@ function compileQueryTable(plan: TablePlan, fromVersion: number, toVersion: numb
     lossyColumns: [],
     origins: Object.fromEntries(columns.map((c) => [c, []])),
     converted: Object.fromEntries(columns.map((c) => [c, at])),
+    generated: [],
     sqlUnsupported: [],
     jsUnsupported,
     jsMissing: columns,
@@ -237,9 +246,10 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
   const table = plan.table;
   // Each source's own key columns: a later merged table may join on its renamed key.
   const inputKeys = plan.inputs.map((inp, i) => (i === 0 ? plan.sourceKey : (mergeKeyOf(inp.table, plan.sourceKey) ?? plan.sourceKey)));
-  const selectSql = (sourceRel: (t: string) => string): string => {
+  const generated = plan.generated.map((g) => `, ${g.sql} AS ${quoteIdent(g.column)}`).join('');
+  const selectSql = (sourceRel: (t: string) => string, withGenerated = false): string => {
     if (sqlUnsupported.length > 0) throw new UnsupportedFaceError(table, 'sql', sqlUnsupported);
-    return `SELECT ${select} ${fromClause(plan.inputs.map((i) => sourceRel(i.table.name)), inputKeys)}`;
+    return `SELECT ${select}${withGenerated ? generated : ''} ${fromClause(plan.inputs.map((i) => sourceRel(i.table.name)), inputKeys)}`;
   };
 
   // JS face.
@@ -306,6 +316,7 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
     lossyColumns: plan.outputs.filter((o) => o.kind === 'default').map((o) => o.column),
     origins,
     converted,
+    generated: plan.generated.map((g) => g.column),
     sqlUnsupported,
     jsUnsupported,
     jsMissing,

@@ -186,7 +186,8 @@ function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: 
   // A user-defined type may exist on the target only: the source compares its text, which
   // is what the target's row prints for it too.
   const types = new Map(target.tables[ct.table]!.columns.map((c) => [c.name, isBuiltinType(c.type) ? c.type : 'text']));
-  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}::${types.get(c)}`, `(${ct.selectSql(rel)}) q`, encodings) };
+  const generated = columns.some((c) => ct.generated.includes(c));
+  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}::${types.get(c)}`, `(${ct.selectSql(rel, generated)}) q`, encodings) };
 }
 
 /**
@@ -341,8 +342,11 @@ async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> 
   const encodings = (await binaryHashAvailable(first.src, first.dst)) ? await readEncodings(first.dst, names) : undefined;
   const plans = names.map((name): TablePlan => {
     const ct = chain.tables[name]!;
-    const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !ct.columns.includes(c) || ct.lossyColumns.includes(c));
-    const columns = ct.columns.filter((c) => !excluded.includes(c));
+    // Generated columns the mapping can compare (the same expression on both sides) are;
+    // the others are excluded and listed (src/mapping/analyse.ts, generatedCompared).
+    const compared = [...ct.columns, ...ct.generated];
+    const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !compared.includes(c) || ct.lossyColumns.includes(c));
+    const columns = compared.filter((c) => !excluded.includes(c));
     // A keyless (full-reload) table is compared as a multiset: the whole row is its key.
     const keyed = ct.key.length > 0 ? ct : { ...ct, key: columns };
     const enc = encodings?.get(name);
