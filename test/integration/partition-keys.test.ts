@@ -148,6 +148,9 @@ describe('partitioned table keyed through a cast of its partition column', () =>
     await query(p.blue, `update ticket_events set body = 'last', updated_at = now() where id = 20`);
     const cut = await p.run(['cutover', '--from', 'blue', '--to', 'green', '--json']);
     expect(cut.code, cut.stderr).toBe(0);
+    // Blue stays frozen: a write naming a partition directly is refused like one through the parent.
+    await expect(query(p.blue, `insert into ticket_events_2025_08 (created_at, ticket_id, ticket_opened) values ('2025-08-05', 1, (select opened from tickets where id = 1))`)).rejects.toThrow(/frozen/);
+    await expect(query(p.blue, `delete from ticket_events_2025_07 where id = 1`)).rejects.toThrow(/frozen/);
     await query(p.green, `insert into ticket_events (created_at, ticket_id, ticket_opened, body) values ('2025-08-21 12:30+00', 2, (select opened from tickets where id = 2), 'on green')`);
     await query(p.green, `delete from ticket_events where id = 21`);
     await query(p.green, `update ticket_events set body = 'green edit', updated_at = now() where id = 22`);
