@@ -155,7 +155,8 @@ describe('the envelope is the last line of every run', () => {
     expect(url.report).toEqual({ environment: 'blue', url: 'postgres://app:pw@127.0.0.1:5999/app' });
     const st = await expectEnvelope(await cron(['env', 'status', 'blue'], {}, recorded), 'env status', 0);
     expect(st.report[0]).toMatchObject({ name: 'blue', running: false, port: 5999 });
-  });
+    // About 30 CLI runs in sequence: 100 s alone on this kind of machine, more beside other files.
+  }, 300_000);
 
   it('exit 2: usage errors (the parse itself, a bad value, an unknown local cluster, a missing metrics folder) and a refused input', async () => {
     const p = await makePair(1, 2);
