@@ -3,10 +3,15 @@
  * at the terminal and for the log collector. The library never prints: it reports through
  * `logger.progress(...)`, and the logger hands the events to the renderer built here.
  *
- * - On a terminal: one live line, redrawn at most 10 times a second, with rows, bytes,
- *   percent and ETA when a total is known (pg_class.reltuples or a manifest's counts).
+ * - On a terminal: one live line, redrawn at most 10 times a second, with the phase, rows,
+ *   bytes, percent and ETA when a total is known (pg_class.reltuples, the planner's
+ *   estimate of an incremental read, a manifest's counts). A phase that is one SQL
+ *   statement (an UPDATE from a stage, a DELETE, an index build) shows the rows it works
+ *   on and a live timer, and once it took a second or more, a line that stays saying what
+ *   it did.
  * - Otherwise (cron, `--log-format json`): a JSON line per event, at most one every
- *   `intervalMs` (5 s by default), so a log never fills with progress.
+ *   `intervalMs` (5 s by default), so a log never fills with progress; a phase that had a
+ *   line also gets its last one (what it did), so the log shows how it ended.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type pg from 'pg';
@@ -16,10 +21,18 @@ import type { Logger } from './log.ts';
 export interface ProgressDetail {
   /** Bytes moved so far. */
   bytes?: number;
-  /** What `done` and `total` count (rows by default). */
+  /** What `done` and `total` count (rows by default; `seconds` for a statement's elapsed time). */
   unit?: 'rows' | 'tables' | 'seconds' | 'bytes';
-  /** Free-form step name (`copy`, `hash`, `load`, `frozen`). */
+  /** Step name (`copy`, `stage`, `apply`, `deletes`, `check`, `index`, `analyze`, `load`, `hash`, `frozen`). */
   phase?: string;
+  /** What within the phase (`update`, `insert`, an index's name). */
+  step?: string;
+  /** Rows the running statement works on (a timed phase: the rows staged, the keys to delete). */
+  rows?: number;
+  /** The phase's last event: what it did (`{ updated, inserted }`, `{ deleted }`, `{ checked, mismatched }`). */
+  counts?: Record<string, number>;
+  /** The phase's last event (see createProgressRenderer for where it shows). */
+  final?: boolean;
 }
 
 export interface ProgressRendererOptions {
@@ -46,6 +59,8 @@ interface TaskState {
   started: number;
   /** Last rendered terminal text of this task. */
   line?: string;
+  /** A JSON line of it was written (its last event is then written too). */
+  logged?: boolean;
 }
 
 export function createProgressRenderer(opts: ProgressRendererOptions): ProgressRenderer {
@@ -74,13 +89,15 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
       const t = now();
       const elapsed = (t - s.started) / 1000;
       const unit = detail.unit ?? 'rows';
-      const known = total !== undefined && total > 0 && unit !== 'seconds' && unit !== 'bytes';
-      const percent = known ? Math.min(100, (done / total) * 100) : undefined;
+      // An estimate the count outgrew (reltuples, the planner's) says nothing any more.
+      const known = total !== undefined && total > 0 && done <= total && unit !== 'seconds' && unit !== 'bytes';
+      const percent = known ? (done / total) * 100 : undefined;
       const rate = elapsed > 0 ? done / elapsed : undefined;
       const eta = known && rate && rate > 0 && done < total ? Math.round((total - done) / rate) : undefined;
       if (opts.mode === 'json') {
-        if (t - lastJson < interval) return;
+        if (t - lastJson < interval && !(detail.final && s.logged)) return;
         lastJson = t;
+        s.logged = true;
         opts.write(
           JSON.stringify({
             time: new Date(t).toISOString(),
@@ -90,17 +107,28 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
             event: 'progress',
             task,
             phase: detail.phase,
+            step: detail.step,
             unit,
-            done: Math.round(done),
+            done: unit === 'seconds' ? Math.round(done * 10) / 10 : Math.round(done),
             total,
             percent: percent === undefined ? undefined : Math.round(percent * 10) / 10,
+            rows: detail.rows,
             bytes: detail.bytes,
             etaSeconds: eta,
+            counts: detail.counts,
+            final: detail.final || undefined,
           }) + '\n',
         );
         return;
       }
-      s.line = renderLine(task, done, total, detail, percent, eta, elapsed);
+      s.line = renderLine(task, done, known ? total : undefined, detail, percent, eta, elapsed);
+      if (detail.final && unit === 'seconds' && done >= 1) {
+        // A statement watched for a second or more: what it did stays on the screen.
+        opts.write(`\r${s.line}\x1b[K\n`);
+        drawn = false;
+        s.line = undefined;
+        return;
+      }
       if (t - lastDraw < 100) return;
       lastDraw = t;
       draw();
@@ -122,7 +150,10 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
   };
 }
 
-/** One terminal line: `  users  [#####.......]  42.0%  420,000 / 1,000,000 rows  61.2 MB  ETA 14 s`. */
+/**
+ * One terminal line: `  users              stage    [#####.......]  42.0%  420,000 / 1,000,000 rows  61.2 MB  ETA 14 s`,
+ * or for a statement `  users              apply update  200,000 rows  4 s`.
+ */
 export function renderLine(
   task: string,
   done: number,
@@ -133,15 +164,22 @@ export function renderLine(
   elapsed: number,
 ): string {
   const unit = detail.unit ?? 'rows';
-  if (unit === 'seconds') return `  ${task} for ${Math.floor(done)} s`;
-  if (unit === 'bytes') return `  ${task.padEnd(18)} ${formatBytes(done)}${elapsed > 0.5 ? ` (${formatBytes(done / elapsed)}/s)` : ''}`;
+  const phase = [detail.phase, detail.step].filter(Boolean).join(' ');
+  if (unit === 'seconds' && detail.phase === 'frozen') return `  ${task} for ${Math.floor(done)} s`;
+  if (unit === 'seconds') {
+    const rows = detail.rows !== undefined ? `  ${fmt(detail.rows)} rows` : '';
+    const counts = detail.counts ? `: ${Object.entries(detail.counts).map(([k, v]) => `${fmt(v)} ${k}`).join(', ')}` : '';
+    return `  ${task.padEnd(18)} ${phase}${rows}${counts}  ${detail.final ? 'in ' : ''}${formatSeconds(Math.floor(done))}`;
+  }
+  const name = `  ${task.padEnd(18)} ${phase ? phase.padEnd(8) + ' ' : ''}`;
+  if (unit === 'bytes') return `${name}${formatBytes(done)}${elapsed > 0.5 ? ` (${formatBytes(done / elapsed)}/s)` : ''}`;
   const width = 20;
   const bar = percent !== undefined ? '[' + '#'.repeat(Math.round((percent / 100) * width)).padEnd(width, '.') + '] ' + `${percent.toFixed(1)}%`.padStart(6) : '';
   const count = `${fmt(done)}${total !== undefined ? ` / ${fmt(total)}` : ''} ${unit}`;
   const bytes = detail.bytes !== undefined ? `  ${formatBytes(detail.bytes)}` : '';
   const speed = detail.bytes !== undefined && elapsed > 0.5 ? ` (${formatBytes(detail.bytes / elapsed)}/s)` : '';
   const left = eta !== undefined ? `  ETA ${formatSeconds(eta)}` : '';
-  return `  ${task.padEnd(18)} ${bar}${bar ? ' ' : ''}${count}${bytes}${speed}${left}`;
+  return `${name}${bar}${bar ? ' ' : ''}${count}${bytes}${speed}${left}`;
 }
 
 function fmt(n: number): string {
@@ -161,42 +199,211 @@ function formatSeconds(s: number): string {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
-/** How to count rows in a stream: lines (COPY text/CSV), or bytes divided by an average row size (binary COPY). */
+/** How a tapped stream is counted: rows, never lines (a value may hold newlines). */
 export interface TapOptions {
-  /** Estimated rows of the whole stream (percent and ETA). */
+  /** What the stream holds: COPY's CSV (the default), text or binary format. */
+  format?: CopyFormat;
+  /** The first CSV line is a header, not a row. */
+  header?: boolean;
+  /** Expected rows of the whole stream (percent and ETA); an estimate is fine. */
   totalRows?: number;
-  /** Binary COPY has no line breaks: rows are estimated as bytes / bytesPerRow (0: unknown, bytes only). */
-  bytesPerRow?: number;
   phase?: string;
 }
 
+/** The formats COPY writes. */
+export type CopyFormat = 'csv' | 'text' | 'binary';
+
 /**
- * A pass-through stream stage that counts bytes and rows (lines of COPY text or CSV; a
- * quoted CSV newline counts as one more, so the count is an estimate) and reports them
- * as `task`'s progress. Put it between a COPY TO and a COPY FROM (or a file) in the same
- * `pipeline`: it holds nothing back.
+ * A pass-through stream stage that counts the rows and bytes of a COPY stream (see
+ * rowCounter) and reports them as `task`'s progress. Put it between a COPY TO and a COPY
+ * FROM (or a file) in the same `pipeline`: it holds nothing back.
  */
 export function progressTap(logger: Logger, task: string, opts: TapOptions = {}): Transform {
-  let rows = 0;
+  const counter = rowCounter(opts.format ?? 'csv', opts.header ?? false);
   let bytes = 0;
   const phase = opts.phase ?? 'copy';
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       bytes += chunk.length;
-      if (opts.bytesPerRow === 0) {
-        logger.progress(task, bytes, undefined, { bytes, phase, unit: 'bytes' });
-        return cb(null, chunk);
-      }
-      if (opts.bytesPerRow) rows = Math.floor(bytes / opts.bytesPerRow);
-      else for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++;
-      logger.progress(task, rows, opts.totalRows, { bytes, phase });
+      counter.write(chunk);
+      logger.progress(task, counter.rows(), opts.totalRows, { bytes, phase });
       cb(null, chunk);
     },
     flush(cb) {
+      logger.progress(task, counter.rows(true), opts.totalRows, { bytes, phase, final: true });
       logger.progressDone(task);
       cb();
     },
   });
+}
+
+/** Counts the rows of a COPY stream fed to it chunk by chunk. */
+export interface RowCounter {
+  write(chunk: Buffer): void;
+  /** Rows complete so far; `end`: the stream is over (a last row without its newline counts). */
+  rows(end?: boolean): number;
+}
+
+/**
+ * Rows of a COPY stream, exactly, at the cost of a scan for two bytes:
+ * - text: one line per row (COPY escapes a newline inside a value as `\n`);
+ * - csv: newlines outside double quotes (a quoted value may hold newlines; a doubled
+ *   quote inside it leaves and enters the quotes at once, which changes nothing);
+ * - binary: the tuple headers, found by walking field lengths (a payload is skipped, never read).
+ */
+export function rowCounter(format: CopyFormat, header = false): RowCounter {
+  if (format === 'binary') return binaryRowCounter();
+  let lines = 0;
+  let inQuote = false;
+  let open = false; // bytes after the last line end
+  const quotes = format === 'csv';
+  return {
+    write(chunk) {
+      const n = chunk.length;
+      if (n === 0) return;
+      let i = 0;
+      let q = quotes ? chunk.indexOf(0x22) : -1;
+      while (i < n) {
+        if (inQuote) {
+          if (q === -1) break;
+          inQuote = false;
+          i = q + 1;
+          q = chunk.indexOf(0x22, i);
+          continue;
+        }
+        const nl = chunk.indexOf(0x0a, i);
+        if (q !== -1 && (nl === -1 || q < nl)) {
+          inQuote = true;
+          i = q + 1;
+          q = chunk.indexOf(0x22, i);
+          continue;
+        }
+        if (nl === -1) break;
+        lines++;
+        i = nl + 1;
+      }
+      open = inQuote || chunk[n - 1] !== 0x0a;
+    },
+    rows(end = false) {
+      return Math.max(0, lines + (end && open ? 1 : 0) - (header ? 1 : 0));
+    },
+  };
+}
+
+/**
+ * Binary COPY: an 11-byte signature, 32-bit flags and a header extension of a given
+ * length, then per tuple a 16-bit field count (-1 ends the data) and per field a 32-bit
+ * length (-1 for NULL) followed by that many bytes.
+ */
+function binaryRowCounter(): RowCounter {
+  const COUNT = 0;
+  const LENGTH = 1;
+  const EXTENSION = 2;
+  const TRAILER = 3;
+  let state = EXTENSION;
+  let skip = 11 + 4; // signature and flags
+  let want = 4; // bytes of the integer being read
+  let got = 0;
+  let acc = 0;
+  let fields = 0;
+  let rows = 0;
+  return {
+    write(chunk) {
+      const n = chunk.length;
+      let i = 0;
+      while (i < n && state !== TRAILER) {
+        if (skip > 0) {
+          const k = Math.min(skip, n - i);
+          skip -= k;
+          i += k;
+          continue;
+        }
+        acc = acc * 256 + chunk[i++]!;
+        if (++got < want) continue;
+        const v = want === 2 ? (acc >= 0x8000 ? acc - 0x10000 : acc) : acc >= 0x80000000 ? acc - 0x100000000 : acc;
+        acc = got = 0;
+        if (state === EXTENSION) {
+          skip = v;
+          state = COUNT;
+          want = 2;
+        } else if (state === COUNT) {
+          if (v < 0) state = TRAILER;
+          else {
+            rows++;
+            fields = v;
+            if (fields > 0) [state, want] = [LENGTH, 4];
+          }
+        } else {
+          if (v > 0) skip = v;
+          if (--fields === 0) [state, want] = [COUNT, 2];
+        }
+      }
+    },
+    rows: () => rows,
+  };
+}
+
+/**
+ * A phase that is one or a few SQL statements (an UPDATE … FROM a stage, a DELETE, an
+ * index build): it reports no rows done until it ends, so its progress is the rows it works
+ * on and a live elapsed timer; `end` reports what it did.
+ */
+export interface PhaseClock {
+  /** Moves to the next statement of the phase (`insert` after `update`). */
+  step(step: string, rows?: number): void;
+  /** The phase succeeded: reports what it did (`counts` replace the step, which said what it was doing) and ends its line. */
+  end(counts?: Record<string, number>): void;
+  /** The phase failed: ends its line and reports nothing. */
+  stop(): void;
+}
+
+/** Starts a timed phase of `task` (a table); the timer never keeps the process alive. */
+export function startPhase(logger: Logger, task: string, phase: string, opts: { step?: string; rows?: number } = {}): PhaseClock {
+  const started = Date.now();
+  let { step, rows } = opts;
+  const tick = (extra: Partial<ProgressDetail> = {}) =>
+    logger.progress(task, (Date.now() - started) / 1000, undefined, { unit: 'seconds', phase, step, rows, ...extra });
+  tick();
+  const timer = setInterval(tick, 250);
+  timer.unref();
+  const stop = () => {
+    clearInterval(timer);
+    logger.progressDone(task);
+  };
+  return {
+    step(next, n) {
+      step = next;
+      if (n !== undefined) rows = n;
+      tick();
+    },
+    end(counts) {
+      clearInterval(timer);
+      if (counts) step = undefined;
+      tick({ counts, final: true });
+      logger.progressDone(task);
+    },
+    stop,
+  };
+}
+
+/** Runs `work` as a timed phase of `task`; `counts` says what it did. */
+export async function timedPhase<T>(
+  logger: Logger,
+  task: string,
+  phase: string,
+  opts: { step?: string; rows?: number },
+  work: (clock: PhaseClock) => Promise<T>,
+  counts?: (result: T) => Record<string, number>,
+): Promise<T> {
+  const clock = startPhase(logger, task, phase, opts);
+  try {
+    const r = await work(clock);
+    clock.end(counts?.(r));
+    return r;
+  } catch (err) {
+    clock.stop();
+    throw err;
+  }
 }
 
 /**

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { InvalidInputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { hashTap } from '../dump/export.ts';
+import { progressTap } from '../progress.ts';
 import { dumpFileName, newManifest, openDump, prepareDumpDir, writeManifest, type DumpTable, type Manifest } from '../dump/manifest.ts';
 import { compileChain } from '../mapping/index.ts';
 import { versionsBetween, type CatalogProvider } from './catalogs.ts';
@@ -131,7 +132,7 @@ export async function convertDump(opts: ConvertOptions): Promise<ConvertReport> 
       const s =
         p.face === 'sql'
           ? await sqlTable(server!.client, p, catalogs[from]!, catalogs[opts.toVersion]!, staged, into, tap)
-          : await convertTable(p, { header: true, through: tap, into });
+          : await convertTable(p, { header: true, through: [tap, progressTap(logger, p.target.table, { header: true, totalRows: p.inputs[0]?.rows, phase: 'convert' })], into });
       stats.push(s);
       logger.progress('convert', stats.length, plan.tables.length, { unit: 'tables' });
       tables.push({ name: p.target.table, file, columns: p.target.columns, key: p.target.key, rows: s.rows, ...tap.digest() });

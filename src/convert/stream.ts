@@ -14,7 +14,7 @@
  */
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { pipeline as pipelineCallback, Transform, type TransformCallback, type Writable } from 'node:stream';
+import { pipeline as pipelineCallback, Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog } from '../db/catalog-types.ts';
 import { loadOrder } from '../db/catalog.ts';
@@ -326,8 +326,8 @@ class SingleSourceConverter extends Transform {
 export interface ConversionSink {
   /** Write a header record first (a dump file), or not. */
   header: boolean;
-  /** Optional stage between the encoder and the sink (a hash tap). */
-  through?: Transform;
+  /** Optional stages between the encoder and the sink (a hash tap, a progress tap). */
+  through?: Transform | Transform[];
   /** The file or COPY FROM STDIN stream; it ends when the table is done. */
   into: Writable;
 }
@@ -341,18 +341,17 @@ export async function convertTable(plan: TablePlan, sink: ConversionSink): Promi
   const t0 = Date.now();
   const stats: TableConversionStats = { table: plan.target.table, read: {}, rows: 0, orphans: 0, ms: 0 };
   const header = sink.header ? plan.target.columns : undefined;
+  const through = [sink.through ?? []].flat();
   if (plan.inputs.length === 1) {
     const input = plan.inputs[0]!;
     const source = createReadStream(input.file, { highWaterMark: READ_CHUNK });
     const converter = new SingleSourceConverter(input, keyedTransform(plan), header, stats);
-    if (sink.through) await pipeline(source, converter, sink.through, sink.into);
-    else await pipeline(source, converter, sink.into);
+    await pipeline(source, converter, ...through, sink.into);
   } else {
     // Merges pair rows of several files through async iterators (mergeJoin); batches of
     // converted rows go through the encoder stage.
     const encoder = new CsvEncoder(header ? { header } : {});
-    if (sink.through) await pipeline(convertedBatches(plan, stats), encoder, sink.through, sink.into);
-    else await pipeline(convertedBatches(plan, stats), encoder, sink.into);
+    await pipeline(Readable.from(convertedBatches(plan, stats)), encoder, ...through, sink.into);
   }
   stats.ms = Date.now() - t0;
   return stats;

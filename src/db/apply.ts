@@ -6,8 +6,9 @@
  */
 import type pg from 'pg';
 import { ident } from './connect.ts';
-import { deferrableDdl } from './bulk.ts';
-import type { Logger } from '../log.ts';
+import { deferrableDdl, rebuildDeferred } from './bulk.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { timedPhase } from '../progress.ts';
 import { applyAppend, applyFullReload } from './multiset.ts';
 import { probeByKey, withKeyProbes } from './key-probes.ts';
 import { TableError } from '../errors.ts';
@@ -34,17 +35,18 @@ export interface ApplyTable {
  * it. (Two existing rows swapping unique values within one run still violate a
  * non-deferrable unique constraint; the run then fails whole and says so.)
  */
-export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Promise<{ inserted: number; updated: number; deleted?: number }> {
+export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string, logger: Logger = silentLogger): Promise<Applied> {
   const cols = ct.columns.map(ident).join(', ');
   // Keyless tables are compared as multisets: append tables only ever get inserts, full
   // reloads write only the difference (nothing when the table did not change).
-  if (ct.reload === 'append') return applyAppend(dst, ct, stage);
-  if (ct.key.length === 0) return applyFullReload(dst, ct, stage);
+  if (ct.reload === 'append') return timedPhase(logger, ct.table, 'apply', { step: 'append' }, () => applyAppend(dst, ct, stage), appliedCounts);
+  if (ct.key.length === 0) return timedPhase(logger, ct.table, 'apply', { step: 'reload' }, () => applyFullReload(dst, ct, stage), appliedCounts);
   const on = ct.key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' and ');
   const nonKey = ct.columns.filter((c) => !ct.key.includes(c));
   // A few changed rows next to a large table: probe its key, never scan it (src/db/key-probes.ts).
   const staged = Number((await dst.query<{ n: string }>(`select count(*) as n from ${stage}`)).rows[0]!.n);
-  return withKeyProbes(dst, await probeByKey(dst, ct.table, staged), async () => {
+  // Each statement applies every staged row at once: its progress is a timer over the rows staged.
+  return withKeyProbes(dst, await probeByKey(dst, ct.table, staged), () => timedPhase(logger, ct.table, 'apply', { step: 'update', rows: staged }, async (clock) => {
     let updated = 0;
     if (nonKey.length) {
       const u = await dst.query(
@@ -55,6 +57,7 @@ export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Pro
       );
       updated = u.rowCount ?? 0;
     }
+    clock.step('insert');
     const i = await dst.query(
       // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's key.
       `insert into ${ident(ct.table)} (${cols}) overriding system value
@@ -62,8 +65,18 @@ export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Pro
         where not exists (select 1 from ${ident(ct.table)} t where ${on})`,
     );
     return { inserted: i.rowCount ?? 0, updated };
-  });
+  }, appliedCounts));
 }
+
+/** What applying a table's stage did. */
+export interface Applied {
+  inserted: number;
+  updated: number;
+  /** Rows a keyless full reload removed. */
+  deleted?: number;
+}
+
+const appliedCounts = (r: Applied) => ({ updated: r.updated, inserted: r.inserted, ...(r.deleted ? { deleted: r.deleted } : {}) });
 
 /**
  * upsert, and when two rows swapped unique values since the last run (a non-deferrable
@@ -72,10 +85,10 @@ export async function upsert(dst: pg.Client, ct: ApplyTable, stage: string): Pro
  * uniqueness once against the final rows. Still one transaction; rare, so the rebuild
  * cost is acceptable.
  */
-export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: string, logger: Logger): ReturnType<typeof upsert> {
+export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: string, logger: Logger): Promise<Applied> {
   await dst.query('savepoint bg_upsert');
   try {
-    const r = await upsert(dst, ct, stage);
+    const r = await upsert(dst, ct, stage, logger);
     await dst.query('release savepoint bg_upsert');
     return r;
   } catch (err) {
@@ -87,10 +100,10 @@ export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: str
     });
     const ddl = await deferrableDdl(dst, [ct.table]);
     for (const stmt of ddl.drop) await dst.query(stmt);
-    const r = await upsert(dst, ct, stage).catch((e: unknown) => {
+    const r = await upsert(dst, ct, stage, logger).catch((e: unknown) => {
       throw missingPartition(ct.table, e) ?? e;
     });
-    for (const stmt of ddl.create) await dst.query(stmt);
+    await rebuildDeferred(dst, ddl.create, logger);
     return r;
   }
 }

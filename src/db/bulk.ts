@@ -7,6 +7,8 @@
  */
 import type pg from 'pg';
 import { ident } from './connect.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { timedPhase } from '../progress.ts';
 
 export interface DeferredDdl {
   /** Statements run before the load. */
@@ -58,6 +60,20 @@ export async function deferrableDdl(client: pg.Client, tables: string[]): Promis
       ...fks.rows.map((f) => `alter table ${f.tbl} add constraint ${ident(f.name)} ${f.def}`),
     ],
   };
+}
+
+/**
+ * Runs a DeferredDdl's `create` statements in order, each a timed `index` phase of its
+ * table named after the key, index or foreign key it builds: on a large load one index
+ * build can take minutes, and nothing else moves meanwhile.
+ */
+export async function rebuildDeferred(client: pg.Client, create: string[], logger: Logger = silentLogger): Promise<void> {
+  for (const [i, stmt] of create.entries()) {
+    const m = /^alter table (\S+) add constraint ("(?:[^"]|"")+"|\S+)/.exec(stmt) ?? /^CREATE (?:UNIQUE )?INDEX ("(?:[^"]|"")+"|\S+) ON (\S+)/.exec(stmt);
+    const [table, name] = !m ? ['indexes', ''] : stmt.startsWith('alter') ? [m[1]!, m[2]!] : [m[2]!.replace(/^public\./, ''), m[1]!];
+    const bare = (n: string) => n.replace(/^"(.*)"$/, '$1').replaceAll('""', '"'); // names as a person reads them
+    await timedPhase(logger, bare(table), 'index', { step: `${bare(name)} (${i + 1}/${create.length})`.trim() }, () => client.query(stmt));
+  }
 }
 
 /** Turns user triggers off (or back on) for the caller's transaction; FK triggers stay. */

@@ -224,7 +224,7 @@ export async function exportDump(opts: ExportOptions): Promise<ExportReport> {
       const filter = bound ? ` where ${bound}` : '';
       const sql = `select ${p.columns.map(ident).join(', ')} from ${ident(p.t.name)}${filter} order by ${dumpOrderBy(p.key.length ? keyOrderBy(p.t, p.key) : '', p.key, p.columns)}`;
       const est = opts.since === undefined ? await tableEstimate(client, p.t.name) : {};
-      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file), progressTap(logger, p.t.name, { totalRows: est.rows === undefined ? undefined : est.rows + 1 }));
+      const facts = await copyQueryToFile(client, sql, path.join(opts.out, file), progressTap(logger, p.t.name, { header: true, totalRows: est.rows, phase: 'export' }));
       const entry: DumpTable = { name: p.t.name, file, columns: p.columns, key: p.key, ...facts };
       if (opts.since !== undefined && p.key.length) {
         // Every key at the snapshot: target rows whose key is not here were deleted.

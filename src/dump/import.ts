@@ -22,7 +22,7 @@ import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema, recordFailedRun, recordRun } from '../db/state.ts';
 import { acquireTargetLock } from '../sync/lock.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
-import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
+import { deferrableDdl, rebuildDeferred, setUserTriggers } from '../db/bulk.ts';
 import { upsertOrRebuild } from '../db/apply.ts';
 import { DumpError, LockedError, TargetNotEmptyError, VersionMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -33,7 +33,7 @@ import { insertThroughSql, type Staged } from '../convert/sql-fallback.ts';
 import { compileExpressions } from '../convert/preflight.ts';
 import { openDump, type Manifest } from './manifest.ts';
 import { hashQuery, keyOrderBy } from './export.ts';
-import { progressTap } from '../progress.ts';
+import { progressTap, timedPhase } from '../progress.ts';
 import { assertDumpReproduced } from './reproduce.ts';
 import { assertFreezeHeld, sealFreeze } from '../db/freeze-guard.ts';
 import { dumpOrderBy } from './keyless.ts';
@@ -161,7 +161,7 @@ export async function importDump(opts: ImportOptions): Promise<ImportReport> {
       throw err;
     }
     // Fresh statistics so the application's first queries on the new data plan well.
-    for (const t of tables) await client.query(`analyze ${ident(t)}`);
+    for (const t of tables) await timedPhase(logger, t, 'analyze', {}, () => client.query(`analyze ${ident(t)}`));
     if ((opts.verify ?? true) && !report.verify) report.verify = await verifyAfterCommit(client, manifest, catalogs, version, report);
     report.ms = Date.now() - started;
     return report;
@@ -241,7 +241,7 @@ async function loadFull(client: pg.Client, f: FullLoad, report: ImportReport): P
     const prestaged = f.loads.flatMap((l) => (l.prestaged ? [l.prestaged.rel] : []));
     if (prestaged.length) await client.query(`drop table ${prestaged.join(', ')}`);
     opts.logger.info(`  rebuilding ${ddl.create.length} indexes and constraints`);
-    for (const stmt of ddl.create) await client.query(stmt);
+    await rebuildDeferred(client, ddl.create, opts.logger);
     await setUserTriggers(client, tables, true);
     report.sequences = await alignSequences(client, tables);
     // The target's rows were replaced: watermarks from earlier syncs no longer describe
@@ -272,7 +272,8 @@ async function loadTable(client: pg.Client, l: LoadStep, f: FullLoad, staged: St
   if (l.prestaged) {
     const cols = l.columns.map(ident).join(', ');
     // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the dump's value (COPY does).
-    const rows = (await client.query(`insert into ${ident(l.table)} (${cols}) overriding system value select ${cols} from ${l.prestaged.rel}`)).rowCount ?? 0;
+    const sql = `insert into ${ident(l.table)} (${cols}) overriding system value select ${cols} from ${l.prestaged.rel}`;
+    const rows = await timedPhase(logger, l.table, 'load', { rows: f.manifest.tables.find((t) => t.name === l.table)?.rows }, async () => (await client.query(sql)).rowCount ?? 0, (n) => ({ inserted: n }));
     logger.info(`  ${l.table}: ${rows} rows`, { table: l.table, rows });
     return { table: l.table, rows, ms: l.prestaged.ms + Date.now() - t0 };
   }
@@ -286,12 +287,14 @@ async function copyLoad(client: pg.Client, l: LoadStep, rel: string, logger: Log
   const sink = client.query(copyFrom(`COPY ${rel} (${l.columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
   let expected: number;
   if (l.raw) {
-    await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { totalRows: l.raw.rows + 1, phase: 'load' }), sink);
+    await pipeline(createReadStream(l.raw.file, { highWaterMark: 256 * 1024 }), progressTap(logger, l.table, { header: true, totalRows: l.raw.rows, phase: 'load' }), sink);
     expected = l.raw.rows;
   } else {
     // pipeline destroys the COPY stream on a conversion error, which aborts the COPY;
     // the transaction then rolls back below.
-    const stats = await convertTable(l.convert!, { header: true, through: progressTap(logger, l.table, { phase: 'load' }), into: sink }).catch(async (e: unknown) => {
+    // The first input's rows: what a 1:1 table, a split's part or a merge (a left join) yields.
+    const through = progressTap(logger, l.table, { header: true, totalRows: l.convert!.inputs[0]?.rows, phase: 'load' });
+    const stats = await convertTable(l.convert!, { header: true, through, into: sink }).catch(async (e: unknown) => {
       throw await locateInConverted(e, l.convert!); // a value the target refused: which row
     });
     expected = stats.rows;
@@ -365,9 +368,10 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
   const tables = manifest.tables.map((t) => t.name);
   const report: ImportReport = { environment: opts.environment, version, dumpVersion: manifest.schemaVersion, tables: [], sequences: [], ms: 0 };
   logger.info(`applying incremental dump ${opts.dir} (v${version}, ${tables.length} tables) to ${opts.environment}`);
-  const copyInto = async (rel: string, columns: string[], file: string) => {
+  const copyInto = async (rel: string, columns: string[], file: { file: string; rows: number }, table: string, phase: string) => {
     const sink = client.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT csv, HEADER true)`));
-    await pipeline(createReadStream(path.join(opts.dir, file), { highWaterMark: 256 * 1024 }), sink);
+    const tap = progressTap(logger, table, { header: true, totalRows: file.rows, phase });
+    await pipeline(createReadStream(path.join(opts.dir, file.file), { highWaterMark: 256 * 1024 }), tap, sink);
     return sink.rowCount;
   };
   await client.query('begin');
@@ -379,13 +383,13 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
     for (const [i, t] of manifest.tables.entries()) {
       const stage = `bg_stage_${i}`;
       await client.query(`create temp table ${stage} on commit drop as select ${t.columns.map(ident).join(', ')} from ${ident(t.name)} with no data`);
-      const rows = await copyInto(stage, t.columns, t.file);
+      const rows = await copyInto(stage, t.columns, t, t.name, 'stage');
       if (rows !== t.rows) throw new DumpError(`table ${t.name}: read ${rows} rows, the manifest says ${t.rows}`, 'the dump is inconsistent; export it again');
       let keys: string | undefined;
       if (t.keysFile && t.key.length) {
         keys = `bg_keys_${i}`;
         await client.query(`create temp table ${keys} on commit drop as select ${t.key.map(ident).join(', ')} from ${ident(t.name)} with no data`);
-        await copyInto(keys, t.key, t.keysFile.file);
+        await copyInto(keys, t.key, t.keysFile, t.name, 'keys');
         await client.query(`analyze ${keys}`);
       }
       staged.push({ t, stage, keys, deleted: 0 });
@@ -393,8 +397,8 @@ async function applyIncremental(client: pg.Client, manifest: Manifest, opts: Imp
     for (const x of [...staged].reverse()) {
       if (!x.keys) continue;
       const on = x.t.key.map((k) => `k.${ident(k)} = t.${ident(k)}`).join(' and ');
-      const del = await client.query(`delete from ${ident(x.t.name)} t where not exists (select 1 from ${x.keys} k where ${on})`);
-      x.deleted = del.rowCount ?? 0;
+      const sql = `delete from ${ident(x.t.name)} t where not exists (select 1 from ${x.keys} k where ${on})`;
+      x.deleted = await timedPhase(logger, x.t.name, 'deletes', {}, async () => (await client.query(sql)).rowCount ?? 0, (n) => ({ deleted: n }));
     }
     for (const x of staged) {
       const t0 = Date.now();

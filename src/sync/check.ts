@@ -20,6 +20,8 @@ import type pg from 'pg';
 import { ident } from '../db/connect.ts';
 import { probeByKey, withKeyProbes } from '../db/key-probes.ts';
 import { estimatedRows } from '../db/catalog.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { timedPhase } from '../progress.ts';
 
 /** What the check needs of a target table. */
 export interface CheckedTable {
@@ -38,6 +40,8 @@ export interface StagedForCheck {
   stage: string;
   /** `whole`: the stage holds the entire source table (full mode); else only changed rows. */
   whole: boolean;
+  /** Rows the stage holds, when known (the progress shows them). */
+  rows?: number;
   /** Row counts known without a scan (from delete reconciliation), when they are. */
   counts?: { sourceRows: number; targetRows: number };
   /**
@@ -103,32 +107,38 @@ export function checkSql(s: StagedForCheck): string {
 }
 
 /** Runs the check on the target, in the caller's (the run's) transaction. */
-export async function checkChanged(dst: pg.Client, staged: StagedForCheck[]): Promise<ChangedCheck> {
+export async function checkChanged(dst: pg.Client, staged: StagedForCheck[], logger: Logger = silentLogger): Promise<ChangedCheck> {
   const out: ChangedCheck = { clean: true, tables: [] };
   for (const s of staged) {
-    // A fresh temp table has no statistics: without them a small stage may be joined by
-    // scanning the whole target instead of probing its key index.
-    await dst.query(`analyze ${s.stage}`);
-    // Even with statistics, a stage of 1% of a large table is hash-joined to a scan of the
-    // whole table unless told otherwise (src/db/key-probes.ts): keyed checks probe the key.
-    const probe = s.ct.key.length > 0 && !s.whole && (await probeByKey(dst, s.ct.table, await estimatedRows(dst, s.stage)));
-    const r = (
-      await withKeyProbes(dst, probe, () =>
-        dst.query<{ checked: string; mismatched: string; source_rows?: string; target_rows?: string; differing?: string }>(checkSql(s)),
-      )
-    ).rows[0]!;
-    const sourceRows = r.source_rows !== undefined ? Number(r.source_rows) : (s.counts?.sourceRows ?? null);
-    const targetRows = r.target_rows !== undefined ? Number(r.target_rows) : (s.counts?.targetRows ?? null);
-    const t = {
-      table: s.ct.table,
-      checked: Number(r.checked),
-      mismatched: Number(r.mismatched),
-      sourceRows,
-      targetRows,
-      method: (s.ct.key.length ? 'key join' : 'multiset') as 'key join' | 'multiset',
-    };
-    if (t.mismatched > 0 || Number(r.differing ?? 0) > 0 || sourceRows !== targetRows) out.clean = false;
+    const { table: t, differing } = await timedPhase(logger, s.ct.table, 'check', { rows: s.rows }, () => checkTable(dst, s), ({ table: t }) => ({ checked: t.checked, mismatched: t.mismatched }));
+    if (t.mismatched > 0 || differing > 0 || t.sourceRows !== t.targetRows) out.clean = false;
     out.tables.push(t);
   }
   return out;
+}
+
+/** One table's check query (checkSql), after the statistics it needs; `differing`: multiset rows off either way. */
+async function checkTable(dst: pg.Client, s: StagedForCheck): Promise<{ table: ChangedCheck['tables'][number]; differing: number }> {
+  // A fresh temp table has no statistics: without them a small stage may be joined by
+  // scanning the whole target instead of probing its key index.
+  await dst.query(`analyze ${s.stage}`);
+  // Even with statistics, a stage of 1% of a large table is hash-joined to a scan of the
+  // whole table unless told otherwise (src/db/key-probes.ts): keyed checks probe the key.
+  const probe = s.ct.key.length > 0 && !s.whole && (await probeByKey(dst, s.ct.table, await estimatedRows(dst, s.stage)));
+  const r = (
+    await withKeyProbes(dst, probe, () =>
+      dst.query<{ checked: string; mismatched: string; source_rows?: string; target_rows?: string; differing?: string }>(checkSql(s)),
+    )
+  ).rows[0]!;
+  const sourceRows = r.source_rows !== undefined ? Number(r.source_rows) : (s.counts?.sourceRows ?? null);
+  const targetRows = r.target_rows !== undefined ? Number(r.target_rows) : (s.counts?.targetRows ?? null);
+  const table = {
+    table: s.ct.table,
+    checked: Number(r.checked),
+    mismatched: Number(r.mismatched),
+    sourceRows,
+    targetRows,
+    method: (s.ct.key.length ? 'key join' : 'multiset') as 'key join' | 'multiset',
+  };
+  return { table, differing: Number(r.differing ?? 0) };
 }

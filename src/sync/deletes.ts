@@ -37,6 +37,8 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ident, literal } from '../db/connect.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import type { WatermarkKind } from './watermark.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { timedPhase, type PhaseClock } from '../progress.ts';
 
 const BUCKETS = 1024;
 /** Name of the row trigger that records deletes on a source table. */
@@ -55,6 +57,8 @@ export interface DeleteOptions {
   reconcile: boolean;
   /** This run's lower bound and watermark per source table (null: read whole); a SourcePlan. */
   lowerBound: (table: string) => CaptureBound | null;
+  /** Where the phase's progress goes (the table's `deletes` phase). */
+  logger?: Logger;
 }
 
 /** What capture needs of a source table's watermark plan (src/sync/watermark.ts, SourcePlan). */
@@ -82,11 +86,13 @@ export function captureSince(p: CaptureBound | null): string | undefined {
 /** Deletes on the target, in the caller's transaction, what the source no longer has. */
 export async function applyDeletes(src: pg.Client, dst: pg.Client, ct: CompiledTable, opts: DeleteOptions): Promise<DeleteResult> {
   if (ct.key.length === 0) return { deleted: 0, method: 'none' };
-  if (!opts.reconcile) {
-    const lo = await capturedSince(src, ct, opts.lowerBound);
-    if (lo !== undefined) return { deleted: await deleteCaptured(src, dst, ct, lo), method: 'captured' };
-  }
-  return reconcile(src, dst, ct);
+  return timedPhase(opts.logger ?? silentLogger, ct.table, 'deletes', {}, async (clock) => {
+    if (!opts.reconcile) {
+      const lo = await capturedSince(src, ct, opts.lowerBound);
+      if (lo !== undefined) return { deleted: await deleteCaptured(src, dst, ct, lo, clock), method: 'captured' as const };
+    }
+    return reconcile(src, dst, ct, clock);
+  }, (r) => ({ deleted: r.deleted }));
 }
 
 /**
@@ -110,7 +116,7 @@ async function capturedSince(src: pg.Client, ct: CompiledTable, lowerBound: Dele
 }
 
 /** Target keys of rows deleted on the source since `lo`, through the mapping; deletes them. */
-async function deleteCaptured(src: pg.Client, dst: pg.Client, ct: CompiledTable, lo: string): Promise<number> {
+async function deleteCaptured(src: pg.Client, dst: pg.Client, ct: CompiledTable, lo: string, clock: PhaseClock): Promise<number> {
   const s = ct.sources[0]!;
   const gone = `(select r.* from bluegreen.deleted_rows d cross join lateral jsonb_populate_record(null::${ident(s.table)}, d.old) r
                   where d.table_name = ${literal(s.table)} and not d.truncated and d.deleted_at >= ${literal(lo)}::timestamptz
@@ -119,8 +125,10 @@ async function deleteCaptured(src: pg.Client, dst: pg.Client, ct: CompiledTable,
   const sql = `select distinct ${keys} from (${ct.selectSql((t) => (t === s.table ? gone : ident(t)))}) q`;
   await dst.query(`drop table if exists bg_deleted`);
   await dst.query(`create temp table bg_deleted on commit drop as select ${ct.key.map(ident).join(', ')} from ${ident(ct.table)} with no data`);
+  clock.step('captured keys');
   const n = await copyRows(src, dst, sql, 'bg_deleted');
   if (n === 0) return 0;
+  clock.step('delete', n);
   await dst.query(`analyze bg_deleted`);
   const del = await dst.query(
     `delete from ${ident(ct.table)} t using bg_deleted d where ${ct.key.map((k) => `t.${ident(k)} = d.${ident(k)}`).join(' and ')}`,
@@ -149,7 +157,8 @@ function bucketSums(rel: string, key: string[]): string {
  * Deletes target rows whose key the source no longer has. Key sets are compared per hash
  * bucket (count and sum of 64-bit hashes); keys travel only for buckets that differ.
  */
-async function reconcile(src: pg.Client, dst: pg.Client, ct: CompiledTable): Promise<DeleteResult> {
+async function reconcile(src: pg.Client, dst: pg.Client, ct: CompiledTable, clock: PhaseClock): Promise<DeleteResult> {
+  clock.step('compare keys');
   const full = `(${ct.selectSql((t) => ident(t))})`;
   // Key buckets on both sides: cheaper than rows, and unlike a row count it cannot be
   // fooled by one missing row and one extra row cancelling out.
@@ -165,8 +174,12 @@ async function reconcile(src: pg.Client, dst: pg.Client, ct: CompiledTable): Pro
   await dst.query(`create temp table if not exists bg_keys (k text) on commit drop`);
   await dst.query(`truncate bg_keys`);
   const list = differing.join(', ');
+  const suspects = b.rows.reduce((x, r) => x + (source.get(r.b) !== `${r.n}/${r.s}` ? Number(r.n) : 0), 0);
+  clock.step('differing keys');
   await copyRows(src, dst, `select k from (select ${keyText('q', ct.key)} as k from ${full} q) x where (hashtextextended(k, 0) & ${BUCKETS - 1}) in (${list})`, 'bg_keys');
   await dst.query(`analyze bg_keys`);
+  // The rows of the differing buckets are the ones the DELETE looks at.
+  clock.step('delete', suspects);
   const del = await dst.query(
     `delete from ${ident(ct.table)} t
       where (hashtextextended(${keyText('t', ct.key)}, 0) & ${BUCKETS - 1}) in (${list})

@@ -97,7 +97,7 @@ async function stageUnit(pair: { src: pg.Client; dst: pg.Client }, u: Unit, opts
     const hi = u.blocks.to === null ? '' : ` and ctid < '(${u.blocks.to},0)'::tid`;
     return `(select * from ${ident(s)} where ctid >= '(${u.blocks.from},0)'::tid${hi})`;
   };
-  const tap = () => progressTap(opts.logger, t.ct.table, {});
+  const tap = (binary: boolean) => progressTap(opts.logger, t.ct.table, { format: binary ? 'binary' : 'csv', phase: 'stage' });
   const rows = await pipeCopy(pair.src, pair.dst, t.ct.selectSql(relation), t.prestaged!, t.ct.columns, tap).catch(async (e) => {
     // A row the mapping cannot convert: name its table, column and key.
     throw await locateOnFreshSession(e, t.ct, t.relation, opts.from.url, opts.from.name);

@@ -193,7 +193,7 @@ async function repairInTransaction(src: pg.Client, dst: pg.Client, plan: RepairP
       r.updated = applied.updated;
     }
     await setUserTriggers(dst, tables, true);
-    report.check = await checkChanged(dst, staged.map(({ ct, stage }) => ({ ct, stage, whole: false })));
+    report.check = await checkChanged(dst, staged.map(({ ct, stage }) => ({ ct, stage, whole: false })), opts.logger);
     report.clean = report.check.clean;
     report.ms = Date.now() - started;
     await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [

@@ -10,7 +10,7 @@ import { upsertOrRebuild } from '../db/apply.ts';
 import type { CompiledTable } from '../mapping/compile.ts';
 import { sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
-import { progressTap, tableEstimate } from '../progress.ts';
+import { progressTap, tableEstimate, timedPhase } from '../progress.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
 import { saveHorizonSample } from './horizon.ts';
 import { appendLookup, nextLowerBound } from './watermark.ts';
@@ -27,11 +27,11 @@ import type { Endpoint, SyncReport } from './sync.ts';
 export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan, t: TablePlan, index: number, from: Endpoint, logger: Logger): Promise<void> {
   const t0 = Date.now();
   const { ct, report: r } = t;
-  if (t.prestaged) return usePrestaged(dst, plan, t, t0);
+  if (t.prestaged) return usePrestaged(dst, plan, t, t0, logger);
   const sql = ct.selectSql(t.relation);
-  // Progress per table; a total only when the whole source table is read.
-  const est = t.incremental ? {} : await tableEstimate(src, ct.sources[0]!.table);
-  const tap = (binary: boolean) => progressTap(logger, ct.table, { totalRows: est.rows, bytesPerRow: binary ? est.bytesPerRow ?? 0 : undefined });
+  // Progress per table, in rows; the total is PostgreSQL's estimate of what the query reads.
+  const est = t.incremental ? await plannedRows(src, sql) : (await tableEstimate(src, ct.sources[0]!.table)).rows;
+  const tap = (binary: boolean) => progressTap(logger, ct.table, { format: binary ? 'binary' : 'csv', totalRows: est, phase: plan.bulk ? 'copy' : 'stage' });
   // A row the mapping cannot convert: name its table, column and key.
   const located = async (e: unknown) => {
     throw await locateOnFreshSession(e, ct, t.relation, from.url, from.name);
@@ -48,23 +48,44 @@ export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan,
 }
 
 /**
+ * The planner's estimate of the rows an incremental read returns (the watermark's index
+ * statistics), or undefined: a plan, never a scan. An estimate only, which the progress
+ * drops once the rows read outgrow it.
+ */
+async function plannedRows(src: pg.Client, sql: string): Promise<number | undefined> {
+  // In a savepoint: a plan that fails (a constant the mapping cannot convert) must leave the
+  // snapshot's transaction usable, so the COPY reports the error with its row.
+  await src.query('savepoint bg_estimate');
+  try {
+    const r = await src.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`explain (format json) ${sql}`);
+    await src.query('release savepoint bg_estimate');
+    const n = r.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'];
+    return n ? Math.round(n) : undefined;
+  } catch {
+    await src.query('rollback to savepoint bg_estimate');
+    return undefined;
+  }
+}
+
+/**
  * A table --jobs staged before the transaction: on the bulk path its rows go into the
  * (empty, index-less) table in one INSERT … SELECT, else the stage table is the stage.
  */
-async function usePrestaged(dst: pg.Client, plan: SyncPlan, t: TablePlan, t0: number): Promise<void> {
+async function usePrestaged(dst: pg.Client, plan: SyncPlan, t: TablePlan, t0: number, logger: Logger): Promise<void> {
   const { ct, report: r } = t;
   if (plan.bulk) {
     const cols = ct.columns.map(ident).join(', ');
     // OVERRIDING SYSTEM VALUE: a GENERATED ALWAYS identity keeps the source's key (COPY does).
-    r.inserted = (await dst.query(`insert into ${ident(ct.table)} (${cols}) overriding system value select ${cols} from ${t.prestaged}`)).rowCount ?? 0;
+    const sql = `insert into ${ident(ct.table)} (${cols}) overriding system value select ${cols} from ${t.prestaged}`;
+    r.inserted = await timedPhase(logger, ct.table, 'copy', { rows: r.read }, async () => (await dst.query(sql)).rowCount ?? 0, (n) => ({ inserted: n }));
   } else t.stage = t.prestaged;
   r.ms += Date.now() - t0;
 }
 
 /** Deletes: target rows whose key the source no longer has (src/sync/deletes.ts). */
-export async function deleteStep(src: pg.Client, dst: pg.Client, plan: SyncPlan, t: TablePlan, reconcile: boolean): Promise<void> {
+export async function deleteStep(src: pg.Client, dst: pg.Client, plan: SyncPlan, t: TablePlan, reconcile: boolean, logger: Logger): Promise<void> {
   const t0 = Date.now();
-  const d = await applyDeletes(src, dst, t.ct, { reconcile: reconcile || !t.incremental, lowerBound: (s) => plan.sourcePlans.get(s) ?? null });
+  const d = await applyDeletes(src, dst, t.ct, { reconcile: reconcile || !t.incremental, lowerBound: (s) => plan.sourcePlans.get(s) ?? null, logger });
   t.deletes = d;
   t.report.deleted = d.deleted;
   t.report.deletes = d.method;
@@ -88,7 +109,7 @@ export async function applyStep(dst: pg.Client, plan: SyncPlan, t: TablePlan, lo
  * every staged row is on the target exactly, and the row counts agree where they are free.
  * Recorded in bluegreen.verifies with the run.
  */
-export async function checkStep(dst: pg.Client, plan: SyncPlan, source: string): Promise<ChangedCheck> {
+export async function checkStep(dst: pg.Client, plan: SyncPlan, source: string, logger: Logger): Promise<ChangedCheck> {
   // Append tables read incrementally find a staged row's twins by their watermark.
   const twins = (ct: CompiledTable, mode: string) => (ct.reload === 'append' && mode === 'incremental' ? appendLookup(ct, plan.sourcePlans) : undefined);
   const check = await checkChanged(
@@ -97,8 +118,9 @@ export async function checkStep(dst: pg.Client, plan: SyncPlan, source: string):
       .filter((t) => t.stage)
       .map(({ ct, report: r, stage, deletes }) => {
         const c = deletes?.counts;
-        return { ct, stage: stage!, whole: r.mode === 'full', lookup: twins(ct, r.mode), counts: c && { sourceRows: c.sourceRows, targetRows: c.targetRowsAfterDeletes + r.inserted } };
+        return { ct, stage: stage!, whole: r.mode === 'full', lookup: twins(ct, r.mode), rows: r.read, counts: c && { sourceRows: c.sourceRows, targetRows: c.targetRowsAfterDeletes + r.inserted } };
       }),
+    logger,
   );
   await dst.query(`insert into bluegreen.verifies (source, clean, report) values ($1, $2, $3)`, [source, check.clean, JSON.stringify({ mode: 'changed', ...check })]);
   return check;

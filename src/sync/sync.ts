@@ -22,11 +22,12 @@ import { connect, ident, literal } from '../db/connect.ts';
 import { readSchemaSql } from '../db/catalog.ts';
 import { rememberCatalogs } from '../db/catalog-cache.ts';
 import { ensureStateSchema, recordFailedRun } from '../db/state.ts';
-import { deferrableDdl, setUserTriggers } from '../db/bulk.ts';
+import { deferrableDdl, rebuildDeferred, setUserTriggers } from '../db/bulk.ts';
 import { alignSequences, type SequenceMove } from '../db/sequences.ts';
 import { LockedError } from '../errors.ts';
 import { assertFreezeHeld } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
+import { timedPhase } from '../progress.ts';
 import { startSourceSums, verify, type SourceSumsRun, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
 import type { ChangedCheck } from './check.ts';
 import { reconcileDue, type DeleteResult } from './deletes.ts';
@@ -203,10 +204,10 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     // Every row is read: from here the source sits idle while the target rebuilds, applies
     // and analyzes, so the full verify's source side is hashed now, on its own sessions.
     if (effectiveVerify(opts.verify, report.mode) === 'full') ahead.run = startSourceSums(verifyOptions(plan, opts));
-    for (const stmt of ddl.create) await dst.query(stmt);
+    await rebuildDeferred(dst, ddl.create, opts.logger);
     const staged = plan.tables.filter((t) => t.stage);
     const reconcile = Boolean(opts.reconcile) || (plan.kind !== 'cutover' && (await reconcileDue(dst, opts.from.name, opts.reconcileEvery)));
-    for (const t of [...staged].reverse()) await deleteStep(src, dst, plan, t, reconcile);
+    for (const t of [...staged].reverse()) await deleteStep(src, dst, plan, t, reconcile, opts.logger);
     for (const t of staged) await applyStep(dst, plan, t, opts.logger);
     await setUserTriggers(dst, plan.targetNames, true);
     // Identity and serial columns past every imported value: an insert on the target
@@ -214,7 +215,7 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     // Tables not carried too: rows the target's application wrote there keep their keys.
     report.sequences = await alignSequences(dst, [...plan.targetNames, ...plan.notCarried.map((n) => n.table)]);
 
-    if (effectiveVerify(opts.verify, report.mode) === 'changed') report.check = await checkStep(dst, plan, opts.from.name);
+    if (effectiveVerify(opts.verify, report.mode) === 'changed') report.check = await checkStep(dst, plan, opts.from.name, opts.logger);
     // --jobs stage tables go with the transaction that applied them.
     const prestaged = plan.tables.flatMap((t) => (t.prestaged ? [t.prestaged] : []));
     if (prestaged.length) await dst.query(`drop table ${prestaged.join(', ')}`);
@@ -245,7 +246,7 @@ async function afterCommit(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     const stats = analyzeAside(tables, opts, app);
     report.verify = await verify({ ...verifyOptions(plan, opts), sourceSums: ahead.run?.result }).finally(() => stats);
   } else {
-    for (const t of tables) await dst.query(`analyze ${t}`);
+    for (const t of tables) await analyze(dst, t, opts.logger);
   }
   await src.query('commit');
 }
@@ -260,7 +261,7 @@ async function analyzeAside(tables: string[], opts: SyncOptions, app: string): P
   try {
     const c = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
     try {
-      for (const t of tables) await c.query(`analyze ${t}`);
+      for (const t of tables) await analyze(c, t, opts.logger);
     } finally {
       await c.end().catch(() => {});
     }
@@ -269,6 +270,11 @@ async function analyzeAside(tables: string[], opts: SyncOptions, app: string): P
       hint: `autovacuum will; or run ANALYZE on ${opts.to.name} before the next sync`,
     });
   }
+}
+
+/** ANALYZE of a loaded table (`rel` quoted), as its timed `analyze` phase. */
+function analyze(client: pg.Client, rel: string, logger: Logger): Promise<unknown> {
+  return timedPhase(logger, rel.replace(/^"(.*)"$/, '$1').replaceAll('""', '"'), 'analyze', {}, () => client.query(`analyze ${rel}`));
 }
 
 /** The full verify's source side, when started ahead of the commit (src/verify/verify.ts, startSourceSums). */

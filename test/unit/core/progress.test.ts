@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createProgressRenderer, progressTap } from '../../../src/progress.ts';
+import { createProgressRenderer, progressTap, rowCounter, type CopyFormat } from '../../../src/progress.ts';
 import { createLogger } from '../../../src/log.ts';
 import { envelope, isoTimestamp } from '../../../scripts/envelope.ts';
 import { renderPrometheus } from '../../../src/metrics.ts';
@@ -47,6 +47,86 @@ describe('progress', () => {
     expect(Buffer.concat(got)).toEqual(data);
     const last = JSON.parse(lines.filter((l) => l.includes('"progress"')).at(-1)!);
     expect(last).toMatchObject({ task: 't', done: 3, total: 3, percent: 100, bytes: data.length });
+  });
+
+  // What export counted as 166 rows for a 12-row table: lines, where values hold newlines.
+  it('counts rows, not lines: CSV values with newlines, commas and quotes, split anywhere', () => {
+    const csv = Buffer.from('id,note\n1,"two\nlines"\n2,"a ""quoted"", comma\n,\r\n"\n3,\n4,""\n5,"""\n"""\n');
+    const count = (format: CopyFormat, data: Buffer, header: boolean, at: number[]) => {
+      const c = rowCounter(format, header);
+      let from = 0;
+      for (const cut of [...at, data.length]) {
+        c.write(data.subarray(from, cut));
+        from = cut;
+      }
+      return c.rows(true);
+    };
+    for (let i = 0; i <= csv.length; i++) {
+      for (let j = i; j <= csv.length; j += 3) expect(count('csv', csv, true, [i, j])).toBe(5);
+    }
+    // COPY's text format escapes newlines in values: one line is one row.
+    expect(count('text', Buffer.from('1\ttwo\\nlines\n2\t"q"\n'), false, [5])).toBe(2);
+    // A last row without its newline still counts at the end.
+    expect(count('csv', Buffer.from('1,a\n2,b'), false, [])).toBe(2);
+  });
+
+  it('counts the rows of binary COPY by its tuple headers, whatever the payload holds', () => {
+    const int16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
+    const int32 = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(n);
+      return b;
+    };
+    const field = (v: Buffer | null) => (v === null ? int32(-1) : Buffer.concat([int32(v.length), v]));
+    const tuple = (...vs: (Buffer | null)[]) => Buffer.concat([int16(vs.length), ...vs.map(field)]);
+    const data = Buffer.concat([
+      Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
+      int32(0),
+      int32(3),
+      Buffer.from('ext'),
+      tuple(Buffer.from('a\nb\n\n'), null),
+      tuple(Buffer.alloc(300, 0xff), Buffer.from([0, 1, 0, 2])),
+      tuple(),
+      tuple(null, null, Buffer.from('\n')),
+      int16(-1),
+    ]);
+    for (let cut = 0; cut <= data.length; cut++) {
+      const c = rowCounter('binary');
+      for (const part of [data.subarray(0, cut), data.subarray(cut)]) for (let i = 0; i < part.length; i += 7) c.write(part.subarray(i, i + 7));
+      expect(c.rows(true)).toBe(4);
+    }
+  });
+
+  it('a statement phase: rows it works on and a timer; on a terminal what it did stays once it took a second', () => {
+    let t = 1000;
+    const out: string[] = [];
+    const r = createProgressRenderer({ mode: 'tty', write: (l) => out.push(l), now: () => t });
+    r.update('users', 0.4, undefined, { unit: 'seconds', phase: 'apply', step: 'update', rows: 200_000 });
+    expect(out.at(-1)).toMatch(/users +apply update  200,000 rows  0 s/);
+    t = 4000;
+    r.update('users', 3.2, undefined, { unit: 'seconds', phase: 'apply', rows: 200_000, counts: { updated: 150_000, inserted: 50_000 }, final: true });
+    expect(out.at(-1)).toMatch(/users +apply  200,000 rows: 150,000 updated, 50,000 inserted  in 3 s\x1b\[K\n$/);
+    // A freeze timer keeps its own words.
+    r.update('writes frozen on blue', 2, undefined, { unit: 'seconds', phase: 'frozen' });
+    t = 5000;
+    r.update('writes frozen on blue', 3, undefined, { unit: 'seconds', phase: 'frozen' });
+    expect(out.at(-1)).toContain('writes frozen on blue for 3 s');
+  });
+
+  it('in a JSON log a phase that had a line also gets its last one; a phase that had none stays out', () => {
+    let t = 0;
+    const out: string[] = [];
+    const r = createProgressRenderer({ mode: 'json', write: (l) => out.push(l), now: () => t });
+    r.update('users', 0, undefined, { unit: 'seconds', phase: 'apply', rows: 10 });
+    t = 100;
+    r.update('users', 0.1, undefined, { unit: 'seconds', phase: 'apply', rows: 10, counts: { updated: 10, inserted: 0 }, final: true });
+    r.finish('users');
+    t = 200;
+    r.update('roles', 0, undefined, { unit: 'seconds', phase: 'check', rows: 3 });
+    r.update('roles', 0.1, undefined, { unit: 'seconds', phase: 'check', rows: 3, counts: { checked: 3, mismatched: 0 }, final: true });
+    const events = out.map((l) => JSON.parse(l));
+    expect(events).toHaveLength(2);
+    expect(events[1]).toMatchObject({ task: 'users', phase: 'apply', rows: 10, counts: { updated: 10, inserted: 0 }, final: true });
   });
 });
 
