@@ -10,8 +10,9 @@
  *   on and a live timer, and once it took a second or more, a line that stays saying what
  *   it did.
  * - Otherwise (cron, `--log-format json`): a JSON line per event, at most one every
- *   `intervalMs` (5 s by default), so a log never fills with progress; a phase that had a
- *   line also gets its last one (what it did), so the log shows how it ended.
+ *   `intervalMs` (5 s by default, the first after as long), so a log never fills with
+ *   progress; a phase that had a line also gets its last one (what it did), so the log
+ *   shows how it ended.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type pg from 'pg';
@@ -68,7 +69,8 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
   const interval = opts.intervalMs ?? 5000;
   const tasks = new Map<string, TaskState>();
   let lastDraw = 0;
-  let lastJson = -Infinity;
+  // The first JSON line comes once a run has lasted an interval: a short cron run logs no progress.
+  let lastJson = now();
   let drawn = false;
   const state = (task: string) => {
     let s = tasks.get(task);
@@ -261,17 +263,24 @@ export function rowCounter(format: CopyFormat, header = false): RowCounter {
     write(chunk) {
       const n = chunk.length;
       if (n === 0) return;
+      // indexOf jumps to the next quote or newline; both positions are kept until passed,
+      // so a chunk costs a call per quote and per line, not a step per byte.
       let i = 0;
       let q = quotes ? chunk.indexOf(0x22) : -1;
+      let nl = chunk.indexOf(0x0a);
       while (i < n) {
         if (inQuote) {
           if (q === -1) break;
-          inQuote = false;
-          i = q + 1;
-          q = chunk.indexOf(0x22, i);
+          // A doubled quote inside a quoted value: still inside.
+          if (chunk[q + 1] === 0x22) q = chunk.indexOf(0x22, q + 2);
+          else {
+            inQuote = false;
+            i = q + 1;
+            q = chunk.indexOf(0x22, i);
+          }
           continue;
         }
-        const nl = chunk.indexOf(0x0a, i);
+        if (nl !== -1 && nl < i) nl = chunk.indexOf(0x0a, i);
         if (q !== -1 && (nl === -1 || q < nl)) {
           inQuote = true;
           i = q + 1;
@@ -281,6 +290,7 @@ export function rowCounter(format: CopyFormat, header = false): RowCounter {
         if (nl === -1) break;
         lines++;
         i = nl + 1;
+        nl = chunk.indexOf(0x0a, i);
       }
       open = inQuote || chunk[n - 1] !== 0x0a;
     },
@@ -318,10 +328,17 @@ function binaryRowCounter(): RowCounter {
           i += k;
           continue;
         }
-        acc = acc * 256 + chunk[i++]!;
-        if (++got < want) continue;
-        const v = want === 2 ? (acc >= 0x8000 ? acc - 0x10000 : acc) : acc >= 0x80000000 ? acc - 0x100000000 : acc;
-        acc = got = 0;
+        let v: number;
+        if (got === 0 && i + want <= n) {
+          // The common case: the whole integer is in this chunk.
+          v = want === 2 ? ((chunk[i]! << 24) >> 16) | chunk[i + 1]! : (chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!;
+          i += want;
+        } else {
+          acc = acc * 256 + chunk[i++]!;
+          if (++got < want) continue;
+          v = want === 2 ? (acc >= 0x8000 ? acc - 0x10000 : acc) : acc >= 0x80000000 ? acc - 0x100000000 : acc;
+          acc = got = 0;
+        }
         if (state === EXTENSION) {
           skip = v;
           state = COUNT;
@@ -334,7 +351,11 @@ function binaryRowCounter(): RowCounter {
             if (fields > 0) [state, want] = [LENGTH, 4];
           }
         } else {
-          if (v > 0) skip = v;
+          if (v > 0) {
+            const k = Math.min(v, n - i); // the value's bytes, skipped unread
+            i += k;
+            skip = v - k;
+          }
           if (--fields === 0) [state, want] = [COUNT, 2];
         }
       }

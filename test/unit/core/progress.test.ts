@@ -117,11 +117,16 @@ describe('progress', () => {
     let t = 0;
     const out: string[] = [];
     const r = createProgressRenderer({ mode: 'json', write: (l) => out.push(l), now: () => t });
+    // Nothing in the first 5 s of a run.
+    r.update('roles', 0, 10, { phase: 'stage' });
+    r.update('roles', 10, 10, { phase: 'stage', final: true });
+    r.finish('roles');
+    t = 5000;
     r.update('users', 0, undefined, { unit: 'seconds', phase: 'apply', rows: 10 });
-    t = 100;
+    t = 5100;
     r.update('users', 0.1, undefined, { unit: 'seconds', phase: 'apply', rows: 10, counts: { updated: 10, inserted: 0 }, final: true });
     r.finish('users');
-    t = 200;
+    t = 5200;
     r.update('roles', 0, undefined, { unit: 'seconds', phase: 'check', rows: 3 });
     r.update('roles', 0.1, undefined, { unit: 'seconds', phase: 'check', rows: 3, counts: { checked: 3, mismatched: 0 }, final: true });
     const events = out.map((l) => JSON.parse(l));
