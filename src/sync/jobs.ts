@@ -44,6 +44,8 @@ interface Unit {
   t: TablePlan;
   /** Source block range [from, to); `to` null: to the end of the table. */
   blocks?: { from: number; to: number | null };
+  /** Which range of the table (`2/4`), for its progress line. */
+  part?: string;
 }
 
 /** What the staging jobs need of the run. */
@@ -97,7 +99,9 @@ async function stageUnit(pair: { src: pg.Client; dst: pg.Client }, u: Unit, opts
     const hi = u.blocks.to === null ? '' : ` and ctid < '(${u.blocks.to},0)'::tid`;
     return `(select * from ${ident(s)} where ctid >= '(${u.blocks.from},0)'::tid${hi})`;
   };
-  const tap = (binary: boolean) => progressTap(opts.logger, t.ct.table, { format: binary ? 'binary' : 'csv', phase: 'stage' });
+  // Ranges of one table staged at once each have a line of their own.
+  const task = u.part ? `${t.ct.table} ${u.part}` : t.ct.table;
+  const tap = (binary: boolean) => progressTap(opts.logger, task, { format: binary ? 'binary' : 'csv', phase: 'stage' });
   const rows = await pipeCopy(pair.src, pair.dst, t.ct.selectSql(relation), t.prestaged!, t.ct.columns, tap).catch(async (e) => {
     // A row the mapping cannot convert: name its table, column and key.
     throw await locateOnFreshSession(e, t.ct, t.relation, opts.from.url, opts.from.name);
@@ -122,7 +126,8 @@ async function splitUnits(src: pg.Client, plan: SyncPlan, jobs: number): Promise
     );
     if (v14 && !t.incremental && t.ct.sources.length === 1 && blocks >= SPLIT_MIN_BLOCKS) {
       const step = Math.ceil(blocks / jobs);
-      for (let a = 0; a < blocks; a += step) sized.push({ u: { t, blocks: { from: a, to: a + step >= blocks ? null : a + step } }, blocks: step });
+      const parts = Math.ceil(blocks / step);
+      for (let a = 0, k = 1; a < blocks; a += step, k++) sized.push({ u: { t, blocks: { from: a, to: a + step >= blocks ? null : a + step }, part: `${k}/${parts}` }, blocks: step });
     } else sized.push({ u: { t }, blocks });
   }
   return sized.sort((a, b) => b.blocks - a.blocks).map((s) => s.u);
