@@ -25,7 +25,7 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
     const trips = report(r).roundTrips.map((t: { from: number; via: number; ok: boolean; lossyColumns: string[] }) => [t.from, t.via, t.ok, t.lossyColumns]);
     expect(trips).toEqual([
       [1, 2, true, []],
-      [2, 1, true, ['tickets.status', 'tickets.details']],
+      [2, 1, true, ['sla_policies', 'tickets.status', 'tickets.details']],
     ]);
   });
 
@@ -74,6 +74,12 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
       { id: 7, status: 'pending', channel: 'email', details: '{}' },
     ]);
     expect(await query(p.green, `select opened_at = timestamptz '2024-10-27 02:10+01' as fold from tickets where id = 10`)).toEqual([{ fold: true }]);
+    // sla_policies (new in v2) is derived from blue's tickets, the application's channel included.
+    const [chat] = await query<{ n: number }>(p.blue, `select count(*)::int as n from tickets where details ->> 'channel' = 'chat' and status <> 'closed'`);
+    expect(await query(p.green, `select response::text, open_tickets::int as n from sla_policies where channel = 'chat'`)).toEqual([{ response: '04:00:00', n: chat!.n }]);
+    const sla = report(v1).tables.find((t: { table: string }) => t.table === 'sla_policies');
+    expect([sla.sourceRows, sla.missing.count, sla.extra.count, sla.changed.count]).toEqual([sla.targetRows, 0, 0, 0]);
+    expect(sla.sourceRows).toBe(5); // email, phone, web, '' and the application's chat
     // The partition key went through its cast: each event in its month's partition on green.
     const [misplaced] = await query<{ n: number }>(p.green, `select count(*)::int as n from ticket_events where tableoid::regclass::text <> 'ticket_events_' || to_char(created_at at time zone 'UTC', 'YYYY_MM')`);
     expect(misplaced!.n).toBe(0);

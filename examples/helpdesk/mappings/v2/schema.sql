@@ -1,7 +1,8 @@
 -- Example application "helpdesk", schema version 2: ticket times become timestamptz, the
 -- status enum renames `closed` to `resolved` and gains `on_hold`, the channel a ticket
--- came through moves out of details into a column of its own, and ticket events' UTC
--- times (their partition key) become timestamptz.
+-- came through moves out of details into a column of its own, ticket events' UTC times
+-- (their partition key) become timestamptz, and a new table holds response times per
+-- channel.
 
 CREATE DOMAIN email_address AS text CHECK (VALUE ~ '^[^@[:space:]]+@[^@[:space:]]+$');
 CREATE TYPE ticket_status AS ENUM ('open', 'pending', 'on_hold', 'resolved');
@@ -49,6 +50,14 @@ CREATE TABLE ticket_events_2024_10 PARTITION OF ticket_events FOR VALUES FROM ('
 CREATE TABLE ticket_events_2024_11 PARTITION OF ticket_events FOR VALUES FROM ('2024-11-01 00:00:00+00') TO ('2024-12-01 00:00:00+00');
 CREATE INDEX ticket_events_ticket_idx ON ticket_events (ticket_id);
 CREATE INDEX ticket_events_created_at_idx ON ticket_events (created_at);
+
+-- New in v2: response times per channel, first derived from the v1 tickets by a query
+-- (up.json); once v2 serves, the support leads edit it.
+CREATE TABLE sla_policies (
+  channel       text PRIMARY KEY,
+  response      interval NOT NULL,
+  open_tickets  bigint NOT NULL
+);
 
 CREATE TABLE audit_log (
   at         timestamptz NOT NULL DEFAULT now(),
