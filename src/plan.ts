@@ -3,7 +3,8 @@
  * either side. Per target table: full or incremental (the rule sync applies), the key and
  * watermark used, the rows it would read (a count bounded by the stored watermark, which
  * the watermark's index answers; PostgreSQL's estimate for a full read) and an estimate of
- * the rows it would delete; then each cutover guardrail with its current value, and the
+ * the rows it would delete; the partitions the source gained that the sync would create
+ * (or that must be created by hand); then each cutover guardrail with its current value, and the
  * freeze a cutover would hold, estimated from the last runs.
  *
  * Both sessions are READ ONLY transactions that are rolled back: the plan cannot write,
@@ -20,6 +21,7 @@ import type { Logger } from './log.ts';
 import type { Endpoint } from './sync/sync.ts';
 import { reconcilePair } from './cutover/reconcile.ts';
 import { checkZones, lowerBoundSql, planWatermarks, type SourcePlan } from './sync/watermark.ts';
+import { planPartitions, type PartitionCreated } from './sync/partitions.ts';
 
 export interface PlanOptions {
   from: Endpoint;
@@ -59,6 +61,10 @@ export interface PlanReport {
   estimatedFreezeSeconds: number;
   /** How that estimate was made. */
   freezeBasis: string;
+  /** Partitions the source gained that the sync would create on the target (src/sync/partitions.ts). */
+  partitions?: PartitionCreated[];
+  /** Source partitions the sync cannot mirror: the statements to run on the target first (else a row of theirs stops the sync). */
+  manualPartitions?: string[];
   /** A cutover of the pair stopped half-way, and what the next sync, cutover, status or unfreeze will decide. */
   reconciled?: { frozen: string; target: string; action: string; detail: string }[];
 }
@@ -143,6 +149,8 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
         estimatedRowsToDelete: ct.sources.length === 1 ? Math.max(0, targetRows - sourceRows) : null,
       });
     }
+    const parts = await planPartitions(src, dst, order.map((t) => chain.tables[t]!));
+    const manual = Object.values(parts.manual).flat();
     const freeze = await freezeEstimate(dst, opts.from.name, hasState);
     return {
       from: opts.from.name,
@@ -154,6 +162,8 @@ export async function plan(opts: PlanOptions): Promise<PlanReport> {
       guardrails: cut.guardrails,
       estimatedFreezeSeconds: freeze.seconds,
       freezeBasis: freeze.basis,
+      ...(parts.create.length ? { partitions: parts.create } : {}),
+      ...(manual.length ? { manualPartitions: manual } : {}),
       ...(reconciled.length ? { reconciled } : {}),
     };
   } finally {

@@ -17,6 +17,8 @@ export function renderPlan(r: PlanReport): string {
         `  ${t.table.padEnd(18)} ${t.mode.padEnd(11)} ${String(t.estimatedRowsToRead).padStart(10)} ${(t.estimatedRowsToDelete === null ? '?' : `≥${t.estimatedRowsToDelete}`).padStart(10)}  ` +
         `key (${t.key.join(', ') || 'whole row'}); ${t.watermark ? `${t.watermark.table}.${t.watermark.column} >= ${t.watermark.from ?? '-'}` : 'no watermark'} — ${t.why}`,
     ),
+    ...(r.partitions ?? []).map((x) => `  new partition ${x.partition} of ${x.table} ${x.bounds}: the sync creates it (the source has ${x.from})`),
+    ...(r.manualPartitions ?? []).map((d) => `  partition to create by hand on ${r.to} before the sync: ${d}`),
     'cutover guardrails now:',
     ...r.guardrails.map((g) => `  [${g.ok ? (g.warning ? 'WARN' : 'ok') : 'FAIL'}] ${g.name}: ${g.detail}`),
     `estimated freeze during a cutover: ${r.estimatedFreezeSeconds} s (${r.freezeBasis})`,

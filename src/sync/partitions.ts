@@ -171,12 +171,21 @@ function mirrors(ct: CompiledTable, s: Partitioning, t: Partitioning): boolean {
   });
 }
 
+/** What mirroring would do, decided by reading both catalogs (nothing created). */
+export interface PartitionPlan {
+  /** Partitions to create, in order; one whose bounds the target covers already is skipped at creation. */
+  create: PartitionCreated[];
+  /** As MirrorResult.manual. */
+  manual: Record<string, string[]>;
+}
+
 /**
- * Creates on the target, in the caller's transaction, each partition of the run's source
- * tables that the target lacks and can mirror; returns them (also logged).
+ * The source partitions of the run's tables that the target lacks and can mirror, with
+ * their target bounds, and the statements for those it cannot. Reads only (the bounds are
+ * converted by SELECTs on the source): `plan` shows it, the run creates it.
  */
-export async function mirrorPartitions(src: pg.Client, dst: pg.Client, tables: CompiledTable[], logger: Logger): Promise<MirrorResult> {
-  const created: PartitionCreated[] = [];
+export async function planPartitions(src: pg.Client, dst: pg.Client, tables: CompiledTable[]): Promise<PartitionPlan> {
+  const create: PartitionCreated[] = [];
   const manual: Record<string, string[]> = {};
   for (const ct of tables) {
     if (ct.sources.length !== 1 || ct.sqlUnsupported.length > 0) continue;
@@ -186,42 +195,56 @@ export async function mirrorPartitions(src: pg.Client, dst: pg.Client, tables: C
     const s = await partitioning(src, source);
     if (!s || !mirrors(ct, s, t)) continue;
     const names = new Set(t.parts.map((p) => p.name));
+    const bounds = new Set(t.parts.map((p) => p.bound));
     for (const p of s.parts) {
       const name = p.name.startsWith(source) && source !== ct.table ? ct.table + p.name.slice(source.length) : p.name;
       // The same name on both sides: mirrored earlier, or made by the DBA; either way the target's.
       if (names.has(name)) continue;
-      const bounds = await convertedBound(src, ct, s, t, p.bound);
-      if (bounds === undefined || p.sub !== null) {
-        const ddl = `CREATE TABLE ${shown(name)} PARTITION OF ${shown(ct.table)} ${bounds ?? `${p.bound} (the source's bound: convert it to v${ct.toVersion}'s type)`}`;
+      const bound = await convertedBound(src, ct, s, t, p.bound);
+      if (bound === undefined || p.sub !== null) {
+        const ddl = `CREATE TABLE ${shown(name)} PARTITION OF ${shown(ct.table)} ${bound ?? `${p.bound} (the source's bound: convert it to v${ct.toVersion}'s type)`}`;
         (manual[ct.table] ??= []).push(p.sub === null ? ddl : `${ddl} PARTITION BY ${p.sub} (and its partitions, as ${p.name} has them on the source)`);
         continue;
       }
-      if (t.parts.some((x) => x.bound === bounds)) continue;
-      await dst.query('savepoint bg_partition');
-      try {
-        await dst.query(`create table ${ident(name)} partition of ${ident(ct.table)} ${bounds}`);
-        await dst.query('release savepoint bg_partition');
-      } catch (err) {
-        await dst.query('rollback to savepoint bg_partition');
-        // 42P17: the target has a partition over these bounds already (a coarser one, or a
-        // DEFAULT holding such rows); 42P07: the name is taken by another relation.
-        const code = (err as { code?: string }).code;
-        if (code === '42P17' || code === '42P07' || code === '23514') {
-          logger.debug(`${ct.table}: not mirroring partition ${p.name} of ${source}: ${(err as Error).message}`, { table: ct.table });
-          continue;
-        }
-        throw err;
-      }
+      if (bounds.has(bound)) continue;
       names.add(name);
-      t.parts.push({ name, bound: bounds, sub: null });
-      created.push({ table: ct.table, partition: name, bounds, from: p.name });
-      logger.info(`${ct.table}: creating partition ${name} ${bounds} on the target in this run's transaction, as ${source} has it on the source (${p.name})`, {
-        table: ct.table,
-        partition: name,
-      });
+      bounds.add(bound);
+      create.push({ table: ct.table, partition: name, bounds: bound, from: p.name });
     }
   }
-  return { created, manual };
+  return { create, manual };
+}
+
+/**
+ * Creates on the target, in the caller's transaction, each partition of the run's source
+ * tables that the target lacks and can mirror; returns them (also logged).
+ */
+export async function mirrorPartitions(src: pg.Client, dst: pg.Client, tables: CompiledTable[], logger: Logger): Promise<MirrorResult> {
+  const planned = await planPartitions(src, dst, tables);
+  const created: PartitionCreated[] = [];
+  for (const c of planned.create) {
+    await dst.query('savepoint bg_partition');
+    try {
+      await dst.query(`create table ${ident(c.partition)} partition of ${ident(c.table)} ${c.bounds}`);
+      await dst.query('release savepoint bg_partition');
+    } catch (err) {
+      await dst.query('rollback to savepoint bg_partition');
+      // 42P17: the target has a partition over these bounds already (a coarser one, or a
+      // DEFAULT holding such rows); 42P07: the name is taken by another relation.
+      const code = (err as { code?: string }).code;
+      if (code === '42P17' || code === '42P07' || code === '23514') {
+        logger.debug(`${c.table}: not mirroring partition ${c.from} of the source: ${(err as Error).message}`, { table: c.table });
+        continue;
+      }
+      throw err;
+    }
+    created.push(c);
+    logger.info(`${c.table}: creating partition ${c.partition} ${c.bounds} on the target in this run's transaction, as the source has it (${c.from})`, {
+      table: c.table,
+      partition: c.partition,
+    });
+  }
+  return { created, manual: planned.manual };
 }
 
 /**

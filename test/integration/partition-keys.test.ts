@@ -180,6 +180,13 @@ describe('partitioned table keyed through a cast of its partition column', () =>
     await sync(p);
     await query(p.blue, `CREATE TABLE ticket_events_2025_09 PARTITION OF ticket_events FOR VALUES FROM ('2025-09-01 00:00') TO ('2025-10-01 00:00')`);
     await query(p.blue, `insert into ticket_events (created_at, ticket_id, ticket_opened, body) select '2025-09-01'::timestamp + make_interval(hours => id::int), id, opened, 'sept' from tickets`);
+    // plan says so first, and creates nothing.
+    const planned = report(await p.ok(['plan', '--from', 'blue', '--to', 'green', '--json']));
+    expect(planned.partitions).toEqual([expect.objectContaining({ partition: 'ticket_events_2025_09', bounds: "FOR VALUES FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00')" })]);
+    expect((await p.ok(['plan', '--from', 'blue', '--to', 'green'])).stdout).toContain(
+      "new partition ticket_events_2025_09 of ticket_events FOR VALUES FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00'): the sync creates it",
+    );
+    expect(await query(p.green, `select to_regclass('ticket_events_2025_09') is null as none`)).toEqual([{ none: true }]);
     const r = await sync(p);
     expect(r.partitions).toEqual([
       { table: 'ticket_events', partition: 'ticket_events_2025_09', bounds: "FOR VALUES FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00')", from: 'ticket_events_2025_09' },
