@@ -35,6 +35,7 @@ CREATE TABLE user_roles (
   PRIMARY KEY (user_id, role_id)
 );
 CREATE INDEX user_roles_updated_at_idx ON user_roles (updated_at);
+CREATE INDEX user_roles_role_id_idx ON user_roles (role_id);
 
 -- One table holding the awkward types, keyed by uuid.
 CREATE TABLE user_settings (
@@ -50,6 +51,9 @@ CREATE TABLE user_settings (
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX user_settings_updated_at_idx ON user_settings (updated_at);
+-- The referencing side of an ON DELETE CASCADE key: without it every deleted parent row
+-- scans this table (2,000 deleted users took 92 s at the sample size).
+CREATE INDEX user_settings_user_id_idx ON user_settings (user_id);
 
 CREATE TRIGGER roles_touch BEFORE UPDATE ON roles
   FOR EACH ROW EXECUTE FUNCTION touch_updated_at();

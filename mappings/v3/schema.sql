@@ -46,6 +46,7 @@ CREATE TABLE user_groups (
   PRIMARY KEY (user_id, group_id)
 );
 CREATE INDEX user_groups_updated_at_idx ON user_groups (updated_at);
+CREATE INDEX user_groups_group_id_idx ON user_groups (group_id);
 
 -- One table holding the awkward types, keyed by uuid.
 CREATE TABLE user_settings (
@@ -61,6 +62,9 @@ CREATE TABLE user_settings (
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX user_settings_updated_at_idx ON user_settings (updated_at);
+-- The referencing side of an ON DELETE CASCADE key: without it every deleted parent row
+-- scans this table (2,000 deleted users took 92 s at the sample size).
+CREATE INDEX user_settings_user_id_idx ON user_settings (user_id);
 
 CREATE TRIGGER groups_touch BEFORE UPDATE ON groups
   FOR EACH ROW EXECUTE FUNCTION touch_updated_at();

@@ -66,7 +66,9 @@ describe('cutover: delete capture guardrail', () => {
     const p = await makePair(1, 2);
     await p.ok(['seed', '--to', 'blue', '--rows', '50']);
     const fk = (r: { guardrails: Guard[] }) => r.guardrails.find((g) => g.name === 'foreign key indexes')!;
-    // v2 indexes user_roles by its key (user_id, role_id) but neither user_settings.user_id nor user_roles.role_id.
+    // The sample's v2 indexes both referencing columns; a team's schema may not: drop them
+    // on green (user_roles stays indexed by its key (user_id, role_id), which covers user_id only).
+    await query(p.green, `drop index user_settings_user_id_idx; drop index user_roles_role_id_idx`);
     let g = fk(report(await p.ok(['plan', '--json'])));
     expect(g).toMatchObject({ ok: true, warning: true });
     expect(g.detail).toMatch(/user_settings \(user_id\) references users: each row deleted from users scans user_settings/);
