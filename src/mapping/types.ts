@@ -67,6 +67,12 @@ export interface CastOpSpec {
    * `Europe/Berlin`). Without it, UTC.
    */
   zone?: string;
+  /**
+   * With a `zone`: what to do with local times the zone's clock changes skip (gap) or
+   * show twice (fold). `refuse` (default) fails the run naming the row; `shift` converts
+   * as PostgreSQL does and must be declared in `loses`.
+   */
+  dst?: 'refuse' | 'shift';
 }
 /** Named TypeScript function from the version's functions.ts. */
 export interface FunctionOpSpec {

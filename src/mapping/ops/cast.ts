@@ -11,6 +11,14 @@
  *
  * `timestamp` <-> `timestamptz` take a `zone` (default UTC) and convert with AT TIME ZONE,
  * so the result never depends on a session's TimeZone; in UTC the JS face is exact too.
+ * In any other zone the cast is SQL-only: Node's time zone database (ICU's) is another
+ * release than the server's, and the two disagree on some zones' history, so offline
+ * paths run the same SQL face in PostgreSQL rather than a JS twin that could differ.
+ *
+ * A zone's clock changes make some local times impossible (the spring gap) and others
+ * ambiguous (the autumn fold). `dst` says what the cast does with them (see dstSql):
+ * `refuse` (the default) fails the row, so a run names it before anything is written;
+ * `shift` converts as PostgreSQL does and is a declared loss.
  * `character(n)` -> text drops the padding (as PostgreSQL does) and text -> `character(n)`
  * pads it back, so a char(n) column round-trips and only the text -> char(n) direction
  * loses (trailing spaces). A cast to a user-defined type (enum, domain, extension type)
@@ -18,7 +26,7 @@
  */
 import type { ValidationProblem } from '../../errors.ts';
 import { MappingValueError } from '../errors.ts';
-import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, valueFace, type ColumnOp } from '../op.ts';
+import { bareName, mustResolve, mustTarget, needSource, needTarget, problemAt, valueFace, type ColumnOp, type OpEnv, type SourceColumn } from '../op.ts';
 import { castTo, isBuiltinType, quoteLiteral, sqlFail } from '../sql.ts';
 import type { CastOpSpec } from '../types.ts';
 
@@ -127,22 +135,105 @@ function utcToTs(v: string): string {
   return `${m[1]!}${m[2] ?? ''}`;
 }
 
+/** What a zoned cast does with local times in a gap or a fold of its zone. */
+export type DstPolicy = 'refuse' | 'shift';
+
+/** Zones without clock changes: nothing to refuse, no check to pay for. */
+export function isUtcZone(zone: string): boolean {
+  return zone === 'UTC' || zone === 'Etc/UTC';
+}
+
+/**
+ * SQL faces of a zoned cast under `refuse`: the value as PostgreSQL converts it, or a
+ * failure naming the value and the zone. Exact for any zone and any size of clock change
+ * (the 30-minute shifts of Australia/Lord_Howe, the odd offsets of local mean time),
+ * since every test asks PostgreSQL's own zone data:
+ *
+ * - up (local time `e` -> instant): `u = e AT TIME ZONE z` is PostgreSQL's reading. `e`
+ *   is in a gap when `u`'s local time is not `e` (PostgreSQL reads a gap time with the
+ *   offset before the change, which lands after the gap: 02:30 becomes 03:30). `e` is in
+ *   a fold when another instant has local time `e` too: the candidates are `e` minus the
+ *   offset in force 24 hours before and after `u` (every real clock change is under a
+ *   day, and changes are further apart than that), each kept when its local time is `e`
+ *   and it is not `u`. PostgreSQL reads a fold time as the LATER instant (the offset
+ *   after the change), so `shift` gives that one.
+ * - down (instant `x` -> local time): every instant has one local time, but the two
+ *   instants of a fold share it, and reading it back gives the later one. `refuse`
+ *   refuses exactly the instants that would not come back: `(x AT TIME ZONE z) AT TIME
+ *   ZONE z <> x`, i.e. the earlier instant of a fold. The later one, and so everything an
+ *   up cast wrote, converts.
+ *
+ * Both are evaluated per row the run reads (no extra scan); offsets are taken 24 HOURS
+ * away (not '1 day', whose length would depend on the session's TimeZone).
+ */
+export function dstSql(direction: 'up' | 'down', zone: string, to: string): (e: string) => string {
+  const q = zoneChecks(zone);
+  if (direction === 'down') {
+    return (x) => {
+      const fail = sqlFail(`(${x})::text || ${quoteLiteral(' is ')} || ${q.local(x)}::text || ${quoteLiteral(` in ${zone}, which occurs twice (DST fold) and reads back as `)} || ${q.local(q.local(x))}::text`);
+      return castTo(`CASE WHEN ${q.unreadable(x)} THEN (${fail})::timestamp without time zone ELSE ${q.local(x)} END`, to);
+    };
+  }
+  return (e) => {
+    const u = q.local(e);
+    const gap = sqlFail(`(${e})::text || ${quoteLiteral(` does not exist in ${zone} (DST gap; "dst": "shift" makes it `)} || ${q.local(u)}::text || ')'`);
+    const fold = sqlFail(`(${e})::text || ${quoteLiteral(` occurs twice in ${zone} (DST fold; "dst": "shift" takes the later instant, `)} || ${u}::text || ')'`);
+    return castTo(`CASE WHEN NOT isfinite(${e}) THEN ${u} WHEN ${q.gap(e)} THEN (${gap})::timestamp with time zone WHEN ${q.fold(e)} THEN (${fold})::timestamp with time zone ELSE ${u} END`, to);
+  };
+}
+
+/**
+ * The tests dstSql is made of, as SQL boolean expressions over an expression (exported
+ * so tests can hold them against every real clock change of a zone).
+ */
+export function zoneChecks(zone: string): {
+  /** `x` in the zone: a timestamp gives the instant PostgreSQL reads, an instant its local time. */
+  local(x: string): string;
+  /** The local time `e` does not exist (finite `e`). */
+  gap(e: string): string;
+  /** The local time `e` exists twice (finite `e` not in a gap). */
+  fold(e: string): string;
+  /** The instant `x`'s local time reads back as another instant. */
+  unreadable(x: string): string;
+} {
+  const z = quoteLiteral(zone);
+  const local = (x: string) => `((${x}) AT TIME ZONE ${z})`;
+  return {
+    local,
+    gap: (e) => `(${local(local(e))} <> (${e}))`,
+    fold: (e) => {
+      const u = local(e);
+      const other = (d: string) => {
+        const at = `(${u} ${d} interval '24 hours')`;
+        const v = `(((${e}) - (${local(at)} - (${at} AT TIME ZONE 'UTC'))) AT TIME ZONE 'UTC')`;
+        return `(${local(v)} = (${e}) AND ${v} <> ${u})`;
+      };
+      // Outside these bounds `u` plus or minus a day leaves timestamp's range (and no zone changes there).
+      const inRange = `(${e}) BETWEEN '4713-11-26 00:00:00 BC'::timestamp AND '294276-12-29 00:00:00'::timestamp`;
+      return `(${inRange} AND (${other('-')} OR ${other('+')}))`;
+    },
+    unreadable: (x) => `(${local(local(x))} <> (${x}))`,
+  };
+}
+
 /** timestamp <-> timestamptz in `zone` (undefined: UTC); undefined when not such a cast. */
-function zoneRule(from: string, to: string, zone: string | undefined): CastRule | undefined {
+function zoneRule(from: string, to: string, zone: string | undefined, dst: DstPolicy): CastRule | undefined {
   const f = TIMESTAMP.exec(from);
   const t = TIMESTAMP.exec(to);
   if (!f || !t || f[2] === t[2]) return undefined;
   const z = zone ?? 'UTC';
-  const sql = (e: string) => castTo(`(${e}) AT TIME ZONE ${quoteLiteral(z)}`, to);
+  const utc = isUtcZone(z);
+  const refuse = dst === 'refuse' && !utc;
+  const sql = refuse ? dstSql(f[2] === 'without' ? 'up' : 'down', z, to) : (e: string) => castTo(`(${e}) AT TIME ZONE ${quoteLiteral(z)}`, to);
   // Same or more fractional digits: the instant's text is the local time's, in UTC.
   const keepsDigits = (t[1] === undefined ? 6 : Number(t[1])) >= (f[1] === undefined ? 6 : Number(f[1]));
-  const utc = z === 'UTC' || z === 'Etc/UTC';
   const js = utc && keepsDigits ? (f[2] === 'without' ? tsToUtc : utcToTs) : undefined;
   // A key through it must map back: the same precision both ways, and a zone whose offset
   // never changes (in one with daylight saving time, the repeated autumn hour gives two
   // instants one local time, and the skipped spring hour's local times none).
   const sameDigits = (t[1] ?? '6') === (f[1] ?? '6');
-  return { ...(js ? { js } : {}), lossy: !keepsDigits, keySafe: false, keyCast: sameDigits && fixedOffsetZone(z), sql };
+  // `shift` moves gap times (up) or folds two instants into one local time (down).
+  return { ...(js ? { js } : {}), lossy: !keepsDigits || (dst === 'shift' && !utc), keySafe: false, keyCast: sameDigits && dst !== 'shift' && fixedOffsetZone(z), sql };
 }
 
 const fixedZones = new Map<string, boolean>();
@@ -166,12 +257,15 @@ export function fixedOffsetZone(zone: string): boolean {
   return fixed;
 }
 
-/** The rule for casting `from` to `to` (format_type spellings); `zone` for timestamp <-> timestamptz. */
-export function castRule(from: string, to: string, zone?: string): CastRule {
+/**
+ * The rule for casting `from` to `to` (format_type spellings); `zone` and `dst` for
+ * timestamp <-> timestamptz.
+ */
+export function castRule(from: string, to: string, zone?: string, dst: DstPolicy = 'refuse'): CastRule {
   const plain = (expr: string) => castTo(expr, to);
   const sqlOnly = (lossy: boolean): CastRule => ({ lossy, keySafe: false, sql: plain });
   if (from === to) return { js: (v) => v, lossy: false, keySafe: true, sql: (e) => e };
-  const zoned = zoneRule(from, to, zone);
+  const zoned = zoneRule(from, to, zone, dst);
   if (zoned) return zoned;
 
   const tFrom0 = TEXT_LIKE.exec(from);
@@ -274,6 +368,45 @@ function validZone(zone: string): boolean {
   }
 }
 
+/**
+ * `dst` against the zone and the file's `loses`: `shift` is a loss the file must declare,
+ * and a zoned cast that refuses loses nothing, so declaring it lost hides nothing but
+ * is wrong (verify would stop comparing a column it can compare).
+ */
+function dstProblems(spec: CastOpSpec, env: OpEnv, src: SourceColumn, toType: string): ValidationProblem[] {
+  const zone = spec.zone ?? 'UTC';
+  const col = `${src.table}.${src.column.name}`;
+  if (spec.dst !== undefined && (!TIMESTAMP.test(src.column.type) || isUtcZone(zone))) {
+    return [problemAt(env, '/dst', `"dst" does nothing ${spec.zone === undefined ? 'without "zone" (UTC)' : `in ${zone}`}: every local time exists exactly once there`, spec.zone === undefined ? 'add "zone" (the zone the local times are in), or remove "dst"' : 'remove "dst"')];
+  }
+  if (spec.zone === undefined || isUtcZone(zone)) return [];
+  const up = src.column.type.includes('without');
+  const lost = env.declaredLost?.(src) ?? false;
+  if (spec.dst === 'shift' && !lost) {
+    return [
+      problemAt(
+        env,
+        '/dst',
+        up
+          ? `"shift" moves local times in a DST gap of ${zone} forward (02:30 becomes 03:30) and reads a fold time as its later instant, so ${col} is not carried exactly`
+          : `"shift" gives both instants of a DST fold in ${zone} the same local time, which reads back as the later one, so ${col} is not carried exactly`,
+        `add {"table": "${src.table}", "column": "${src.column.name}", "why": "..."} to "loses", or remove "dst" to refuse such values`,
+      ),
+    ];
+  }
+  if (spec.dst !== 'shift' && lost && !castRule(src.column.type, toType, zone, 'refuse').lossy) {
+    return [
+      problemAt(
+        env,
+        spec.dst === undefined ? '' : '/dst',
+        `${col} is declared lost, but this cast carries it: it refuses (exit 2, naming the row) ${up ? `local times in a DST gap or fold of ${zone}` : `instants of a DST fold in ${zone} that would not read back`} rather than change them`,
+        'to convert such values as PostgreSQL does, add "dst": "shift" (the loss is then right); else remove the entry from "loses"',
+      ),
+    ];
+  }
+  return [];
+}
+
 export const cast: ColumnOp<CastOpSpec> = {
   validate(spec, env) {
     const problems: ValidationProblem[] = [];
@@ -291,13 +424,14 @@ export const cast: ColumnOp<CastOpSpec> = {
         problems.push(problemAt(env, '/zone', `unknown time zone "${spec.zone}"`, 'use an IANA name such as UTC or Europe/Berlin'));
       }
     }
+    if (problems.length === 0 && src && dst) problems.push(...dstProblems(spec, env, src, dst.type));
     return problems;
   },
   plan(spec, env) {
     const src = mustResolve(env, spec.from);
     const to = spec.to ?? bareName(spec.from);
     const toType = mustTarget(env, to).type;
-    const rule = castRule(src.column.type, toType, spec.zone);
+    const rule = castRule(src.column.type, toType, spec.zone, spec.dst);
     const jsRule = rule.js;
     const table = env.table;
     return {

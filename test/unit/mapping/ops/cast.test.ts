@@ -62,7 +62,7 @@ describe('cast', () => {
 describe('cast: zones, char(n), user-defined types', () => {
   it('timestamp <-> timestamptz converts AT TIME ZONE, UTC unless a zone is given', () => {
     expect(castRule('timestamp without time zone', 'timestamp with time zone').sql('x')).toBe("((x) AT TIME ZONE E'UTC')::timestamp with time zone");
-    expect(castRule('timestamp with time zone', 'timestamp without time zone', 'Europe/Berlin').sql('x')).toBe("((x) AT TIME ZONE E'Europe/Berlin')::timestamp without time zone");
+    expect(castRule('timestamp with time zone', 'timestamp without time zone', 'Europe/Berlin', 'shift').sql('x')).toBe("((x) AT TIME ZONE E'Europe/Berlin')::timestamp without time zone");
     const up = castRule('timestamp without time zone', 'timestamp with time zone').js!;
     const down = castRule('timestamp with time zone', 'timestamp without time zone').js!;
     for (const v of ['2024-02-29 23:59:59.999999', '0044-03-15 12:00:00 BC', 'infinity', '-infinity', '2024-01-01 00:00:00']) expect(down(up(v))).toBe(v);
@@ -115,5 +115,44 @@ describe('cast: zones, char(n), user-defined types', () => {
     expect(castRule('json', 'jsonb').lossy).toBe(true);
     expect(castRule('real', 'double precision')).toMatchObject({ lossy: false });
     expect(castRule('double precision', 'real').lossy).toBe(true);
+  });
+});
+
+describe('cast: local times in a DST gap or fold (dst)', () => {
+  const LOCAL = 'timestamp without time zone';
+  const INSTANT = 'timestamp with time zone';
+
+  it('refuse (the default) loses nothing; shift is a loss; in UTC there is nothing to refuse', () => {
+    expect(castRule(LOCAL, INSTANT, 'Europe/Berlin').lossy).toBe(false);
+    expect(castRule(INSTANT, LOCAL, 'Europe/Berlin').lossy).toBe(false);
+    expect(castRule(LOCAL, INSTANT, 'Europe/Berlin', 'shift').lossy).toBe(true);
+    expect(castRule(INSTANT, LOCAL, 'Australia/Lord_Howe', 'shift').lossy).toBe(true);
+    expect(castRule(LOCAL, INSTANT, 'UTC', 'shift').lossy).toBe(false);
+    // UTC's SQL face stays the bare conversion: no test to pay for per row.
+    expect(castRule(LOCAL, INSTANT).sql('x')).toBe("((x) AT TIME ZONE E'UTC')::timestamp with time zone");
+  });
+
+  it('refuse tests every value in SQL; shift is PostgreSQL own reading', () => {
+    const refuse = castRule(LOCAL, INSTANT, 'Europe/Berlin').sql('x');
+    expect(refuse).toContain('does not exist in Europe/Berlin (DST gap');
+    expect(refuse).toContain('occurs twice in Europe/Berlin (DST fold');
+    expect(refuse).not.toMatch(/'1 day'/); // a day's length would follow the session's TimeZone
+    expect(castRule(INSTANT, LOCAL, 'Europe/Berlin').sql('x')).toContain('which occurs twice (DST fold) and reads back as');
+    expect(castRule(LOCAL, INSTANT, 'Europe/Berlin', 'shift').sql('x')).toBe("((x) AT TIME ZONE E'Europe/Berlin')::timestamp with time zone");
+  });
+
+  it('shift needs its loss declared; the inverse of a shift refuses (it meets only times that read back)', () => {
+    const op = { op: 'cast', from: 'at', zone: 'Europe/Berlin', dst: 'shift' } as const;
+    expect(() => runOp({ source: [`at ${LOCAL}`], target: [`at ${INSTANT}`], op })).toThrow(/\/tables\/t\/ops\/0\/dst: "shift" moves local times in a DST gap of Europe\/Berlin forward/);
+    const run = runOp({ source: [`at ${LOCAL}`], target: [`at ${INSTANT}`], op, upLoses: ['at'] });
+    expect(run.upMapping.analysis.lost).toEqual(['t.at']);
+    expect(run.downMapping.analysis.lost).toEqual([]);
+    expect(run.down.selectSql((t) => t)).toContain('reads back as');
+  });
+
+  it('a zoned cast keeps its JS face only in UTC (offline paths run the SQL face in PostgreSQL)', () => {
+    expect(castRule(LOCAL, INSTANT, 'UTC', 'shift').js).toBeDefined();
+    expect(castRule(LOCAL, INSTANT, 'Europe/Berlin', 'shift').js).toBeUndefined();
+    expect(castRule(LOCAL, INSTANT, 'Europe/Berlin').js).toBeUndefined();
   });
 });
