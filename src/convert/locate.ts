@@ -123,6 +123,10 @@ async function sourceSide(err: PgError, ctx: LocateContext): Promise<RowConversi
       size -= half;
     }
   }
+  // The reason of the row found, not of whichever failing row the whole-table probe met
+  // first (a message that names a value must name this row's).
+  const own = n > 0 ? await fails(ctx.probe, `SELECT count(q.${ident(column)}) FROM (${ct.selectSql(window(lo, 1))}) q`) : undefined;
+  if (own) reason = own.message;
   // The value: the first source column the target column is computed from, if in the first table.
   const origin = ct.origins[column]?.find((o) => o.source === 0);
   const cols = [...first.key.map((k, i) => `${ident(k)}::text AS k${i}`), origin ? `${ident(origin.column)}::text AS v` : 'NULL::text AS v'];

@@ -208,3 +208,29 @@ export async function compileChain(mappingsDir: string, fromVersion: number, toV
     steps: mappings.map((m, i) => compileStep(m, { fullWidth: i < mappings.length - 1 })),
   };
 }
+
+/**
+ * For a chain going down (`from` > `to`): the columns of each `to` table that the up
+ * mappings between the two versions declare lost, carried down to `to` (a column lost
+ * at an intermediate version taints every `to` column computed from it). A row that went
+ * up and comes back down may differ there by design (a DST gap time shifted, a value a
+ * lossy map merged), so a rollback verify excludes and lists them rather than reporting
+ * every such row, which a repair would then "fix" by overwriting the original.
+ * Empty when going up: there the target holds exactly what the mapping computes.
+ */
+export async function lostGoingUp(mappingsDir: string, from: number, to: number, catalogs: CatalogsByVersion): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (let v = to + 1; v <= from; v++) {
+    const lost = new Set((await loadMapping(mappingsDir, v, 'up', catalogs)).analysis.lost);
+    if (lost.size === 0) continue;
+    const tables = (await compileChain(mappingsDir, v - 1, to, catalogs)).tables;
+    for (const [name, t] of Object.entries(tables)) {
+      for (const [col, deps] of Object.entries(t.origins)) {
+        if (!deps.some((d) => lost.has(`${t.sources[d.source]!.table}.${d.column}`))) continue;
+        const cols = (out[name] ??= []);
+        if (!cols.includes(col)) cols.push(col);
+      }
+    }
+  }
+  return out;
+}

@@ -8,7 +8,7 @@
  */
 export { loadMapping, parseMapping, mappingFile, validateMappingJson, type CatalogsByVersion, type Mapping, type ParseContext } from './load.ts';
 export { compileStep, type CompiledStep, type CompiledTable, type CompileOptions, type SourceTable, type ColumnOrigin, type UserExpression } from './compile.ts';
-export { compileChain, composeMappings, loadChain, type CompiledChain } from './chain.ts';
+export { compileChain, composeMappings, loadChain, lostGoingUp, type CompiledChain } from './chain.ts';
 export { checkMappings, applyStep, listMappingVersions, type CheckReport, type RoundTrip, type RoundTripTable, type FixtureRows } from './check.ts';
 export { scaffoldVersion, type ScaffoldResult } from './scaffold.ts';
 export { keyKind, keyComparator, mergeJoin, compareIntText, compareUtf8, type KeyKind, type KeyComparator, type MergeJoinOptions } from './keys.ts';

@@ -24,7 +24,9 @@
  *    When sync calls verify it passes its own source snapshot instead, so the comparison
  *    is exact: "the target equals the source as of the sync".
  *
- * Columns the mapping cannot carry (lossy) are excluded and listed. With `jobs` > 1,
+ * Columns the mapping cannot carry (lossy) are excluded and listed; so are, going down
+ * (a rollback), the columns the up mappings declare lost (lostGoingUp), whose original
+ * values a round trip does not give back. With `jobs` > 1,
  * tables are compared in parallel, each job on its own session pair, all sessions of a
  * side in one exported snapshot.
  */
@@ -34,7 +36,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, ident } from '../db/connect.ts';
 import { detectVersion, estimatedRows, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
-import { compileChain, type CompiledTable } from '../mapping/index.ts';
+import { compileChain, lostGoingUp, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
 import { compileExpressions } from '../convert/preflight.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
@@ -338,6 +340,8 @@ async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> 
   }
   const notCompared = Object.keys(target.tables).filter((t) => !chain.tables[t] && !chain.notCarried[t]);
   const notCarried = Object.entries(chain.notCarried).map(([table, why]) => ({ table, why })).sort((a, b) => a.table.localeCompare(b.table));
+  // Going down (a rollback), what the up mappings lose cannot be expected back.
+  const lostUp = fromVersion > toVersion ? await lostGoingUp(opts.mappingsDir, fromVersion, toVersion, all) : {};
   // Both sides must hash alike: the binary encoding only when both servers have it.
   const encodings = (await binaryHashAvailable(first.src, first.dst)) ? await readEncodings(first.dst, names) : undefined;
   const plans = names.map((name): TablePlan => {
@@ -345,7 +349,7 @@ async function prepare(opts: VerifyOptions, first: Sessions): Promise<Prepared> 
     // Generated columns the mapping can compare (the same expression on both sides) are;
     // the others are excluded and listed (src/mapping/analyse.ts, generatedCompared).
     const compared = [...ct.columns, ...ct.generated];
-    const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !compared.includes(c) || ct.lossyColumns.includes(c));
+    const excluded = target.tables[name]!.columns.map((c) => c.name).filter((c) => !compared.includes(c) || ct.lossyColumns.includes(c) || (lostUp[name]?.includes(c) ?? false));
     const columns = compared.filter((c) => !excluded.includes(c));
     // A keyless (full-reload) table is compared as a multiset: the whole row is its key.
     const keyed = ct.key.length > 0 ? ct : { ...ct, key: columns };
