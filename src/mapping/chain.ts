@@ -223,12 +223,19 @@ export async function lostGoingUp(mappingsDir: string, from: number, to: number,
   for (let v = to + 1; v <= from; v++) {
     const lost = new Set((await loadMapping(mappingsDir, v, 'up', catalogs)).analysis.lost);
     if (lost.size === 0) continue;
+    const add = (table: string, col: string) => {
+      const cols = (out[table] ??= []);
+      if (!cols.includes(col)) cols.push(col);
+    };
+    if (v - 1 === to) {
+      // Lost in `to`'s own terms (a whole table lost has no rows to compare anyway).
+      for (const id of lost) if (id.includes('.')) add(id.slice(0, id.indexOf('.')), id.slice(id.indexOf('.') + 1));
+      continue;
+    }
     const tables = (await compileChain(mappingsDir, v - 1, to, catalogs)).tables;
     for (const [name, t] of Object.entries(tables)) {
       for (const [col, deps] of Object.entries(t.origins)) {
-        if (!deps.some((d) => lost.has(`${t.sources[d.source]!.table}.${d.column}`))) continue;
-        const cols = (out[name] ??= []);
-        if (!cols.includes(col)) cols.push(col);
+        if (deps.some((d) => lost.has(`${t.sources[d.source]!.table}.${d.column}`))) add(name, col);
       }
     }
   }

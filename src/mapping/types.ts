@@ -69,10 +69,11 @@ export interface CastOpSpec {
   zone?: string;
   /**
    * With a `zone`: what to do with local times the zone's clock changes skip (gap) or
-   * show twice (fold). `refuse` (default) fails the run naming the row; `shift` converts
-   * as PostgreSQL does and must be declared in `loses`.
+   * show twice (fold). `refuse` (default) fails the run naming the row; `later` (up only)
+   * refuses gap times and reads a fold time as its later instant; `shift` converts as
+   * PostgreSQL does and must be declared in `loses`.
    */
-  dst?: 'refuse' | 'shift';
+  dst?: 'refuse' | 'later' | 'shift';
 }
 /** Named TypeScript function from the version's functions.ts. */
 export interface FunctionOpSpec {

@@ -60,7 +60,8 @@ const UP = {
         { op: 'cast', from: 'country' },
         { op: 'scale', from: 'total_cents', to: 'total', factor: '0.01' },
         { op: 'cast', from: 'status' },
-        { op: 'cast', from: 'placed_at', zone: 'Europe/Berlin' },
+        // Row 2 is in the autumn fold: read as its later instant, which goes back unchanged.
+        { op: 'cast', from: 'placed_at', zone: 'Europe/Berlin', dst: 'later' },
         { op: 'sql', from: ['note'], to: 'note', expr: "nullif(trim(note), '')", js: 'trimNote' },
       ],
     },
@@ -297,6 +298,7 @@ describe('offline paths run the SQL face in PostgreSQL where an op has no JS fac
     delete down.tables.orders.ops[3].zone; // UTC: every op of the table has a JS face
     const upUtc = JSON.parse(JSON.stringify(UP));
     delete upUtc.tables.orders.ops[3].zone;
+    delete upUtc.tables.orders.ops[3].dst;
     await writeFile(path.join(alt, 'v2', 'down.json'), JSON.stringify(down));
     await writeFile(path.join(alt, 'v2', 'up.json'), JSON.stringify(upUtc));
     const green = await databaseAt(2);
@@ -319,6 +321,7 @@ describe('offline paths run the SQL face in PostgreSQL where an op has no JS fac
     await cp(dir, alt, { recursive: true });
     const upUtc = JSON.parse(JSON.stringify(UP));
     delete upUtc.tables.orders.ops[3].zone;
+    delete upUtc.tables.orders.ops[3].dst;
     await writeFile(path.join(alt, 'v2', 'up.json'), JSON.stringify(upUtc));
     const blue = await databaseAt(1);
     await query(blue, ROWS);

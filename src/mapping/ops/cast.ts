@@ -135,8 +135,13 @@ function utcToTs(v: string): string {
   return `${m[1]!}${m[2] ?? ''}`;
 }
 
-/** What a zoned cast does with local times in a gap or a fold of its zone. */
-export type DstPolicy = 'refuse' | 'shift';
+/**
+ * What a zoned cast does with local times in a gap or a fold of its zone: `refuse` both
+ * (going down: the instants that would not read back), `later` refuses gap times and
+ * reads a fold time as its later instant (up only; lossless: the local time comes back),
+ * `shift` converts everything as PostgreSQL does (a loss).
+ */
+export type DstPolicy = 'refuse' | 'later' | 'shift';
 
 /** Zones without clock changes: nothing to refuse, no check to pay for. */
 export function isUtcZone(zone: string): boolean {
@@ -144,8 +149,8 @@ export function isUtcZone(zone: string): boolean {
 }
 
 /**
- * SQL faces of a zoned cast under `refuse`: the value as PostgreSQL converts it, or a
- * failure naming the value and the zone. Exact for any zone and any size of clock change
+ * SQL faces of a zoned cast under `refuse` (and `later`): the value as PostgreSQL
+ * converts it, or a failure naming the value and the zone. Exact for any zone and any size of clock change
  * (the 30-minute shifts of Australia/Lord_Howe, the odd offsets of local mean time),
  * since every test asks PostgreSQL's own zone data:
  *
@@ -156,7 +161,7 @@ export function isUtcZone(zone: string): boolean {
  *   offset in force 24 hours before and after `u` (every real clock change is under a
  *   day, and changes are further apart than that), each kept when its local time is `e`
  *   and it is not `u`. PostgreSQL reads a fold time as the LATER instant (the offset
- *   after the change), so `shift` gives that one.
+ *   after the change), so `shift` and `later` give that one; `later` skips the fold test.
  * - down (instant `x` -> local time): every instant has one local time, but the two
  *   instants of a fold share it, and reading it back gives the later one. `refuse`
  *   refuses exactly the instants that would not come back: `(x AT TIME ZONE z) AT TIME
@@ -166,7 +171,7 @@ export function isUtcZone(zone: string): boolean {
  * Both are evaluated per row the run reads (no extra scan); offsets are taken 24 HOURS
  * away (not '1 day', whose length would depend on the session's TimeZone).
  */
-export function dstSql(direction: 'up' | 'down', zone: string, to: string): (e: string) => string {
+export function dstSql(direction: 'up' | 'down', zone: string, to: string, later = false): (e: string) => string {
   const q = zoneChecks(zone);
   if (direction === 'down') {
     return (x) => {
@@ -178,7 +183,8 @@ export function dstSql(direction: 'up' | 'down', zone: string, to: string): (e: 
     const u = q.local(e);
     const gap = sqlFail(`(${e})::text || ${quoteLiteral(` does not exist in ${zone} (DST gap; "dst": "shift" makes it `)} || ${q.local(u)}::text || ')'`);
     const fold = sqlFail(`(${e})::text || ${quoteLiteral(` occurs twice in ${zone} (DST fold; "dst": "shift" takes the later instant, `)} || ${u}::text || ')'`);
-    return castTo(`CASE WHEN NOT isfinite(${e}) THEN ${u} WHEN ${q.gap(e)} THEN (${gap})::timestamp with time zone WHEN ${q.fold(e)} THEN (${fold})::timestamp with time zone ELSE ${u} END`, to);
+    const folds = later ? '' : ` WHEN ${q.fold(e)} THEN (${fold})::timestamp with time zone`;
+    return castTo(`CASE WHEN NOT isfinite(${e}) THEN ${u} WHEN ${q.gap(e)} THEN (${gap})::timestamp with time zone${folds} ELSE ${u} END`, to);
   };
 }
 
@@ -223,8 +229,8 @@ function zoneRule(from: string, to: string, zone: string | undefined, dst: DstPo
   if (!f || !t || f[2] === t[2]) return undefined;
   const z = zone ?? 'UTC';
   const utc = isUtcZone(z);
-  const refuse = dst === 'refuse' && !utc;
-  const sql = refuse ? dstSql(f[2] === 'without' ? 'up' : 'down', z, to) : (e: string) => castTo(`(${e}) AT TIME ZONE ${quoteLiteral(z)}`, to);
+  const checked = dst !== 'shift' && !utc;
+  const sql = checked ? dstSql(f[2] === 'without' ? 'up' : 'down', z, to, dst === 'later') : (e: string) => castTo(`(${e}) AT TIME ZONE ${quoteLiteral(z)}`, to);
   // Same or more fractional digits: the instant's text is the local time's, in UTC.
   const keepsDigits = (t[1] === undefined ? 6 : Number(t[1])) >= (f[1] === undefined ? 6 : Number(f[1]));
   const js = utc && keepsDigits ? (f[2] === 'without' ? tsToUtc : utcToTs) : undefined;
@@ -381,6 +387,9 @@ function dstProblems(spec: CastOpSpec, env: OpEnv, src: SourceColumn, toType: st
   }
   if (spec.zone === undefined || isUtcZone(zone)) return [];
   const up = src.column.type.includes('without');
+  if (spec.dst === 'later' && !up) {
+    return [problemAt(env, '/dst', `"later" reads a local time of a DST fold as its later instant, but this cast goes from instants to local times (${src.column.type} -> ${toType}), where each instant has one local time`, 'use "refuse" (the default: refuses the earlier instant of a fold, whose local time would read back as the later one) or "shift" (converts it, declared in "loses")')];
+  }
   const lost = env.declaredLost?.(src) ?? false;
   if (spec.dst === 'shift' && !lost) {
     return [
@@ -390,7 +399,7 @@ function dstProblems(spec: CastOpSpec, env: OpEnv, src: SourceColumn, toType: st
         up
           ? `"shift" moves local times in a DST gap of ${zone} forward (02:30 becomes 03:30) and reads a fold time as its later instant, so ${col} is not carried exactly`
           : `"shift" gives both instants of a DST fold in ${zone} the same local time, which reads back as the later one, so ${col} is not carried exactly`,
-        `add {"table": "${src.table}", "column": "${src.column.name}", "why": "..."} to "loses", or remove "dst" to refuse such values`,
+        `add {"table": "${src.table}", "column": "${src.column.name}", "why": "..."} to "loses"; or ${up ? '"dst": "later" (fold times become the later instant, which reads back unchanged; gap times are refused) or ' : ''}remove "dst" to refuse such values`,
       ),
     ];
   }
@@ -399,7 +408,7 @@ function dstProblems(spec: CastOpSpec, env: OpEnv, src: SourceColumn, toType: st
       problemAt(
         env,
         spec.dst === undefined ? '' : '/dst',
-        `${col} is declared lost, but this cast carries it: it refuses (exit 2, naming the row) ${up ? `local times in a DST gap or fold of ${zone}` : `instants of a DST fold in ${zone} that would not read back`} rather than change them`,
+        `${col} is declared lost, but this cast carries it: it refuses (exit 2, naming the row) ${up ? `local times in a DST gap${spec.dst === 'later' ? '' : ' or fold'} of ${zone}` : `instants of a DST fold in ${zone} that would not read back`} rather than change them${spec.dst === 'later' ? ', and a fold time\'s later instant reads back unchanged' : ''}`,
         'to convert such values as PostgreSQL does, add "dst": "shift" (the loss is then right); else remove the entry from "loses"',
       ),
     ];

@@ -156,3 +156,16 @@ describe('cast: local times in a DST gap or fold (dst)', () => {
     expect(castRule(LOCAL, INSTANT, 'Europe/Berlin').js).toBeUndefined();
   });
 });
+
+describe('cast: dst "later"', () => {
+  const LOCAL = 'timestamp without time zone';
+  const INSTANT = 'timestamp with time zone';
+  it('refuses gap times only, and loses nothing (the later instant reads back as the same local time)', () => {
+    const later = castRule(LOCAL, INSTANT, 'Europe/Berlin', 'later');
+    expect(later.lossy).toBe(false);
+    expect(later.sql('x')).toContain('does not exist in Europe/Berlin (DST gap');
+    expect(later.sql('x')).not.toContain('occurs twice');
+    const run = runOp({ source: [`at ${LOCAL}`], target: [`at ${INSTANT}`], op: { op: 'cast', from: 'at', zone: 'Europe/Berlin', dst: 'later' } });
+    expect(run.upMapping.analysis.lost).toEqual([]);
+  });
+});
