@@ -73,7 +73,8 @@ const [blue, green] = [urlOf(blueDb), urlOf(greenDb)];
 try {
   cli(derived, blue, green, ['schema', 'apply', '--to', 'blue', '--schema-version', '1']);
   cli(derived, blue, green, ['schema', 'apply', '--to', 'green', '--schema-version', '2']);
-  await sql(blue, `insert into tickets (title, priority) select 'ticket ' || g, (array['low', 'normal', 'high', 'urgent'])[1 + g % 4] from generate_series(1, ${rows}) g; vacuum analyze tickets`);
+  await sql(blue, `insert into tickets (title, priority) select 'ticket ' || g, (array['low', 'normal', 'high', 'urgent'])[1 + g % 4] from generate_series(1, ${rows}) g`);
+  await sql(blue, `vacuum analyze tickets`);
   cli(derived, blue, green, ['sync', '--from', 'blue', '--to', 'green', '--no-verify']);
   const times: Record<string, number[]> = { derived: [], empty: [], queryTableMs: [] };
   const change = Math.max(1, Math.floor(rows / 100));

@@ -55,13 +55,10 @@ export async function preflight(
   await assertUtf8(client, tables, rel, source);
   const v16 = Number((await client.query<{ v: string }>(`select current_setting('server_version_num') as v`)).rows[0]!.v) >= 160000;
   for (const ct of tables) {
+    // A query table is evaluated once per run, by its copy: a value the target refuses is
+    // located from the COPY's error, a repeated key in the stage (src/sync/steps.ts).
+    if (ct.query) continue;
     const types = new Map(target.tables[ct.table]?.columns.map((c) => [c.name, c.type]) ?? []);
-    try {
-      await assertQueryKeys(client, ct, rel(ct));
-    } catch (err) {
-      if (err instanceof QueryKeyError) throw err;
-      throw await locateOnFreshSession(err, ct, rel(ct), source.url, source.name);
-    }
     const originType = (c: string) => {
       const o = ct.origins[c];
       if (o?.length !== 1) return undefined;
@@ -187,13 +184,18 @@ export class QueryKeyError extends InvalidInputError {
 }
 
 /**
- * Throws QueryKeyError when a query table's rows, read through `rel`, repeat a key. One
- * more evaluation of the query (query tables are small: derived, recomputed every run).
+ * Throws QueryKeyError when a query table's rows, read through `rel`, repeat a key: one
+ * more evaluation of the query, for the paths that load it without a stage to look in.
  */
 export async function assertQueryKeys(client: pg.Client, ct: CompiledTable, rel: (t: string) => string): Promise<void> {
+  if (ct.query) await assertUniqueKeys(client, ct, `(${ct.selectSql(rel)})`);
+}
+
+/** Throws QueryKeyError when the rows of `relation` (a query table's, staged or computed) repeat a key. */
+export async function assertUniqueKeys(client: pg.Client, ct: CompiledTable, relation: string): Promise<void> {
   if (!ct.query || ct.key.length === 0) return;
   const keys = ct.key.map((k) => `q.${ident(k)}`).join(', ');
-  const r = await client.query(`select ${ct.key.map((k, i) => `q.${ident(k)}::text as k${i}`).join(', ')}, count(*)::int as n from (${ct.selectSql(rel)}) q group by ${keys} having count(*) > 1 limit 1`);
+  const r = await client.query(`select ${ct.key.map((k, i) => `q.${ident(k)}::text as k${i}`).join(', ')}, count(*)::int as n from ${relation} q group by ${keys} having count(*) > 1 limit 1`);
   const row = r.rows[0] as Record<string, string | number | null> | undefined;
   if (row) throw new QueryKeyError(ct.table, shownKey(ct.key, ct.key.map((_, i) => (row[`k${i}`] ?? null) as string | null)), Number(row.n), ct.query);
 }

@@ -190,6 +190,19 @@ async function reconcile(src: pg.Client, dst: pg.Client, ct: CompiledTable, cloc
 }
 
 /**
+ * Deletes target rows whose key `stage` lacks, where `stage` holds the table's whole
+ * result (a query table's, recomputed every run): the key sets compared on the target,
+ * with the counts the run's check uses.
+ */
+export async function deleteUnstaged(dst: pg.Client, ct: CompiledTable, stage: string): Promise<DeleteResult> {
+  if (ct.key.length === 0) return { deleted: 0, method: 'none' };
+  const on = ct.key.map((k) => `s.${ident(k)} = t.${ident(k)}`).join(' and ');
+  const del = await dst.query(`delete from ${ident(ct.table)} t where not exists (select 1 from ${stage} s where ${on})`);
+  const n = await dst.query<{ s: string; t: string }>(`select (select count(*) from ${stage})::text as s, (select count(*) from ${ident(ct.table)})::text as t`);
+  return { deleted: del.rowCount ?? 0, method: 'reconciled', counts: { sourceRows: Number(n.rows[0]!.s), targetRowsAfterDeletes: Number(n.rows[0]!.t) } };
+}
+
+/**
  * Whether this run should reconcile although capture is usable: the last run of the pair
  * that compared key sets (a `--reconcile` or a full run) is older than `every`, so a
  * delete the trigger could not see (a session that disabled triggers) is found within

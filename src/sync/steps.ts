@@ -12,10 +12,11 @@ import { sealFreeze } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
 import { progressTap, tableEstimate, timedPhase } from '../progress.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
+import { assertQueryKeys, assertUniqueKeys } from '../convert/preflight.ts';
 import { saveHorizonSample } from './horizon.ts';
 import { appendLookup, nextLowerBound } from './watermark.ts';
 import { checkChanged, type ChangedCheck } from './check.ts';
-import { applyDeletes } from './deletes.ts';
+import { applyDeletes, deleteUnstaged } from './deletes.ts';
 import { pipeCopy } from './copy.ts';
 import type { SyncPlan, TablePlan } from './run-plan.ts';
 import type { Endpoint, SyncReport } from './sync.ts';
@@ -27,7 +28,11 @@ import type { Endpoint, SyncReport } from './sync.ts';
 export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan, t: TablePlan, index: number, from: Endpoint, logger: Logger): Promise<void> {
   const t0 = Date.now();
   const { ct, report: r } = t;
-  if (t.prestaged) return usePrestaged(dst, plan, t, t0, logger);
+  if (t.prestaged) {
+    // A query table's key, checked where its rows already are (see below).
+    await assertUniqueKeys(dst, ct, t.prestaged);
+    return usePrestaged(dst, plan, t, t0, logger);
+  }
   const sql = ct.selectSql(t.relation);
   // Progress per table, in rows; the total is PostgreSQL's estimate of what the query reads.
   const est = t.incremental ? await plannedRows(src, sql) : (await tableEstimate(src, ct.sources[0]!.table)).rows;
@@ -37,11 +42,16 @@ export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan,
     throw await locateOnFreshSession(e, ct, t.relation, from.url, from.name);
   };
   if (plan.bulk) {
+    // Straight into the index-less table: a query repeating a key is refused first, named
+    // (the rebuilt key would refuse it later, without the query's name).
+    await assertQueryKeys(src, ct, t.relation).catch(located);
     r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap).catch(located);
   } else {
     const stage = `bg_stage_${index}`;
     await dst.query(`create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`);
     r.read = await pipeCopy(src, dst, sql, stage, ct.columns, tap).catch(located);
+    // A query table's whole result is staged: its keys are checked there, on the target.
+    await assertUniqueKeys(dst, ct, stage);
     t.stage = stage;
   }
   r.ms = Date.now() - t0;
@@ -85,7 +95,12 @@ async function usePrestaged(dst: pg.Client, plan: SyncPlan, t: TablePlan, t0: nu
 /** Deletes: target rows whose key the source no longer has (src/sync/deletes.ts). */
 export async function deleteStep(src: pg.Client, dst: pg.Client, plan: SyncPlan, t: TablePlan, reconcile: boolean, logger: Logger): Promise<void> {
   const t0 = Date.now();
-  const d = await applyDeletes(src, dst, t.ct, { reconcile: reconcile || !t.incremental, lowerBound: (s) => plan.sourcePlans.get(s) ?? null, logger });
+  // A query table's stage holds its whole result: what is not there goes, with no second
+  // evaluation of the query on the source.
+  const d =
+    t.ct.query && t.stage
+      ? await deleteUnstaged(dst, t.ct, t.stage)
+      : await applyDeletes(src, dst, t.ct, { reconcile: reconcile || !t.incremental, lowerBound: (s) => plan.sourcePlans.get(s) ?? null, logger });
   t.deletes = d;
   t.report.deleted = d.deleted;
   t.report.deletes = d.method;

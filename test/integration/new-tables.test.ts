@@ -179,6 +179,13 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     expect(live.code).toBe(2);
     expect(live.stderr).toMatch(/sla_policies: its query yields key priority=/);
     expect(await query(dst3, `select count(*)::int as n from tickets`)).toEqual([{ n: 0 }]);
+    // Into a filled target the rows are staged first: the same refusal, found in the stage.
+    expect((await runCli(['--mappings', dir, 'sync', '--from', 'src', '--from-url', src, '--to', 'dst3', '--to-url', dst3])).code).toBe(0);
+    await query(src, `insert into tickets (title, priority) values ('more', 'low')`);
+    const staged = await runCli(['--mappings', broken, 'sync', '--from', 'src', '--from-url', src, '--to', 'dst3', '--to-url', dst3]);
+    expect(staged.code).toBe(2);
+    expect(staged.stderr).toMatch(/sla_policies: its query yields key priority=(high|low) \d+ times/);
+    expect(await query(dst3, `select count(*)::int as n from tickets`)).toEqual([{ n: 40 }]);
   });
 
   it('check refuses a down mapping that does not declare the new tables lost', async () => {
