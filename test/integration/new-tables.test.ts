@@ -222,3 +222,33 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     expect(c.code, c.stdout).toBe(0);
   });
 });
+
+describe('a chain v1 -> v2 -> v3 over tables new in v2', () => {
+  it('syncs v1 straight to v3: the derived table through the composed chain, the empty one still not carried; verify is clean both ways', async () => {
+    const chain = await twoVersions('new-tables-chain', { v1: TICKETS, v2: V2, up: UP, down: DOWN });
+    // v3 adds tags to tickets and carries both new tables by name.
+    await mkdir(path.join(chain, 'v3'));
+    await writeFile(path.join(chain, 'v3', 'schema.sql'), V2.replace('priority text NOT NULL,', 'priority text NOT NULL, tags text,'));
+    await writeFile(path.join(chain, 'v3', 'up.json'), JSON.stringify({ from: 2, to: 3, loses: [] }));
+    await writeFile(path.join(chain, 'v3', 'down.json'), JSON.stringify({ from: 3, to: 2, loses: [{ table: 'tickets', column: 'tags', why: 'v2 has no tags' }] }));
+    const c = await makePair(1, 3, chain);
+    await query(c.blue, `insert into tickets (title, priority) select 't' || g, case when g % 5 = 0 then 'high' else 'low' end from generate_series(1, 50) g`);
+    const r = report(await c.ok(['sync', '--from', 'blue', '--to', 'green', '--json']));
+    expect(r.toVersion).toBe(3);
+    expect(r.notCarried).toEqual([{ table: 'ticket_notes', why: 'new in v2, starts empty' }]);
+    expect(await sla(c.green)).toEqual([
+      { priority: 'high', response: '01:00:00', n: 10 },
+      { priority: 'low', response: '04:00:00', n: 40 },
+    ]);
+    await query(c.blue, `update tickets set priority = 'high', updated_at = now() where id = 1`);
+    await c.ok(['sync', '--from', 'blue', '--to', 'green']);
+    expect((await sla(c.green)).map((x) => x.n)).toEqual([11, 39]);
+    const v = await c.run(['verify', '--from', 'blue', '--to', 'green', '--json']);
+    expect(v.code, v.stderr).toBe(0);
+    expect(report(v).notCarried).toEqual([{ table: 'ticket_notes', why: 'new in v2, starts empty' }]);
+    // Down the chain: v3's copies of the new tables are lost at v2 -> v1, as declared there.
+    const back = await c.run(['verify', '--from', 'green', '--to', 'blue', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(report(back).tables.map((t: { table: string }) => t.table)).toEqual(['tickets']);
+  });
+});
