@@ -27,6 +27,13 @@ describe('catalog', () => {
     expect(order.indexOf('roles')).toBeLessThan(order.indexOf('user_roles'));
   });
 
+  it('compares partitioning: a partitioned parent and a plain table of the same columns differ, partitions are not tables', () => {
+    const parted = (by?: string): Catalog => ({ tables: { events: { ...table('events', [['id', 'bigint'], ['at', 'date']], ['id', 'at']), ...(by ? { partitionBy: by, partitionColumns: ['at'] } : {}) } } });
+    expect(diffCatalogs(parted('RANGE (at)'), parted('RANGE (at)'))).toEqual([]);
+    expect(diffCatalogs(parted(), parted('RANGE (at)'))).toEqual(['table events is not partitioned, expected partitioned by RANGE (at)']);
+    expect(diffCatalogs(parted('LIST (at)'), parted('RANGE (at)'))).toEqual(['table events is partitioned by LIST (at), expected partitioned by RANGE (at)']);
+  });
+
   it('reports drift line by line: missing, extra, retyped, nullability, keys', () => {
     const live: Catalog = JSON.parse(JSON.stringify(v1));
     live.tables.users!.columns[1]!.type = 'character varying(20)';
