@@ -160,7 +160,7 @@ describe('partitioned table keyed through a cast of its partition column', () =>
     expect(await query(p.blue, `select created_at::text as at from ticket_events where body = 'on green'`)).toEqual([{ at: '2025-08-21 12:30:00' }]);
   });
 
-  it('full sync into a green that already holds rows: matched through the cast, stale rows fixed, extra rows deleted', async () => {
+  it('full sync into a green that already holds rows: matched through the cast, stale rows fixed, extra rows deleted; captured deletes projected through the cast', async () => {
     const p = await makePair(1, 2, await mappings());
     await fill(p.blue, 20);
     // Green holds some tickets and events already: one stale, one blue lacks.
@@ -172,6 +172,15 @@ describe('partitioned table keyed through a cast of its partition column', () =>
     expect(r.verify.clean).toBe(true);
     expect(await events(p.green)).toEqual(await events(p.blue));
     expect(await query(p.green, `select count(*)::int as n from watchers`)).toEqual([{ n: 10 }]);
+
+    // Captured deletes (a trigger on the parent, cloned onto every partition) are projected
+    // through the cast to green's keys.
+    await p.ok(['capture', 'enable', '--env', 'blue']);
+    await sync(p); // capture covers the runs whose lower bound follows its start
+    await query(p.blue, `delete from ticket_events where id in (4, 5, 6)`);
+    const inc = await sync(p);
+    expect(inc.tables.find((t: { table: string }) => t.table === 'ticket_events')).toMatchObject({ deletes: 'captured', deleted: 3 });
+    expect(await events(p.green)).toEqual(await events(p.blue));
   });
 
   it('a new month on blue is created on green with its bounds converted through the cast, and one on green after the cutover back on blue', async () => {
