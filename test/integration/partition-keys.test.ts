@@ -7,7 +7,7 @@
  * by ticket_events (partitioned) and by watchers (a plain table). A key without the
  * partition column is refused by check with the table, the column and the fix.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, query } from '../helpers/pg.ts';
@@ -82,8 +82,17 @@ beforeAll(async () => {
 
 describe('partitioned table keyed through a cast of its partition column', () => {
   it('check accepts the cast key and refuses a key without the partition column, naming table, column and fix', async () => {
-    const ok = await runCli(['--mappings', await mappings(), 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache')]);
+    // Fixtures round-trip through the cast key both ways (v1 -> v2 -> v1 and back).
+    const withFixtures = await mappings();
+    await mkdir(path.join(withFixtures, 'fixtures', 'v1'), { recursive: true });
+    await writeFile(path.join(withFixtures, 'fixtures', 'v1', 'tickets.csv'), 'id,opened,title,updated_at\n1,2025-07-02,a,2025-07-02 10:00:00+00\n');
+    await writeFile(
+      path.join(withFixtures, 'fixtures', 'v1', 'ticket_events.csv'),
+      'id,created_at,ticket_id,ticket_opened,body,updated_at\n1,2025-07-02 10:00:00,1,2025-07-02,x,2025-07-02 10:00:00+00\n2,2025-07-31 23:59:59.999999,1,2025-07-02,,2025-07-02 10:00:00+00\n',
+    );
+    const ok = await runCli(['--mappings', withFixtures, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache'), '--json']);
     expect(ok.code, ok.stderr).toBe(0);
+    expect(report(ok)).toMatchObject({ ok: true, fixtures: { kind: 'files', rows: { tickets: 1, ticket_events: 2 } } });
 
     const dir = await mappings({ key: ['id'] });
     const r = await runCli(['--mappings', dir, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache')]);
