@@ -173,52 +173,61 @@ export function isUtcZone(zone: string): boolean {
  */
 export function dstSql(direction: 'up' | 'down', zone: string, to: string, later = false): (e: string) => string {
   const q = zoneChecks(zone);
+  const z = quoteLiteral(zone);
+  // A scalar subquery names the value and its conversion once: PostgreSQL evaluates an
+  // expression as often as it is written, and each conversion searches the zone's rules.
   if (direction === 'down') {
     return (x) => {
-      const fail = sqlFail(`(${x})::text || ${quoteLiteral(' is ')} || ${q.local(x)}::text || ${quoteLiteral(` in ${zone}, which occurs twice (DST fold) and reads back as `)} || ${q.local(q.local(x))}::text`);
-      return castTo(`CASE WHEN ${q.unreadable(x)} THEN (${fail})::timestamp without time zone ELSE ${q.local(x)} END`, to);
+      const fail = sqlFail(`bg_x::text || ${quoteLiteral(' is ')} || bg_l::text || ${quoteLiteral(` in ${zone}, which occurs twice (DST fold) and reads back as `)} || ${q.local('bg_l')}::text`);
+      return castTo(`(SELECT CASE WHEN ${q.unreadable('bg_x', 'bg_l')} THEN (${fail})::timestamp without time zone ELSE bg_l END FROM (SELECT (${x}) AS bg_x, ((${x}) AT TIME ZONE ${z}) AS bg_l) AS bg_dst)`, to);
     };
   }
   return (e) => {
-    const u = q.local(e);
-    const gap = sqlFail(`(${e})::text || ${quoteLiteral(` does not exist in ${zone} (DST gap; "dst": "shift" makes it `)} || ${q.local(u)}::text || ')'`);
-    const fold = sqlFail(`(${e})::text || ${quoteLiteral(` occurs twice in ${zone} (DST fold; "dst": "shift" takes the later instant, `)} || ${u}::text || ')'`);
-    const folds = later ? '' : ` WHEN ${q.fold(e)} THEN (${fold})::timestamp with time zone`;
-    return castTo(`CASE WHEN NOT isfinite(${e}) THEN ${u} WHEN ${q.gap(e)} THEN (${gap})::timestamp with time zone${folds} ELSE ${u} END`, to);
+    const gap = sqlFail(`bg_t::text || ${quoteLiteral(` does not exist in ${zone} (DST gap; "dst": "shift" makes it `)} || ${q.local('bg_u')}::text || ')'`);
+    const fold = sqlFail(`bg_t::text || ${quoteLiteral(` occurs twice in ${zone} (DST fold; "dst": "shift" takes the later instant, `)} || bg_u::text || ')'`);
+    const folds = later ? '' : ` WHEN ${q.fold('bg_t', 'bg_u')} THEN (${fold})::timestamp with time zone`;
+    return castTo(
+      `(SELECT CASE WHEN NOT isfinite(bg_t) THEN bg_u WHEN ${q.gap('bg_t', 'bg_u')} THEN (${gap})::timestamp with time zone${folds} ELSE bg_u END FROM (SELECT (${e}) AS bg_t, ((${e}) AT TIME ZONE ${z}) AS bg_u) AS bg_dst)`,
+      to,
+    );
   };
 }
 
 /**
- * The tests dstSql is made of, as SQL boolean expressions over an expression (exported
- * so tests can hold them against every real clock change of a zone).
+ * The tests dstSql is made of, as SQL boolean expressions over a local time `t` and
+ * PostgreSQL's instant for it `u` (`t AT TIME ZONE zone`), or an instant `x` and its local
+ * time `l`; exported so tests can hold them against every real clock change of a zone.
  */
 export function zoneChecks(zone: string): {
   /** `x` in the zone: a timestamp gives the instant PostgreSQL reads, an instant its local time. */
   local(x: string): string;
-  /** The local time `e` does not exist (finite `e`). */
-  gap(e: string): string;
-  /** The local time `e` exists twice (finite `e` not in a gap). */
-  fold(e: string): string;
-  /** The instant `x`'s local time reads back as another instant. */
-  unreadable(x: string): string;
+  /** The local time `t` does not exist (finite `t`). */
+  gap(t: string, u: string): string;
+  /** The local time `t` exists twice (finite `t` not in a gap). */
+  fold(t: string, u: string): string;
+  /** The instant `x`'s local time `l` reads back as another instant. */
+  unreadable(x: string, l: string): string;
 } {
   const z = quoteLiteral(zone);
   const local = (x: string) => `((${x}) AT TIME ZONE ${z})`;
   return {
     local,
-    gap: (e) => `(${local(local(e))} <> (${e}))`,
-    fold: (e) => {
-      const u = local(e);
-      const other = (d: string) => {
-        const at = `(${u} ${d} interval '24 hours')`;
-        const v = `(((${e}) - (${local(at)} - (${at} AT TIME ZONE 'UTC'))) AT TIME ZONE 'UTC')`;
-        return `(${local(v)} = (${e}) AND ${v} <> ${u})`;
+    gap: (t, u) => `(${local(u)} <> (${t}))`,
+    fold: (t, u) => {
+      const other = (d: '-' | '+') => {
+        const at = `((${u}) ${d} interval '24 hours')`;
+        const away = local(at);
+        // The same offset a day away (the usual case, one conversion): no other reading
+        // on that side (the candidate below would be u itself).
+        const moved = `${away} <> ((${t}) ${d} interval '24 hours')`;
+        const v = `(((${t}) - (${away} - (${at} AT TIME ZONE 'UTC'))) AT TIME ZONE 'UTC')`;
+        return `(${moved} AND ${local(v)} = (${t}) AND ${v} <> (${u}))`;
       };
       // Outside these bounds `u` plus or minus a day leaves timestamp's range (and no zone changes there).
-      const inRange = `(${e}) BETWEEN '4713-11-26 00:00:00 BC'::timestamp AND '294276-12-29 00:00:00'::timestamp`;
+      const inRange = `(${t}) BETWEEN '4713-11-26 00:00:00 BC'::timestamp AND '294276-12-29 00:00:00'::timestamp`;
       return `(${inRange} AND (${other('-')} OR ${other('+')}))`;
     },
-    unreadable: (x) => `(${local(local(x))} <> (${x}))`,
+    unreadable: (x, l) => `(${local(l)} <> (${x}))`,
   };
 }
 
