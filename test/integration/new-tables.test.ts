@@ -197,6 +197,15 @@ describe('tables new in v2: one starting empty, one derived by a query', () => {
     expect(problems).toContain('/loses: source table ticket_notes is not mapped to any target table');
   });
 
+  it('check runs the query on the fixtures and refuses one that yields a key twice, at its JSON path', async () => {
+    const twice = await twoVersions('new-tables-twice', { v1: TICKETS, v2: V2, up: { ...UP, tables: { ...UP.tables, sla_policies: { query: `select priority, interval '1 hour' as response, id as open_tickets from tickets`, key: ['priority'] } } }, down: DOWN });
+    await cp(path.join(dir, 'fixtures'), path.join(twice, 'fixtures'), { recursive: true });
+    const c = await runCli(['--mappings', twice, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache'), '--json']);
+    expect(c.code, c.stdout).toBe(2);
+    const problems = report(c).problems.map((x: { path: string; message: string }) => `${x.path}: ${x.message}`).join('\n');
+    expect(problems).toMatch(/\/tables\/sla_policies\/query: the query yields key \(priority\) = \(low\) more than once on the fixture rows of v1/);
+  });
+
   it('new-version --from drafts a table the migration added as starting empty, with the question in _todo', async () => {
     const mine = path.join(await tempDir('newver'), 'mappings');
     await mkdir(path.join(mine, 'v1'), { recursive: true });
