@@ -83,8 +83,9 @@ export interface OpPlan {
   /** Output text always equals input text (rename, widening casts): may carry a key. */
   keySafe: boolean;
   /**
-   * One-to-one and inverted exactly by the op's inverse (timestamp <-> timestamptz in a zone
-   * of one fixed offset): may carry a key too, compared through the op; see src/mapping/keys.ts.
+   * One-to-one and inverted exactly by the op's inverse on every value it accepts
+   * (timestamp <-> timestamptz of one precision, DST gap and fold times refused in a zone
+   * that has them): may carry a key too, compared through the op; see src/mapping/keys.ts.
    */
   keyCast?: boolean;
   /** One SQL expression per write, or why there is none. */

@@ -101,16 +101,46 @@ describe('partitioned table keyed through a cast of its partition column', () =>
     expect(r.stdout).toMatch(/"key": \["id", "created_at"\]/);
   });
 
-  it('a cast key in a zone with daylight saving time is refused: the autumn hour is two instants of one local time', async () => {
-    const dir = await twoVersions('partition-keys-dst', {
+  it('a cast key in a zone with daylight saving time: one-to-one unless "dst": "shift", a gap time refused before anything is written', async () => {
+    // Green's partitions hold the same Berlin months as blue's, as instants.
+    const berlin = (d: string) => `'${d} 00:00:00 Europe/Berlin'`;
+    const zoned = (dst: object = {}) => ({ from: 'ticket_events', ops: [{ op: 'cast', from: 'created_at', zone: 'Europe/Berlin', ...dst }] });
+    const shifted = await twoVersions('partition-keys-dst-shift', {
       v1,
-      v2,
-      up: { ...cast(1, 2), tables: { ticket_events: { from: 'ticket_events', ops: [{ op: 'cast', from: 'created_at', zone: 'Europe/Berlin' }] } } },
-      down: { ...cast(2, 1), tables: { ticket_events: { from: 'ticket_events', ops: [{ op: 'cast', from: 'created_at', zone: 'Europe/Berlin' }] } } },
+      v2: schema('timestamptz', berlin),
+      up: { ...cast(1, 2), tables: { ticket_events: zoned({ dst: 'shift' }) }, loses: [{ table: 'ticket_events', column: 'created_at', why: 'gap times move' }] },
+      down: { ...cast(2, 1), tables: { ticket_events: zoned({ dst: 'shift' }) }, loses: [{ table: 'ticket_events', column: 'created_at', why: 'fold instants meet' }] },
     });
-    const r = await runCli(['--mappings', dir, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache')]);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stdout).toMatch(/key column ticket_events.created_at must be carried unchanged/);
+    const refused = await runCli(['--mappings', shifted, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache')]);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stdout).toMatch(/key column ticket_events.created_at must be carried unchanged/);
+
+    const dir = await twoVersions('partition-keys-dst', { v1, v2: schema('timestamptz', berlin), up: { ...cast(1, 2), tables: { ticket_events: zoned() } }, down: { ...cast(2, 1), tables: { ticket_events: zoned() } } });
+    const checked = await runCli(['--mappings', dir, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache')]);
+    expect(checked.code, checked.stdout + checked.stderr).toBe(0);
+
+    const p = await makePair(1, 2, dir);
+    await fill(p.blue, 20);
+    const local = (url: string, tz: boolean) =>
+      query(url, `select id::int, ${tz ? `(created_at at time zone 'Europe/Berlin')` : 'created_at'}::text as at, body from ticket_events order by id`);
+    expect((await sync(p)).verify.clean).toBe(true);
+    expect(await local(p.green, true)).toEqual(await local(p.blue, false));
+    await query(p.blue, `update ticket_events set body = 'changed', updated_at = now() where id = 5`);
+    await query(p.blue, `delete from ticket_events where id = 7`);
+    const inc = await sync(p);
+    expect(inc.tables.find((t: { table: string }) => t.table === 'ticket_events')).toMatchObject({ updated: 1, deleted: 1 });
+    expect(await local(p.green, true)).toEqual(await local(p.blue, false));
+    expect((await p.run(['verify', '--from', 'blue', '--to', 'green'])).code).toBe(0);
+
+    // A March partition on blue and a local time of the spring-forward gap in it: refused,
+    // naming the value; green gains neither the row nor the partition.
+    await query(p.blue, `create table ticket_events_2025_03 partition of ticket_events for values from ('2025-03-01') to ('2025-04-01')`);
+    await query(p.blue, `insert into ticket_events (created_at, ticket_id, ticket_opened, body) values ('2025-03-30 02:30', 1, (select opened from tickets where id = 1), 'gap')`);
+    const gap = await p.run(['sync', '--from', 'blue', '--to', 'green']);
+    expect(gap.code, gap.stderr).toBe(2);
+    expect(gap.stderr).toMatch(/2025-03-30 02:30:00 does not exist in Europe\/Berlin/);
+    expect(await query(p.green, `select to_regclass('ticket_events_2025_03') is null as none`)).toEqual([{ none: true }]);
+    expect(await local(p.green, true)).toEqual((await local(p.blue, false)).filter((r) => r.body !== 'gap'));
   });
 
   it('bulk sync into an empty green, deletes and updates, verify, repair, cutover and the sync back, all through the cast', async () => {

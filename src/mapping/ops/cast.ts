@@ -244,11 +244,14 @@ function zoneRule(from: string, to: string, zone: string | undefined, dst: DstPo
   const keepsDigits = (t[1] === undefined ? 6 : Number(t[1])) >= (f[1] === undefined ? 6 : Number(f[1]));
   const js = utc && keepsDigits ? (f[2] === 'without' ? tsToUtc : utcToTs) : undefined;
   // A key through it must map back: the same precision both ways, and a zone whose offset
-  // never changes (in one with daylight saving time, the repeated autumn hour gives two
-  // instants one local time, and the skipped spring hour's local times none).
+  // never changes, or DST times refused. In a zone with daylight saving time the repeated
+  // autumn hour gives two instants one local time and the skipped spring hour's local times
+  // none; `refuse` (and `later`, which reads a fold as its later instant) stops at those
+  // values, so every value the cast accepts maps to exactly one value that maps back.
+  // `shift` moves gap times (up) or folds two instants into one local time (down): two keys
+  // could meet.
   const sameDigits = (t[1] ?? '6') === (f[1] ?? '6');
-  // `shift` moves gap times (up) or folds two instants into one local time (down).
-  return { ...(js ? { js } : {}), lossy: !keepsDigits || (dst === 'shift' && !utc), keySafe: false, keyCast: sameDigits && dst !== 'shift' && fixedOffsetZone(z), sql };
+  return { ...(js ? { js } : {}), lossy: !keepsDigits || (dst === 'shift' && !utc), keySafe: false, keyCast: sameDigits && (dst !== 'shift' || fixedOffsetZone(z)), sql };
 }
 
 const fixedZones = new Map<string, boolean>();
