@@ -2,8 +2,9 @@
  * Deterministic data for the helpdesk example at v1, as one SQL script (run it on a
  * database holding examples/helpdesk/mappings/v1/schema.sql, in one transaction). Written
  * as the helpdesk's application writes: local times in Europe/Berlin, including the
- * repeated hour of the autumn clock change (2024-10-27 02:00-03:00 happens twice) and the
- * hour before the spring one; identity keys (given here, and the identity moved past them
+ * repeated hour of the autumn clock change (2024-10-27 02:00-03:00 happens twice), and
+ * opening times inside the spring gap (2024-03-31 02:00-03:00 never happened: tickets the
+ * old phone system imported); identity keys (given here, and the identity moved past them
  * so the application's next insert does not collide); every status; details whose channel
  * is text, a number, JSON null, empty or absent; events (in UTC, as the event service
  * writes them) in every monthly partition, up to the last microsecond of a month; audit
@@ -35,11 +36,15 @@ insert into tickets (id, requester, agent_id, subject, status, details, opened_a
            when 5 then '{"channel": null, "note": "山田"}'
            else '{"channel": ""}'
          end::jsonb,
-         o, o + (g % 50) * interval '1 minute' + g * interval '1 microsecond'
+         o,
+         -- updated by the application (its now()): never in the spring gap
+         o + (g % 50) * interval '1 minute' + g * interval '1 microsecond' + case when g % 5 <> 0 and g % 11 = 0 then interval '1 hour' else interval '0' end
     from generate_series(1, ${tickets}) g,
          lateral (select case
+           -- the autumn fold: 02:00-03:00 on 2024-10-27 happened twice
            when g % 5 = 0 then timestamp '2024-10-27 02:00' + (g % 60) * interval '1 minute'
-           when g % 11 = 0 then timestamp '2024-03-31 01:00' + (g % 60) * interval '1 second'
+           -- the spring gap: imported from the old phone system, 02:00-03:00 on 2024-03-31 never happened
+           when g % 11 = 0 then timestamp '2024-03-31 02:00' + (g % 60) * interval '1 minute'
            else timestamp '2024-09-01 00:00' + ((g * 7919) % 129600) * interval '1 minute'
          end as o) x;
 select setval(pg_get_serial_sequence('agents', 'id'), 8);
