@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { connect, sessionTimeouts, setSessionTimeouts } from '../db/connect.ts';
 import { VersionCatalogs } from '../db/catalog.ts';
-import { compileChain } from '../mapping/chain.ts';
 import { ExitCode, RuntimeFailure, VerifyDifferenceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { sync, type SyncOptions, type SyncReport } from '../sync/sync.ts';
@@ -194,7 +193,10 @@ export async function freezeSource(run: CutoverRun): Promise<void> {
 
   opts.logger.info(`freezing writes on ${from}`);
   const controlPid = (await src.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
-  const tables = await frozenTables(opts.mappingsDir, dst, report.fromVersion!, report.toVersion!);
+  // Every table of the source's version, carried or not: a frozen side takes no writes at
+  // all, so an application still pointed at it fails loudly everywhere instead of writing
+  // rows (into a table the mapping declares lost) that no side will ever show.
+  const tables = Object.keys((await new VersionCatalogs(opts.mappingsDir, dst).get(report.fromVersion!)).tables);
   // Writers queue behind the freeze's locks from here (refined to the attempt that froze).
   run.freezeStarted = Date.now();
   const freezing = freeze(src, tables, {
@@ -236,20 +238,6 @@ export async function freezeSource(run: CutoverRun): Promise<void> {
   }
   run.frozenAt = new Date();
   report.frozenAt = run.frozenAt.toISOString();
-}
-
-/**
- * The source tables the freeze holds: those the mapping chain reads. A table it does not
- * carry (new in the source's version, its loss declared in the mapping) is neither locked
- * nor compared: what the application writes there is not going to the target anyway.
- */
-async function frozenTables(mappingsDir: string, dst: pg.Client, fromVersion: number, toVersion: number): Promise<string[]> {
-  const catalogs = Object.fromEntries(await new VersionCatalogs(mappingsDir, dst).all());
-  const chain = await compileChain(mappingsDir, fromVersion, toVersion, catalogs);
-  const read = new Set(Object.values(chain.tables).flatMap((ct) => ct.sources.map((s) => s.table)));
-  const all = Object.keys(catalogs[fromVersion]!.tables);
-  const tables = all.filter((t) => read.has(t));
-  return tables.length > 0 ? tables : all;
 }
 
 /**
