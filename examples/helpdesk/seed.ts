@@ -6,8 +6,8 @@
  * opening times inside the spring gap (2024-03-31 02:00-03:00 never happened: tickets the
  * old phone system imported); identity keys (given here, and the identity moved past them
  * so the application's next insert does not collide); every status; details whose channel
- * is text, a number, JSON null, empty or absent; events (in UTC, as the event service
- * writes them) in every monthly partition, up to the last microsecond of a month; audit
+ * is text, a number, JSON null, empty or absent; events in every monthly partition
+ * (the autumn fold included: a partition key); audit
  * rows repeated verbatim (a keyless table holds duplicates).
  *
  * Ticket `n` has id `n`; agent `n` has id `n`.
@@ -51,8 +51,7 @@ select setval(pg_get_serial_sequence('agents', 'id'), 8);
 select setval(pg_get_serial_sequence('tickets', 'id'), greatest(${tickets}, 1));
 insert into ticket_events (ticket_id, kind, body, created_at)
   select t.id, (array['created', 'reply', 'note'])[l], case when (t.id + l) % 4 = 0 then null when (t.id + l) % 4 = 1 then '' else 'event ' || l || ' of ' || t.id end,
-         -- the event service writes UTC
-         ((greatest(t.opened_at, timestamp '2024-09-01 03:00') + (l - 1) * interval '90 minutes') at time zone 'Europe/Berlin') at time zone 'UTC'
+         greatest(t.opened_at, timestamp '2024-09-01 03:00') + (l - 1) * interval '90 minutes'
     from tickets t, generate_series(1, 1 + t.id::int % 3) l
    order by t.id, l;
 insert into audit_log (at, actor, action, ticket_id)

@@ -59,17 +59,16 @@ export async function seedHelpdesk(url: string, tickets = 200): Promise<void> {
 }
 
 /**
- * The application's monthly job: ticket_events partitions for this month and the next (UTC
- * months, as the event service writes), created on `url` only. Returns their names.
+ * The application's monthly job: ticket_events partitions for this month and the next
+ * (Berlin months, local bounds as v1 has them), created on `url` only. Returns their names.
  */
-export async function monthlyPartitions(url: string, version: 1 | 2): Promise<string[]> {
-  const bound = (m: number) =>
-    version === 1 ? `to_char(date_trunc('month', now() at time zone 'UTC') + interval '${m} month', 'YYYY-MM-DD HH24:MI:SS')` : `to_char(date_trunc('month', now() at time zone 'UTC') + interval '${m} month', 'YYYY-MM-DD HH24:MI:SS') || '+00'`;
+export async function monthlyPartitions(url: string): Promise<string[]> {
+  const month = (m: number) => `(date_trunc('month', now() at time zone 'Europe/Berlin') + interval '${m} month')`;
   const names: string[] = [];
   for (const m of [0, 1]) {
     const [r] = await query<{ name: string; lo: string; hi: string }>(
       url,
-      `select 'ticket_events_' || to_char(date_trunc('month', now() at time zone 'UTC') + interval '${m} month', 'YYYY_MM') as name, ${bound(m)} as lo, ${bound(m + 1)} as hi`,
+      `select 'ticket_events_' || to_char(${month(m)}, 'YYYY_MM') as name, ${month(m)}::text as lo, ${month(m + 1)}::text as hi`,
     );
     await query(url, `create table ${r!.name} partition of ticket_events for values from ('${r!.lo}') to ('${r!.hi}')`);
     names.push(r!.name);

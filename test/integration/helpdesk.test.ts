@@ -38,8 +38,8 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
     const full = report(await p.ok(['sync', '--json']));
     expect(full.tables.find((t: { table: string }) => t.table === 'tickets').read).toBe(300);
     // The application's monthly job adds this month's and next month's event partitions on
-    // blue (in UTC months): the next sync creates them on green (timestamptz bounds).
-    const months = await monthlyPartitions(p.blue, 1);
+    // blue (Berlin months): the next sync creates them on green (timestamptz bounds).
+    const months = await monthlyPartitions(p.blue);
     const onBlue = helpdeskWriter(p.blue, { id: 'b', version: 1 });
     let cut;
     try {
@@ -87,7 +87,7 @@ describe('helpdesk example: syncs, cutover and back under the application', () =
     expect([sla.sourceRows, sla.missing.count, sla.extra.count, sla.changed.count]).toEqual([sla.targetRows, 0, 0, 0]);
     expect(sla.sourceRows).toBe(5); // email, phone, web, '' and the application's chat
     // The partition key went through its cast: each event in its month's partition on green.
-    const [misplaced] = await query<{ n: number }>(p.green, `select count(*)::int as n from ticket_events where tableoid::regclass::text <> 'ticket_events_' || to_char(created_at at time zone 'UTC', 'YYYY_MM')`);
+    const [misplaced] = await query<{ n: number }>(p.green, `select count(*)::int as n from ticket_events where tableoid::regclass::text <> 'ticket_events_' || to_char(created_at at time zone 'Europe/Berlin', 'YYYY_MM')`);
     expect(misplaced!.n).toBe(0);
 
     // The application now runs on green (v2 terms: on_hold, the channel column), its

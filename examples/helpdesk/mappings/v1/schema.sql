@@ -39,15 +39,15 @@ CREATE TABLE tickets (
 CREATE INDEX tickets_agent_idx ON tickets (agent_id);
 CREATE INDEX tickets_updated_at_idx ON tickets (updated_at);
 
--- What happened to a ticket, written by the event service in UTC (unlike the rest of the
--- application), partitioned by month on that time; the key must hold the partition key.
--- Events go with their ticket (ON DELETE CASCADE) and are never updated.
+-- What happened to a ticket, partitioned by month on its (Berlin local) time; the key must
+-- hold the partition key. Events go with their ticket (ON DELETE CASCADE) and are never
+-- updated.
 CREATE TABLE ticket_events (
   id          bigint GENERATED ALWAYS AS IDENTITY,
   ticket_id   bigint NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
   kind        text NOT NULL,
   body        text,
-  created_at  timestamp without time zone NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+  created_at  timestamp without time zone NOT NULL DEFAULT now(),
   PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE TABLE ticket_events_2024_09 PARTITION OF ticket_events FOR VALUES FROM ('2024-09-01 00:00:00') TO ('2024-10-01 00:00:00');
@@ -73,5 +73,5 @@ CREATE TRIGGER tickets_touch BEFORE UPDATE ON tickets
 
 COMMENT ON COLUMN agents.updated_at IS 'bluegreen:watermark';
 COMMENT ON COLUMN tickets.updated_at IS 'bluegreen:watermark zone=Europe/Berlin';
-COMMENT ON COLUMN ticket_events.created_at IS 'bluegreen:watermark zone=UTC';
+COMMENT ON COLUMN ticket_events.created_at IS 'bluegreen:watermark zone=Europe/Berlin';
 COMMENT ON COLUMN audit_log.at IS 'bluegreen:watermark';

@@ -1,6 +1,6 @@
 -- Example application "helpdesk", schema version 2: ticket times become timestamptz, the
 -- status enum renames `closed` to `resolved` and gains `on_hold`, the channel a ticket
--- came through moves out of details into a column of its own, ticket events' UTC times
+-- came through moves out of details into a column of its own, ticket events' times
 -- (their partition key) become timestamptz, and a new table holds response times per
 -- channel.
 
@@ -36,7 +36,8 @@ CREATE TABLE tickets (
 CREATE INDEX tickets_agent_idx ON tickets (agent_id);
 CREATE INDEX tickets_updated_at_idx ON tickets (updated_at);
 
--- created_at becomes timestamptz: the partition key, and part of the primary key.
+-- created_at becomes timestamptz: the partition key, and part of the primary key; the
+-- months are Berlin's, as in v1.
 CREATE TABLE ticket_events (
   id          bigint GENERATED ALWAYS AS IDENTITY,
   ticket_id   bigint NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
@@ -45,9 +46,9 @@ CREATE TABLE ticket_events (
   created_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
-CREATE TABLE ticket_events_2024_09 PARTITION OF ticket_events FOR VALUES FROM ('2024-09-01 00:00:00+00') TO ('2024-10-01 00:00:00+00');
-CREATE TABLE ticket_events_2024_10 PARTITION OF ticket_events FOR VALUES FROM ('2024-10-01 00:00:00+00') TO ('2024-11-01 00:00:00+00');
-CREATE TABLE ticket_events_2024_11 PARTITION OF ticket_events FOR VALUES FROM ('2024-11-01 00:00:00+00') TO ('2024-12-01 00:00:00+00');
+CREATE TABLE ticket_events_2024_09 PARTITION OF ticket_events FOR VALUES FROM ('2024-09-01 00:00:00+02') TO ('2024-10-01 00:00:00+02');
+CREATE TABLE ticket_events_2024_10 PARTITION OF ticket_events FOR VALUES FROM ('2024-10-01 00:00:00+02') TO ('2024-11-01 00:00:00+01');
+CREATE TABLE ticket_events_2024_11 PARTITION OF ticket_events FOR VALUES FROM ('2024-11-01 00:00:00+01') TO ('2024-12-01 00:00:00+01');
 CREATE INDEX ticket_events_ticket_idx ON ticket_events (ticket_id);
 CREATE INDEX ticket_events_created_at_idx ON ticket_events (created_at);
 
