@@ -89,6 +89,9 @@ export const lookbackOption = {
  */
 export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
+/** What a bare `--version` becomes on a command with a schema version: refused by its coerce. */
+const BARE_VERSION = '\u0000bare --version';
+
 /** Commands with a schema version option: `--schema-version N`, or its short form `--version N`. */
 export const SCHEMA_VERSION_COMMANDS = ['schema apply', 'export', 'import'];
 
@@ -97,10 +100,16 @@ export const SCHEMA_VERSION_COMMANDS = ['schema apply', 'export', 'import'];
  * parsed. `--version N` reaches it too: see {@link versionFlag}.
  */
 export function schemaVersionOption(describe: string, demandOption = false) {
+  const number = numberCoerce('schema-version', { integer: true, positive: true });
   return {
     type: 'string',
     demandOption,
-    coerce: numberCoerce('schema-version', { integer: true, positive: true }),
+    coerce: (v: unknown) => {
+      if (v === BARE_VERSION) {
+        throw new Error('--version needs a number on this command (the schema version: --version N, or --schema-version N); the tool\'s own version is `bluegreen --version`');
+      }
+      return number(v as never);
+    },
     describe: `${describe} (short form: --version N)`,
   } as const;
 }
@@ -108,7 +117,8 @@ export function schemaVersionOption(describe: string, demandOption = false) {
 /**
  * What `--version` means on this command line, decided before yargs parses it, as a DBA
  * expects it from pg_dump: with no value (alone, last, or followed by another option),
- * on any command, the tool's version (`print`). On a command with a schema version
+ * the tool's version (`print`), except on a command with a schema version, where it is
+ * refused as a schema version without its number (exit 2). On a command with a schema version
  * (`schema apply`, `export`, `import`), `--version N` and `--version=N` are the short form
  * of `--schema-version N`: the arguments come back with the flag renamed, so every check
  * and message is the long flag's. On other commands, `--version` followed by a word is
@@ -127,7 +137,15 @@ export function versionFlag(args: string[], command: string): { print: true } | 
       out[i] = `--schema-version=${a.slice('--version='.length)}`;
     } else if (a === '--version') {
       const next = out[i + 1];
-      if (!takesSchemaVersion || next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next))) return { print: true };
+      const bare = next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next));
+      if (!takesSchemaVersion) return { print: true };
+      // Here a bare --version is a schema version with its number forgotten (`--version
+      // "$V"` with $V unset): refused as one, never taken as a successful run that applied
+      // or exported nothing.
+      if (bare) {
+        out[i] = `--schema-version=${BARE_VERSION}`;
+        continue;
+      }
       out[i] = '--schema-version';
       i++;
     }

@@ -23,13 +23,23 @@ beforeAll(async () => {
 });
 
 describe('--version', () => {
-  it.each([[['--version']], [['-V']], [['sync', '--version']], [['cutover', '--from', 'blue', '--version']], [['schema', 'apply', '--version']], [['export', '--version', '--from', 'blue']], [['env', 'up', '--version']]])(
+  it.each([[['--version']], [['-V']], [['sync', '--version']], [['cutover', '--from', 'blue', '--version']], [['schema', 'apply', '-V']], [['env', 'up', '--version']]])(
     '%j prints the tool version and exits 0, touching nothing',
     async (args) => {
       const r = await runCli(args, UNREACHABLE);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toBe(`bluegreen ${version}\n`);
       expect(r.stderr).toBe('');
+    },
+  );
+
+  it.each([[['schema', 'apply', '--to', 'green', '--version']], [['export', '--version', '--from', 'blue']], [['import', '--to', 'green', '--in', 'd', '--version']]])(
+    '%j: a bare --version where it means the schema version is refused (exit 2), never a run that did nothing',
+    async (args) => {
+      const r = await runCli(args, UNREACHABLE);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).not.toMatch(/^bluegreen \d/);
+      expect(r.stderr).toMatch(/--version needs a number on this command \(the schema version/);
     },
   );
 
