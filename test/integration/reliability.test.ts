@@ -185,7 +185,7 @@ describe('2. every writer takes the lock; sync notices a target changed under it
     }
   });
 
-  it('a sync started while `import --truncate` of an older dump runs exits 75; the next sync brings every update (issue: 491 lost, "verified clean")', async () => {
+  it('a sync started while `import --truncate` of an older dump runs exits 75; the next sync brings every update (once: 491 updates lost, and verify said clean)', async () => {
     const p = await seeded(1000);
     const dir = path.join(await tempDir('rel-dump'), 'old');
     await p.ok(['export', '--from', 'blue', '--out', dir]);
