@@ -444,7 +444,7 @@ function computeLosses(tables: TablePlan[], ctx: MappingContext): Losses {
     t.inputs.forEach((inp, i) => {
       used.add(inp.table.name);
       // A merged table's join key duplicates the first table's key: nothing is lost.
-      if (i > 0) for (const k of mergeKeyOf(inp.table, t.sourceKey) ?? t.sourceKey) kept.add(`${inp.table.name}.${k}`);
+      if (i > 0) for (const k of mergeKeyOf(inp.table, t.inputs[0]!.table.name, t.sourceKey) ?? t.sourceKey) kept.add(`${inp.table.name}.${k}`);
     });
     for (const o of t.outputs) if (o.kind === 'carry') kept.add(`${o.source.table}.${o.source.column.name}`);
     for (const op of t.ops) {

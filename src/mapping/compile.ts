@@ -245,7 +245,7 @@ function compileTable(plan: TablePlan, fromVersion: number, toVersion: number, f
   const select = exprs.map((e, i) => `${e} AS ${quoteIdent(columns[i]!)}`).join(', ');
   const table = plan.table;
   // Each source's own key columns: a later merged table may join on its renamed key.
-  const inputKeys = plan.inputs.map((inp, i) => (i === 0 ? plan.sourceKey : (mergeKeyOf(inp.table, plan.sourceKey) ?? plan.sourceKey)));
+  const inputKeys = plan.inputs.map((inp, i) => (i === 0 ? plan.sourceKey : (mergeKeyOf(inp.table, plan.inputs[0]!.table.name, plan.sourceKey) ?? plan.sourceKey)));
   const generated = plan.generated.map((g) => `, ${g.sql} AS ${quoteIdent(g.column)}`).join('');
   const selectSql = (sourceRel: (t: string) => string, withGenerated = false): string => {
     if (sqlUnsupported.length > 0) throw new UnsupportedFaceError(table, 'sql', sqlUnsupported);

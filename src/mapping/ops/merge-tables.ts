@@ -6,10 +6,15 @@
  * first is dropped (with a foreign key from the split piece to the first table, as in the
  * sample app, there are none), and a first-table row without a partner gets NULLs for the
  * later tables' columns. Each later table joins on the key columns by the same names when
- * it has them all; else on its own primary key, column for column (the inverse of a split
- * that renamed the key: `tickets.id` -> `ticket_bodies.ticket_id`), which must have the
- * key's width and types. Unqualified column names resolve to the first table that has
- * them; write `table.column` to pick another.
+ * it has them all; else on its own primary key when that key is declared to refer to the
+ * first table's (a foreign key from exactly the primary key's columns to the first table's
+ * key columns: the inverse of a split that renamed the key, `tickets.id` ->
+ * `ticket_bodies.ticket_id`), paired column for column through that foreign key, with the
+ * key's types. A primary key of the right width and type alone is not enough: a table
+ * `ticket_bodies (body_id PRIMARY KEY, ticket_id UNIQUE REFERENCES tickets)` would join
+ * `tickets.id = body_id`, and verify, joining the same way, would call it clean; `check`
+ * refuses it instead. Unqualified column names resolve to the first table that has them;
+ * write `table.column` to pick another.
  */
 import type { TableInfo } from '../../db/catalog-types.ts';
 import type { ValidationProblem } from '../../errors.ts';
@@ -17,12 +22,19 @@ import { quoteIdent } from '../sql.ts';
 
 /**
  * The columns a later merged table `t` joins on, in the order of the first table's `key`:
- * the same names when it has them all, else its own primary key of the same width (a key
- * renamed by the split this merge undoes); undefined when neither.
+ * the same names when it has them all, else its own primary key when a foreign key from
+ * exactly those columns references `first`'s `key` (a key renamed by the split this merge
+ * undoes), paired through that foreign key; undefined when neither.
  */
-export function mergeKeyOf(t: TableInfo, key: string[]): string[] | undefined {
+export function mergeKeyOf(t: TableInfo, first: string, key: string[]): string[] | undefined {
   if (key.every((k) => t.columns.some((c) => c.name === k))) return key;
-  if (t.primaryKey.length === key.length && key.length > 0) return t.primaryKey;
+  if (key.length === 0 || t.primaryKey.length !== key.length) return undefined;
+  for (const fk of t.foreignKeys) {
+    if (fk.refTable !== first || fk.columns.length !== key.length) continue;
+    if (!fk.columns.every((c) => t.primaryKey.includes(c))) continue;
+    const join = key.map((k) => fk.columns[fk.refColumns.indexOf(k)]);
+    if (join.every((c): c is string => c !== undefined)) return join;
+  }
   return undefined;
 }
 
@@ -30,14 +42,15 @@ export function mergeKeyOf(t: TableInfo, key: string[]): string[] | undefined {
 export function validateMergeKey(first: TableInfo, others: TableInfo[], key: string[], file: string, path: string): ValidationProblem[] {
   const problems: ValidationProblem[] = [];
   for (const t of others) {
-    const join = mergeKeyOf(t, key);
+    const join = mergeKeyOf(t, first.name, key);
     if (join === undefined) {
       const missing = key.filter((k) => !t.columns.some((c) => c.name === k));
+      const pk = t.primaryKey.join(', ');
       problems.push({
         file,
         path,
-        message: `merged table ${t.name} has no key column${missing.length > 1 ? 's' : ''} ${missing.map((k) => `"${k}"`).join(', ')} to join ${first.name} on, and its primary key (${t.primaryKey.join(', ') || 'none'}) does not pair with ${first.name}'s (${key.join(', ')})`,
-        hint: 'a merged table joins on the key columns by the same names, or on its own primary key of the same width and types (a key its split renamed)',
+        message: `merged table ${t.name} has no key column${missing.length > 1 ? 's' : ''} ${missing.map((k) => `"${k}"`).join(', ')} to join ${first.name} on, and its primary key (${pk || 'none'}) is not declared to refer to ${first.name} (${key.join(', ')})`,
+        hint: `when ${t.name}'s primary key is ${first.name}'s key renamed, declare it: FOREIGN KEY (${pk || '...'}) REFERENCES ${first.name} (${key.join(', ')}); else make the column${key.length > 1 ? 's' : ''} referring to ${first.name} its primary key, or name ${key.length > 1 ? 'them' : 'it'} as in ${first.name}`,
       });
       continue;
     }

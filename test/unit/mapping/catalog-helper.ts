@@ -3,12 +3,12 @@
  * `name type [pk] [not null] [unique] [default] [identity] [generated]`, e.g.
  * `'id bigint pk identity'`, `'login text not null unique'`, `'balance numeric(20,6)'`.
  */
-import type { Catalog, ColumnInfo, TableInfo } from '../../../src/db/catalog-types.ts';
+import type { Catalog, ColumnInfo, ForeignKeyInfo, TableInfo } from '../../../src/db/catalog-types.ts';
 
 const FLAGS = ['pk', 'not null', 'unique', 'default', 'identity', 'generated'] as const;
 
-/** One table from column strings; `extra.unique` adds composite unique keys, `extra.pk` a composite key. */
-export function table(name: string, columns: string[], extra: { pk?: string[]; unique?: string[][] } = {}): TableInfo {
+/** One table from column strings; `extra.unique` adds composite unique keys, `extra.pk` a composite key, `extra.fk` foreign keys. */
+export function table(name: string, columns: string[], extra: { pk?: string[]; unique?: string[][]; fk?: ForeignKeyInfo[] } = {}): TableInfo {
   const cols: ColumnInfo[] = [];
   const pk: string[] = [...(extra.pk ?? [])];
   const uniqueKeys: string[][] = [...(extra.unique ?? [])];
@@ -39,7 +39,7 @@ export function table(name: string, columns: string[], extra: { pk?: string[]; u
       generated: flags.has('generated'),
     });
   }
-  return { name, columns: cols, primaryKey: pk, uniqueKeys, foreignKeys: [] };
+  return { name, columns: cols, primaryKey: pk, uniqueKeys, foreignKeys: [...(extra.fk ?? [])] };
 }
 
 /** A catalog from tables. */

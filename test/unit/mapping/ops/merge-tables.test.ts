@@ -1,7 +1,9 @@
 /**
  * merge with a renamed key: the inverse of a split that renamed its key
  * (`tickets.id` -> `ticket_bodies.ticket_id`). The later table joins on its own primary
- * key, column for column; the round trip split -> merge and merge -> split comes back.
+ * key when a foreign key from it references the first table's key, paired through that
+ * foreign key; the round trip split -> merge and merge -> split comes back. A primary key
+ * that merely has the right width and type is refused.
  */
 import { describe, expect, it } from 'vitest';
 import { compileStep } from '../../../../src/mapping/compile.ts';
@@ -11,7 +13,10 @@ import { ValidationError } from '../../../../src/errors.ts';
 import { catalog, table } from '../catalog-helper.ts';
 
 // v1: two tables, the body's key renamed; v2: one table.
-const v1 = catalog(table('tickets', ['id bigint pk', 'title text']), table('ticket_bodies', ['ticket_id bigint pk', 'body text']));
+const toTickets = { columns: ['ticket_id'], refTable: 'tickets', refColumns: ['id'] };
+const v1 = catalog(table('tickets', ['id bigint pk', 'title text']), table('ticket_bodies', ['ticket_id bigint pk', 'body text'], { fk: [toTickets] }));
+const merge = (v1Catalog: ReturnType<typeof catalog>) => () =>
+  parseMapping({ from: 1, to: 2, tables: { tickets: { from: { merge: ['tickets', 'ticket_bodies'] } } }, loses: [] } as never, { file: 'up.json', sourceVersion: 1, targetVersion: 2, catalogs: { 1: v1Catalog, 2: v2 } });
 const v2 = catalog(table('tickets', ['id bigint pk', 'title text', 'body text']));
 const catalogs = { 1: v1, 2: v2 };
 
@@ -71,8 +76,36 @@ describe('merge of a table whose key its split renamed', () => {
     expect(String((e as Error).message)).toMatch(/merged table ticket_bodies has no key column "id" to join tickets on/);
   });
 
+  it('refuses a primary key of the right width and type that is not declared to refer to the first table (it would join on the wrong column)', () => {
+    // body_id is the body's own number; ticket_id is what refers to tickets.
+    const own = catalog(
+      table('tickets', ['id bigint pk', 'title text']),
+      table('ticket_bodies', ['body_id bigint pk', 'ticket_id bigint not null unique', 'body text'], { fk: [toTickets] }),
+    );
+    expect(merge(own)).toThrow(/up\.json.*merged table ticket_bodies has no key column "id" to join tickets on, and its primary key \(body_id\) is not declared to refer to tickets \(id\)/s);
+    // Without any foreign key, the same.
+    const bare = catalog(table('tickets', ['id bigint pk', 'title text']), table('ticket_bodies', ['ticket_id bigint pk', 'body text']));
+    expect(merge(bare)).toThrow(/primary key \(ticket_id\) is not declared to refer to tickets/);
+    // A foreign key from the primary key to another table is no reference to the first.
+    const elsewhere = catalog(
+      table('tickets', ['id bigint pk', 'title text']),
+      table('ticket_bodies', ['ticket_id bigint pk', 'body text'], { fk: [{ columns: ['ticket_id'], refTable: 'bodies_archive', refColumns: ['id'] }] }),
+    );
+    expect(merge(elsewhere)).toThrow(/is not declared to refer to tickets/);
+  });
+
+  it('pairs a composite key through the foreign key, whatever the primary key order', () => {
+    const v1c = catalog(
+      table('tickets', ['tenant bigint', 'id bigint', 'title text'], { pk: ['tenant', 'id'] }),
+      table('ticket_bodies', ['t_id bigint', 't_tenant bigint', 'body text'], { pk: ['t_id', 't_tenant'], fk: [{ columns: ['t_tenant', 't_id'], refTable: 'tickets', refColumns: ['tenant', 'id'] }] }),
+    );
+    const v2c = catalog(table('tickets', ['tenant bigint', 'id bigint', 'title text', 'body text'], { pk: ['tenant', 'id'] }));
+    const m = parseMapping({ from: 1, to: 2, tables: { tickets: { from: { merge: ['tickets', 'ticket_bodies'] } } }, loses: [] } as never, { file: 'up.json', sourceVersion: 1, targetVersion: 2, catalogs: { 1: v1c, 2: v2c } });
+    expect(compileStep(m, { fullWidth: true }).tables.tickets!.selectSql((n) => n)).toMatch(/ON "s0"\."tenant" = "s1"\."t_tenant" AND "s0"\."id" = "s1"\."t_id"/);
+  });
+
   it('refuses a renamed key of another type', () => {
-    const other = catalog(table('tickets', ['id bigint pk', 'title text']), table('ticket_bodies', ['ticket_id text pk', 'body text']));
+    const other = catalog(table('tickets', ['id bigint pk', 'title text']), table('ticket_bodies', ['ticket_id text pk', 'body text'], { fk: [toTickets] }));
     expect(() => parseMapping({ from: 1, to: 2, tables: { tickets: { from: { merge: ['tickets', 'ticket_bodies'] } } }, loses: [] } as never, { file: 'up.json', sourceVersion: 1, targetVersion: 2, catalogs: { 1: other, 2: v2 } })).toThrow(
       /key column "id" is bigint in tickets but "ticket_id" is text in ticket_bodies/,
     );
