@@ -120,8 +120,10 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
   // Rewritten under the stored watermarks (an import, a TRUNCATE since the last run): read in full.
   const rewritten = await targetChangesSince(dst, opts.from.name, tables.map((t) => t.table));
   for (const [t, why] of rewritten) if (!emptyTarget.has(t) && lower.size) logger.warn(`${opts.to.name}.${t}: ${why}; reading it in full`, { table: t });
+  // A merge is read whole: a row deleted from a later merged table moves no watermark and
+  // removes no target key, so only a full read clears the columns it filled.
   const incremental = (ct: CompiledTable) =>
-    ct.reload !== 'full' && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
+    ct.reload !== 'full' && ct.sources.length === 1 && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
   const mode = tables.some(incremental) ? 'incremental' : 'full';
 
   // Every converted value the target would refuse, named with its key before any write.
@@ -164,21 +166,11 @@ async function isEmpty(client: pg.Client, table: string): Promise<boolean> {
 }
 
 /**
- * The relation a compiled table reads a source table through. Incremental: rows whose
- * watermark reached the lower bound; for a merge, every source restricted to the union of
- * keys changed in ANY of them (a change to one side must bring its partner along).
+ * The relation a compiled table reads a source table through. Incremental (one source
+ * only: a merge is read whole, see `incremental` in planSync): rows whose watermark reached
+ * the lower bound.
  */
 function sourceRelation(ct: CompiledTable, table: string, incremental: boolean, planFor: (t: string) => SourcePlan | null): string {
-  if (!incremental) return ident(table);
-  const changed = (s: { table: string; key: string[] }) => {
-    const p = planFor(s.table)!;
-    return `select ${s.key.map(ident).join(', ')} from ${ident(s.table)} where ${lowerBoundSql(p)}`;
-  };
-  if (ct.sources.length === 1) {
-    const p = planFor(table)!;
-    return `(select * from ${ident(table)} where ${lowerBoundSql(p)})`;
-  }
-  const me = ct.sources.find((s) => s.table === table)!;
-  const keys = ct.sources.map(changed).join(' union ');
-  return `(select * from ${ident(table)} where (${me.key.map(ident).join(', ')}) in (${keys}))`;
+  if (!incremental || ct.sources.length !== 1) return ident(table);
+  return `(select * from ${ident(table)} where ${lowerBoundSql(planFor(table)!)})`;
 }
