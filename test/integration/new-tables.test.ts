@@ -262,3 +262,80 @@ describe('a chain v1 -> v2 -> v3 over tables new in v2', () => {
     expect(report(back).tables.map((t: { table: string }) => t.table)).toEqual(['tickets']);
   });
 });
+
+describe('tables v2 drops, produced again on the way back', () => {
+  // v1 keeps per-priority counts its application maintains, and flags v2 has no use for;
+  // v2 drops both (declared lost in up.json). down.json recomputes the counts from v2's
+  // tickets by a query, and lets the flags start empty.
+  const V1 = `${TICKETS}
+CREATE TABLE ticket_stats (priority text PRIMARY KEY, open_tickets bigint NOT NULL);
+CREATE TABLE legacy_flags (id bigint PRIMARY KEY, flag text NOT NULL);
+`;
+  const STATS = `select priority, count(*) as open_tickets from tickets group by priority`;
+  const up = {
+    from: 1,
+    to: 2,
+    loses: [
+      { table: 'ticket_stats', why: 'derived from tickets; v1 recomputes it' },
+      { table: 'legacy_flags', why: 'v2 has no flags' },
+    ],
+  };
+  const down = { from: 2, to: 1, tables: { ticket_stats: { query: STATS, key: ['priority'] }, legacy_flags: { new: 'empty' } }, loses: [] };
+  const stats = (url: string) => query<{ priority: string; n: number }>(url, `select priority, open_tickets::int as n from ticket_stats order by priority`);
+  const expected = (url: string) => query<{ priority: string; n: number }>(url, `select priority, count(*)::int as n from tickets group by priority order by priority`);
+
+  it('check accepts them; after a cutover, sync green -> blue recomputes the query table and leaves the empty one alone; verify and a rollback cutover are clean', async () => {
+    const folder = await twoVersions('dropped-tables', { v1: V1, v2: TICKETS, up, down });
+    const c = await runCli(['--mappings', folder, 'check', '--catalog-url', catalogUrl, '--catalog-cache', await tempDir('cache'), '--json']);
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+
+    const q = await makePair(1, 2, folder);
+    await query(q.blue, `insert into tickets (title, priority) select 't' || g, case when g % 10 = 0 then 'high' else 'low' end from generate_series(1, 30) g`);
+    await query(q.blue, `insert into ticket_stats ${STATS}`);
+    await query(q.blue, `insert into legacy_flags values (1, 'kept on blue')`);
+    const first = report(await q.ok(['sync', '--from', 'blue', '--to', 'green', '--json']));
+    expect(first.verify).toMatchObject({ clean: true });
+    const up1 = await q.run(['cutover', '--from', 'blue', '--to', 'green', '--json']);
+    expect(up1.code, up1.stderr).toBe(0);
+
+    // Green's application, in v2 terms: a new priority, a ticket moved, one deleted.
+    await query(q.green, `insert into tickets (id, title, priority) values (1000, 'on green', 'urgent')`);
+    await query(q.green, `update tickets set priority = 'urgent', updated_at = now() where id = 1`);
+    await query(q.green, `delete from tickets where id = 10`);
+    const back = report(await q.ok(['sync', '--from', 'green', '--to', 'blue', '--json']));
+    expect(back.notCarried).toEqual([{ table: 'legacy_flags', why: 'not in v2, starts empty' }]);
+    expect(back.tables.find((t: { table: string }) => t.table === 'ticket_stats')).toMatchObject({ mode: 'full', inserted: 1, updated: 2, deleted: 0 });
+    expect(back.check ?? back.verify).toMatchObject({ clean: true });
+    expect(await stats(q.blue)).toEqual([
+      { priority: 'high', n: 2 },
+      { priority: 'low', n: 26 },
+      { priority: 'urgent', n: 2 },
+    ]);
+    expect(await stats(q.blue)).toEqual(await expected(q.green));
+    expect(await query(q.blue, `select flag from legacy_flags`)).toEqual([{ flag: 'kept on blue' }]);
+
+    const v = await q.run(['verify', '--from', 'green', '--to', 'blue', '--json']);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    const vr = report(v);
+    expect(vr.clean).toBe(true);
+    expect(vr.tables.map((t: { table: string }) => t.table).sort()).toEqual(['ticket_stats', 'tickets']);
+    expect(vr.notCarried).toEqual([{ table: 'legacy_flags', why: 'not in v2, starts empty' }]);
+    // A write on green not synced yet: the query table differs too, so it is compared.
+    await query(q.green, `insert into tickets (id, title, priority) values (1001, 'last on green', 'low')`);
+    const stale = report(await q.run(['verify', '--from', 'green', '--to', 'blue', '--json']));
+    expect(stale.clean).toBe(false);
+    expect(stale.tables.find((t: { table: string }) => t.table === 'ticket_stats').changed.count).toBe(1);
+
+    // The rollback cutover's own sync carries it, and blue serves again.
+    const cut = report(await q.ok(['cutover', '--from', 'green', '--to', 'blue', '--json']));
+    expect(cut.ok).toBe(true);
+    expect(await stats(q.blue)).toEqual(await expected(q.blue));
+    expect(await stats(q.blue)).toEqual([
+      { priority: 'high', n: 2 },
+      { priority: 'low', n: 27 },
+      { priority: 'urgent', n: 2 },
+    ]);
+    expect((await q.run(['verify', '--from', 'green', '--to', 'blue'])).code).toBe(0);
+    await query(q.blue, `insert into legacy_flags values (2, 'written on blue again')`);
+  });
+});
