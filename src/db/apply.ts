@@ -13,6 +13,7 @@ import { applyAppend, applyFullReload } from './multiset.ts';
 import { probeByKey, withKeyProbes } from './key-probes.ts';
 import { TableError } from '../errors.ts';
 import { cut } from '../text.ts';
+import { isApplyRowFailure, locateApplyFailure } from './apply-locate.ts';
 
 /** What applying needs to know of a target table. */
 export interface ApplyTable {
@@ -26,6 +27,12 @@ export interface ApplyTable {
   reload?: 'full' | 'incremental' | 'append';
   /** Append tables read incrementally: the target column their watermark is carried to. */
   lookup?: string;
+  /** Columns an op writes, with where the op is: what a row the target refuses names (src/db/apply-locate.ts). */
+  converted?: Record<string, string>;
+  /** Source columns each target column comes from (index into `sources`). */
+  origins?: Record<string, readonly { source: number; column: string }[]>;
+  /** Source tables, for naming a carried column's origin. */
+  sources?: readonly { table: string }[];
 }
 
 /**
@@ -92,7 +99,7 @@ export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: str
     await dst.query('release savepoint bg_upsert');
     return r;
   } catch (err) {
-    if ((err as { code?: string }).code !== '23505') throw missingPartition(ct.table, err) ?? err;
+    if ((err as { code?: string }).code !== '23505') throw await applyFailure(dst, ct, stage, err);
     await dst.query('rollback to savepoint bg_upsert');
     logger.warn(`${ct.table}: rows swapped unique values since the last run; applying with its indexes rebuilt`, {
       table: ct.table,
@@ -100,14 +107,32 @@ export async function upsertOrRebuild(dst: pg.Client, ct: ApplyTable, stage: str
     });
     const ddl = await deferrableDdl(dst, [ct.table]);
     for (const stmt of ddl.drop) await dst.query(stmt);
-    const r = await upsert(dst, ct, stage, logger).catch((e: unknown) => {
-      throw missingPartition(ct.table, e) ?? e;
-    });
-    await rebuildDeferred(dst, ddl.create, logger);
-    return r;
+    try {
+      const r = await upsert(dst, ct, stage, logger);
+      await rebuildDeferred(dst, ddl.create, logger);
+      return r;
+    } catch (e) {
+      throw await applyFailure(dst, ct, stage, e);
+    }
   }
 }
 
+/**
+ * What an apply failure is reported as: a missing partition, or a row the target's
+ * constraints refuse (NOT NULL, CHECK, foreign key: the stage has none of them) located in
+ * the stage after a rollback to the apply's savepoint. Anything else as it is.
+ */
+async function applyFailure(dst: pg.Client, ct: ApplyTable, stage: string, err: unknown): Promise<unknown> {
+  const partition = missingPartition(ct.table, err);
+  if (partition) return partition;
+  if (!isApplyRowFailure(err)) return err;
+  try {
+    await dst.query('rollback to savepoint bg_upsert');
+  } catch {
+    return err; // the session is gone: PostgreSQL's message is all there is
+  }
+  return locateApplyFailure(dst, ct, stage, err, 'bg_upsert');
+}
 
 /**
  * A row no partition of the target table takes (PostgreSQL's routing failure, 23514):

@@ -72,13 +72,16 @@ export class RowConversionError extends InvalidInputError {
     readonly reason: string,
     /** Where the op producing the column is (`<file> at <JSON pointer>`); undefined when carried by name. */
     readonly op: string | undefined,
+    /** What to change, when the default (make the value fit the column) does not apply: a constraint the row fails. */
+    hint?: string,
   ) {
     super(
       // The server's reason may quote the value itself ("value too long ...: xxx"): cut too.
       `table ${table}, column ${column}${key === undefined ? '' : `, key ${key}`}: ${cut(reason)}${shownValue(value)}`,
-      op === undefined
-        ? `the value does not fit ${table}.${column}: widen the column in schema.sql, or convert it with an op (map, sql) and declare in "loses" what that drops`
-        : `change the op at ${op} so every value fits ${table}.${column} (or widen the column), and declare in "loses" what the new op drops`,
+      hint ??
+        (op === undefined
+          ? `the value does not fit ${table}.${column}: widen the column in schema.sql, or convert it with an op (map, sql) and declare in "loses" what that drops`
+          : `change the op at ${op} so every value fits ${table}.${column} (or widen the column), and declare in "loses" what the new op drops`),
     );
   }
 }
