@@ -11,6 +11,7 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { freshDatabase, query } from '../helpers/pg.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { report } from '../helpers/pair.ts';
 
 const V1 = `create table customers (id int primary key, name text not null, updated_at timestamptz not null default now());
 comment on column customers.updated_at is 'bluegreen:watermark';
@@ -96,6 +97,29 @@ describe('a row the target refuses at apply is located', () => {
       'error: table orders, column customer_id, key id=14: insert or update on table "orders" violates foreign key constraint "orders_customer_id_fkey" (value "99")',
       'the target has no customers row with that id',
     );
+  });
+
+  it('an incremental import whose row references a parent the target no longer has', async () => {
+    // Two v2 databases: blue2 exports, green takes a full import, then loses customer 2.
+    const blue2 = await freshDatabase('alblue2');
+    await query(blue2, V2);
+    await query(blue2, `insert into customers (id, name) values (1, 'Ann'), (2, 'Bob'); insert into orders (id, customer_id, label, qty) values (10, 1, 'A', 1)`);
+    const green = await freshDatabase('algreen2');
+    await query(green, V2);
+    const io = (args: string[]) => runCli(['--mappings', dir, ...args, '--log-format', 'text'], { BLUE_URL: blue2, GREEN_URL: green });
+    const full = path.join(await tempDir('al-full'), 'd');
+    const first = await io(['export', '--from', 'blue', '--out', full, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    expect((await io(['import', '--to', 'green', '--in', full])).code).toBe(0);
+    await query(green, `delete from customers where id = 2`);
+    await query(blue2, `insert into orders (id, customer_id, label, qty) values (15, 2, 'B', 1)`);
+    const inc = path.join(await tempDir('al-inc'), 'd');
+    expect((await io(['export', '--from', 'blue', '--out', inc, '--since', report(first).nextSince])).code).toBe(0);
+    const before = await query(green, `select id from orders order by id`);
+    const r = await io(['import', '--to', 'green', '--in', inc]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('error: table orders, column customer_id, key id=15: insert or update on table "orders" violates foreign key constraint "orders_customer_id_fkey" (value "2")');
+    expect(await query(green, `select id from orders order by id`)).toEqual(before);
   });
 
   it('sync --repair locates the same way', async () => {
