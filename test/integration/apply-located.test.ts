@@ -122,6 +122,17 @@ describe('a row the target refuses at apply is located', () => {
     expect(await query(green, `select id from orders order by id`)).toEqual(before);
   });
 
+  it('cutover: its sync stops on the row, located, and blue stays writable', async () => {
+    await query(urls.blue, `insert into orders (id, customer_id, note, qty) values (13, 1, null, 4)`);
+    const before = await state();
+    const r = await cli(['cutover']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('table orders, column label, key id=13: null value in column "label" of relation "orders" violates not-null constraint (value NULL)');
+    expect(r.stderr).toContain(`change the op at ${upFile} at /tables/orders/ops/0`);
+    expect(await state()).toEqual(before);
+    await query(urls.blue, `update orders set qty = 5 where id = 13`); // not frozen
+  });
+
   it('sync --repair locates the same way', async () => {
     await query(urls.green, `update orders set label = 'TAMPERED' where id = 10`);
     // The source row the repair re-copies now has no label for green.
