@@ -104,15 +104,33 @@ async function capturedSince(src: pg.Client, ct: CompiledTable, lowerBound: Dele
   const s = ct.sources[0]!;
   const since = captureSince(lowerBound(s.table));
   if (since === undefined || s.key.length === 0) return undefined;
-  if (!(await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) return undefined;
+  return (await captureCovers(src, s.table, since)) ? since : undefined;
+}
+
+/**
+ * Whether the source's delete capture holds every row deleted from `table` since `since`:
+ * armed before it, its trigger enabled, and no TRUNCATE since (whose rows it cannot list).
+ */
+export async function captureCovers(src: pg.Client, table: string, since: string): Promise<boolean> {
+  if (!(await src.query<{ ok: boolean }>(`select to_regclass('bluegreen.capture') is not null as ok`)).rows[0]!.ok) return false;
   const r = await src.query<{ ok: boolean }>(
     `select c.enabled_at <= $2::timestamptz
             and exists (select 1 from pg_trigger g where g.tgrelid = to_regclass($3) and g.tgname = $4 and g.tgenabled <> 'D')
             and not exists (select 1 from bluegreen.deleted_rows d where d.table_name = $1 and d.truncated and d.deleted_at >= $2::timestamptz) as ok
        from bluegreen.capture c where c.table_name = $1`,
-    [s.table, since, ident(s.table), CAPTURE_TRIGGER],
+    [table, since, ident(table), CAPTURE_TRIGGER],
   );
-  return r.rows[0]?.ok ? since : undefined;
+  return r.rows[0]?.ok === true;
+}
+
+/**
+ * Keys (`key`, in the source table's own names) of rows deleted from `table` since `since`,
+ * as captured: a subquery for a merge's set of changed keys.
+ */
+export function capturedDeletedKeysSql(table: string, key: string[], since: string): string {
+  return `select ${key.map((k) => `r.${ident(k)}`).join(', ')}
+            from bluegreen.deleted_rows d cross join lateral jsonb_populate_record(null::${ident(table)}, d.old) r
+           where d.table_name = ${literal(table)} and not d.truncated and d.deleted_at >= ${literal(since)}::timestamptz`;
 }
 
 /** Target keys of rows deleted on the source since `lo`, through the mapping; deletes them. */

@@ -14,7 +14,7 @@ import { VersionMismatchError } from '../errors.ts';
 import { preflight } from '../convert/preflight.ts';
 import { loadHorizonSample, readHorizon, type Horizon } from './horizon.ts';
 import { deletesSinceOf, lowerBoundSql, planWatermarks, sampleHistory, sampleIntegerWatermarks, type IntegerSample, type SourcePlan } from './watermark.ts';
-import type { DeleteResult } from './deletes.ts';
+import { captureCovers, captureSince, capturedDeletedKeysSql, type DeleteResult } from './deletes.ts';
 import type { SyncOptions, TableSyncReport } from './sync.ts';
 
 /** One target table of the run, as the per-table steps see it. */
@@ -120,14 +120,29 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
   // Rewritten under the stored watermarks (an import, a TRUNCATE since the last run): read in full.
   const rewritten = await targetChangesSince(dst, opts.from.name, tables.map((t) => t.table));
   for (const [t, why] of rewritten) if (!emptyTarget.has(t) && lower.size) logger.warn(`${opts.to.name}.${t}: ${why}; reading it in full`, { table: t });
-  // A merge is read whole: a row deleted from a later merged table moves no watermark and
-  // removes no target key, so only a full read clears the columns it filled.
+  // A merge: a row deleted from a later merged table moves no watermark and removes no
+  // target key. Read incrementally only when the source's delete capture lists those
+  // deletes (their keys join the changed keys, so the first table's row is read again and
+  // its merged columns cleared); otherwise read whole.
+  const captured = new Map<string, Map<string, string>>();
+  for (const ct of tables.filter((t) => t.sources.length > 1)) {
+    const since = new Map<string, string>();
+    for (const s of ct.sources.slice(1)) {
+      const from = captureSince(planFor(s.table));
+      if (from !== undefined && s.key.length > 0 && (await captureCovers(src, s.table, from))) since.set(s.table, from);
+    }
+    if (since.size === ct.sources.length - 1) captured.set(ct.table, since);
+  }
   const incremental = (ct: CompiledTable) =>
-    ct.reload !== 'full' && ct.sources.length === 1 && !emptyTarget.has(ct.table) && !rewritten.has(ct.table) && ct.sources.every((s) => planFor(s.table)?.lo != null);
+    ct.reload !== 'full' &&
+    (ct.sources.length === 1 || captured.has(ct.table)) &&
+    !emptyTarget.has(ct.table) &&
+    !rewritten.has(ct.table) &&
+    ct.sources.every((s) => planFor(s.table)?.lo != null);
   const mode = tables.some(incremental) ? 'incremental' : 'full';
 
   // Every converted value the target would refuse, named with its key before any write.
-  await preflight(src, tables, (ct) => (t) => sourceRelation(ct, t, incremental(ct), planFor), sourceCatalog, targetCatalog, opts.from);
+  await preflight(src, tables, (ct) => (t) => sourceRelation(ct, t, incremental(ct), planFor, captured.get(ct.table)), sourceCatalog, targetCatalog, opts.from);
 
   // An initial load into empty tables takes the bulk path (indexes after data).
   const bulk = emptyTarget.size === tables.length && mode === 'full';
@@ -139,7 +154,7 @@ export async function planSync(src: pg.Client, dst: pg.Client, opts: SyncOptions
     tables: tables.map((ct) => {
       const inc = incremental(ct);
       const report: TableSyncReport = { table: ct.table, mode: bulk ? 'bulk' : inc ? 'incremental' : 'full', read: 0, inserted: 0, updated: 0, deleted: 0, ms: 0 };
-      return { ct, incremental: inc, relation: (t: string) => sourceRelation(ct, t, inc, planFor), report };
+      return { ct, incremental: inc, relation: (t: string) => sourceRelation(ct, t, inc, planFor, captured.get(ct.table)), report };
     }),
     targetNames: tables.map((t) => t.table),
     notCarried,
@@ -166,11 +181,23 @@ async function isEmpty(client: pg.Client, table: string): Promise<boolean> {
 }
 
 /**
- * The relation a compiled table reads a source table through. Incremental (one source
- * only: a merge is read whole, see `incremental` in planSync): rows whose watermark reached
- * the lower bound.
+ * The relation a compiled table reads a source table through. Incremental: rows whose
+ * watermark reached the lower bound; for a merge (incremental only with `captured`, the
+ * capture bound of each later table), every source restricted to the union of keys
+ * changed in ANY of them and of keys deleted from a later one (a change to one side must
+ * bring its partner along, and a partner's delete must clear what it filled).
  */
-function sourceRelation(ct: CompiledTable, table: string, incremental: boolean, planFor: (t: string) => SourcePlan | null): string {
-  if (!incremental || ct.sources.length !== 1) return ident(table);
-  return `(select * from ${ident(table)} where ${lowerBoundSql(planFor(table)!)})`;
+function sourceRelation(
+  ct: CompiledTable,
+  table: string,
+  incremental: boolean,
+  planFor: (t: string) => SourcePlan | null,
+  captured?: Map<string, string>,
+): string {
+  if (!incremental) return ident(table);
+  if (ct.sources.length === 1) return `(select * from ${ident(table)} where ${lowerBoundSql(planFor(table)!)})`;
+  const changed = ct.sources.map((s) => `select ${s.key.map(ident).join(', ')} from ${ident(s.table)} where ${lowerBoundSql(planFor(s.table)!)}`);
+  const deleted = ct.sources.slice(1).map((s) => capturedDeletedKeysSql(s.table, s.key, captured!.get(s.table)!));
+  const me = ct.sources.find((s) => s.table === table)!;
+  return `(select * from ${ident(table)} where (${me.key.map(ident).join(', ')}) in (${[...changed, ...deleted].join(' union ')}))`;
 }
