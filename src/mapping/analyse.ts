@@ -195,13 +195,7 @@ function planQueryTable(name: string, qspec: QueryTableSpec, ctx: MappingContext
   const sources = querySources(name, sql, ctx.source.tables, ctx.sourceVersion, ctx.file, `${path}/query`, problems);
   validateKey(name, qspec.key, target, path, ctx, problems);
   if (problems.length > before) return undefined;
-  const inputs: InputTable[] = [];
-  let offset = 0;
-  for (const t of sources) {
-    const columns = t.columns.filter((c) => !c.generated);
-    inputs.push({ table: t, columns, offset });
-    offset += columns.length;
-  }
+  const inputs = inputTables(sources);
   return {
     table: name,
     path,
@@ -260,13 +254,7 @@ function planTable(name: string, tspec: TableMappingSpec, implicit: boolean, ctx
   });
   if (target === undefined || sources.length !== names.length) return undefined;
 
-  const inputs: InputTable[] = [];
-  let offset = 0;
-  for (const t of sources) {
-    const columns = t.columns.filter((c) => !c.generated);
-    inputs.push({ table: t, columns, offset });
-    offset += columns.length;
-  }
+  const inputs = inputTables(sources);
   const resolve = (ref: string): SourceColumn | undefined => {
     const dot = ref.indexOf('.');
     let candidates = inputs;
@@ -504,4 +492,16 @@ function checkLosses(declared: LossSpec[], lost: Losses, ctx: MappingContext, un
     }
   }
   return problems;
+}
+
+/** The tables a target table reads, each with the columns it reads (generated ones are never carried) and where they start in a joined row. */
+function inputTables(sources: TableInfo[]): InputTable[] {
+  const inputs: InputTable[] = [];
+  let offset = 0;
+  for (const t of sources) {
+    const columns = t.columns.filter((c) => !c.generated);
+    inputs.push({ table: t, columns, offset });
+    offset += columns.length;
+  }
+  return inputs;
 }
