@@ -27,6 +27,12 @@ export interface LocateContext {
   rel: (table: string) => string;
   /** Query runner. */
   probe: Probe;
+  /**
+   * The target table's CHECK constraints as pg_get_constraintdef prints them: a row COPY
+   * FROM refused by one (23514, no column named) is found by evaluating each over the
+   * converted rows where they are read.
+   */
+  checks?: string[];
 }
 
 interface PgError {
@@ -59,7 +65,7 @@ async function fails(probe: Probe, sql: string): Promise<PgError | undefined> {
 export async function locateRowFailure(err: unknown, ctx: LocateContext): Promise<unknown> {
   if (!isRowLevel(err)) return err;
   try {
-    return (await targetSide(err, ctx)) ?? (await sourceSide(err, ctx)) ?? err;
+    return (await targetSide(err, ctx)) ?? (await checkSide(err, ctx)) ?? (await sourceSide(err, ctx)) ?? err;
   } catch {
     return err; // the locating itself failed (connection gone): keep PostgreSQL's message
   }
@@ -87,6 +93,31 @@ async function targetSide(err: PgError, ctx: LocateContext): Promise<RowConversi
   const row = r.rows[0] as Record<string, string | null> | undefined;
   const key = row && ct.key.length > 0 ? shownKey(ct.key, ct.key.map((_, i) => row[`k${i}`] ?? null)) : undefined;
   return new RowConversionError(ct.table, column, key, row ? (row.v ?? null) : value, err.message, ct.converted[column]);
+}
+
+/**
+ * COPY FROM on the target refused a row by a CHECK constraint, naming neither column nor
+ * key: the first converted row that fails one of the target's CHECK expressions, found by
+ * evaluating it over the mapped rows on the source (an expression the source cannot
+ * evaluate, say over a type only the target has, is passed over). The column named is the
+ * first the expression reads.
+ */
+async function checkSide(err: PgError, ctx: LocateContext): Promise<RowConversionError | undefined> {
+  if (err.code !== '23514' || !ctx.checks?.length) return undefined;
+  const ct = ctx.table;
+  for (const def of ctx.checks) {
+    const expr = /^CHECK \((.*)\)( NOT VALID)?$/s.exec(def)?.[1];
+    if (expr === undefined) continue;
+    const column = ct.columns.find((c) => new RegExp(`(^|[^\\w$"])"?${c.replace(/[^\w]/g, '\\$&')}"?($|[^\\w$"])`).test(expr));
+    if (column === undefined) continue;
+    const cols = [...ct.key.map((k, i) => `q.${ident(k)}::text AS k${i}`), `q.${ident(column)}::text AS v`];
+    const r = await ctx.probe(`SELECT ${cols.join(', ')} FROM (${ct.selectSql(ctx.rel)}) q WHERE NOT (${expr}) LIMIT 1`).catch(() => undefined);
+    const row = r?.rows[0] as Record<string, string | null> | undefined;
+    if (!row) continue;
+    const key = ct.key.length > 0 ? shownKey(ct.key, ct.key.map((_, i) => row[`k${i}`] ?? null)) : undefined;
+    return new RowConversionError(ct.table, column, key, row.v ?? null, err.message, ct.converted[column]);
+  }
+  return undefined;
 }
 
 /** The SELECT failed on the source: find the column, then halve the rows down to one. */
@@ -140,7 +171,7 @@ async function sourceSide(err: PgError, ctx: LocateContext): Promise<RowConversi
  * locateRowFailure on a fresh session of `url`: the failed run's own session is aborted
  * (and its COPY may still be draining), so the probes get their own connection.
  */
-export async function locateOnFreshSession(err: unknown, table: CompiledTable, rel: (t: string) => string, url: string, label: string): Promise<unknown> {
+export async function locateOnFreshSession(err: unknown, table: CompiledTable, rel: (t: string) => string, url: string, label: string, checks?: string[]): Promise<unknown> {
   // A row the target's partitions do not take is no conversion failure: probing the
   // source's columns would scan it for nothing.
   const partition = missingPartition(table.table, err);
@@ -150,7 +181,7 @@ export async function locateOnFreshSession(err: unknown, table: CompiledTable, r
   try {
     client = await connect(url, { label, applicationName: 'bluegreen locate' });
     const c = client;
-    return await locateRowFailure(err, { table, rel, probe: (sql) => c.query(sql) });
+    return await locateRowFailure(err, { table, rel, probe: (sql) => c.query(sql), checks });
   } catch {
     return err;
   } finally {

@@ -39,7 +39,7 @@ export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan,
   const tap = (binary: boolean) => progressTap(logger, ct.table, { format: binary ? 'binary' : 'csv', totalRows: est, phase: plan.bulk ? 'copy' : 'stage' });
   // A row the mapping cannot convert: name its table, column and key.
   const located = async (e: unknown) => {
-    throw await locateOnFreshSession(e, ct, t.relation, from.url, from.name);
+    throw await locateOnFreshSession(e, ct, t.relation, from.url, from.name, plan.catalogs[plan.toVersion]?.tables[ct.table]?.checks);
   };
   if (plan.bulk) {
     // Straight into the index-less table: a query repeating a key is refused first, named

@@ -72,6 +72,16 @@ describe('a row the target refuses at apply is located', () => {
     expect(await state()).toEqual(before);
   }
 
+  it('the first full load (the bulk path) locates a CHECK failure on a carried column too', async () => {
+    const fresh = await freshDatabase('albulk');
+    await query(fresh, V2);
+    await query(urls.blue, `update orders set qty = 0, updated_at = now() where id = 11`);
+    const r = await runCli(['--mappings', dir, 'sync', '--from', 'blue', '--to', 'fresh', '--log-format', 'text'], { BLUE_URL: urls.blue, FRESH_URL: fresh });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/table orders, column qty, key id=11: .*orders_qty_positive.* \(value "0"\)/);
+    expect(await query(fresh, `select count(*)::int as n from orders`)).toEqual([{ n: 0 }]);
+  });
+
   it('a NULL an op writes into a NOT NULL column: the op named by file and JSON path', async () => {
     await query(urls.blue, `insert into orders (id, customer_id, note, qty) values (12, 1, 'ok', 3), (13, 1, null, 4)`);
     await refused(
