@@ -27,6 +27,8 @@ npx tsx bench/profile-summary.ts "$WORK/profile-green.log" "$t0" "$t1" "$WORK"/c
 # Then one incremental sync of 1% of users (as in (c), after a checkpoint), with both
 # servers' statements: what a cron run costs each side, and what is left for the client.
 blue_log=$WORK/blue/server.log
+floor_db create # the same change applied again by hand-written SQL, profiled the same way below
+bound=$(q "$BLUE_URL" -Atc "select now()")
 change_users 97 >/dev/null
 from_blue=$(($(wc -l <"$blue_log") + 1))
 from_green=$(($(wc -l <"$green_log") + 1))
@@ -37,6 +39,17 @@ tail -n +"$from_blue" "$blue_log" >"$WORK/profile-inc-blue.log"
 tail -n +"$from_green" "$green_log" >"$WORK/profile-inc-green.log"
 npx tsx bench/profile-summary.ts --statements "incremental sync, 1% of users" "$t0" "$t1" \
   "blue=$WORK/profile-inc-blue.log" "green=$WORK/profile-inc-green.log" | tee -a "$RESULTS/profile.txt"
+settle
+from_blue=$(($(wc -l <"$blue_log") + 1))
+from_green=$(($(wc -l <"$green_log") + 1))
+t0=$(date +%s.%N)
+bash "$ROOT/bench/apply-floor.sh" "$PSQL" "$BLUE_URL" "$FLOOR_URL" "$bound" >/dev/null
+t1=$(date +%s.%N)
+tail -n +"$from_blue" "$blue_log" >"$WORK/profile-floor-blue.log"
+tail -n +"$from_green" "$green_log" >"$WORK/profile-floor-green.log"
+npx tsx bench/profile-summary.ts --statements "apply floor of the same change (bench/apply-floor.sh)" "$t0" "$t1" \
+  "blue=$WORK/profile-floor-blue.log" "green=$WORK/profile-floor-green.log" | tee -a "$RESULTS/profile.txt"
+floor_db drop
 for port in "$BLUE_PORT" "$GREEN_PORT"; do
   admin "$port" -c "alter system reset log_min_duration_statement" -c "alter system reset log_line_prefix" -c "select pg_reload_conf()" >/dev/null
 done

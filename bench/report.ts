@@ -90,6 +90,13 @@ const lines: Line[] = [
   { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
   { key: 'bg_incremental_noverify', label: '    the same with --no-verify', rows: changed },
   { key: 'bg_incremental_reconcile', label: '    the same with --reconcile (no capture)', rows: changed },
+  { key: 'bg_incremental_p1', label: '    0.1% users changed', rows: Math.round(changed / 10) },
+  { key: 'bg_incremental_p1_reconcile', label: '    0.1%, with --reconcile', rows: Math.round(changed / 10) },
+  { key: 'apply_floor', label: '(c0) apply floor: hand-written SQL, 1%', rows: changed },
+  { key: 'apply_floor_noverify', label: '    the same, beside --no-verify', rows: changed },
+  { key: 'apply_floor_reconcile', label: '    the same, beside --reconcile', rows: changed },
+  { key: 'apply_floor_p1', label: '    apply floor, 0.1%', rows: Math.round(changed / 10) },
+  { key: 'apply_floor_p1_reconcile', label: '    the same, beside --reconcile', rows: Math.round(changed / 10) },
   { key: 'bg_verify', label: '(d) bluegreen verify', rows: total },
   { key: 'bg_verify_diff', label: '    the same with 10 rows differing', rows: total },
   { key: 'bg_repair', label: '    sync --repair of those 10 rows', rows: 10 },
@@ -154,6 +161,39 @@ const inc = results.bg_incremental;
 const fullNv = results.bg_full_sync_noverify;
 const incNv = results.bg_incremental_noverify;
 const incRec = results.bg_incremental_reconcile;
+/**
+ * Each incremental sync against the apply floor of the same change (bench/apply-floor.sh),
+ * measured beside it in the same round: the goal is sync ≤ 1.3 × floor + 0.3 s, so
+ * `excess_s` (sync − 1.3 × floor, medians) should stay ≤ 0.3. `per_round_ratio` pairs the
+ * two runs of each round (the same change, one right after the other).
+ */
+const applyFloor = Object.fromEntries(
+  (['', '_noverify', '_reconcile', '_p1', '_p1_reconcile'] as const).flatMap((suffix) => {
+    const syncKey = `bg_incremental${suffix}`;
+    const floorKey = `apply_floor${suffix}`;
+    const sy = results[syncKey];
+    const fl = results[floorKey];
+    if (!sy || !fl) return [];
+    const s = perRound(syncKey);
+    const f = perRound(floorKey);
+    const paired = [...s.entries()].filter(([r]) => f.has(r)).sort((a, b) => a[0] - b[0]);
+    return [
+      [
+        syncKey,
+        {
+          floor: floorKey,
+          sync_s: sy.seconds,
+          floor_s: fl.seconds,
+          ratio: round3(sy.seconds / fl.seconds),
+          excess_s: round3(sy.seconds - 1.3 * fl.seconds),
+          per_round_ratio: paired.map(([r, v]) => round3(v / f.get(r)!)),
+          sync_cpu_s: sy.cpu_seconds,
+          floor_cpu_s: fl.cpu_seconds,
+        },
+      ],
+    ];
+  }),
+);
 /** Writes refused on blue during each round's cutover (the report's freezeMs), in ms. */
 const freezeRounds = [...perRound('cutover_freeze').entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => Math.round(v * 1000));
 const bgRss = ['bg_full_sync', 'bg_full_sync_noverify', 'bg_full_jobs2', 'bg_incremental', 'bg_incremental_noverify', 'bg_incremental_reconcile', 'bg_verify', 'bg_verify_diff', 'bg_repair', 'bg_cutover'].map((k) => results[k]?.peak_rss_mb ?? 0);
@@ -195,7 +235,13 @@ const report = {
     full_sync_floor: full?.floor_ratio ?? null,
     /** The least incremental_over_full this machine allows: the incremental's CPU seconds over every core, over the full sync's seconds. */
     incremental_over_full_floor: full && inc?.cpu_seconds != null ? round3(inc.cpu_seconds / cpus / full.seconds) : null,
+    /** The 1% incremental sync over the apply floor of the same change (goal: ≤ 1.3, plus 0.3 s fixed). */
+    incremental_over_apply_floor: applyFloor.bg_incremental?.ratio ?? null,
+    /** incremental − 1.3 × apply floor, in seconds (goal ≤ 0.3). */
+    incremental_minus_1_3_apply_floor_s: applyFloor.bg_incremental?.excess_s ?? null,
   },
+  /** Each incremental sync beside the apply floor of the same change, keyed by the sync's method. */
+  apply_floor: applyFloor,
   /** Median of the cutover reports' freezeMs: how long writes on blue were refused (goal ≤ 2000). */
   cutover_freeze_ms: freezeRounds.length ? median(freezeRounds) : null,
   cutover_freeze_ms_per_round: freezeRounds,
@@ -244,6 +290,9 @@ out.push(
     (report.ratios.incremental_over_full_noverify !== null ? ` (${report.ratios.incremental_over_full_noverify}x with --no-verify)` : '') +
     `; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
 );
+for (const [k, a] of Object.entries(applyFloor)) {
+  out.push(`${k} / ${a.floor}: ${a.sync_s} s / ${a.floor_s} s = ${a.ratio}x (per round ${a.per_round_ratio.join(', ')}); sync - 1.3 x floor = ${a.excess_s} s (goal ≤ 0.3)`);
+}
 if (report.cutover_freeze_ms !== null) {
   out.push(
     `cutover freeze (writes refused on blue): ${report.cutover_freeze_ms} ms median (${freezeRounds.join(', ')} ms); ` +

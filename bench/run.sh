@@ -238,6 +238,7 @@ settle() {
   # run right after stayed at 0.8 s). A cron sync meets a green autovacuum has settled.
   q "$BLUE_URL" -c "set client_min_messages = error" -c vacuum
   q "$GREEN_URL" -c "set client_min_messages = error" -c vacuum
+  [[ -z $FLOOR_URL ]] || q "$FLOOR_URL" -c "set client_min_messages = error" -c vacuum
   admin "$BLUE_PORT" -c checkpoint
   admin "$GREEN_PORT" -c checkpoint
 }
@@ -274,31 +275,75 @@ reset_green() {
   "${BG[@]}" -q schema apply --to green --schema-version 2 >/dev/null
   settle
 }
-# change_users RESIDUE: 1% of users change on blue (a real column; the v1 trigger moves
-# updated_at), a different 1% each time; prints how many rows changed.
+# change_users RESIDUE [MODULUS]: the users whose id % MODULUS (100: 1%) is RESIDUE change
+# on blue (a real column; the v1 trigger moves updated_at), scattered over the whole table
+# and different each time; prints how many rows changed.
 change_users() {
-  q "$BLUE_URL" -Atc "with u as (update users set email = coalesce(email, '') || '.c$1' where id % 100 = $1 returning 1) select count(*) from u"
+  q "$BLUE_URL" -Atc "with u as (update users set email = coalesce(email, '') || '.c$1' where id % ${2:-100} = $1 returning 1) select count(*) from u"
   settle
 }
-# incremental LABEL ROUND RESIDUE [sync options]
+# The apply floor (bench/apply-floor.sh): each incremental sync's change applied again by
+# hand-written SQL (COPY into a temp table, UPDATE ... FROM, INSERT ... ON CONFLICT, DELETE,
+# one transaction) to a second green database, `floor`: a file copy of green made right
+# after the full sync, so both start from the same heap and index pages and take the same
+# changes after. Sync and floor run one after the other with a settle (vacuum, checkpoint)
+# between them, their order alternating from one change to the next.
+FLOOR_URL="" FLOOR_TURN=0
+floor_db() {
+  FLOOR_URL=""
+  admin "$GREEN_PORT" -c "drop database if exists floor (force)"
+  [[ $1 == create ]] || return 0
+  admin "$GREEN_PORT" -c "create database floor owner app template app strategy file_copy"
+  FLOOR_URL=postgresql://app@127.0.0.1:$GREEN_PORT/floor
+}
+# The changed users, read back the same way from green and from the floor, must agree.
+check_floor() {
+  local sql="select count(*) || ' ' || md5(string_agg(u::text, '|' order by id)) from users u where id % $2 = $1" a b
+  a=$(q "$GREEN_URL" -Atc "$sql") b=$(q "$FLOOR_URL" -Atc "$sql")
+  [[ $a == "$b" ]] || { log "the apply floor left other rows than the sync (green: $a, floor: $b)"; KEEP_WORK=1; exit 1; }
+}
+# incremental LABEL ROUND RESIDUE [MODULUS [sync options]]
 incremental() {
-  local label=$1 round=$2 residue=$3 changed; shift 3
-  changed=$(change_users "$residue")
-  measure "$label" "$round" "${BG[@]}" --json sync --from blue --to green "$@" >"$WORK/$label-$round.json"
+  local label=$1 round=$2 residue=$3 modulus=${4:-100} changed bound floor out; shift 3; shift $(($# > 0 ? 1 : 0))
+  bound=$(q "$BLUE_URL" -Atc "select now()")
+  changed=$(change_users "$residue" "$modulus")
+  floor=${label/bg_incremental/apply_floor}
+  if [[ -n $FLOOR_URL && $((FLOOR_TURN++ % 2)) == 1 ]]; then
+    measure "$floor" "$round" bash "$ROOT/bench/apply-floor.sh" "$PSQL" "$BLUE_URL" "$FLOOR_URL" "$bound" >"$WORK/$floor-$round.out"
+    settle
+  fi
+  measure "$label" "$round" "${BG[@]}" --json sync --from blue --to green "$@" >"$WORK/$label-$round.json" 2>"$WORK/$label-$round.log"
   check_incremental "$WORK/$label-$round.json" "$changed"
+  if [[ -n $FLOOR_URL && ! -s $WORK/$floor-$round.out ]]; then
+    settle
+    measure "$floor" "$round" bash "$ROOT/bench/apply-floor.sh" "$PSQL" "$BLUE_URL" "$FLOOR_URL" "$bound" >"$WORK/$floor-$round.out"
+  fi
+  if [[ -n $FLOOR_URL ]]; then
+    out=$(cat "$WORK/$floor-$round.out")
+    [[ $out == "updated $changed inserted 0 deleted 0" ]] || { log "apply floor: '$out', expected $changed updated"; KEEP_WORK=1; exit 1; }
+    check_floor "$residue" "$modulus"
+  fi
 }
 bluegreen_syncs() {
   local round=$1
   reset_green
   measure bg_full_sync "$round" "${BG[@]}" --json sync --from blue --to green >"$WORK/full-$round.json"
   check_green "$round"
+  floor_db create
+  settle
   incremental bg_incremental "$round" $(((2 * round) % 100))
   if [[ $HAS_NO_VERIFY == 1 ]]; then
-    incremental bg_incremental_noverify "$round" $(((2 * round + 1) % 100)) --no-verify
+    incremental bg_incremental_noverify "$round" $(((2 * round + 1) % 100)) 100 --no-verify
   fi
   if [[ $HAS_CAPTURE == 1 ]]; then
-    incremental bg_incremental_reconcile "$round" $(((2 * round + 20) % 100)) --reconcile
+    incremental bg_incremental_reconcile "$round" $(((2 * round + 20) % 100)) 100 --reconcile
   fi
+  # 0.1% of users, scattered the same way (every 1000th id).
+  incremental bg_incremental_p1 "$round" $(((7 * round + 3) % 1000)) 1000
+  if [[ $HAS_CAPTURE == 1 ]]; then
+    incremental bg_incremental_p1_reconcile "$round" $(((7 * round + 503) % 1000)) 1000 --reconcile
+  fi
+  floor_db drop
   if [[ $HAS_VERIFY == 1 ]]; then
     local rc=0
     measure bg_verify "$round" "${BG[@]}" --json verify --from blue --to green >"$WORK/verify-$round.json" || rc=$?
@@ -364,6 +409,9 @@ cutover_freeze() {
     }
     process.stdout.write(`${process.argv[3]}\tcutover_freeze\t${r.freezeMs / 1000}\t-\n`);' "$WORK/cutover-$round.json" "$changed" "$round" >>"$SAMPLES"
   "${BG[@]}" -q unfreeze --env blue >/dev/null
+  # An unfreeze by hand leaves the pair's direction open (the next sync refuses until someone
+  # decides): blue keeps serving, as before the cutover.
+  "${BG[@]}" -q direction --from blue --to green >/dev/null
   q "$BLUE_URL" -c "delete from bluegreen.watermarks where source = 'green'" >/dev/null
   settle
 }
@@ -396,7 +444,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     $group "$round"
   done
 done
-cp "$WORK"/*.json "$RESULTS/" 2>/dev/null || true
+cp "$WORK"/*.json "$WORK"/*.log "$WORK"/*.out "$RESULTS/" 2>/dev/null || true
 
 if [[ $PROFILE == 1 ]]; then
   log "profiling one more full sync (statement log on green, node --cpu-prof)"
