@@ -78,3 +78,18 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
 export async function twoPhaseCommit(url: string): Promise<boolean> {
   return (await query<{ max: number }>(url, `select current_setting('max_prepared_transactions')::int as max`))[0]!.max > 0;
 }
+
+/**
+ * Runs `sql` as an application in `zone` would: a session of its own (application_name
+ * `app`) whose TimeZone is the writers', so now() and local-time literals are theirs.
+ */
+export async function writeInZone(url: string, zone: string, sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url, application_name: 'app' });
+  await c.connect();
+  try {
+    await c.query(`set timezone = '${zone}'`);
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}

@@ -6,9 +6,8 @@
  * capture cannot serve (here: one without a watermark, read whole on every run) is named
  * with its estimate by `capture enable` and by the cutover's guardrail, never `[ok]`.
  */
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { query } from '../helpers/pg.ts';
+import { query, writeInZone } from '../helpers/pg.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
 import { twoVersions } from '../helpers/mappings.ts';
 
@@ -49,16 +48,7 @@ async function pair(): Promise<Pair> {
 }
 
 /** The application: a session in Berlin, writing its local time. */
-async function app(url: string, sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url, application_name: 'app' });
-  await c.connect();
-  try {
-    await c.query(`set timezone = 'Europe/Berlin'`);
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const app = (url: string, sql: string) => writeInZone(url, 'Europe/Berlin', sql);
 
 const sync = async (p: Pair) => report(await p.ok(['sync', '--from', 'blue', '--to', 'green', '--json']));
 type TableLine = { table: string; deletes?: string; deleted: number };

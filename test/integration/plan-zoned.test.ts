@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { query } from '../helpers/pg.ts';
+import { query, writeInZone } from '../helpers/pg.ts';
 import { makePair, report } from '../helpers/pair.ts';
 import { twoVersions } from '../helpers/mappings.ts';
 import { rowsToReadSql } from '../../src/plan.ts';
@@ -26,16 +26,7 @@ COMMENT ON COLUMN tickets.updated_at IS 'bluegreen:watermark';
 const cast = (from: number, to: number) => ({ from, to, tables: { tickets: { from: 'tickets', ops: [{ op: 'cast', from: 'updated_at', zone: 'Europe/Berlin' }] } }, loses: [] });
 
 /** The application: a session in Berlin writing its local time. */
-async function berlin(url: string, sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(`set timezone = 'Europe/Berlin'`);
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const berlin = (url: string, sql: string) => writeInZone(url, 'Europe/Berlin', sql);
 
 describe('plan on a zoned watermark', () => {
   it('counts the rows the following sync reads', async () => {

@@ -18,7 +18,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { freshDatabase, query } from '../helpers/pg.ts';
+import { freshDatabase, query, writeInZone } from '../helpers/pg.ts';
 import { makePair, report, type Pair } from '../helpers/pair.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { checkZones, planWatermarks, type SourcePlan } from '../../src/sync/watermark.ts';
@@ -37,16 +37,7 @@ async function pair(zone: string): Promise<Pair> {
 }
 
 /** The application: a session in Berlin writing its local time. */
-async function berlinWrites(url: string, sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url, application_name: 'app' });
-  await c.connect();
-  try {
-    await c.query(`set timezone = 'Europe/Berlin'`);
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const berlinWrites = (url: string, sql: string) => writeInZone(url, 'Europe/Berlin', sql);
 
 const insertOrders = `insert into orders select g, 'n' || g, localtimestamp from generate_series(1, 50) g`;
 /** Berlin's offset from UTC today (1 in winter, 2 in summer). */
