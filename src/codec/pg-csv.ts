@@ -205,7 +205,9 @@ export class CsvChunkWriter {
     let quotes = 0;
     for (let q = v.indexOf('"'); q !== -1; q = v.indexOf('"', q + 1)) quotes++;
     const quoted = quotes > 0 || NEEDS_QUOTE.test(v);
-    this.ensure(Buffer.byteLength(v) + quotes + FIELD_SLACK);
+    // Room for the rest of the row too (the separators and fields after this one), so
+    // they do not grow a buffer of this size again.
+    this.ensure(Buffer.byteLength(v) + quotes + FIELD_SLACK + this.chunkSize);
     const buf = this.buf;
     let p = this.pos;
     if (!quoted) {
@@ -224,10 +226,19 @@ export class CsvChunkWriter {
     this.pos = p;
   }
 
-  /** Makes room for `bytes` more, moving what is written to a larger buffer if needed. */
+  /**
+   * Makes room for `bytes` more, moving what is written to a larger buffer if needed. A
+   * small buffer doubles (rows of many fields grow it a few times, then it is reused); a
+   * large one grows by what is needed plus an eighth of what it holds (at least two
+   * chunks), still geometric. Doubling a buffer that had just been sized for a 40 MB
+   * value, to append the newline after it, allocated 80 MB and copied 40: the largest
+   * part of a huge row's peak (measured).
+   */
   private ensure(bytes: number): void {
     if (this.pos + bytes <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.buf.length, this.pos + bytes));
+    const need = this.pos + bytes;
+    const headroom = Math.max(2 * this.chunkSize, this.pos >>> 3);
+    const bigger = Buffer.allocUnsafeSlow(Math.max(need, Math.min(2 * this.buf.length, need + headroom)));
     this.buf.copy(bigger, 0, 0, this.pos);
     this.buf = bigger;
   }

@@ -38,4 +38,18 @@ describe('huge fields', () => {
     expect(bytes.toString('utf8')).toBe(rows.map(encodeRow).join(''));
     for (const chunk of [1000, 65_536, 7_777_777]) expect(decode(bytes, chunk)).toEqual(rows);
   });
+
+  // Regression: the buffer sized for a huge value was doubled to append the newline (or
+  // any field) after it, allocating twice the value and copying it: the largest part of a
+  // huge row's peak memory in convert and import.
+  it('a huge value and the fields after it fit the buffer sized for it (no doubling)', () => {
+    const big = 'x'.repeat(4 * 1024 * 1024);
+    const w = new CsvChunkWriter();
+    w.writeRow(['1', big, 'after', null, '""', 'a,b']);
+    w.writeRow(['2', 'small']);
+    const out = w.take();
+    expect(out.toString('utf8')).toBe(encodeRow(['1', big, 'after', null, '""', 'a,b']) + encodeRow(['2', 'small']));
+    // The memory behind the bytes handed over: the value's size plus a chunk or two, not twice it.
+    expect(out.buffer.byteLength).toBeLessThan(big.length * 1.1);
+  });
 });
