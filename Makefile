@@ -24,7 +24,7 @@ TO      ?= green
 ROWS    ?= 1000000
 VERSION ?=
 
-.PHONY: help demo test test-unit test-integration typecheck env-up env-down status plan sync verify cutover rollback check seed bench clean
+.PHONY: help demo test test-unit test-integration typecheck env-up env-down status plan sync verify cutover rollback check seed bench bench-rss clean
 
 help:
 	@echo "make demo        the whole story on local clusters (env up, v1 -> v2, sync, cutover, rollback)"
@@ -39,6 +39,7 @@ help:
 	@echo "(make exits 2 on any failure; the line before names bluegreen's own exit code)"
 	@echo "make check       validate every mapping and round-trip the fixtures"
 	@echo "make bench       benchmark against a raw psql COPY pipe (ROWS=$(ROWS))"
+	@echo "make bench-rss   peak RSS of every command, from the installed package (ROWS=$(ROWS))"
 
 demo:
 	@node --import tsx scripts/demo.ts
@@ -86,6 +87,9 @@ seed:
 
 bench:
 	@bash bench/run.sh $(ROWS)
+
+bench-rss:
+	@bash bench/rss.sh $(ROWS)
 
 clean:
 	-$(BG) env down
