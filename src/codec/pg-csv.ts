@@ -25,11 +25,13 @@
  * value is held a small constant number of times. The decoder keeps its record's text
  * (1 or 2 bytes a character; chunks joined once per re-scan, re-scans doubling), the value
  * (a slice of that text, or one copy when it had doubled quotes, undoubled in groups) and
- * the encoder its UTF-8 bytes at their exact size. Peak RSS is the process's baseline plus
- * about 9x the largest field as the file holds it (measured: 30 MB of quote-dense text and
- * a 20 MB bytea, 470 MB over a 119 MB baseline; test/integration/memory.test.ts holds it
- * under 12x). Before, a segment per doubled quote (`+=`) and a regex replace per field
- * made it about 28x.
+ * the encoder its UTF-8 bytes at their exact size (plus a chunk for the rest of the row,
+ * so the buffer is not doubled after it). While a huge record is pending, V8 is told to
+ * collect sooner (src/memory.ts), so the copies the re-scans and the undoubling leave
+ * behind do not pile up. Peak RSS is the process's baseline plus about 3x the largest
+ * field as the file holds it (measured: 30 MB of quote-dense text and a 20 MB bytea, 194
+ * MB over a 78 MB baseline; test/integration/memory.test.ts holds it under 4x). Before,
+ * a segment per doubled quote (`+=`) and a regex replace per field made it about 28x.
  *
  * The decoder is strict about everything PostgreSQL never writes (a quote inside an unquoted
  * field, text after a closing quote, an unquoted `\r`, e.g. from CRLF line endings): such
@@ -37,6 +39,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { DumpError } from '../errors.ts';
+import { hugeRecord, HUGE } from '../memory.ts';
 
 /** One decoded or to-be-encoded record: `null` is SQL NULL, `''` is the empty string. */
 export type CsvRow = (string | null)[];
@@ -455,6 +458,9 @@ export class CsvParser {
     // has arrived: a 100 MB field arriving in 64 KiB chunks is then scanned a dozen times,
     // not 1600 times (quadratic).
     if (!final && this.partsLength < this.waitFor) return;
+    // A huge record: V8 collects sooner until it is parsed, converted and encoded (below,
+    // in this call), so the texts each re-scan joins do not pile up (src/memory.ts).
+    if (this.partsLength >= HUGE) hugeRecord(true);
     if (this.parts.length > 0) {
       // One flat string, built once: `rest + tail` made a rope that indexOf flattened into
       // yet another copy, and a huge record held several generations of it at once.
@@ -478,6 +484,7 @@ export class CsvParser {
     }
     this.pos = pos;
     this.waitFor = len - pos;
+    hugeRecord(this.waitFor >= HUGE);
   }
 
   /**
