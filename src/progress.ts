@@ -210,6 +210,11 @@ export interface TapOptions {
   /** Expected rows of the whole stream (percent and ETA); an estimate is fine. */
   totalRows?: number;
   phase?: string;
+  /**
+   * Rows already counted by an earlier stage of the same pipeline (a stage that walks the
+   * rows anyway, src/verify/stream-hash.ts): used instead of a second walk.
+   */
+  counted?: () => number;
 }
 
 /** The formats COPY writes. */
@@ -221,7 +226,8 @@ export type CopyFormat = 'csv' | 'text' | 'binary';
  * FROM (or a file) in the same `pipeline`: it holds nothing back.
  */
 export function progressTap(logger: Logger, task: string, opts: TapOptions = {}): Transform {
-  const counter = rowCounter(opts.format ?? 'csv', opts.header ?? false);
+  const counted = opts.counted;
+  const counter: RowCounter = counted ? { write() {}, rows: () => counted() } : rowCounter(opts.format ?? 'csv', opts.header ?? false);
   let bytes = 0;
   const phase = opts.phase ?? 'copy';
   return new Transform({

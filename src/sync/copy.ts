@@ -10,15 +10,35 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { dropSession, ident } from '../db/connect.ts';
+import { hashStripper, type HashSum } from '../verify/stream-hash.ts';
 
-/** Streams `COPY (sql) TO STDOUT` on `src` into `COPY rel (columns) FROM STDIN` on `dst`. */
-export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[], tap?: (binary: boolean) => Transform): Promise<number> {
+/** A progress stage for the stream: `counted`, when given, says how many rows have passed so far. */
+export type CopyTap = (binary: boolean, counted?: () => number) => Transform;
+
+/** The verify's row hash to take from the stream as it passes (src/verify/stream-hash.ts). */
+export interface StreamHash {
+  /** SQL of the row hash over the mapped row as `q` (src/verify/verify.ts, streamHashes). */
+  sql: string;
+  /** Where the rows' hashes are added up. */
+  sum: HashSum;
+}
+
+/**
+ * Streams `COPY (sql) TO STDOUT` on `src` into `COPY rel (columns) FROM STDIN` on `dst`.
+ * With `hash`, the source also computes each row's verify hash in the same query, as a
+ * first column that is added to `hash.sum` and taken off before the target sees the row.
+ */
+export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[], tap?: CopyTap, hash?: StreamHash): Promise<number> {
   const format = (await binaryIsExact(src, dst, sql, rel, columns)) ? 'binary' : 'csv';
-  const out = src.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT ${format})`));
+  const select = hash ? `select (${hash.sql})::int8 as bg_row_hash, ${columns.map((c) => `q.${ident(c)}`).join(', ')} from (${sql}) q` : sql;
+  const out = src.query(copyTo(`COPY (${select}) TO STDOUT (FORMAT ${format})`));
   const inn = dst.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT ${format})`));
+  const stages: Transform[] = [];
+  if (hash) stages.push(hashStripper(format, hash.sum));
+  // The hash stage walks every row anyway: the progress counts what it counted.
+  if (tap) stages.push(tap(format === 'binary', hash && (() => hash.sum.rows)));
   try {
-    if (tap) await pipeline(out, tap(format === 'binary'), inn);
-    else await pipeline(out, inn);
+    await pipeline([out, ...stages, inn]);
   } catch (err) {
     // The target failed (or went silent) while the source was still sending: a COPY TO
     // cannot be stopped halfway in the protocol, and the session would stay wedged

@@ -26,6 +26,7 @@ import type { Logger } from '../log.ts';
 import { progressTap } from '../progress.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
 import { pipeCopy } from './copy.ts';
+import { HashSum } from '../verify/stream-hash.ts';
 import { schedule } from './schedule.ts';
 import { createStage, dropStages } from './stage-tables.ts';
 import type { SyncPlan, TablePlan } from './run-plan.ts';
@@ -101,11 +102,14 @@ async function stageUnit(pair: { src: pg.Client; dst: pg.Client }, u: Unit, opts
   };
   // Ranges of one table staged at once each have a line of their own.
   const task = u.part ? `${t.ct.table} ${u.part}` : t.ct.table;
-  const tap = (binary: boolean) => progressTap(opts.logger, task, { format: binary ? 'binary' : 'csv', phase: 'stage' });
-  const rows = await pipeCopy(pair.src, pair.dst, t.ct.selectSql(relation), t.prestaged!, t.ct.columns, tap).catch(async (e) => {
+  const tap = (binary: boolean, counted?: () => number) => progressTap(opts.logger, task, { format: binary ? 'binary' : 'csv', phase: 'stage', counted });
+  // Each range adds its rows' hashes to its own sum, merged into the table's once read.
+  const part = t.hash && { sql: t.hash.sql, sum: new HashSum() };
+  const rows = await pipeCopy(pair.src, pair.dst, t.ct.selectSql(relation), t.prestaged!, t.ct.columns, tap, part).catch(async (e) => {
     // A row the mapping cannot convert: name its table, column and key.
     throw await locateOnFreshSession(e, t.ct, t.relation, opts.from.url, opts.from.name);
   });
+  if (part) t.hash!.sum.merge(part.sum);
   t.report.read += rows;
   t.report.ms += Date.now() - t0;
 }

@@ -16,6 +16,7 @@ import { loadHorizonSample, readHorizon, type Horizon } from './horizon.ts';
 import { deletesSinceOf, lowerBoundSql, planWatermarks, sampleHistory, sampleIntegerWatermarks, type IntegerSample, type SourcePlan } from './watermark.ts';
 import { captureCovers, captureSince, capturedDeletedKeysSql, type DeleteResult } from './deletes.ts';
 import type { SyncOptions, TableSyncReport } from './sync.ts';
+import type { StreamHash } from './copy.ts';
 
 /** One target table of the run, as the per-table steps see it. */
 export interface TablePlan {
@@ -36,6 +37,8 @@ export interface TablePlan {
   prestaged?: string;
   /** What the deletes step found. */
   deletes?: DeleteResult;
+  /** The full verify's row hash, computed by the table's COPY and added up as it streams (src/sync/sync.ts, hashInStream). */
+  hash?: StreamHash;
 }
 
 /** Everything a run decided before its first write. */

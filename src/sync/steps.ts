@@ -36,7 +36,7 @@ export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan,
   const sql = ct.selectSql(t.relation);
   // Progress per table, in rows; the total is PostgreSQL's estimate of what the query reads.
   const est = t.incremental ? await plannedRows(src, sql) : (await tableEstimate(src, ct.sources[0]!.table)).rows;
-  const tap = (binary: boolean) => progressTap(logger, ct.table, { format: binary ? 'binary' : 'csv', totalRows: est, phase: plan.bulk ? 'copy' : 'stage' });
+  const tap = (binary: boolean, counted?: () => number) => progressTap(logger, ct.table, { format: binary ? 'binary' : 'csv', totalRows: est, phase: plan.bulk ? 'copy' : 'stage', counted });
   // A row the mapping cannot convert: name its table, column and key.
   const located = async (e: unknown) => {
     throw await locateOnFreshSession(e, ct, t.relation, from.url, from.name, plan.catalogs[plan.toVersion]?.tables[ct.table]?.checks);
@@ -45,11 +45,11 @@ export async function stageTable(src: pg.Client, dst: pg.Client, plan: SyncPlan,
     // Straight into the index-less table: a query repeating a key is refused first, named
     // (the rebuilt key would refuse it later, without the query's name).
     await assertQueryKeys(src, ct, t.relation).catch(located);
-    r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap).catch(located);
+    r.read = r.inserted = await pipeCopy(src, dst, sql, ident(ct.table), ct.columns, tap, t.hash).catch(located);
   } else {
     const stage = `bg_stage_${index}`;
     await dst.query(`create temp table ${stage} on commit drop as select ${ct.columns.map(ident).join(', ')} from ${ident(ct.table)} with no data`);
-    r.read = await pipeCopy(src, dst, sql, stage, ct.columns, tap).catch(located);
+    r.read = await pipeCopy(src, dst, sql, stage, ct.columns, tap, t.hash).catch(located);
     // A query table's whole result is staged: its keys are checked there, on the target.
     await assertUniqueKeys(dst, ct, stage);
     t.stage = stage;

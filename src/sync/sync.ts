@@ -28,7 +28,8 @@ import { LockedError } from '../errors.ts';
 import { assertFreezeHeld } from '../db/freeze-guard.ts';
 import type { Logger } from '../log.ts';
 import { timedPhase } from '../progress.ts';
-import { startSourceSums, verify, type SourceSumsRun, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
+import { startSourceSums, streamHashes, verify, type SourceSumsRun, type SourceTotal, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
+import { HashSum } from '../verify/stream-hash.ts';
 import type { ChangedCheck } from './check.ts';
 import { reconcileDue, type DeleteResult } from './deletes.ts';
 import { withPair } from './pair.ts';
@@ -167,6 +168,7 @@ export async function sync(opts: SyncOptions): Promise<SyncReport> {
     };
     const ahead: Ahead = {};
     try {
+      if (effectiveVerify(opts.verify, report.mode) === 'full') await hashInStream(src, dst, plan, opts);
       if ((opts.jobs ?? 1) > 1) await stageWithJobs(src, dst, plan, { from: opts.from, to: opts.to, jobs: opts.jobs!, runId, app, logger: opts.logger });
       await writeTarget(src, dst, plan, report, opts, started, ahead);
       await afterCommit(src, dst, plan, report, opts, ahead, app);
@@ -201,9 +203,10 @@ async function writeTarget(src: pg.Client, dst: pg.Client, plan: SyncPlan, repor
     // cleanly: stage every table (parents first), delete what the source no longer
     // has (children first), then update changed rows before inserting new ones.
     await schedule(plan.tables, { workers: 1 }, (t, i) => stageTable(src, dst, plan, t, i, opts.from, opts.logger));
-    // Every row is read: from here the source sits idle while the target rebuilds, applies
-    // and analyzes, so the full verify's source side is hashed now, on its own sessions.
-    if (effectiveVerify(opts.verify, report.mode) === 'full') ahead.run = startSourceSums(verifyOptions(plan, opts));
+    // Every row is read, and the COPYs hashed what they read (hashInStream). From here the
+    // source sits idle while the target rebuilds, applies and analyzes, so the tables the
+    // COPYs could not hash are hashed now, on their own sessions.
+    if (effectiveVerify(opts.verify, report.mode) === 'full') ahead.run = sourceTotals(plan, opts);
     await rebuildDeferred(dst, ddl.create, opts.logger);
     const staged = plan.tables.filter((t) => t.stage);
     const reconcile = Boolean(opts.reconcile) || (plan.kind !== 'cutover' && (await reconcileDue(dst, opts.from.name, opts.reconcileEvery)));
@@ -280,6 +283,28 @@ function analyze(client: pg.Client, rel: string, logger: Logger): Promise<unknow
 /** The full verify's source side, when started ahead of the commit (src/verify/verify.ts, startSourceSums). */
 interface Ahead {
   run?: SourceSumsRun;
+}
+
+/**
+ * A full verify's source side from the run's own COPYs: each table read whole gets the
+ * verify's row hash computed by the same COPY query and added up as its rows stream past
+ * (src/verify/stream-hash.ts), so the source is not read a second time.
+ */
+async function hashInStream(src: pg.Client, dst: pg.Client, plan: SyncPlan, opts: SyncOptions): Promise<void> {
+  const hashes = await streamHashes(verifyOptions(plan, opts), src, dst);
+  for (const t of plan.tables) {
+    const sql = hashes.get(t.ct.table);
+    if (sql && !t.incremental) t.hash = { sql, sum: new HashSum() };
+  }
+}
+
+/** Every table's source total: from its COPY stream, else hashed on sessions of their own meanwhile. */
+function sourceTotals(plan: SyncPlan, opts: SyncOptions): SourceSumsRun {
+  const streamed = new Map<string, SourceTotal>(plan.tables.flatMap((t) => (t.hash ? [[t.ct.table, { ...t.hash.sum.total(), from: 'stream' as const }]] : [])));
+  const rest = plan.tables.filter((t) => !t.hash).map((t) => t.ct.table);
+  if (rest.length === 0) return { result: Promise.resolve(streamed), cancel: async () => {} };
+  const run = startSourceSums({ ...verifyOptions(plan, opts), tables: rest });
+  return { result: run.result.then((m) => new Map([...streamed, ...m])), cancel: run.cancel };
 }
 
 /** The run's full verify: against the very snapshot it read, with the catalogs it learnt. */

@@ -12,9 +12,12 @@
  *    (./encoding.ts has the rule per type and why). Older servers hash `row(c1, c2, …)::text`,
  *    which sessions make stable by pinning DateStyle, TimeZone and extra_float_digits
  *    (src/db/connect.ts).
- * 2. Buckets. Rows are grouped by a hash of their key into buckets; each side returns
- *    (bucket, count, sum of 64-bit row hashes). Equal tables cost one scan per side, run
- *    in parallel on the two servers.
+ * 2. Totals, then buckets. Each side first returns its row count and the exact sum of its
+ *    row hashes: one scan per side, in parallel on the two servers, with no grouping (a
+ *    hash aggregate over key buckets costs about three times the plain sum). Equal totals
+ *    end the table. Unequal ones are compared again per bucket of a hash of the key: each
+ *    side returns (bucket, count, sum of row hashes), in the same snapshots. A full sync
+ *    takes the source's total from its own COPY stream (./stream-hash.ts): no second read.
  * 3. Descent. Only buckets that differ are looked at row by row: the source's (key, hash)
  *    pairs for those buckets are streamed into a temporary table on the target and joined
  *    there, which names every missing, extra and changed key without holding rows in
@@ -34,7 +37,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, ident } from '../db/connect.ts';
-import { detectVersion, estimatedRows, VersionCatalogs, type Catalog } from '../db/catalog.ts';
+import { detectVersion, VersionCatalogs, type Catalog } from '../db/catalog.ts';
 import { ensureStateSchema } from '../db/state.ts';
 import { compileChain, lostGoingUp, type CompiledTable } from '../mapping/index.ts';
 import { isBuiltinType } from '../mapping/sql.ts';
@@ -42,6 +45,7 @@ import { compileExpressions } from '../convert/preflight.ts';
 import { locateOnFreshSession } from '../convert/locate.ts';
 import { UsageError, VersionMismatchError } from '../errors.ts';
 import { binaryHashAvailable, fieldSql, readEncodings, rowHashSql, type ColumnEncoding } from './encoding.ts';
+import type { HashTotal } from './stream-hash.ts';
 import type { Logger } from '../log.ts';
 
 export interface VerifyEndpoint {
@@ -66,11 +70,11 @@ export interface VerifyOptions {
   /** Only these target tables. */
   tables?: string[];
   /**
-   * The source side's bucket sums, already computed against `sourceSnapshot` by
-   * startSourceSums (sync overlaps them with the target's index rebuild). A table missing
-   * from it, or a failed computation, is compared the usual way.
+   * The source side's totals, already computed against `sourceSnapshot`: by the sync's own
+   * COPY (streamHashes), or by startSourceSums (sync overlaps them with the target's index
+   * rebuild). A table missing from it, or a failed computation, is compared the usual way.
    */
-  sourceSums?: Promise<Map<string, SourceSums>>;
+  sourceSums?: Promise<Map<string, SourceTotal>>;
   /** Version catalogs already learnt (sync passes its own: no second probe). */
   catalogs?: Record<number, Catalog>;
   /**
@@ -116,6 +120,8 @@ export interface TableVerifyReport {
    * named by row, and identical rows differing only in how often they occur are counted.
    */
   comparedAs?: 'key' | 'multiset';
+  /** `stream`: the source's total came from the sync's own COPY of the rows (no second read). */
+  sourceHashed?: 'stream' | 'query';
   ms: number;
 }
 
@@ -162,6 +168,11 @@ export interface Side {
    * key, to pick its bucket) and `h` (row hash).
    */
   rel: string;
+  /**
+   * The source's row hash over the mapped row as `q` (the very row a sync's COPY selects),
+   * when it needs no column that COPY lacks (a compared generated column): see streamHashes.
+   */
+  rowHash?: string;
 }
 
 /** How one side spells a column: the target's own, or the source's projection cast to the target's type. */
@@ -171,12 +182,16 @@ function sideRel(key: string[], columns: string[], field: Field, from: string, e
   const k = `row(${key.map(field).join(', ')})::text`;
   // The bucket needs only a hash that equal keys share; the binary encoding gives one
   // without printing the key. The key text is computed only where keys are named (the
-  // descent): the planner drops the unused `k` from the bucket-sum query.
+  // descent), the key hash only where buckets are: the planner drops unused columns.
   const kh = encodings ? `hash_record_extended(row(${key.map((c) => fieldSql(field(c), encodings.get(c)!)).join(', ')}), 1)` : `hashtextextended(${k}, 1)`;
-  const h = encodings
+  return `(select ${k} as k, ${kh} as kh, ${rowHash(columns, field, encodings)} as h from ${from})`;
+}
+
+/** One row's hash: binary encoding when both servers have it, else the row text. */
+function rowHash(columns: string[], field: Field, encodings?: Map<string, ColumnEncoding>): string {
+  return encodings
     ? rowHashSql(columns.map((c) => fieldSql(field(c), encodings.get(c)!)))
     : `hashtextextended(row(${columns.map(field).join(', ')})::text, 0)`;
-  return `(select ${k} as k, ${kh} as kh, ${h} as h from ${from})`;
 }
 
 /**
@@ -185,11 +200,16 @@ function sideRel(key: string[], columns: string[], field: Field, from: string, e
  * row text.
  */
 function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: (t: string) => string, encodings?: Map<string, ColumnEncoding>): Side {
+  const generated = columns.some((c) => ct.generated.includes(c));
+  return { rel: sideRel(ct.key, columns, sourceField(ct, target), `(${ct.selectSql(rel, generated)}) q`, encodings), ...(generated ? {} : { rowHash: rowHash(columns, sourceField(ct, target), encodings) }) };
+}
+
+/** A source column as verify hashes it: the mapped value `q.c`, cast to the target column's type. */
+function sourceField(ct: CompiledTable, target: Catalog): Field {
   // A user-defined type may exist on the target only: the source compares its text, which
   // is what the target's row prints for it too.
   const types = new Map(target.tables[ct.table]!.columns.map((c) => [c.name, isBuiltinType(c.type) ? c.type : 'text']));
-  const generated = columns.some((c) => ct.generated.includes(c));
-  return { rel: sideRel(ct.key, columns, (c) => `q.${ident(c)}::${types.get(c)}`, `(${ct.selectSql(rel, generated)}) q`, encodings) };
+  return (c) => `q.${ident(c)}::${types.get(c)}`;
 }
 
 /**
@@ -204,7 +224,17 @@ function bucketOf(buckets: number): string {
   return `(kh & ${buckets - 1})::int`;
 }
 
-/** The per-bucket count and hash sum of one side: the query both servers run per table. */
+/** One side's row count and exact hash sum: the query both servers run first per table. */
+export function totalSql(side: Side): string {
+  return `select count(*)::text as n, coalesce(sum(h), 0)::text as s from ${side.rel} x`;
+}
+
+async function total(client: pg.Client, side: Side): Promise<SourceTotal> {
+  const r = await client.query<{ n: string; s: string }>(totalSql(side));
+  return { rows: Number(r.rows[0]!.n), sum: r.rows[0]!.s };
+}
+
+/** The per-bucket count and hash sum of one side: the query both servers run per table whose totals differ. */
 export function bucketSumSql(side: Side, buckets: number): string {
   return `select ${bucketOf(buckets)} as b, count(*)::text as n, sum(h)::text as s from ${side.rel} x group by 1`;
 }
@@ -217,12 +247,6 @@ async function bucketSums(client: pg.Client, side: Side, buckets: number): Promi
   const r = await client.query<{ b: number; n: string; s: string }>(bucketSumSql(side, buckets));
   await client.query('set local enable_sort to default');
   return new Map(r.rows.map((x) => [x.b, `${x.n}:${x.s}`]));
-}
-
-function rowsIn(m: Map<number, string>): number {
-  let n = 0;
-  for (const v of m.values()) n += Number(v.slice(0, v.indexOf(':')));
-  return n;
 }
 
 /** Pretty key: `(7)` -> `id=7`; `(1,2)` -> `(user_id, role_id)=(1,2)`. */
@@ -413,23 +437,24 @@ async function runJobs<T>(items: T[], sessions: Sessions[], work: (item: T, s: S
   if (failed) throw failed.err;
 }
 
-/** Step 3: one table's bucket sums on both sides at once, then a descent if they differ. */
+/**
+ * Step 3: one table's totals on both sides at once; if they differ, its bucket sums on both
+ * sides, then a descent into the buckets that differ.
+ */
 async function compareTable(
   p: TablePlan,
   s: Sessions,
   sample: number,
   repair: Record<string, RepairKeys>,
-  ahead?: SourceSums,
+  ahead?: SourceTotal,
 ): Promise<{ r: TableVerifyReport; flagged?: Flagged }> {
   const t0 = Date.now();
-  const buckets = ahead?.buckets ?? bucketCount(await estimatedRows(s.dst, ident(p.name)));
-  const [a, b] = await Promise.all([ahead?.sums ?? bucketSums(s.src, p.s, buckets), bucketSums(s.dst, p.t, buckets)]);
-  const differing = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort((x, y) => x - y);
+  const [sourceTotal, targetTotal] = await Promise.all([ahead ?? total(s.src, p.s), total(s.dst, p.t)]);
   const none: KeyDiff = { count: 0, keys: [] };
   const r: TableVerifyReport = {
     table: p.name,
-    sourceRows: rowsIn(a),
-    targetRows: rowsIn(b),
+    sourceRows: sourceTotal.rows,
+    targetRows: targetTotal.rows,
     missing: none,
     extra: none,
     changed: none,
@@ -438,8 +463,16 @@ async function compareTable(
     settled: 0,
     unexplainedBuckets: 0,
     comparedAs: p.comparedAs,
+    sourceHashed: ahead?.from ?? 'query',
     ms: 0,
   };
+  if (sourceTotal.rows === targetTotal.rows && sourceTotal.sum === targetTotal.sum) {
+    r.ms = Date.now() - t0;
+    return { r };
+  }
+  const buckets = bucketCount(Math.max(sourceTotal.rows, targetTotal.rows));
+  const [a, b] = await Promise.all([bucketSums(s.src, p.s, buckets), bucketSums(s.dst, p.t, buckets)]);
+  const differing = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort((x, y) => x - y);
   let flagged: Flagged | undefined;
   if (differing.length > 0) {
     const { repair: keys, ...found } = await descend(s.src, s.dst, p.s, p.t, buckets, differing, p.ct.key, sample);
@@ -497,27 +530,26 @@ async function recordVerify(dst: pg.Client, opts: VerifyOptions, report: VerifyR
   ]);
 }
 
-/** One table's source-side bucket sums, computed ahead of the comparison. */
-export interface SourceSums {
-  /** Buckets the sums are grouped in; the target side is grouped alike. */
-  buckets: number;
-  sums: Map<number, string>;
+/** One table's source-side total (rows, exact sum of row hashes), computed ahead of the comparison. */
+export interface SourceTotal extends HashTotal {
+  /** Where it came from: the sync's COPY stream, or a query of its own. */
+  from?: 'stream' | 'query';
 }
 
 /** Source-side sums under way (startSourceSums): their result, and a way to stop them. */
 export interface SourceSumsRun {
-  result: Promise<Map<string, SourceSums>>;
+  result: Promise<Map<string, SourceTotal>>;
   /** Ends the run's sessions (the sync failed): the server stops hashing at once. */
   cancel: () => Promise<void>;
 }
 
 /**
  * Starts the source side of a verify on its own session pair, joined to
- * `opts.sourceSnapshot` (required). A full sync calls it once its COPYs are done: the
- * source then sits idle while the target rebuilds keys and indexes, validates foreign keys
- * and analyzes, so hashing the source meanwhile takes the source side out of the verify
- * that follows the commit. The bucket count comes from the source's row estimate, since
- * the target's tables are still being built. The target session only reads catalogs.
+ * `opts.sourceSnapshot` (required). A full sync calls it once its COPYs are done, for the
+ * tables its COPY stream could not hash (streamHashes): the source then sits idle while
+ * the target rebuilds keys and indexes, validates foreign keys and analyzes, so hashing
+ * them meanwhile takes them out of the verify that follows the commit. The target session
+ * only reads catalogs.
  */
 export function startSourceSums(opts: VerifyOptions): SourceSumsRun {
   const app = `bluegreen verify ${opts.from.name}->${opts.to.name}`.slice(0, 63);
@@ -526,21 +558,30 @@ export function startSourceSums(opts: VerifyOptions): SourceSumsRun {
     await sessions.src?.end().catch(() => {});
     await sessions.dst?.end().catch(() => {});
   };
-  const run = async (): Promise<Map<string, SourceSums>> => {
+  const run = async (): Promise<Map<string, SourceTotal>> => {
     sessions.src = await connect(opts.from.url, { label: opts.from.name, applicationName: app });
     sessions.dst = await connect(opts.to.url, { label: opts.to.name, applicationName: app });
     const { plans } = await prepare(opts, sessions as Sessions);
     await beginSnapshots([sessions as Sessions], opts.sourceSnapshot);
-    const out = new Map<string, SourceSums>();
-    for (const p of plans) {
-      const buckets = bucketCount(await estimatedRows(sessions.src, ident(p.ct.sources[0]!.table)));
-      out.set(p.name, { buckets, sums: await bucketSums(sessions.src, p.s, buckets) });
-    }
+    const out = new Map<string, SourceTotal>();
+    for (const p of plans) out.set(p.name, { ...(await total(sessions.src, p.s)), from: 'query' });
     return out;
   };
   const result = run().finally(close);
   result.catch(() => {}); // a failure only means the verify hashes the source itself
   return { result, cancel: close };
+}
+
+/**
+ * The source's row hash of each table whose verify can take its source side from a sync's
+ * COPY (./stream-hash.ts): SQL over the mapped row as `q`, i.e. over `(ct.selectSql(…)) q`,
+ * by target table. Run on the sync's own sessions (the source in its snapshot, the target
+ * in its transaction: catalogs only). A table left out (one comparing a generated column,
+ * which the COPY does not select) has its source side read by verify as before.
+ */
+export async function streamHashes(opts: VerifyOptions, src: pg.Client, dst: pg.Client): Promise<Map<string, string>> {
+  const { plans } = await prepare(opts, { src, dst });
+  return new Map(plans.flatMap((p) => (p.s.rowHash ? [[p.name, p.s.rowHash] as [string, string]] : [])));
 }
 
 /**

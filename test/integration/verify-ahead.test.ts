@@ -1,7 +1,8 @@
 /**
- * A full sync hashes the source side of its verify while the target rebuilds
- * (startSourceSums). Those sums must be exactly what verify computes itself: the same
- * snapshot, the same buckets on both sides, differences still named by key.
+ * A full sync takes the source side of its verify from its own COPY stream
+ * (src/verify/stream-hash.ts), and hashes any table the stream could not while the target
+ * rebuilds (startSourceSums). Either total must be exactly what verify computes itself:
+ * the same snapshot, differences still named by key.
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +28,19 @@ describe('verify with the source side computed ahead', () => {
     expect(r.mode).toBe('full');
     expect(r.verify.clean).toBe(true);
     expect(r.verify.tables.find((t: { table: string }) => t.table === 'users').sourceRows).toBe(300);
+    // Every table's source side came from the sync's own COPY: blue was read once.
+    expect(r.verify.tables.map((t: { sourceHashed: string }) => t.sourceHashed)).toEqual(['stream', 'stream', 'stream', 'stream']);
+  });
+
+  it('with --jobs 2 each job hashes what it copies, and a difference planted after is still found', async () => {
+    const p = await makePair(1, 2);
+    await p.ok(['seed', '--to', 'blue', '--rows', '300']);
+    const r = report(await p.ok(['sync', '--json', '--jobs', '2']));
+    expect(r.verify.clean).toBe(true);
+    expect(r.verify.tables.every((t: { sourceHashed: string }) => t.sourceHashed === 'stream')).toBe(true);
+    await query(p.green, `update users set email = 'planted' where id = 11`);
+    const v = report(await p.run(['verify', '--json']));
+    expect(v.tables.find((t: { table: string }) => t.table === 'users').changed.keys).toEqual(['id=11']);
   });
 
   it('the sums computed ahead equal verify\'s own, and a planted difference is still named by key', async () => {
