@@ -86,6 +86,7 @@ const lines: Line[] = [
   { key: 'raw_users', label: '    of which users alone', rows: counts.users ?? rows },
   { key: 'bg_full_sync', label: '(b) bluegreen sync v1->v2, full', rows: total },
   { key: 'bg_full_sync_noverify', label: '    the same with --no-verify', rows: total },
+  { key: 'bg_full_sync_baseline', label: '    the same, BASELINE checkout', rows: total },
   { key: 'bg_full_jobs2', label: '    the same with --no-verify --jobs 2', rows: total },
   { key: 'bg_incremental', label: '(c) bluegreen sync, 1% users changed', rows: changed },
   { key: 'bg_incremental_noverify', label: '    the same with --no-verify', rows: changed },
@@ -237,6 +238,11 @@ const report = {
     incremental_over_full_floor: full && inc?.cpu_seconds != null ? round3(inc.cpu_seconds / cpus / full.seconds) : null,
     /** The 1% incremental sync over the apply floor of the same change (goal: ≤ 1.3, plus 0.3 s fixed). */
     incremental_over_apply_floor: applyFloor.bg_incremental?.ratio ?? null,
+    /** The full sync's CPU seconds with its verify over without (goal ≤ 1.15: the verify costs at most 15% more). */
+    full_sync_verify_cpu_over_noverify: full?.cpu_seconds && fullNv?.cpu_seconds ? round3(full.cpu_seconds / fullNv.cpu_seconds) : null,
+    /** The same for the BASELINE checkout's full sync (bench/run.sh BASELINE=…), against this run's --no-verify. */
+    full_sync_baseline_verify_cpu_over_noverify:
+      results.bg_full_sync_baseline?.cpu_seconds && fullNv?.cpu_seconds ? round3(results.bg_full_sync_baseline.cpu_seconds / fullNv.cpu_seconds) : null,
     /** incremental − 1.3 × apply floor, in seconds (goal ≤ 0.3). */
     incremental_minus_1_3_apply_floor_s: applyFloor.bg_incremental?.excess_s ?? null,
   },
@@ -275,7 +281,7 @@ for (const l of lines) {
 }
 out.push('');
 out.push(`CPU s = CPU seconds of the clients and both servers; floor = CPU s / ${cpus} cores / (a)'s seconds: the least ratio this machine allows, however well the work overlaps.`);
-const splits = (['bg_full_sync', 'bg_full_sync_noverify', 'bg_incremental'] as const).flatMap((k) => {
+const splits = (['bg_full_sync', 'bg_full_sync_noverify', 'bg_full_sync_baseline', 'bg_incremental'] as const).flatMap((k) => {
   const c = results[k]?.cpu_split;
   return c ? [`${k.replace('bg_', '')} ${c.client}/${c.blue}/${c.green}`] : [];
 });
@@ -290,6 +296,12 @@ out.push(
     (report.ratios.incremental_over_full_noverify !== null ? ` (${report.ratios.incremental_over_full_noverify}x with --no-verify)` : '') +
     `; peak RSS ${report.peak_rss_mb} MB (${report.peak_rss_source})`,
 );
+if (report.ratios.full_sync_verify_cpu_over_noverify !== null) {
+  out.push(
+    `full sync CPU with its verify / without: ${report.ratios.full_sync_verify_cpu_over_noverify}x (goal ≤ 1.15)` +
+      (report.ratios.full_sync_baseline_verify_cpu_over_noverify !== null ? `; BASELINE checkout: ${report.ratios.full_sync_baseline_verify_cpu_over_noverify}x` : ''),
+  );
+}
 for (const [k, a] of Object.entries(applyFloor)) {
   out.push(`${k} / ${a.floor}: ${a.sync_s} s / ${a.floor_s} s = ${a.ratio}x (per round ${a.per_round_ratio.join(', ')}); sync - 1.3 x floor = ${a.excess_s} s (goal ≤ 0.3)`);
 }

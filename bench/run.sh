@@ -5,6 +5,9 @@
 #                                       user_settings ≈ 1x, roles 12)
 #   ROUNDS=5 bash bench/run.sh 200000   more rounds (default 3; medians are reported)
 #   PROFILE=1 bash bench/run.sh 200000  also one profiled full sync (see bench/README.md)
+#   BASELINE=/path/to/checkout bash bench/run.sh
+#                                       also that checkout's full sync (with its verify) in
+#                                       every round, beside this one's: before/after in one run
 #
 # Why it is built this way (details in bench/README.md):
 # - Two throwaway PostgreSQL clusters (blue, green) from the machine's newest installed
@@ -176,6 +179,10 @@ log "PostgreSQL $PG_MAJOR from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS 
 log "measuring the CLI's start-up (bench/startup.sh)"
 STARTUP=$(bash "$ROOT/bench/startup.sh" 5)
 CLI_MODE=$([[ -f $ROOT/dist/cli.js ]] && echo "bundle (dist/cli.js)" || echo "tsx from source")
+if [[ -n ${BASELINE:-} ]]; then
+  [[ -x $BASELINE/bin/bluegreen.js || -f $BASELINE/bin/bluegreen.js ]] || { echo "bench: BASELINE=$BASELINE is not a bluegreen checkout" >&2; exit 2; }
+  (cd "$BASELINE" && node bin/build.mjs) # its own bundle, as an install of that version runs
+fi
 start_cluster blue BLUE_PORT
 start_cluster green GREEN_PORT
 admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
@@ -375,6 +382,11 @@ bluegreen_syncs() {
     reset_green
     measure bg_full_sync_noverify "$round" "${BG[@]}" --json sync --from blue --to green --no-verify >"$WORK/full-noverify-$round.json"
     check_green "$round"
+    if [[ -n ${BASELINE:-} ]]; then
+      reset_green
+      measure bg_full_sync_baseline "$round" node "$BASELINE/bin/bluegreen.js" --log-format json --json sync --from blue --to green >"$WORK/full-baseline-$round.json"
+      check_green "$round"
+    fi
     # (b2) the same full sync with its tables (and block ranges of users) staged on two
     # connection pairs, beside (b)'s --no-verify: 1 vs 2 jobs in the same round.
     if "${BG[@]}" sync --help 2>/dev/null | grep -q -- '--jobs'; then
