@@ -3,6 +3,7 @@
  *
  *   npx tsx bench/report.ts SAMPLES.tsv OUT.json --rows N --total T --rounds R
  *     [--seed-seconds S] [--pg MAJOR] [--rss-source TEXT] [--count table=n ...]
+ *     [--pgcopydb VERSION --cores N]
  *
  * SAMPLES.tsv has one line per measurement: round, method, seconds, peak RSS in KiB ('-'
  * when not measured). The raw pipe is measured per table (raw_<table>); its round total is
@@ -103,6 +104,8 @@ const lines: Line[] = [
   { key: 'bg_repair', label: '    sync --repair of those 10 rows', rows: 10 },
   { key: 'bg_cutover', label: '(f) cutover, 1% users changed since sync', rows: changed },
   { key: 'pg_dump', label: '(e) pg_dump --data-only | psql', rows: total },
+  { key: 'pgcopydb', label: '(g) pgcopydb clone, default jobs (4 + 4)', rows: total },
+  { key: 'pgcopydb_jobs_cores', label: `    the same, --table/--index-jobs ${flag('cores') ?? 'cores'}`, rows: total },
 ];
 
 interface Result {
@@ -209,6 +212,8 @@ const report = {
   /** Median seconds of `bluegreen --help` per way of starting it (bench/startup.sh). */
   startup_seconds: flag('startup') ? (JSON.parse(flag('startup')!) as Record<string, number>) : null,
   seed_seconds: flag('seed-seconds') ? round3(Number(flag('seed-seconds'))) : null,
+  /** (g)'s pgcopydb: its version ('0.10-1'), and the jobs of pgcopydb_jobs_cores; null when (g) was skipped. */
+  pgcopydb: flag('pgcopydb') ? { version: flag('pgcopydb')!, jobs_cores: Number(flag('cores')) } : null,
   ratios: {
     full_sync: full?.ratio ?? null,
     incremental: inc?.ratio ?? null,
@@ -216,6 +221,12 @@ const report = {
     /** verify naming 10 planted differences. */
     verify_10_differences: results.bg_verify_diff?.ratio ?? null,
     pg_dump: results.pg_dump?.ratio ?? null,
+    /** (g) pgcopydb clone of the whole database (schema, data, indexes, constraints) into an empty one, its default jobs. */
+    pgcopydb: results.pgcopydb?.ratio ?? null,
+    /** The same with --table-jobs and --index-jobs set to the number of cores. */
+    pgcopydb_jobs_cores: results.pgcopydb_jobs_cores?.ratio ?? null,
+    /** The full sync (with its verify) over pgcopydb clone with its default jobs (below 1: bluegreen faster). */
+    full_sync_over_pgcopydb: full && results.pgcopydb ? round3(full.seconds / results.pgcopydb.seconds) : null,
     /** sync --no-verify: the transfer alone (when the build has the flag). */
     full_sync_noverify: fullNv?.ratio ?? null,
     /** sync --no-verify --jobs 2 into an empty target, and its time over one job's (below 1: faster). */
@@ -281,7 +292,7 @@ for (const l of lines) {
 }
 out.push('');
 out.push(`CPU s = CPU seconds of the clients and both servers; floor = CPU s / ${cpus} cores / (a)'s seconds: the least ratio this machine allows, however well the work overlaps.`);
-const splits = (['bg_full_sync', 'bg_full_sync_noverify', 'bg_full_sync_baseline', 'bg_incremental'] as const).flatMap((k) => {
+const splits = (['bg_full_sync', 'bg_full_sync_noverify', 'bg_full_sync_baseline', 'bg_incremental', 'pgcopydb', 'pgcopydb_jobs_cores'] as const).flatMap((k) => {
   const c = results[k]?.cpu_split;
   return c ? [`${k.replace('bg_', '')} ${c.client}/${c.blue}/${c.green}`] : [];
 });
@@ -304,6 +315,13 @@ if (report.ratios.full_sync_verify_cpu_over_noverify !== null) {
 }
 for (const [k, a] of Object.entries(applyFloor)) {
   out.push(`${k} / ${a.floor}: ${a.sync_s} s / ${a.floor_s} s = ${a.ratio}x (per round ${a.per_round_ratio.join(', ')}); sync - 1.3 x floor = ${a.excess_s} s (goal ≤ 0.3)`);
+}
+if (report.ratios.pgcopydb !== null) {
+  out.push(
+    `pgcopydb ${report.pgcopydb?.version ?? ''} clone (whole database into an empty one: schema, data, indexes, constraints) ${report.ratios.pgcopydb}x (a)` +
+      (report.ratios.pgcopydb_jobs_cores !== null ? ` (${report.ratios.pgcopydb_jobs_cores}x with ${report.pgcopydb?.jobs_cores} jobs)` : '') +
+      `; full sync ${report.ratios.full_sync_over_pgcopydb ?? '-'}x pgcopydb's time`,
+  );
 }
 if (report.cutover_freeze_ms !== null) {
   out.push(

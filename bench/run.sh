@@ -65,6 +65,40 @@ if [[ ! -x $TIME_BIN ]] && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null
 fi
 [[ -x $TIME_BIN ]] || { TIME_BIN=""; log "/usr/bin/time unavailable: peak RSS sampled from /proc/PID/status (VmHWM)"; }
 
+# --- pgcopydb, for (g) ---------------------------------------------------------------------
+# Debian's package (0.10 on bookworm), installed the way `time` is above: only when missing
+# and we are root, and only when apt would add no PostgreSQL server package with it (a
+# server package creates and starts a cluster of its own on a shared machine). Otherwise
+# (g) is skipped with a log line. pgcopydb runs pg_dump and pg_restore from the bindir that
+# PG_CONFIG names, else from PATH: both point at $PG_BINDIR, so the dump's major version is
+# the clusters'. The clone's log shows which pg_dump it used; check_clone insists on ours.
+PGCOPYDB_BIN=$(command -v pgcopydb || true)
+if [[ -z $PGCOPYDB_BIN ]] && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  servers=$(apt-get install -s pgcopydb 2>/dev/null | awk '/^Inst / {print $2}' | grep -E '^postgresql-[0-9]+$' || true)
+  if [[ -n $servers ]]; then
+    log "pgcopydb missing, and installing it would also install $(echo $servers): (g) skipped"
+  else
+    log "pgcopydb missing: installing the 'pgcopydb' package"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgcopydb >/dev/null 2>&1 || true)
+    PGCOPYDB_BIN=$(command -v pgcopydb || true)
+  fi
+fi
+PGCOPYDB_VERSION=""
+if [[ -n $PGCOPYDB_BIN ]]; then
+  PGCOPYDB_VERSION=$("$PGCOPYDB_BIN" --version 2>&1 | sed -n 's/^pgcopydb version //p' | head -1)
+  PGCOPYDB_VERSION=${PGCOPYDB_VERSION:-unknown}
+  # 0.10 prints "compatible with Postgres 10, 11, 12, 13, 14, and 15": it reads the catalogs of
+  # those versions only. A line that does not name our major skips (g) rather than fail late.
+  compat=$("$PGCOPYDB_BIN" --version 2>&1 | grep -i '^compatible with' || true)
+  if [[ -n $compat && -n $PG_MAJOR ]] && ! grep -qw "$PG_MAJOR" <<<"$compat"; then
+    log "pgcopydb $PGCOPYDB_VERSION is $compat, not $PG_MAJOR: (g) skipped"
+    PGCOPYDB_BIN=""
+  fi
+else
+  log "pgcopydb unavailable (not installed, and not root or no apt-get): (g) skipped"
+fi
+CORES=$(nproc)
+
 # cpu_ticks: CPU time (user + system, in clock ticks) of everything a method runs on: this
 # shell's reaped children (bluegreen, psql, pg_dump) and both clusters (each postmaster,
 # its live children, and the backends it has reaped). Seconds depend on how busy the
@@ -98,8 +132,8 @@ cpu_seconds() {
 }
 
 # measure LABEL ROUND CMD...: runs CMD, appends "round method seconds rss_kb cpu_s cpu_split"
-# to SAMPLES. rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; '-' for
-# pipelines); cpu_s the CPU seconds it cost, clients and servers together (cpu_ticks), and
+# to SAMPLES. rss_kb is the peak RSS of CMD's process (meaningful for bluegreen; for pgcopydb,
+# GNU time's figure is its largest process, itself or one it waited for; '-' for pipelines); cpu_s the CPU seconds it cost, clients and servers together (cpu_ticks), and
 # cpu_split the same as client/blue/green.
 measure() {
   local label=$1 round=$2; shift 2
@@ -110,10 +144,10 @@ measure() {
   local c0 c1
   c0=$(cpu_ticks)
   t0=$(date +%s.%N)
-  if [[ $label == bg_* && -n $TIME_BIN ]]; then
+  if [[ ($label == bg_* || $label == pgcopydb*) && -n $TIME_BIN ]]; then
     "$TIME_BIN" -f '%M' -o "$out" "$@" || status=$?
     rss=$(tail -1 "$out")
-  elif [[ $label == bg_* ]]; then
+  elif [[ $label == bg_* || $label == pgcopydb* ]]; then
     "$@" &
     local pid=$! hwm=0 v
     while kill -0 "$pid" 2>/dev/null; do
@@ -271,6 +305,56 @@ pg_dump_pipe() {
   truncate_raw
   measure pg_dump "$round" bash -o pipefail -c \
     "'$PG_DUMP' --data-only $(printf -- '-t %s ' "${TABLES[@]}") '$BLUE_URL' | '$PSQL' -X -q -v ON_ERROR_STOP=1 '$RAW_URL' >/dev/null"
+}
+
+# (g) pgcopydb clone of blue's whole app database into a fresh empty database on green,
+# `clone`: schema (pg_dump/pg_restore pre-data), COPY of every table into index-less
+# tables, then CREATE INDEX in parallel, primary keys on those indexes, foreign keys and
+# the rest of post-data, VACUUM ANALYZE and sequences; all in the source snapshot it
+# exports. That is how a DBA copies a database to a server of the same major version.
+# The whole database and not a filter of the 4 tables: a DBA copying the application's
+# database copies all of it, and the tables' delete-capture triggers call a function in
+# the `bluegreen` schema, which a 4-table filter would leave behind. What it brings beyond
+# the 4 tables (bluegreen's small state tables) is a few rows. Measured twice, each
+# into a new database: with pgcopydb's defaults (4 COPY jobs, 4 CREATE INDEX jobs) and
+# with both set to the number of cores.
+CLONE_URL=postgresql://app@127.0.0.1:$GREEN_PORT/clone
+pgcopydb_clone() {
+  local round=$1
+  [[ -n $PGCOPYDB_BIN ]] || { log "round $round: pgcopydb unavailable, (g) skipped"; return 0; }
+  clone_one pgcopydb "$round"
+  clone_one pgcopydb_jobs_cores "$round" --table-jobs "$CORES" --index-jobs "$CORES"
+}
+clone_one() {
+  local label=$1 round=$2 dir=$WORK/pgcopydb-work; shift 2
+  admin "$GREEN_PORT" -c "drop database if exists clone (force)" -c "create database clone owner app"
+  rm -rf "$dir"
+  settle
+  # env -u: PGCOPYDB_* in the caller's environment would change the jobs measured.
+  measure "$label" "$round" env -u PGCOPYDB_TABLE_JOBS -u PGCOPYDB_INDEX_JOBS -u PGCOPYDB_SPLIT_TABLES_LARGER_THAN \
+    -u PGCOPYDB_DROP_IF_EXISTS -u PGCOPYDB_SNAPSHOT PG_CONFIG="$PG_BINDIR/pg_config" PATH="$PG_BINDIR:$PATH" \
+    "$PGCOPYDB_BIN" clone --source "$BLUE_URL" --target "$CLONE_URL" --dir "$dir" "$@" >"$WORK/$label-$round.log" 2>&1 ||
+    { log "round $round: $label failed (see $WORK/$label-$round.log)"; KEEP_WORK=1; exit 1; }
+  check_clone "$round" "$WORK/$label-$round.log"
+  admin "$GREEN_PORT" -c "drop database clone (force)"
+  rm -rf "$dir"
+}
+# The clone must hold every row, and the same indexes and constraints as blue's tables,
+# made by the clusters' own pg_dump/pg_restore.
+check_clone() {
+  local t n want sig="select coalesce(string_agg(d, ' | ' order by d), '') from (
+      select indexdef as d from pg_indexes where schemaname = 'public'
+      union all
+      select conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) from pg_constraint where connamespace = 'public'::regnamespace) x"
+  for t in "${TABLES[@]}"; do
+    want=${COUNT[$t]}
+    n=$(q "$CLONE_URL" -Atc "select count(*) from $t")
+    [[ $n == "$want" ]] || { log "round $1: clone.$t has $n rows, blue has $want (see $2)"; KEEP_WORK=1; exit 1; }
+  done
+  [[ $(q "$CLONE_URL" -Atc "$sig") == "$(q "$BLUE_URL" -Atc "$sig")" ]] ||
+    { log "round $1: the clone's indexes and constraints differ from blue's (see $2)"; KEEP_WORK=1; exit 1; }
+  grep -q " $PG_BINDIR/pg_dump -Fc " "$2" && grep -q " $PG_BINDIR/pg_restore " "$2" ||
+    { log "round $1: pgcopydb did not run $PG_BINDIR/pg_dump and pg_restore (see $2)"; KEEP_WORK=1; exit 1; }
 }
 
 # (b) full v1 -> v2 sync into an empty v2 green, (c) an incremental sync after 1% of users
@@ -448,7 +532,7 @@ check_incremental() {
     }' "$1" "$2"
 }
 
-GROUPS_=(raw_pipe bluegreen_syncs pg_dump_pipe)
+GROUPS_=(raw_pipe bluegreen_syncs pg_dump_pipe pgcopydb_clone)
 for ((round = 1; round <= ROUNDS; round++)); do
   for ((g = 0; g < ${#GROUPS_[@]}; g++)); do
     group=${GROUPS_[$(((g + round - 1) % ${#GROUPS_[@]}))]}
@@ -466,5 +550,6 @@ fi
 npx tsx bench/report.ts "$SAMPLES" "$RESULTS/latest.json" \
   --rows "$ROWS" --total "$TOTAL" --rounds "$ROUNDS" --seed-seconds "$SEED_S" \
   --pg "$PG_MAJOR" --startup "$STARTUP" --cli "$CLI_MODE" --load "$LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg)" --rss-source "$([[ -n $TIME_BIN ]] && echo 'GNU time' || echo 'VmHWM sampling')" \
-  $(for t in "${TABLES[@]}"; do printf -- '--count %s=%s ' "$t" "${COUNT[$t]}"; done)
+  $(for t in "${TABLES[@]}"; do printf -- '--count %s=%s ' "$t" "${COUNT[$t]}"; done) \
+  $([[ -z $PGCOPYDB_BIN ]] || printf -- '--pgcopydb %s --cores %s' "$PGCOPYDB_VERSION" "$CORES")
 cp "$RESULTS/latest.json" "$RESULTS/rows-$ROWS.json"
