@@ -327,7 +327,7 @@ pgcopydb_clone() {
 }
 clone_one() {
   local label=$1 round=$2 dir=$WORK/pgcopydb-work; shift 2
-  admin "$GREEN_PORT" -c "drop database if exists clone (force)" -c "create database clone owner app"
+  admin "$GREEN_PORT" -c "set client_min_messages = warning" -c "drop database if exists clone (force)" -c "create database clone owner app"
   rm -rf "$dir"
   settle
   # env -u: PGCOPYDB_* in the caller's environment would change the jobs measured.
