@@ -1,7 +1,9 @@
 /**
  * EXPLAIN ANALYZE of verify's per-table target query (bucket count and hash sum), the row
- * text hash grouped by sorting (before) against the binary row hash grouped by hashing
- * (now), on the database at GREEN_URL.
+ * text hash grouped by sorting, the binary row hash grouped by hashing, and the binary row
+ * hash's plain total (what verify runs first now; the grouped form only when totals
+ * differ), on the database at GREEN_URL. `set max_parallel_workers_per_gather = 0` in
+ * PGOPTIONS compares them on one core each.
  * Every column of every table with a primary key is compared, as in a same-version verify.
  * Prints one JSON line per table: median execution ms of RUNS runs each, alternating.
  *
@@ -9,7 +11,7 @@
  */
 import { connect } from '../src/db/connect.ts';
 import { readEncodings } from '../src/verify/encoding.ts';
-import { bucketCount, bucketSumSql, targetSide } from '../src/verify/verify.ts';
+import { bucketCount, bucketSumSql, targetSide, totalSql } from '../src/verify/verify.ts';
 
 const runs = Number(process.env.RUNS ?? 3);
 const db = await connect(process.env.GREEN_URL!);
@@ -32,8 +34,10 @@ try {
     // Before: row text, grouped by sorting (the planner's choice). Now: binary row hash,
     // grouped by hashing (verify turns sorting off for this query); binary with sorting
     // separates the two effects.
-    const variants = { textSort: [text, 'on'], binarySort: [binary, 'on'], binaryHash: [binary, 'off'] } as const;
-    const ms: Record<string, number[]> = { textSort: [], binarySort: [], binaryHash: [] };
+    // Since: each side's plain total first (no grouping), buckets only when totals differ.
+    const total = totalSql(targetSide({ table: t, key }, cols, enc.get(t)));
+    const variants = { textSort: [text, 'on'], binarySort: [binary, 'on'], binaryHash: [binary, 'off'], binaryTotal: [total, 'off'] } as const;
+    const ms: Record<string, number[]> = { textSort: [], binarySort: [], binaryHash: [], binaryTotal: [] };
     for (let i = 0; i < runs; i++) {
       for (const [name, [sql, sort]] of Object.entries(variants)) {
         await db.query(`set enable_sort = ${sort}`);

@@ -30,7 +30,10 @@ export interface StreamHash {
  */
 export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel: string, columns: string[], tap?: CopyTap, hash?: StreamHash): Promise<number> {
   const format = (await binaryIsExact(src, dst, sql, rel, columns)) ? 'binary' : 'csv';
-  const select = hash ? `select (${hash.sql})::int8 as bg_row_hash, ${columns.map((c) => `q.${ident(c)}`).join(', ')} from (${sql}) q` : sql;
+  // OFFSET 0 keeps the mapped row a subquery of its own: flattened, PostgreSQL would
+  // compute each mapping expression twice, once for the hash and once for the column.
+  const select = hash ? `select (${hash.sql})::int8 as bg_row_hash, ${columns.map((c) => `q.${ident(c)}`).join(', ')} from (select * from (${sql}) s offset 0) q` : sql;
+  const before = hash?.sum.rows ?? 0;
   const out = src.query(copyTo(`COPY (${select}) TO STDOUT (FORMAT ${format})`));
   const inn = dst.query(copyFrom(`COPY ${rel} (${columns.map(ident).join(', ')}) FROM STDIN (FORMAT ${format})`));
   const stages: Transform[] = [];
@@ -46,6 +49,11 @@ export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel:
     // snapshot the failed run no longer needs: end it now.
     if ((src as unknown as { _activeQuery?: unknown })._activeQuery === out) dropSession(src);
     throw err;
+  }
+  // The rows the stream stage counted, those the source sent and those the target took
+  // are counted three ways: a stage that lost or made up a row must not agree with itself.
+  if (hash && (hash.sum.rows - before !== out.rowCount || inn.rowCount !== out.rowCount)) {
+    throw new Error(`bluegreen: the COPY into ${rel} moved ${inn.rowCount} rows, the source sent ${out.rowCount} and the stream counted ${hash.sum.rows - before}`);
   }
   return inn.rowCount;
 }

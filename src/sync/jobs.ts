@@ -128,7 +128,9 @@ async function splitUnits(src: pg.Client, plan: SyncPlan, jobs: number): Promise
     const blocks = Number(
       (await src.query<{ b: string }>(`select (pg_relation_size(${literal(ident(source))}::regclass) / current_setting('block_size')::int)::text as b`)).rows[0]!.b,
     );
-    if (v14 && !t.incremental && t.ct.sources.length === 1 && blocks >= SPLIT_MIN_BLOCKS) {
+    // A query table's query must see the whole table at once (a window, an aggregate):
+    // never split into ranges, each would run the query over its own part.
+    if (v14 && !t.incremental && !t.ct.query && t.ct.sources.length === 1 && blocks >= SPLIT_MIN_BLOCKS) {
       const step = Math.ceil(blocks / jobs);
       const parts = Math.ceil(blocks / step);
       for (let a = 0, k = 1; a < blocks; a += step, k++) sized.push({ u: { t, blocks: { from: a, to: a + step >= blocks ? null : a + step }, part: `${k}/${parts}` }, blocks: step });

@@ -304,7 +304,8 @@ function sourceTotals(plan: SyncPlan, opts: SyncOptions): SourceSumsRun {
   const rest = plan.tables.filter((t) => !t.hash).map((t) => t.ct.table);
   if (rest.length === 0) return { result: Promise.resolve(streamed), cancel: async () => {} };
   const run = startSourceSums({ ...verifyOptions(plan, opts), tables: rest });
-  return { result: run.result.then((m) => new Map([...streamed, ...m])), cancel: run.cancel };
+  // A failure there costs only those tables (verify hashes them itself), not the streamed ones.
+  return { result: run.result.then((m) => new Map([...streamed, ...m]), () => streamed), cancel: run.cancel };
 }
 
 /** The run's full verify: against the very snapshot it read, with the catalogs it learnt. */
