@@ -8,7 +8,13 @@
  * Prints one JSON line per table: median execution ms of RUNS runs each, alternating.
  *
  *   GREEN_URL=postgres://… RUNS=3 npx tsx bench/verify-explain.ts
+ *
+ * With COLUMNS=1 and a server on this machine (its backend's /proc entry readable), it
+ * then prints the backend CPU of each table's plain total, of a bare scan, and of the total
+ * without each column in turn: what each column's encoding costs per table (bench/README.md,
+ * "Verify without a second read of blue").
  */
+import { readFileSync } from 'node:fs';
 import { connect } from '../src/db/connect.ts';
 import { readEncodings } from '../src/verify/encoding.ts';
 import { bucketCount, bucketSumSql, targetSide, totalSql } from '../src/verify/verify.ts';
@@ -50,6 +56,37 @@ try {
     const medians = Object.fromEntries(Object.entries(ms).map(([k, v]) => [`${k}Ms`, Math.round(median(v))]));
     console.log(JSON.stringify({ table: t, rows: n, ...medians, encodings }));
   }
+  if (process.env.COLUMNS === '1') await columnCosts(tables.rows, enc);
 } finally {
   await db.end();
+}
+
+/** Backend CPU (ms) of `sql`, median of `runs`, on one core (no parallel workers). */
+async function cpuMs(sql: string): Promise<number> {
+  const pid = (await db.query<{ p: number }>('select pg_backend_pid() as p')).rows[0]!.p;
+  const ticks = () => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (10 ms)
+  };
+  await db.query('set max_parallel_workers_per_gather = 0');
+  const xs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = ticks();
+    await db.query(sql);
+    xs.push((ticks() - t0) * 10);
+  }
+  await db.query('reset max_parallel_workers_per_gather');
+  return median(xs);
+}
+
+async function columnCosts(tables: { t: string; key: string[]; cols: string[] }[], enc: Awaited<ReturnType<typeof readEncodings>>): Promise<void> {
+  for (const { t, key, cols } of tables) {
+    if (!key) continue;
+    const total = (cs: string[]) => totalSql(targetSide({ table: t, key }, cs, enc.get(t)));
+    const all = await cpuMs(total(cols));
+    const scan = await cpuMs(`select count(*) from ${t}`);
+    const without: Record<string, number> = {};
+    for (const c of cols) without[c] = all - (await cpuMs(total(cols.filter((x) => x !== c))));
+    console.log(JSON.stringify({ table: t, totalCpuMs: all, scanCpuMs: scan, columnCpuMs: without }));
+  }
 }
