@@ -121,78 +121,64 @@ function binaryStripper(sum: HashSum): Transform {
   let state = HEADER;
   let skip = 0; // payload bytes still to pass
   let fields = 0; // fields left in the current tuple
-  let carry: Buffer | undefined;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
-      carry = undefined;
+  return stripStage(
+    (buf, out) => {
       const n = buf.length;
-      const out = Buffer.allocUnsafe(n);
       let o = 0;
       let span = 0; // start of the input bytes not yet copied out
       let i = 0;
-      try {
-        while (i < n) {
-          if (skip > 0) {
-            const k = Math.min(skip, n - i);
-            skip -= k;
-            i += k;
-            continue;
-          }
-          if (state === FIELD) {
-            if (fields === 0) {
-              state = TUPLE;
-              continue;
-            }
-            if (n - i < 4) break;
-            const len = (buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!;
-            i += 4;
-            fields--;
-            if (len > 0) skip = len;
-            continue;
-          }
-          if (state === TUPLE) {
-            if (n - i < 2) break;
-            const count = ((buf[i]! << 24) >> 16) | buf[i + 1]!;
-            if (count === -1) {
-              state = TRAILER;
-              i += 2;
-              continue;
-            }
-            if (n - i < 14) break;
-            if (count < 1 || buf[i + 2]! | buf[i + 3]! | buf[i + 4]! || buf[i + 5] !== 8) throw new Error('bluegreen: the COPY stream does not start its rows with the row hash');
-            sum.addHalves((buf[i + 6]! << 24) | (buf[i + 7]! << 16) | (buf[i + 8]! << 8) | buf[i + 9]!, ((buf[i + 10]! << 24) | (buf[i + 11]! << 16) | (buf[i + 12]! << 8) | buf[i + 13]!) >>> 0);
-            if (i > span) o += buf.copy(out, o, span, i);
-            out[o++] = ((count - 1) >> 8) & 0xff;
-            out[o++] = (count - 1) & 0xff;
-            i += 14;
-            span = i;
-            fields = count - 1;
-            state = FIELD;
-            continue;
-          }
-          if (state === HEADER) {
-            if (n - i < 19) break;
-            skip = buf.readInt32BE(i + 15); // the header extension, passed as it is
-            i += 19;
+      while (i < n) {
+        if (skip > 0) {
+          const k = Math.min(skip, n - i);
+          skip -= k;
+          i += k;
+          continue;
+        }
+        if (state === FIELD) {
+          if (fields === 0) {
             state = TUPLE;
             continue;
           }
-          i = n; // TRAILER: nothing follows; pass whatever does
+          if (n - i < 4) break;
+          const len = (buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!;
+          i += 4;
+          fields--;
+          if (len > 0) skip = len;
+          continue;
         }
-      } catch (err) {
-        cb(err as Error);
-        return;
+        if (state === TUPLE) {
+          if (n - i < 2) break;
+          const count = ((buf[i]! << 24) >> 16) | buf[i + 1]!;
+          if (count === -1) {
+            state = TRAILER;
+            i += 2;
+            continue;
+          }
+          if (n - i < 14) break;
+          if (count < 1 || buf[i + 2]! | buf[i + 3]! | buf[i + 4]! || buf[i + 5] !== 8) throw new Error('bluegreen: the COPY stream does not start its rows with the row hash');
+          sum.addHalves((buf[i + 6]! << 24) | (buf[i + 7]! << 16) | (buf[i + 8]! << 8) | buf[i + 9]!, ((buf[i + 10]! << 24) | (buf[i + 11]! << 16) | (buf[i + 12]! << 8) | buf[i + 13]!) >>> 0);
+          if (i > span) o += buf.copy(out, o, span, i);
+          out[o++] = ((count - 1) >> 8) & 0xff;
+          out[o++] = (count - 1) & 0xff;
+          i += 14;
+          span = i;
+          fields = count - 1;
+          state = FIELD;
+          continue;
+        }
+        if (state === HEADER) {
+          if (n - i < 19) break;
+          skip = buf.readInt32BE(i + 15); // the header extension, passed as it is
+          i += 19;
+          state = TUPLE;
+          continue;
+        }
+        i = n; // TRAILER: nothing follows; pass whatever does
       }
-      o += buf.copy(out, o, span, i);
-      if (i < n) carry = Buffer.from(buf.subarray(i));
-      cb(null, o > 0 ? out.subarray(0, o) : undefined);
+      return { read: i, written: o + buf.copy(out, o, span, i) };
     },
-    flush(cb) {
-      if (carry || state !== TRAILER) cb(new Error('bluegreen: the COPY stream ended inside a row'));
-      else cb();
-    },
-  });
+    () => state === TRAILER,
+  );
 }
 
 /**
@@ -204,71 +190,86 @@ function binaryStripper(sum: HashSum): Transform {
 function csvStripper(sum: HashSum): Transform {
   let atStart = true; // the next byte starts a row
   let inQuote = false;
-  let carry: Buffer | undefined;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
-      carry = undefined;
+  return stripStage(
+    (buf, out) => {
       const n = buf.length;
-      const out = Buffer.allocUnsafe(n);
       let o = 0;
       let span = 0;
       let i = 0;
       let q = -2; // next quote at or after i (-1: none in this chunk; -2: not looked up yet)
       let nl = -2;
-      try {
-        while (i < n) {
-          if (atStart) {
-            const comma = buf.indexOf(0x2c, i);
-            if (comma === -1 || comma - i > 21) {
-              if (n - i > 21) throw new Error('bluegreen: the COPY stream does not start its rows with the row hash');
-              break;
-            }
-            sum.addDecimal(buf.toString('latin1', i, comma));
-            o += buf.copy(out, o, span, i);
-            i = span = comma + 1;
-            atStart = false;
-            continue;
+      while (i < n) {
+        if (atStart) {
+          const comma = buf.indexOf(0x2c, i);
+          if (comma === -1 || comma - i > 21) {
+            if (n - i > 21) throw new Error('bluegreen: the COPY stream does not start its rows with the row hash');
+            break;
           }
-          if (q !== -1 && q < i) q = buf.indexOf(0x22, i);
-          if (inQuote) {
-            if (q === -1) {
-              i = n;
-              break;
-            }
-            // A doubled quote inside a quoted value: still inside.
-            if (buf[q + 1] === 0x22) q = buf.indexOf(0x22, q + 2);
-            else {
-              inQuote = false;
-              i = q + 1;
-            }
-            continue;
-          }
-          if (nl !== -1 && nl < i) nl = buf.indexOf(0x0a, i);
-          if (q !== -1 && (nl === -1 || q < nl)) {
-            inQuote = true;
-            i = q + 1;
-            q = buf.indexOf(0x22, i);
-            continue;
-          }
-          if (nl === -1) {
+          sum.addDecimal(buf.toString('latin1', i, comma));
+          o += buf.copy(out, o, span, i);
+          i = span = comma + 1;
+          atStart = false;
+          continue;
+        }
+        if (q !== -1 && q < i) q = buf.indexOf(0x22, i);
+        if (inQuote) {
+          if (q === -1) {
             i = n;
             break;
           }
-          i = nl + 1;
-          atStart = true;
+          // A doubled quote inside a quoted value: still inside.
+          if (buf[q + 1] === 0x22) q = buf.indexOf(0x22, q + 2);
+          else {
+            inQuote = false;
+            i = q + 1;
+          }
+          continue;
         }
+        if (nl !== -1 && nl < i) nl = buf.indexOf(0x0a, i);
+        if (q !== -1 && (nl === -1 || q < nl)) {
+          inQuote = true;
+          i = q + 1;
+          q = buf.indexOf(0x22, i);
+          continue;
+        }
+        if (nl === -1) {
+          i = n;
+          break;
+        }
+        i = nl + 1;
+        atStart = true;
+      }
+      return { read: i, written: o + buf.copy(out, o, span, i) };
+    },
+    () => atStart,
+  );
+}
+
+/**
+ * The frame both formats share: each chunk joined to the bytes the last one left unread,
+ * scanned into one output buffer of its size (a row only ever shrinks), the unread tail
+ * carried to the next chunk. `scan` returns how many bytes it read and wrote; the stream
+ * may end only where `complete` says a row ended.
+ */
+function stripStage(scan: (buf: Buffer, out: Buffer) => { read: number; written: number }, complete: () => boolean): Transform {
+  let carry: Buffer | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+      carry = undefined;
+      const out = Buffer.allocUnsafe(buf.length);
+      let r: { read: number; written: number };
+      try {
+        r = scan(buf, out);
       } catch (err) {
         cb(err as Error);
         return;
       }
-      o += buf.copy(out, o, span, i);
-      if (i < n) carry = Buffer.from(buf.subarray(i));
-      cb(null, o > 0 ? out.subarray(0, o) : undefined);
+      if (r.read < buf.length) carry = Buffer.from(buf.subarray(r.read));
+      cb(null, r.written > 0 ? out.subarray(0, r.written) : undefined);
     },
     flush(cb) {
-      if (carry || !atStart) cb(new Error('bluegreen: the COPY stream ended inside a row'));
-      else cb();
+      cb(carry || !complete() ? new Error('bluegreen: the COPY stream ended inside a row') : undefined);
     },
   });
 }
