@@ -49,6 +49,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     write: (l) => write(redactText(l)),
     fields: () => base,
     intervalMs: opts.progressIntervalMs,
+    // --verbose: every phase's end is in the log, with its seconds (steps timed one by one).
+    everyPhaseEnd: min <= order.debug,
   });
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (order[level] < min) return;

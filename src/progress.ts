@@ -47,6 +47,12 @@ export interface ProgressRendererOptions {
   intervalMs?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /**
+   * JSON: also write the last event of every phase, even one that had no line yet (with
+   * its `seconds`), so the log times every step (the CLI's --verbose; bench/jobs-model.ts
+   * reads them).
+   */
+  everyPhaseEnd?: boolean;
 }
 
 export interface ProgressRenderer {
@@ -97,8 +103,9 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
       const rate = elapsed > 0 ? done / elapsed : undefined;
       const eta = known && rate && rate > 0 && done < total ? Math.round((total - done) / rate) : undefined;
       if (opts.mode === 'json') {
-        if (t - lastJson < interval && !(detail.final && s.logged)) return;
-        lastJson = t;
+        const extraEnd = Boolean(detail.final && !s.logged && opts.everyPhaseEnd);
+        if (t - lastJson < interval && !(detail.final && s.logged) && !extraEnd) return;
+        if (!extraEnd) lastJson = t; // a short phase's end does not hold back the next progress line
         s.logged = true;
         opts.write(
           JSON.stringify({
@@ -119,6 +126,8 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
             etaSeconds: eta,
             counts: detail.counts,
             final: detail.final || undefined,
+            // From the task's first event to its last: what the phase took.
+            seconds: detail.final ? Math.round(elapsed * 1000) / 1000 : undefined,
           }) + '\n',
         );
         return;

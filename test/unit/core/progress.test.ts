@@ -133,6 +133,36 @@ describe('progress', () => {
     expect(events).toHaveLength(2);
     expect(events[1]).toMatchObject({ task: 'users', phase: 'apply', rows: 10, counts: { updated: 10, inserted: 0 }, final: true });
   });
+
+  it('with --verbose a JSON log has the end of every phase, with its seconds, and still no more progress lines', () => {
+    let t = 0;
+    const out: string[] = [];
+    const r = createProgressRenderer({ mode: 'json', write: (l) => out.push(l), now: () => t, everyPhaseEnd: true });
+    r.update('roles', 0, 10, { phase: 'copy' });
+    t = 250;
+    r.update('roles', 10, 10, { phase: 'copy', final: true });
+    r.finish('roles');
+    // A short phase's end does not reset the interval: users' first line still comes at 5 s.
+    t = 5000;
+    r.update('users', 1, undefined, { unit: 'seconds', phase: 'index', step: 'users_pkey (1/3)' });
+    t = 5100;
+    r.update('users', 1.1, undefined, { unit: 'seconds', phase: 'index', step: 'users_pkey (1/3)', final: true });
+    const events = out.map((l) => JSON.parse(l));
+    expect(events).toHaveLength(3);
+    expect(events[0]).toMatchObject({ task: 'roles', phase: 'copy', done: 10, final: true, seconds: 0.25 });
+    expect(events[1].final).toBeUndefined();
+    expect(events[1].seconds).toBeUndefined();
+    expect(events[2]).toMatchObject({ task: 'users', phase: 'index', final: true, seconds: 0.1 });
+  });
+
+  it('createLogger turns every phase end on at debug level only', () => {
+    for (const level of ['info', 'debug'] as const) {
+      const lines: string[] = [];
+      const logger = createLogger({ format: 'json', level, progress: true, write: (l) => lines.push(l) });
+      logger.progress('roles', 10, 10, { phase: 'copy', final: true });
+      expect(lines.length).toBe(level === 'debug' ? 1 : 0);
+    }
+  });
 });
 
 describe('--json envelope', () => {
