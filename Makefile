@@ -24,7 +24,7 @@ TO      ?= green
 ROWS    ?= 1000000
 VERSION ?=
 
-.PHONY: help demo test test-unit test-integration typecheck env-up env-down status plan sync verify cutover rollback check seed bench bench-rss clean
+.PHONY: help demo test test-unit test-integration typecheck env-up env-down status plan sync verify cutover rollback check seed bench bench-rss bench-model clean
 
 help:
 	@echo "make demo        the whole story on local clusters (env up, v1 -> v2, sync, cutover, rollback)"
@@ -40,6 +40,7 @@ help:
 	@echo "make check       validate every mapping and round-trip the fixtures"
 	@echo "make bench       benchmark against a raw psql COPY pipe (ROWS=$(ROWS))"
 	@echo "make bench-rss   peak RSS of every command, from the installed package (ROWS=$(ROWS))"
+	@echo "make bench-model the --jobs model: steps of a jobs-1 run replayed on N cores, checked against --jobs 2 (ROWS=$(ROWS))"
 
 demo:
 	@node --import tsx scripts/demo.ts
@@ -90,6 +91,8 @@ bench:
 
 bench-rss:
 	@bash bench/rss.sh $(ROWS)
+bench-model:
+	@bash bench/jobs-model.sh $(ROWS)
 
 clean:
 	-$(BG) env down
