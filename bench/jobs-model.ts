@@ -24,8 +24,10 @@
  * 4. A block on `jobs` sessions and `cores` cores takes the largest of:
  *    - each lane's makespan: its units spread over the jobs, largest first (LPT); a lane
  *      that the code runs on one session (below) is the sum of its steps;
- *    - CPU: the block's CPU seconds / cores (one host for all: this machine), or per host
- *      (source CPU / cores, target CPU / cores) when blue and green are separate hosts;
+ *    - CPU: on one host for all (this machine), the block's CPU seconds over the cores it
+ *      gets: its jobs-1 demand (CPU s / wall) times the jobs when a lane of it is split,
+ *      capped by the cores (share()); per host (source CPU / cores, target CPU / cores)
+ *      when blue and green are separate hosts;
  *    - the client's CPU seconds: one Node process, one core, whatever the jobs;
  *    - (separate hosts) a copy lane's bytes / link speed.
  *    The run's prediction is the sum over blocks plus every `other` step.
@@ -69,6 +71,16 @@
  *   Verify moves sums, not rows: no network bound.
  * - Medians: each jobs-1 run is modeled on its own and the predictions' median is reported,
  *   against the median of the measured runs of the same job count.
+ * - The check treats this machine's 2 cores as ours alone. Other work on a shared machine is
+ *   bracketed (checkOthersShare, checkOthersKeep): the cores the others kept busy during
+ *   each block of the jobs-1 run (the machine's busy ticks less ours) either share the cores
+ *   with our doubled demand in proportion, or keep what they had.
+ * - Projections: `one host` puts client, blue and green on the same N cores (like this
+ *   machine); `separate hosts` gives blue and green N cores each and bounds the copy by the
+ *   link. `Quiet` projections run each unit at the speed of its busiest process (its CPU
+ *   seconds, see unitSeconds) rather than its wall time here, for hosts with cores to spare;
+ *   the as-measured ones keep this machine's speeds. Neither models disks: a run that waits
+ *   on I/O more than here is slower than predicted.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -110,9 +122,18 @@ interface Run {
   report: Record<string, unknown>;
   /** Cores other work on the machine kept busy during the run, on average (machine ticks minus ours). */
   otherCores: number;
+  samples: Sample[];
 }
+type Sample = [number, number, number, number, number?];
 
 type Mode = 'as-built' | 'design';
+/**
+ * Other work on a shared machine (the check only): `none`, the machine is ours; `share`, the
+ * cores are shared in proportion to demand (share()); `keep`, the others keep the cores they
+ * had during the jobs-1 run. The first flatters more jobs, the second does not: a
+ * measurement on a loaded machine should fall between them.
+ */
+type Others = 'none' | 'share' | 'keep';
 type Hosts = 'shared' | 'separate';
 
 // ---------------------------------------------------------------------------------------
@@ -181,7 +202,7 @@ function readRun(dir: string, name: string, window?: (r: Record<string, unknown>
   const machine = first?.[4] !== undefined && lastIn?.[4] !== undefined && lastIn[0] > first[0] ? (lastIn[4]! - first[4]!) / TICK : NaN;
   const ours = first && lastIn ? (lastIn[1] + lastIn[2] + lastIn[3] - first[1] - first[2] - first[3]) / TICK : NaN;
   const otherCores = lastIn && first && lastIn[0] > first[0] ? Math.max(0, (machine - ours) / ((lastIn[0] - first[0]) / 1000)) : NaN;
-  return { name, start, end, steps, cpu, greenWalBytes: meta.greenWalBytes, report, otherCores };
+  return { name, start, end, steps, cpu, greenWalBytes: meta.greenWalBytes, report, otherCores, samples };
 }
 
 function zero(): Cpu {
@@ -224,6 +245,27 @@ function attributeCpu(steps: Step[], samples: [number, number, number, number, n
       s.cpu.target += (y[2] - x[2]) / TICK / on.length;
     }
   }
+}
+
+/** Cores other work kept busy in [a, b] (machine ticks less ours), 0 when the samples lack the machine's. */
+function othersIn(samples: Sample[], a: number, b: number): number {
+  const inside = samples.filter((x) => x[0] >= a && x[0] <= b && x[4] !== undefined);
+  if (inside.length < 2) return 0;
+  const [f, l] = [inside[0]!, inside.at(-1)!];
+  const machine = (l[4]! - f[4]!) / TICK;
+  const ours = (l[1] + l[2] + l[3] - f[1] - f[2] - f[3]) / TICK;
+  return Math.max(0, (machine - ours) / ((l[0] - f[0]) / 1000));
+}
+
+/**
+ * Cores a block gets on a machine of `cores` shared with other work: its demand `d` (the
+ * cores it kept busy at jobs 1 times the jobs it now runs) beside the others' `o` (what they
+ * kept busy meanwhile). Below the machine's cores each gets what it asks; above, the
+ * scheduler shares the cores in proportion (Linux CFS gives each runnable thread an equal
+ * share, and a demand in cores counts runnable threads). With o = 0: min(d, cores).
+ */
+function share(d: number, o: number, cores: number): number {
+  return d + o <= cores ? d : (cores * d) / (d + o);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,10 +321,27 @@ function lpt(units: number[], workers: number): number {
 }
 
 const wall = (s: Step) => (s.end - s.start) / 1000;
+
+/**
+ * How fast a unit runs on its own session: `measured`, as it ran here (its jobs-1 wall
+ * time); `quiet`, on hosts with cores to spare, as fast as its busiest process allows: the
+ * largest of its client, source and target CPU seconds (a COPY is a pipeline of the three;
+ * a verify hashes both sides at once), the target's alone for a statement on the target
+ * (index, analyze, apply: the source CPU beside it belongs to the verify's source hashing),
+ * never more than its measured wall. A unit that waits on I/O or locks more than it
+ * computes is under-estimated by `quiet`.
+ */
+type Speed = 'measured' | 'quiet';
+function unitSeconds(s: Step, speed: Speed): number {
+  if (speed === 'measured' || s.kind === 'other') return wall(s);
+  const busiest = isCopy(s.kind) || s.kind === 'verify' ? Math.max(s.cpu.client, s.cpu.source, s.cpu.target) : s.cpu.target;
+  return Math.min(wall(s), busiest);
+}
 const isCopy = (kind: string) => kind === 'copy' || kind === 'stage';
 
 /** A lane's makespan on `jobs` sessions, as the code (or the design) runs it. */
-function laneTime(kind: string, steps: Step[], jobs: number, mode: Mode): number {
+function laneTime(kind: string, steps: Step[], jobs: number, mode: Mode, speed: Speed): number {
+  const wall = (s: Step) => unitSeconds(s, speed);
   if (jobs <= 1) return steps.reduce((a, s) => a + wall(s), 0);
   // A bulk copy of a large table is split into block ranges; an incremental stage is not (src/sync/jobs.ts).
   if (kind === 'copy') return lpt(steps.flatMap((s) => ((s.bytes ?? 0) >= SPLIT_BYTES ? new Array<number>(jobs).fill(wall(s) / jobs) : [wall(s)])), jobs);
@@ -310,7 +369,7 @@ interface Prediction {
   blocks: { kind: string; seconds: number; bound: string }[];
 }
 
-function predict(run: Run, jobs: number, cores: number, mode: Mode, hosts: Hosts, reinsert?: Reinsert, link?: number): Prediction {
+function predict(run: Run, jobs: number, cores: number, mode: Mode, hosts: Hosts, reinsert?: Reinsert, link?: number, speed: Speed = 'measured', others: Others = 'none'): Prediction {
   const parts: Prediction['blocks'] = [];
   for (const b of blocks(run)) {
     const serial = b.serial.reduce((a, s) => a + wall(s), 0);
@@ -321,9 +380,20 @@ function predict(run: Run, jobs: number, cores: number, mode: Mode, hosts: Hosts
     const steps = [...b.lanes.values()].flat().concat(b.serial);
     const cpu = sumCpu(steps);
     const bounds: [string, number][] = [];
-    for (const [kind, lane] of b.lanes) bounds.push([`${kind} lane`, laneTime(kind, lane, jobs, mode) + serial]);
+    for (const [kind, lane] of b.lanes) bounds.push([`${kind} lane`, laneTime(kind, lane, jobs, mode, speed) + serial]);
     bounds.push(['client cpu', cpu.client]);
-    bounds.push(['cpu', hosts === 'shared' ? total(cpu) / cores : Math.max(cpu.source, cpu.target) / cores]);
+    if (hosts === 'shared') {
+      // The block's demand at jobs 1 (cores it kept busy), times the jobs it runs on now when
+      // one of its lanes is split; others' load only where the caller keeps it (the check).
+      const w1 = (b.end - b.start) / 1000;
+      const split = [...b.lanes.keys()].some((k) => isCopy(k) || k === 'verify' || (mode === 'design' && (k === 'index' || k === 'analyze')));
+      const u = w1 > 0 ? total(cpu) / w1 : 0;
+      const o = others === 'none' ? 0 : othersIn(run.samples, b.start, b.end);
+      const d = (split ? jobs : 1) * u;
+      // `keep`: the other work keeps the cores it had; we get what is left, never less than at jobs 1.
+      const c = others === 'keep' ? Math.min(d, Math.max(cores - o, u)) : share(d, o, cores);
+      bounds.push(['cpu', c > 0 ? total(cpu) / c : 0]);
+    } else bounds.push(['cpu', Math.max(cpu.source, cpu.target) / cores]);
     const copyBytes = [...b.lanes.entries()].filter(([k]) => isCopy(k)).flatMap(([, l]) => l).reduce((a, s) => a + (s.bytes ?? 0), 0);
     if (link && copyBytes) bounds.push(['network', copyBytes / link]);
     const [bound, seconds] = bounds.reduce((a, x) => (x[1] > a[1] ? x : a));
@@ -333,9 +403,9 @@ function predict(run: Run, jobs: number, cores: number, mode: Mode, hosts: Hosts
     if (jobs > 1 && mode === 'as-built' && reinsert && b.lanes.has('copy')) {
       const tables = b.lanes.get('copy')!.map((s) => s.table!);
       const r = tables.map((t) => reinsert.tables.get(t) ?? { s: 0, cpu: zero() });
-      const s = r.reduce((a, x) => a + x.s, 0);
+      const s = r.reduce((a, x) => a + (speed === 'quiet' ? Math.min(x.s, x.cpu.target) : x.s), 0);
       const c = sumCpu(r);
-      parts.push({ kind: 'reinsert', seconds: Math.max(s, hosts === 'shared' ? total(c) / cores : c.target / cores), bound: 'serial' });
+      parts.push({ kind: 'reinsert', seconds: Math.max(s, c.target / cores), bound: 'serial' });
     }
   }
   return { seconds: parts.reduce((a, p) => a + p.seconds, 0), blocks: parts };
@@ -406,7 +476,8 @@ function main(): void {
   const measuredS = (runs: Run[]) => r2(median(runs.map((r) => (r.end - r.start) / 1000)));
   const measuredFreeze = r3(median(cut.map((r) => Number(r.report.freezeMs) / 1000)));
 
-  const pred = (runs: Run[], jobs: number, cores: number, mode: Mode, hosts: Hosts, link?: number) => (runs.length ? r2(median(runs.map((r) => predict(r, jobs, cores, mode, hosts, reinsert, link).seconds))) : NaN);
+  const pred = (runs: Run[], jobs: number, cores: number, mode: Mode, hosts: Hosts, link?: number, speed: Speed = 'measured', others: Others = 'none') =>
+    runs.length ? r2(median(runs.map((r) => predict(r, jobs, cores, mode, hosts, reinsert, link, speed, others).seconds))) : NaN;
   const err = (p: number, m: number) => r2(((p - m) / m) * 100);
   // The check: this machine (2 cores, one host for all), jobs 1 and 2.
   const check = {
@@ -420,34 +491,29 @@ function main(): void {
     },
     freeze: { jobs1: { predicted: cut.length ? pred(cut, 1, 2, 'as-built', 'shared') : NaN, measured: measuredFreeze } },
   };
-  // The same check with the cores other work left us: 2 less what it kept busy during the
-  // jobs-1 runs (read from the machine's counters; nothing of the jobs-2 runs is used).
-  const left = (runs: Run[]) => r2(Math.max(0.5, 2 - median(runs.map((r) => r.otherCores).filter((x) => !Number.isNaN(x)))));
-  const leftSync = left(sync1);
-  const leftVerify = left(verify1);
-  const checkLeft = Number.isNaN(leftSync)
-    ? undefined
-    : {
-        sync: {
-          jobs1: { predicted: pred(sync1, 1, leftSync, 'as-built', 'shared'), measured: measuredS(sync1) },
-          jobs2: { predicted: pred(sync1, 2, leftSync, 'as-built', 'shared'), measured: measuredS(sync2) },
-        },
-        verify: {
-          jobs1: { predicted: pred(verify1, 1, leftVerify, 'as-built', 'shared'), measured: measuredS(verify1) },
-          jobs2: { predicted: pred(verify1, 2, leftVerify, 'as-built', 'shared'), measured: measuredS(verify2) },
-        },
-      };
+  // The same check with the other work the jobs-1 runs met on the machine (block by block,
+  // from the machine's counters; nothing of the jobs-2 runs is used): see share().
+  const checkLoaded = (others: Others) => ({
+    sync: {
+      jobs1: { predicted: pred(sync1, 1, 2, 'as-built', 'shared', undefined, 'measured', others), measured: measuredS(sync1) },
+      jobs2: { predicted: pred(sync1, 2, 2, 'as-built', 'shared', undefined, 'measured', others), measured: measuredS(sync2) },
+    },
+    verify: {
+      jobs1: { predicted: pred(verify1, 1, 2, 'as-built', 'shared', undefined, 'measured', others), measured: measuredS(verify1) },
+      jobs2: { predicted: pred(verify1, 2, 2, 'as-built', 'shared', undefined, 'measured', others), measured: measuredS(verify2) },
+    },
+  });
   const withErr = (o: Record<string, Record<string, { predicted: number; measured: number }>>) =>
     Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([j, x]) => [j, { ...x, errorPct: err(x.predicted, x.measured) }]))]));
 
-  const table = (mode: Mode, hosts: Hosts, link?: number) =>
+  const table = (mode: Mode, hosts: Hosts, link?: number, speed: Speed = 'measured') =>
     CORES.map((n) => ({
       cores: n,
       jobs: n,
-      sync: pred(sync1, n, n, mode, hosts, link),
-      verify: pred(verify1, n, n, mode, hosts),
+      sync: pred(sync1, n, n, mode, hosts, link, speed),
+      verify: pred(verify1, n, n, mode, hosts, undefined, speed),
       // A cutover has no --jobs: as built its frozen part runs on one session pair whatever the cores.
-      freeze: cut.length ? pred(cut, mode === 'as-built' ? 1 : n, n, mode, hosts) : NaN,
+      freeze: cut.length ? pred(cut, mode === 'as-built' ? 1 : n, n, mode, hosts, undefined, speed) : NaN,
     }));
   const copyBytes = sync1[0]!.steps.filter((s) => isCopy(s.kind)).reduce((x, s) => x + (s.bytes ?? 0), 0);
   const copyRows = sync1[0]!.steps.filter((s) => isCopy(s.kind)).reduce((x, s) => x + (s.rows ?? 0), 0);
@@ -464,7 +530,8 @@ function main(): void {
       verify1: r2(median(verify1.map((r) => r.otherCores))),
       verify2: r2(median(verify2.map((r) => r.otherCores))),
     },
-    checkOnCoresLeft: checkLeft ? { cores: { sync: leftSync, verify: leftVerify }, ...withErr(checkLeft) } : undefined,
+    checkOthersShare: withErr(checkLoaded('share')),
+    checkOthersKeep: withErr(checkLoaded('keep')),
     // jobs = cores; as built (the code today) and the 16+ design, on one host (like this
     // machine) and on separate blue and green hosts (10 GbE between them).
     predictions: {
@@ -473,9 +540,22 @@ function main(): void {
       designSeparateHosts10GbE: table('design', 'separate', LINKS['10GbE']),
       designSeparateHosts1GbE: table('design', 'separate', LINKS['1GbE']),
       designSeparateHosts25GbE: table('design', 'separate', LINKS['25GbE']),
+      // Units at the speed of their busiest process (see unitSeconds): hosts with cores to spare.
+      asBuiltSeparateHosts10GbEQuiet: table('as-built', 'separate', LINKS['10GbE'], 'quiet'),
+      designSeparateHosts10GbEQuiet: table('design', 'separate', LINKS['10GbE'], 'quiet'),
+      designSeparateHosts1GbEQuiet: table('design', 'separate', LINKS['1GbE'], 'quiet'),
     },
     blocksOfTheMedianJobs1Sync: Object.fromEntries(
-      [1, 2, 16, 32].map((n) => [`cores${n}`, predict(median1, n, n, n > 2 ? 'design' : 'as-built', n > 2 ? 'separate' : 'shared', reinsert, LINKS['10GbE']).blocks.map((b) => ({ ...b, seconds: r2(b.seconds) }))]),
+      [
+        ['cores1AsBuiltHere', 1, 'as-built', 'shared', 'measured'],
+        ['cores2AsBuiltHere', 2, 'as-built', 'shared', 'measured'],
+        ['cores16AsBuiltQuiet', 16, 'as-built', 'separate', 'quiet'],
+        ['cores16DesignQuiet', 16, 'design', 'separate', 'quiet'],
+        ['cores32DesignQuiet', 32, 'design', 'separate', 'quiet'],
+      ].map(([k, n, mode, hosts, speed]) => [
+        k,
+        predict(median1, n as number, n as number, mode as Mode, hosts as Hosts, reinsert, LINKS['10GbE'], speed as Speed).blocks.map((b) => ({ ...b, seconds: r2(b.seconds) })),
+      ]),
     ),
     steps: { sync: stepTable(sync1), verify: stepTable(verify1), freeze: cut.length ? stepTable(cut) : [] },
     cpuSeconds: {
@@ -508,11 +588,20 @@ function mapCpu(cs: Cpu[]): Cpu & { total: number } {
 function print(o: {
   rows: number;
   check: Record<string, Record<string, { predicted: number; measured: number; errorPct: number }>>;
+  checkOthersShare: Record<string, Record<string, { predicted: number; measured: number; errorPct: number }>>;
+  checkOthersKeep: Record<string, Record<string, { predicted: number; measured: number; errorPct: number }>>;
   predictions: Record<string, { cores: number; sync: number; verify: number; freeze: number }[]>;
   network: { bytesPerRow: number; secondsAt: Record<string, number> };
 }): void {
-  const lines = [`jobs model, ${o.rows} users`, '', 'check on this machine (2 cores, one host), medians:', '| run | jobs | predicted s | measured s | error |', '| --- | ---: | ---: | ---: | ---: |'];
+  const lines = [`jobs model, ${o.rows} users`, '', 'check on this machine (2 cores, one host), medians, as if the machine were ours alone:', '| run | jobs | predicted s | measured s | error |', '| --- | ---: | ---: | ---: | ---: |'];
   for (const [cmd, v] of Object.entries(o.check)) for (const [j, x] of Object.entries(v)) lines.push(`| ${cmd} | ${j.slice(4)} | ${x.predicted} | ${x.measured} | ${x.errorPct}% |`);
+  for (const [title, c] of [
+    ['with the other work the jobs-1 runs met, cores shared in proportion to demand', o.checkOthersShare],
+    ['with the other work the jobs-1 runs met, keeping the cores it had', o.checkOthersKeep],
+  ] as const) {
+    lines.push('', `${title}:`, '| run | jobs | predicted s | measured s | error |', '| --- | ---: | ---: | ---: | ---: |');
+    for (const [cmd, v] of Object.entries(c)) for (const [j, x] of Object.entries(v)) lines.push(`| ${cmd} | ${j.slice(4)} | ${x.predicted} | ${x.measured} | ${x.errorPct}% |`);
+  }
   for (const [k, rows] of Object.entries(o.predictions)) {
     lines.push('', `${k}:`, '| cores = jobs | full sync s | verify s | freeze s |', '| ---: | ---: | ---: | ---: |');
     for (const r of rows) lines.push(`| ${r.cores} | ${r.sync} | ${r.verify} | ${r.freeze} |`);
