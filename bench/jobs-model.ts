@@ -40,8 +40,10 @@
  *   The design splits a table of 65,536 rows or more (about 8 MiB at these tables' ~120
  *   bytes a row) into `jobs` block ranges on each side: bucket sums are sums, so the ranges'
  *   sums add up to the table's, bucket by bucket.
+ * - An incremental stage (the cutover's) is one unit per table: the code splits only whole-table reads.
  * - index (key, index, foreign key builds) and analyze: as built, one session, serial. In the
- *   design (--design, and the `design` tables), every statement is a unit: keys and indexes
+ *   design (the `design…` predictions: bench/README.md, "More cores"), the tables are staged
+ *   and swapped in, so there is no re-insert, and every statement is a unit: keys and indexes
  *   first, then the foreign keys (a step whose name ends in `_fkey`, PostgreSQL's default
  *   name, or `fkey`), two waves; analyze per table. One index build is never split further
  *   (max_parallel_maintenance_workers would: not modeled, so the biggest index bounds it).
@@ -454,7 +456,10 @@ function main(): void {
     console.error('usage: npx tsx bench/jobs-model.ts --runs DIR [--rows N] [--out FILE]');
     process.exit(2);
   }
-  const names = readdirSync(dir).filter((f) => f.endsWith('.meta')).map((f) => f.slice(0, -5));
+  // A run that failed (a refused cutover) times nothing: left out.
+  const names = readdirSync(dir)
+    .filter((f) => f.endsWith('.meta') && JSON.parse(readFileSync(join(dir, f), 'utf8')).status === 0)
+    .map((f) => f.slice(0, -5));
   const load = (re: RegExp, w?: Parameters<typeof readRun>[2]) => names.filter((n) => re.test(n)).sort().map((n) => readRun(dir, n, w));
   const sync1 = load(/^sync-j1-/);
   const sync2 = load(/^sync-j2-/);
