@@ -91,6 +91,7 @@ bench:
 
 bench-rss:
 	@bash bench/rss.sh $(ROWS)
+
 bench-model:
 	@bash bench/jobs-model.sh $(ROWS)
 
