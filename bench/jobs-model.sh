@@ -191,7 +191,8 @@ for ((c = 1; c <= CUTOVERS; c++)); do
 done
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-rm -rf "$RESULTS/jobs-model-runs"
-cp -r "$RUNS" "$RESULTS/jobs-model-runs"
-npx tsx bench/jobs-model.ts --runs "$RESULTS/jobs-model-runs" --rows "$ROWS" --load "$LOAD_START / $LOAD_END" \
-  --seed-seconds "$SEED_S" --out "$RESULTS/jobs-model.json"
+rm -rf "$RESULTS/jobs-model-runs-$ROWS"
+cp -r "$RUNS" "$RESULTS/jobs-model-runs-$ROWS"
+npx tsx bench/jobs-model.ts --runs "$RESULTS/jobs-model-runs-$ROWS" --rows "$ROWS" --load "$LOAD_START / $LOAD_END" \
+  --seed-seconds "$SEED_S" --out "$RESULTS/jobs-model-$ROWS.json"
+cp "$RESULTS/jobs-model-$ROWS.json" "$RESULTS/jobs-model.json"
