@@ -42,42 +42,24 @@ WORK=$(mktemp -d /tmp/bluegreen-jobs-model.XXXXXX)
 chmod 755 "$WORK"
 RUNS=$WORK/runs
 mkdir -p "$RUNS"
-STARTED=() # data directories whose server we started: the trap stops exactly these
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+source "$ROOT/bench/clusters.sh" # start_cluster, stop_clusters, as_pg, admin, q
 cleanup() {
   local rc=$?
-  for dir in "${STARTED[@]}"; do
-    as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || log "could not stop the cluster in $dir"
-  done
+  stop_clusters
   [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
-# start_cluster NAME VAR (not in $(...): STARTED must grow in this shell, see bench/run.sh).
-start_cluster() {
-  local name=$1 dir=$WORK/$1 port
-  port=$(free_port)
-  mkdir -p "$dir" && chown postgres "$dir" 2>/dev/null || true
-  as_pg "$PG_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null
-  STARTED+=("$dir/data")
-  printf -v "$2" '%s' "$port"
-}
 start_cluster blue BLUE_PORT
 start_cluster green GREEN_PORT
 BLUE_PM=$(head -1 "${STARTED[0]}/postmaster.pid")
 GREEN_PM=$(head -1 "${STARTED[1]}/postmaster.pid")
-admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
 admin "$BLUE_PORT" -c "create role app login" -c "create database app owner app"
 admin "$GREEN_PORT" -c "create role app login" -c "create database app owner app"
 BLUE_URL=postgresql://app@127.0.0.1:$BLUE_PORT/app
 GREEN_URL=postgresql://app@127.0.0.1:$GREEN_PORT/app
 export BLUE_URL GREEN_URL
-q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 node "$ROOT/bin/build.mjs" 2>/dev/null || true # the bundle, as after `npm ci`
 BG=(node "$ROOT/bin/bluegreen.js" --log-format json)
 log "PostgreSQL from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -59,36 +59,16 @@ else
   WORK=$(mktemp -d /tmp/bluegreen-rss.XXXXXX)
 fi
 chmod 755 "$WORK"
-STARTED=()
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+source "$ROOT/bench/clusters.sh" # start_cluster (a kept work folder keeps its initdb), stop_clusters, as_pg, admin, q
 cleanup() {
   local rc=$?
-  for dir in "${STARTED[@]}"; do
-    as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || log "could not stop the cluster in $dir"
-  done
+  stop_clusters
   rm -rf "$WORK/run" "$WORK/prefix" "$WORK/pack"
   [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
-# start_cluster NAME VAR: initdb (once; a kept work folder reuses it), start on a free port
-# with the stock configuration, 127.0.0.1 only, trust auth; the port goes into VAR. Not run
-# in a subshell, so STARTED grows here and the trap stops exactly these servers.
-start_cluster() {
-  local name=$1 dir=$WORK/$1 port
-  port=$(free_port)
-  mkdir -p "$dir" && chown postgres "$dir" 2>/dev/null || true
-  [[ -f $dir/data/PG_VERSION ]] || as_pg "$PG_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null
-  STARTED+=("$dir/data")
-  printf -v "$2" '%s' "$port"
-}
-admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
-q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # --- the package as a user installs it ---------------------------------------------------
 log "npm pack + npm install -g into $WORK/prefix"

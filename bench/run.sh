@@ -171,41 +171,16 @@ measure() {
 # --- clusters ----------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/bluegreen-bench.XXXXXX)
 chmod 755 "$WORK"
-STARTED=() # data directories whose server we started: the trap stops exactly these
-
-as_pg() {
-  # PostgreSQL refuses to run as root: use the postgres OS user then.
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+source "$ROOT/bench/clusters.sh" # start_cluster, stop_clusters, as_pg, admin, q
 
 cleanup() {
   local rc=$?
-  for dir in "${STARTED[@]}"; do
-    as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || log "could not stop the cluster in $dir"
-  done
+  stop_clusters
   [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
-
-# start_cluster NAME VAR: initdb + start with the stock configuration (README's Design figures were measured on a stock
-# PostgreSQL 15), listening on 127.0.0.1 only, trust auth for this throwaway cluster only; its port goes into VAR.
-# Not called as $(start_cluster …): STARTED must grow in this shell, or the trap stops nothing (the servers then
-# only went down a minute later, when they found their lock file deleted with the work dir) and the CPU count
-# (cpu_ticks) sees no server.
-start_cluster() {
-  local name=$1 dir=$WORK/$1 port
-  port=$(free_port)
-  mkdir -p "$dir" && chown postgres "$dir" 2>/dev/null || true
-  as_pg "$PG_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null
-  STARTED+=("$dir/data")
-  printf -v "$2" '%s' "$port"
-}
 
 log "PostgreSQL $PG_MAJOR from $PG_BINDIR; work dir $WORK; $ROWS users, $ROUNDS rounds"
 # The CLI's start-up cost, measured first (nothing else of ours running). It also builds
@@ -219,7 +194,6 @@ if [[ -n ${BASELINE:-} ]]; then
 fi
 start_cluster blue BLUE_PORT
 start_cluster green GREEN_PORT
-admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@127.0.0.1:$1/postgres" "${@:2}"; }
 # bluegreen runs as `app`, an owner and not a superuser (least privilege).
 admin "$BLUE_PORT" -c "create role app login" -c "create database app owner app"
 admin "$GREEN_PORT" -c "create role app login" -c "create database app owner app" -c "create database raw owner app"
@@ -227,7 +201,6 @@ BLUE_URL=postgresql://app@127.0.0.1:$BLUE_PORT/app
 GREEN_URL=postgresql://app@127.0.0.1:$GREEN_PORT/app
 RAW_URL=postgresql://app@127.0.0.1:$GREEN_PORT/raw # v1 tables for the psql and pg_dump baselines
 export BLUE_URL GREEN_URL
-q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # The CLI as a DBA runs it; BLUE_URL/GREEN_URL name the environments. --log-format json
 # because a benchmark is not a terminal (no progress bars).
