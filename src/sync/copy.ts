@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { dropSession, ident } from '../db/connect.ts';
+import { RuntimeFailure } from '../errors.ts';
 import { hashStripper, type HashSum } from '../verify/stream-hash.ts';
 
 /** A progress stage for the stream: `counted`, when given, says how many rows have passed so far. */
@@ -53,7 +54,10 @@ export async function pipeCopy(src: pg.Client, dst: pg.Client, sql: string, rel:
   // The rows the stream stage counted, those the source sent and those the target took
   // are counted three ways: a stage that lost or made up a row must not agree with itself.
   if (hash && (hash.sum.rows - before !== out.rowCount || inn.rowCount !== out.rowCount)) {
-    throw new Error(`bluegreen: the COPY into ${rel} moved ${inn.rowCount} rows, the source sent ${out.rowCount} and the stream counted ${hash.sum.rows - before}`);
+    throw new RuntimeFailure(
+      `the COPY into ${rel} moved ${inn.rowCount} rows, the source sent ${out.rowCount} and the stream counted ${hash.sum.rows - before}`,
+      'nothing was committed; run the sync again. If the counts differ again, keep its --verbose log (a defect of bluegreen): meanwhile `sync --verify changed` does not hash in the stream, and a `bluegreen verify` after it compares every row',
+    );
   }
   return inn.rowCount;
 }

@@ -202,7 +202,8 @@ function rowHash(columns: string[], field: Field, encodings?: Map<string, Column
  */
 function sourceSide(ct: CompiledTable, columns: string[], target: Catalog, rel: (t: string) => string, encodings?: Map<string, ColumnEncoding>): Side {
   const generated = columns.some((c) => ct.generated.includes(c));
-  return { rel: sideRel(ct.key, columns, sourceField(ct, target), `(${ct.selectSql(rel, generated)}) q`, encodings), ...(generated ? {} : { rowHash: rowHash(columns, sourceField(ct, target), encodings) }) };
+  const field = sourceField(ct, target);
+  return { rel: sideRel(ct.key, columns, field, `(${ct.selectSql(rel, generated)}) q`, encodings), ...(generated ? {} : { rowHash: rowHash(columns, field, encodings) }) };
 }
 
 /** A source column as verify hashes it: the mapped value `q.c`, cast to the target column's type. */
